@@ -1,0 +1,127 @@
+"""The ``inferplane`` command line."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+__all__ = ["app"]
+
+app = typer.Typer(
+    help="inferplane: a cost-and-observability control plane for AI inference.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+model_app = typer.Typer(help="Fetch and list models in the local model cache.", no_args_is_help=True)
+bench_app = typer.Typer(help="Benchmarks (figures, not pass/fail tests).", no_args_is_help=True)
+app.add_typer(model_app, name="model")
+app.add_typer(bench_app, name="bench")
+
+
+def _fail(message: str) -> None:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code=2)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to bind; 0.0.0.0 to serve other hosts.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    model: Annotated[str | None, typer.Option(help="Known model name, local directory or HF id.")] = None,
+    max_batch_size: Annotated[int | None, typer.Option(help="Sequences per forward pass (1 = no batching).")] = None,
+    engine: Annotated[str | None, typer.Option(help="Batching engine: dynamic or continuous.")] = None,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+) -> None:
+    """Start the bundled inference service (OpenAI-compatible API, /metrics, /ready)."""
+    from pydantic import ValidationError
+
+    from inference.server import serve as run_server
+    from inference.settings import ServiceSettings
+
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    overrides = {k: v for k, v in {"model": model, "max_batch_size": max_batch_size, "engine": engine}.items()
+                 if v is not None}
+    try:
+        settings = ServiceSettings(**overrides)
+    except ValidationError as error:
+        _fail(_settings_error(error))
+    typer.echo(f"inferplane inference service: http://{host}:{port}  (model {settings.served_name}; "
+               f"OpenAI API at http://{host}:{port}/v1, metrics at /metrics)", err=True)
+    run_server(settings, host=host, port=port, log_level=log_level)
+
+
+def _settings_error(error: Exception) -> str:
+    from pydantic import ValidationError
+
+    assert isinstance(error, ValidationError)
+    problems = []
+    for item in error.errors():
+        field = ".".join(str(p) for p in item["loc"])
+        where = f"{field} (INFERPLANE_{field.upper()}): " if field else ""
+        problems.append(f"{where}{item['msg']}")
+    return "invalid service settings: " + "; ".join(problems)
+
+
+@model_app.command("pull")
+def model_pull(name: Annotated[str, typer.Argument(help="Known model name.")] = "") -> None:
+    """Download and convert a model into the local cache (default: SmolLM2-135M-Instruct)."""
+    from inference.model_store import DEFAULT_MODEL, ModelPullError, pull
+
+    try:
+        pull(name or DEFAULT_MODEL)
+    except ModelPullError as error:
+        _fail(str(error))
+
+
+@model_app.command("list")
+def model_list() -> None:
+    """List known and cached models."""
+    from inference.model_store import cache_dir, list_models
+
+    typer.echo(f"model cache: {cache_dir()}")
+    for name, description, pulled in list_models():
+        typer.echo(f"  {'*' if pulled else ' '} {name:28} {description}{'' if pulled else '  (not pulled)'}")
+
+
+@bench_app.command("inference")
+def bench_inference(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
+    model: Annotated[str | None, typer.Option(help="Model to serve.")] = None,
+    concurrency: Annotated[str, typer.Option(help="Comma-separated client counts.")] = "1,8,32",
+    max_tokens: Annotated[int, typer.Option(help="Tokens to generate per request.")] = 64,
+    requests_per_client: Annotated[int, typer.Option(help="Requests each client sends.")] = 2,
+    output: Annotated[Path | None, typer.Option(help="Also write the JSON here.")] = None,
+) -> None:
+    """Batched service vs. batching off vs. the raw model; tokens/s, latency, TTFT, cold start."""
+    from inference.bench import BenchOptions, run_benchmark
+    from inference.model_store import DEFAULT_MODEL
+
+    try:
+        levels = [int(c) for c in concurrency.split(",")]
+    except ValueError:
+        _fail(f"--concurrency must be comma-separated integers, got {concurrency!r}")
+    options = BenchOptions(model=model or DEFAULT_MODEL, concurrency=levels, max_tokens=max_tokens,
+                           requests_per_client=requests_per_client)
+    results = run_benchmark(options, progress=lambda m: typer.echo(m, err=True))
+    text = json.dumps(results, indent=2)
+    if output:
+        output.write_text(text + "\n")
+    if as_json:
+        typer.echo(text)
+    else:
+        from inference.bench import summary
+
+        typer.echo(summary(results))
+
+
+def main() -> None:
+    app(prog_name="inferplane")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
