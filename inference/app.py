@@ -223,4 +223,6 @@ def _describe(problem: dict[str, Any]) -> str:
     if problem.get("type") == "json_invalid":
         return f"the body is not valid JSON ({problem.get('ctx', {}).get('error', 'parse error')})"
     where = ".".join(str(p) for p in problem.get("loc", ())[1:]) or "body"
+    if where == "body" and problem.get("type") in ("model_attributes_type", "dict_type", "missing"):
+        return "the body must be a JSON object"
     return f"{where}: {problem.get('msg', 'invalid')}"

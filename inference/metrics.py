@@ -166,6 +166,9 @@ class ServiceMetrics:
         self._cache_misses = bound(Counter(
             "inferplane_cache_misses", "Cacheable requests the cache could not answer.",
             names, registry=r))
+        self._cancelled = bound(Counter(
+            "inferplane_requests_cancelled", "Requests whose client left or timed out mid-generation.",
+            names, registry=r))
         rejected = Counter("inferplane_requests_rejected", "Requests refused, by reason.",
                            [*names, "reason"], registry=r)
         self._rejected = {reason: rejected.labels(*values, reason) for reason in REJECTION_REASONS}
@@ -180,6 +183,9 @@ class ServiceMetrics:
             self._ttft.observe(record.time_to_first_token_s)
         self._prompt_tokens.inc(record.prompt_tokens)
         self._generated_tokens.inc(record.generated_tokens)
+
+    def record_cancelled(self) -> None:
+        self._cancelled.inc()
 
     def record_cache(self, hit: bool) -> None:
         (self._cache_hits if hit else self._cache_misses).inc()

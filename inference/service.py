@@ -312,8 +312,10 @@ class InferenceService:
                 "(INFERPLANE_REQUEST_TIMEOUT_S)"
             ) from None
         finally:
+            if not handle.finished and not text.stopped:
+                self.metrics.record_cancelled()  # the client left or the request timed out
             if not handle.finished:
-                handle.cancel()  # the client left, timed out, or a stop string matched
+                handle.cancel()
         if tail := text.finish():
             yield tail
         yield Completion(finish, len(prepared.prompt_ids), generated)
