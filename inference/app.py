@@ -80,7 +80,9 @@ def create_app(settings: ServiceSettings | None = None, service: InferenceServic
     async def chat_completions(body: ChatCompletionRequest, request: Request) -> Response:
         messages = [{"role": _role(m.role), "content": m.text()} for m in body.messages]
         return await _complete(
-            request, "chat", body,
+            request,
+            "chat",
+            body,
             lambda: service.prepare_chat(messages, **_sampling(body, body.requested_max_tokens)),
         )
 
@@ -88,18 +90,25 @@ def create_app(settings: ServiceSettings | None = None, service: InferenceServic
     async def completions(body: CompletionRequest, request: Request) -> Response:
         prompt = str(body.prompt)
         return await _complete(
-            request, "text", body,
+            request,
+            "text",
+            body,
             lambda: service.prepare_text(prompt, **_sampling(body, body.requested_max_tokens)),
         )
 
     @app.post("/generate", dependencies=guarded)
     async def generate(body: GenerateRequest, request: Request) -> dict[str, Any]:
         with service.admit():
-            prepared = service.prepare_text(body.prompt, max_tokens=body.max_tokens,
-                                             temperature=body.temperature)
+            prepared = service.prepare_text(
+                body.prompt, max_tokens=body.max_tokens, temperature=body.temperature
+            )
             text, done = await _until_disconnect(request, _collect(service, prepared))
-        return {"text": text, "prompt_tokens": done.prompt_tokens,
-                "generated_tokens": done.completion_tokens, "finish_reason": done.finish_reason}
+        return {
+            "text": text,
+            "prompt_tokens": done.prompt_tokens,
+            "generated_tokens": done.completion_tokens,
+            "finish_reason": done.finish_reason,
+        }
 
     @app.post("/admin/drain", dependencies=guarded)
     async def drain(body: DrainRequest | None = None) -> dict[str, Any]:
@@ -123,8 +132,11 @@ def create_app(settings: ServiceSettings | None = None, service: InferenceServic
             return StreamingResponse(events, media_type="text/event-stream")
         with stack:
             text, done = await _until_disconnect(request, _collect(service, prepared))
-        return JSONResponse(responses.final(shape, request_id, model, text, done.finish_reason,
-                                            done.prompt_tokens, done.completion_tokens))
+        return JSONResponse(
+            responses.final(
+                shape, request_id, model, text, done.finish_reason, done.prompt_tokens, done.completion_tokens
+            )
+        )
 
     return app
 
@@ -135,8 +147,12 @@ def _role(role: str) -> str:
 
 
 def _sampling(body: Any, max_tokens: int | None) -> dict[str, Any]:
-    return {"max_tokens": max_tokens, "temperature": body.temperature, "top_p": body.top_p,
-            "stop": body.stop_strings}
+    return {
+        "max_tokens": max_tokens,
+        "temperature": body.temperature,
+        "top_p": body.top_p,
+        "stop": body.stop_strings,
+    }
 
 
 async def _collect(service: InferenceService, prepared: Prepared) -> tuple[str, Completion]:
@@ -174,9 +190,15 @@ async def _wait_for_disconnect(request: Request) -> None:
         pass
 
 
-async def _sse(service: InferenceService, prepared: Prepared, shape: responses.Shape,
-               request_id: str, model: str, include_usage: bool, admission: ExitStack
-               ) -> AsyncIterator[bytes]:
+async def _sse(
+    service: InferenceService,
+    prepared: Prepared,
+    shape: responses.Shape,
+    request_id: str,
+    model: str,
+    include_usage: bool,
+    admission: ExitStack,
+) -> AsyncIterator[bytes]:
     """Server-sent events; holds the request's admission place until the stream ends."""
     async with AsyncExitStack() as stack:
         stack.enter_context(admission)
@@ -189,7 +211,9 @@ async def _sse(service: InferenceService, prepared: Prepared, shape: responses.S
                     yield responses.sse(responses.chunk(shape, request_id, model, None, item.finish_reason))
                     if include_usage:
                         counts = responses.usage(item.prompt_tokens, item.completion_tokens)
-                        yield responses.sse(responses.chunk(shape, request_id, model, None, usage_counts=counts))
+                        yield responses.sse(
+                            responses.chunk(shape, request_id, model, None, usage_counts=counts)
+                        )
                     continue
                 if first and shape == "chat":
                     yield responses.sse(responses.chunk(shape, request_id, model, ""))

@@ -21,6 +21,7 @@ import queue
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -47,7 +48,7 @@ class _Batch:
     """The running sequences and their shared, left-padded KV cache."""
 
     sequences: list[_Sequence] = field(default_factory=list)
-    cache: object | None = None  # transformers DynamicCache, [B, heads, T, dim] per layer
+    cache: Any = None  # transformers DynamicCache, [B, heads, T, dim] per layer
     mask: torch.Tensor | None = None  # [B, T] 1 where the cache holds a real token
     next_tokens: torch.Tensor | None = None  # [B] sampled, not yet fed to the model
     positions: torch.Tensor | None = None  # [B] position id of next_tokens
@@ -99,7 +100,7 @@ class DynamicBatchingEngine:
                         self._prefill(newcomers)
                     if self._batch.sequences:
                         self._decode_step()
-                except Exception as error:  # noqa: BLE001 - one bad step must not kill the engine
+                except Exception as error:  # one bad step must not kill the engine
                     log.exception("forward pass failed; failing the %d requests in it", len(self._batch))
                     self._fail_all(newcomers, f"{type(error).__name__}: {error}")
                 self._publish_counts()
@@ -141,9 +142,7 @@ class DynamicBatchingEngine:
         ids, mask = ids.to(device), mask.to(device)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         started = time.perf_counter()
-        out = self._model.model(
-            input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True
-        )
+        out = self._model.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True)
         first = _sample(out.logits[:, -1, :], [s.params for s in newcomers])
         ended = time.perf_counter()
         self.stats.record_step(len(newcomers), ended, ended - started)
@@ -253,11 +252,9 @@ def _merge(running: _Batch, incoming: _Batch) -> _Batch:
         return incoming
     assert running.mask is not None and incoming.mask is not None
     length = max(running.mask.shape[1], incoming.mask.shape[1])
-    for mine, theirs in zip(running.cache.layers, incoming.cache.layers, strict=True):  # type: ignore[union-attr]
+    for mine, theirs in zip(running.cache.layers, incoming.cache.layers, strict=True):
         mine.keys = torch.cat([_left_pad(mine.keys, length, 2), _left_pad(theirs.keys, length, 2)])
-        mine.values = torch.cat(
-            [_left_pad(mine.values, length, 2), _left_pad(theirs.values, length, 2)]
-        )
+        mine.values = torch.cat([_left_pad(mine.values, length, 2), _left_pad(theirs.values, length, 2)])
     return _Batch(
         running.sequences + incoming.sequences,
         running.cache,
@@ -275,7 +272,7 @@ def _select(batch: _Batch, rows: list[int]) -> _Batch:
     index = torch.tensor(rows, device=batch.mask.device)
     mask = batch.mask[index]
     first_real = int((mask.sum(0) > 0).nonzero()[0])
-    for layer in batch.cache.layers:  # type: ignore[union-attr]
+    for layer in batch.cache.layers:
         layer.keys = layer.keys[index, :, first_real:]
         layer.values = layer.values[index, :, first_real:]
     return _Batch(

@@ -76,7 +76,7 @@ def load_model(path_or_id: str, name: str | None = None, device: str = "auto") -
             "Run `inferplane model pull` for the default model, or pass a local directory "
             "holding config.json, the weights and the tokenizer."
         ) from error
-    model.to(torch_device).eval()
+    model.to(torch_device).eval()  # type: ignore[arg-type]
     return LoadedModel(
         name=name or path_or_id,
         model=model,

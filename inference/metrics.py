@@ -149,31 +149,56 @@ class ServiceMetrics:
             return metric.labels(*values)
 
         r = self.registry
-        self._latency = bound(Histogram(
-            "inferplane_request_latency_seconds", "Time from admission to the last token.",
-            names, registry=r, buckets=LATENCY_BUCKETS))
-        self._ttft = bound(Histogram(
-            "inferplane_time_to_first_token_seconds", "Time from admission to the first token.",
-            names, registry=r, buckets=TTFT_BUCKETS))
-        self._prompt_tokens = bound(Counter(
-            "inferplane_prompt_tokens", "Prompt tokens of finished requests.", names, registry=r))
-        self._generated_tokens = bound(Counter(
-            "inferplane_generated_tokens", "Tokens generated.", names, registry=r))
-        self._requests = bound(Counter(
-            "inferplane_requests", "Generation requests finished.", names, registry=r))
-        self._cache_hits = bound(Counter(
-            "inferplane_cache_hits", "Requests answered from the response cache.", names, registry=r))
-        self._cache_misses = bound(Counter(
-            "inferplane_cache_misses", "Cacheable requests the cache could not answer.",
-            names, registry=r))
-        self._cancelled = bound(Counter(
-            "inferplane_requests_cancelled", "Requests whose client left or timed out mid-generation.",
-            names, registry=r))
-        rejected = Counter("inferplane_requests_rejected", "Requests refused, by reason.",
-                           [*names, "reason"], registry=r)
+        self._latency = bound(
+            Histogram(
+                "inferplane_request_latency_seconds",
+                "Time from admission to the last token.",
+                names,
+                registry=r,
+                buckets=LATENCY_BUCKETS,
+            )
+        )
+        self._ttft = bound(
+            Histogram(
+                "inferplane_time_to_first_token_seconds",
+                "Time from admission to the first token.",
+                names,
+                registry=r,
+                buckets=TTFT_BUCKETS,
+            )
+        )
+        self._prompt_tokens = bound(
+            Counter("inferplane_prompt_tokens", "Prompt tokens of finished requests.", names, registry=r)
+        )
+        self._generated_tokens = bound(
+            Counter("inferplane_generated_tokens", "Tokens generated.", names, registry=r)
+        )
+        self._requests = bound(
+            Counter("inferplane_requests", "Generation requests finished.", names, registry=r)
+        )
+        self._cache_hits = bound(
+            Counter("inferplane_cache_hits", "Requests answered from the response cache.", names, registry=r)
+        )
+        self._cache_misses = bound(
+            Counter(
+                "inferplane_cache_misses", "Cacheable requests the cache could not answer.", names, registry=r
+            )
+        )
+        self._cancelled = bound(
+            Counter(
+                "inferplane_requests_cancelled",
+                "Requests whose client left or timed out mid-generation.",
+                names,
+                registry=r,
+            )
+        )
+        rejected = Counter(
+            "inferplane_requests_rejected", "Requests refused, by reason.", [*names, "reason"], registry=r
+        )
         self._rejected = {reason: rejected.labels(*values, reason) for reason in REJECTION_REASONS}
-        self._load_seconds = bound(Gauge(
-            "inferplane_model_load_seconds", "Seconds the model took to load.", names, registry=r))
+        self._load_seconds = bound(
+            Gauge("inferplane_model_load_seconds", "Seconds the model took to load.", names, registry=r)
+        )
         self.registry.register(_LiveReadings(labels, engine_stats, waiting, gpus or GpuReader(), clock))
 
     def record_request(self, record: RequestRecord) -> None:

@@ -152,7 +152,7 @@ def _convert(gguf: Path, target: Path, say: Progress) -> None:
     model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
     # The weights are plain floats once dequantized; dropping the GGUF quantizer record
     # is what lets transformers save them as ordinary safetensors.
-    model.hf_quantizer = None
+    model.hf_quantizer = None  # type: ignore[assignment]
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     partial = target.with_name(target.name + ".partial")

@@ -46,8 +46,15 @@ def _envelope(shape: Shape, request_id: str, model: str, stream: bool) -> dict[s
     }
 
 
-def final(shape: Shape, request_id: str, model: str, text: str, finish_reason: str,
-          prompt_tokens: int, completion_tokens: int) -> dict[str, Any]:
+def final(
+    shape: Shape,
+    request_id: str,
+    model: str,
+    text: str,
+    finish_reason: str,
+    prompt_tokens: int,
+    completion_tokens: int,
+) -> dict[str, Any]:
     """The whole, non-streamed response."""
     body = _envelope(shape, request_id, model, stream=False)
     body["choices"] = [_choice(shape, text, finish_reason, delta=False)]
@@ -55,8 +62,14 @@ def final(shape: Shape, request_id: str, model: str, text: str, finish_reason: s
     return body
 
 
-def chunk(shape: Shape, request_id: str, model: str, text: str | None,
-          finish_reason: str | None = None, usage_counts: dict[str, int] | None = None) -> dict[str, Any]:
+def chunk(
+    shape: Shape,
+    request_id: str,
+    model: str,
+    text: str | None,
+    finish_reason: str | None = None,
+    usage_counts: dict[str, int] | None = None,
+) -> dict[str, Any]:
     """One streamed chunk; ``text=None`` with a finish reason closes the choice."""
     body = _envelope(shape, request_id, model, stream=True)
     body["choices"] = [] if usage_counts else [_choice(shape, text, finish_reason, delta=True)]

@@ -49,18 +49,21 @@ class _DrainingServer(uvicorn.Server):
         self._service.begin_drain()
         settings = self._service.settings
         if not await self._service.wait_idle(settings.drain_timeout_s):
-            log.warning("drain timeout (%s s) passed with %d requests in flight",
-                        settings.drain_timeout_s, self._service.in_flight)
+            log.warning(
+                "drain timeout (%s s) passed with %d requests in flight",
+                settings.drain_timeout_s,
+                self._service.in_flight,
+            )
         log.info("drained; shutting down")
         self.should_exit = True
 
 
-def serve(settings: ServiceSettings, host: str = "127.0.0.1", port: int = 8000,
-          log_level: str = "info") -> None:
+def serve(
+    settings: ServiceSettings, host: str = "127.0.0.1", port: int = 8000, log_level: str = "info"
+) -> None:
     """Serve until drained; blocks."""
     service = InferenceService(settings)
     app = create_app(settings, service)
-    config = uvicorn.Config(app, host=host, port=port, log_level=log_level,
-                            timeout_graceful_shutdown=5)
+    config = uvicorn.Config(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=5)
     server = _DrainingServer(config, service, app.state.exit_requested)
     server.run()

@@ -18,7 +18,7 @@ import asyncio
 import hmac
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -223,7 +223,7 @@ class InferenceService:
         model = self._model()
         try:
             encoded = model.tokenizer.apply_chat_template(messages, add_generation_prompt=True)
-        except Exception as error:  # noqa: BLE001 - a template error is the request's fault
+        except Exception as error:  # a template error is the request's fault
             raise BadRequest(f"messages could not be formatted for this model: {error}") from error
         ids = encoded["input_ids"] if hasattr(encoded, "keys") else encoded
         return self._prepare(list(ids), "chat", **sampling)
@@ -277,7 +277,7 @@ class InferenceService:
 
     # -- generation ------------------------------------------------------------------------
 
-    async def generate(self, prepared: Prepared) -> AsyncIterator[str | Completion]:
+    async def generate(self, prepared: Prepared) -> AsyncGenerator[str | Completion]:
         """Yield text deltas, then one ``Completion``. Closing the iterator cancels the work."""
         started = self.clock()
         cached = self._cache_get(prepared)
@@ -308,8 +308,7 @@ class InferenceService:
         except TimeoutError:
             self.metrics.record_rejection("timeout")
             raise RequestTimeout(
-                f"the request ran past {self.settings.request_timeout_s:g} s "
-                "(INFERPLANE_REQUEST_TIMEOUT_S)"
+                f"the request ran past {self.settings.request_timeout_s:g} s (INFERPLANE_REQUEST_TIMEOUT_S)"
             ) from None
         finally:
             if not handle.finished and not text.stopped:

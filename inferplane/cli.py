@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -33,7 +32,9 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to bind; 0.0.0.0 to serve other hosts.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     model: Annotated[str | None, typer.Option(help="Known model name, local directory or HF id.")] = None,
-    max_batch_size: Annotated[int | None, typer.Option(help="Sequences per forward pass (1 = no batching).")] = None,
+    max_batch_size: Annotated[
+        int | None, typer.Option(help="Sequences per forward pass (1 = no batching).")
+    ] = None,
     engine: Annotated[str | None, typer.Option(help="Batching engine: dynamic or continuous.")] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
 ) -> None:
@@ -44,14 +45,20 @@ def serve(
     from inference.settings import ServiceSettings
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    overrides = {k: v for k, v in {"model": model, "max_batch_size": max_batch_size, "engine": engine}.items()
-                 if v is not None}
+    overrides = {
+        k: v
+        for k, v in {"model": model, "max_batch_size": max_batch_size, "engine": engine}.items()
+        if v is not None
+    }
     try:
-        settings = ServiceSettings(**overrides)
+        settings = ServiceSettings.model_validate(overrides)
     except ValidationError as error:
         _fail(_settings_error(error))
-    typer.echo(f"inferplane inference service: http://{host}:{port}  (model {settings.served_name}; "
-               f"OpenAI API at http://{host}:{port}/v1, metrics at /metrics)", err=True)
+    typer.echo(
+        f"inferplane inference service: http://{host}:{port}  (model {settings.served_name}; "
+        f"OpenAI API at http://{host}:{port}/v1, metrics at /metrics)",
+        err=True,
+    )
     run_server(settings, host=host, port=port, log_level=log_level)
 
 
@@ -94,7 +101,9 @@ def bench_inference(
     model: Annotated[str | None, typer.Option(help="Model to serve.")] = None,
     concurrency: Annotated[str, typer.Option(help="Comma-separated client counts.")] = "1,8,32",
     max_tokens: Annotated[int, typer.Option(help="Tokens to generate per request.")] = 64,
-    requests_per_client: Annotated[int, typer.Option(help="Requests each client sends.")] = 2,
+    requests_per_client: Annotated[int, typer.Option(help="Requests each client sends.")] = 1,
+    engines: Annotated[str, typer.Option(help="Engines to compare, first is the main one.")] = "dynamic",
+    cold_starts: Annotated[int, typer.Option(help="Cold starts to time (median reported).")] = 3,
     output: Annotated[Path | None, typer.Option(help="Also write the JSON here.")] = None,
 ) -> None:
     """Batched service vs. batching off vs. the raw model; tokens/s, latency, TTFT, cold start."""
@@ -105,8 +114,14 @@ def bench_inference(
         levels = [int(c) for c in concurrency.split(",")]
     except ValueError:
         _fail(f"--concurrency must be comma-separated integers, got {concurrency!r}")
-    options = BenchOptions(model=model or DEFAULT_MODEL, concurrency=levels, max_tokens=max_tokens,
-                           requests_per_client=requests_per_client)
+    options = BenchOptions(
+        model=model or DEFAULT_MODEL,
+        concurrency=levels,
+        max_tokens=max_tokens,
+        requests_per_client=requests_per_client,
+        engines=engines.split(","),
+        cold_starts=cold_starts,
+    )
     results = run_benchmark(options, progress=lambda m: typer.echo(m, err=True))
     text = json.dumps(results, indent=2)
     if output:
@@ -124,4 +139,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -48,10 +48,12 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize(("path", "body", "status", "words"), [c[1:] for c in CASES],
-                         ids=[c[0] for c in CASES])
-def test_bad_input_is_refused_clearly(service: ServiceProcess, path: str, body: object, status: int,
-                                      words: str) -> None:
+@pytest.mark.parametrize(
+    ("path", "body", "status", "words"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
+)
+def test_bad_input_is_refused_clearly(
+    service: ServiceProcess, path: str, body: object, status: int, words: str
+) -> None:
     if isinstance(body, bytes):
         reply = httpx.post(service.url + path, content=body, headers={"content-type": "application/json"})
     else:

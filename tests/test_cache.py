@@ -13,8 +13,11 @@ REDIS_URL = "redis://127.0.0.1:6379/13"
 
 
 def ask(url: str, prompt: str, temperature: float = 0.0) -> dict:
-    reply = httpx.post(url + "/v1/completions", timeout=60,
-                       json={"prompt": prompt, "max_tokens": 12, "temperature": temperature})
+    reply = httpx.post(
+        url + "/v1/completions",
+        timeout=60,
+        json={"prompt": prompt, "max_tokens": 12, "temperature": temperature},
+    )
     assert reply.status_code == 200, reply.text
     return reply.json()
 
@@ -28,7 +31,9 @@ def test_deterministic_requests_are_answered_from_memory(service: ServiceProcess
     assert second["usage"] == first["usage"]
     assert service.metric("inferplane_cache_hits_total") == hits + 1
     # Only the first answer cost compute.
-    assert service.metric("inferplane_generated_tokens_total") == generated + first["usage"]["completion_tokens"]
+    assert (
+        service.metric("inferplane_generated_tokens_total") == generated + first["usage"]["completion_tokens"]
+    )
 
 
 def test_sampled_requests_never_touch_the_cache(service: ServiceProcess) -> None:

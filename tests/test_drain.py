@@ -17,8 +17,12 @@ CLIENTS = 16
 
 def stream_chat(url: str, index: int, started: threading.Barrier) -> tuple[str, str | None, bool]:
     """Stream one chat answer; return (text, finish_reason, saw [DONE])."""
-    body = {"messages": [{"role": "user", "content": f"Write a poem about the number {index}."}],
-            "max_tokens": 48, "temperature": 0.8, "stream": True}
+    body = {
+        "messages": [{"role": "user", "content": f"Write a poem about the number {index}."}],
+        "max_tokens": 48,
+        "temperature": 0.8,
+        "stream": True,
+    }
     text, finish, done, waited = "", None, False, False
     with httpx.stream("POST", url + "/v1/chat/completions", json=body, timeout=120) as reply:
         assert reply.status_code == 200, reply.read()
@@ -59,8 +63,12 @@ def test_sigterm_under_16_streaming_clients_loses_none(tmp_path) -> None:
 def test_drain_call_for_routers_then_exit(tmp_path) -> None:
     replica = start_service(tmp_path)
     with ThreadPoolExecutor(1) as pool:
-        in_flight = pool.submit(httpx.post, replica.url + "/generate", timeout=60,
-                                json={"prompt": "Once upon a time", "max_tokens": 40, "temperature": 0.9})
+        in_flight = pool.submit(
+            httpx.post,
+            replica.url + "/generate",
+            timeout=60,
+            json={"prompt": "Once upon a time", "max_tokens": 40, "temperature": 0.9},
+        )
         wait_for(lambda: replica.metric("inferplane_requests_running") == 1, 10, "the request to run")
         reply = httpx.post(replica.url + "/admin/drain", json={"exit": True})
         assert reply.json() == {"draining": True, "in_flight": 1}

@@ -11,8 +11,11 @@ import pytest
 
 from tests.conftest import ServiceProcess, start_service
 
-LONG_PROMPT = {"prompt": "Here is a very long story about a dragon and a knight. Once upon a time",
-               "max_tokens": 256, "temperature": 0.9}
+LONG_PROMPT = {
+    "prompt": "Here is a very long story about a dragon and a knight. Once upon a time",
+    "max_tokens": 256,
+    "temperature": 0.9,
+}
 
 
 def wait_for(condition, deadline_s: float, what: str) -> None:  # type: ignore[no-untyped-def]
@@ -27,9 +30,13 @@ def wait_for(condition, deadline_s: float, what: str) -> None:  # type: ignore[n
 def test_overload_gives_429_with_retry_after_and_never_500(tmp_path) -> None:
     replica = start_service(tmp_path, max_batch_size=2, max_queue=2, max_tokens_limit=64)
     try:
+
         def one(i: int) -> httpx.Response:
-            return httpx.post(replica.url + "/v1/completions", timeout=120,
-                              json={"prompt": f"Tell me about {i}", "max_tokens": 24, "temperature": 0.7})
+            return httpx.post(
+                replica.url + "/v1/completions",
+                timeout=120,
+                json={"prompt": f"Tell me about {i}", "max_tokens": 24, "temperature": 0.7},
+            )
 
         with ThreadPoolExecutor(24) as pool:
             replies = list(pool.map(one, range(24)))
@@ -83,6 +90,9 @@ def test_a_client_that_leaves_stops_costing_compute(service: ServiceProcess, str
     client.join(timeout=30)
     assert left.is_set()
     # Cancelled, not finished: the counter only moves for work dropped mid-generation.
-    wait_for(lambda: service.metric("inferplane_requests_cancelled_total") == cancelled + 1, 5,
-             "the service to notice the client left")
+    wait_for(
+        lambda: service.metric("inferplane_requests_cancelled_total") == cancelled + 1,
+        5,
+        "the service to notice the client left",
+    )
     wait_for(lambda: service.metric("inferplane_requests_running") == 0, 5, "the engine to drop it")

@@ -40,23 +40,43 @@ def test_metrics_pass_promtool_and_carry_the_labels(service: ServiceProcess) -> 
 
 
 def test_token_counters_and_histograms_follow_the_requests(service: ServiceProcess) -> None:
-    before = {n: service.metric(n) for n in ("inferplane_prompt_tokens_total",
-                                             "inferplane_generated_tokens_total",
-                                             "inferplane_request_latency_seconds_count",
-                                             "inferplane_time_to_first_token_seconds_count",
-                                             "inferplane_batch_size_count")}
-    reply = httpx.post(service.url + "/v1/completions", timeout=60,
-                       json={"prompt": "Count: one, two,", "max_tokens": 6, "temperature": 0.8})
+    before = {
+        n: service.metric(n)
+        for n in (
+            "inferplane_prompt_tokens_total",
+            "inferplane_generated_tokens_total",
+            "inferplane_request_latency_seconds_count",
+            "inferplane_time_to_first_token_seconds_count",
+            "inferplane_batch_size_count",
+        )
+    }
+    reply = httpx.post(
+        service.url + "/v1/completions",
+        timeout=60,
+        json={"prompt": "Count: one, two,", "max_tokens": 6, "temperature": 0.8},
+    )
     usage = reply.json()["usage"]
     after = {n: service.metric(n) for n in before}
-    assert after["inferplane_prompt_tokens_total"] - before["inferplane_prompt_tokens_total"] == \
-        usage["prompt_tokens"]
-    assert after["inferplane_generated_tokens_total"] - before["inferplane_generated_tokens_total"] == \
-        usage["completion_tokens"]
-    assert after["inferplane_request_latency_seconds_count"] == before["inferplane_request_latency_seconds_count"] + 1
-    assert after["inferplane_time_to_first_token_seconds_count"] == \
-        before["inferplane_time_to_first_token_seconds_count"] + 1
+    assert (
+        after["inferplane_prompt_tokens_total"] - before["inferplane_prompt_tokens_total"]
+        == usage["prompt_tokens"]
+    )
+    assert (
+        after["inferplane_generated_tokens_total"] - before["inferplane_generated_tokens_total"]
+        == usage["completion_tokens"]
+    )
+    assert (
+        after["inferplane_request_latency_seconds_count"]
+        == before["inferplane_request_latency_seconds_count"] + 1
+    )
+    assert (
+        after["inferplane_time_to_first_token_seconds_count"]
+        == before["inferplane_time_to_first_token_seconds_count"] + 1
+    )
     # one prefill plus one decode step per further token
-    assert after["inferplane_batch_size_count"] - before["inferplane_batch_size_count"] >= usage["completion_tokens"]
+    assert (
+        after["inferplane_batch_size_count"] - before["inferplane_batch_size_count"]
+        >= usage["completion_tokens"]
+    )
     assert service.metric("inferplane_model_load_seconds") > 0
     assert 0 <= service.metric("inferplane_engine_busy_ratio") <= 1

@@ -32,7 +32,11 @@ def test_chat_completion_answers_with_usage(client: openai.OpenAI) -> None:
 def test_streaming_chat_matches_the_whole_answer(client: openai.OpenAI) -> None:
     messages = [{"role": "user", "content": "Name three colours."}]
     stream = client.chat.completions.create(
-        model="m", messages=messages, max_tokens=20, temperature=0, stream=True,
+        model="m",
+        messages=messages,
+        max_tokens=20,
+        temperature=0,
+        stream=True,
         stream_options={"include_usage": True},
     )
     pieces, finish, usage = [], None, None
@@ -52,8 +56,9 @@ def test_streaming_chat_matches_the_whole_answer(client: openai.OpenAI) -> None:
 def test_text_completion_and_stop_sequence(client: openai.OpenAI) -> None:
     free = client.completions.create(model="m", prompt="1, 2, 3, 4,", max_tokens=12, temperature=0)
     assert free.choices[0].text.strip().startswith("5")
-    stopped = client.completions.create(model="m", prompt="1, 2, 3, 4,", max_tokens=12, temperature=0,
-                                        stop=["7"])
+    stopped = client.completions.create(
+        model="m", prompt="1, 2, 3, 4,", max_tokens=12, temperature=0, stop=["7"]
+    )
     assert "7" not in stopped.choices[0].text
     assert stopped.choices[0].finish_reason == "stop"
     assert free.choices[0].text.startswith(stopped.choices[0].text)
@@ -68,8 +73,11 @@ def test_streaming_text_completion(client: openai.OpenAI) -> None:
 
 def test_sampling_with_temperature_varies_and_respects_length(client: openai.OpenAI) -> None:
     answers = {
-        client.completions.create(model="m", prompt="My favourite animal is", max_tokens=8,
-                                  temperature=1.5, top_p=0.95).choices[0].text
+        client.completions.create(
+            model="m", prompt="My favourite animal is", max_tokens=8, temperature=1.5, top_p=0.95
+        )
+        .choices[0]
+        .text
         for _ in range(4)
     }
     assert len(answers) > 1, "sampling at temperature 1.5 should not repeat itself four times"
@@ -80,8 +88,9 @@ def test_models_lists_the_served_model(client: openai.OpenAI) -> None:
 
 
 def test_generate_endpoint_of_the_reference_article(service: ServiceProcess) -> None:
-    reply = httpx.post(service.url + "/generate", json={"prompt": "The capital of France is",
-                                                         "max_tokens": 8}, timeout=60)
+    reply = httpx.post(
+        service.url + "/generate", json={"prompt": "The capital of France is", "max_tokens": 8}, timeout=60
+    )
     assert reply.status_code == 200
     body = reply.json()
     assert "Paris" in body["text"]
@@ -104,8 +113,9 @@ def test_api_keys_guard_the_api_but_not_the_probes(tmp_path) -> None:
         missing = httpx.post(replica.url + "/generate", json={"prompt": "hi"})
         assert missing.status_code == 401 and missing.headers["www-authenticate"] == "Bearer"
         good = openai.OpenAI(base_url=replica.url + "/v1", api_key="k-two", max_retries=0)
-        reply = good.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}],
-                                             max_tokens=4)
+        reply = good.chat.completions.create(
+            model="m", messages=[{"role": "user", "content": "hi"}], max_tokens=4
+        )
         assert reply.usage.completion_tokens > 0
         assert httpx.get(replica.url + "/ready").status_code == 200
         assert httpx.get(replica.url + "/metrics").status_code == 200
