@@ -142,7 +142,11 @@ class DynamicBatchingEngine:
         ids, mask = ids.to(device), mask.to(device)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         started = time.perf_counter()
-        out = self._model.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True)
+        # logits_to_keep=1: only the last position is sampled, and projecting every prompt
+        # position onto the vocabulary would cost more than the layers themselves.
+        out = self._model.model(
+            input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1
+        )
         first = _sample(out.logits[:, -1, :], [s.params for s in newcomers])
         ended = time.perf_counter()
         self.stats.record_step(len(newcomers), ended, ended - started)
@@ -160,6 +164,7 @@ class DynamicBatchingEngine:
             position_ids=batch.positions[:, None],
             past_key_values=batch.cache,
             use_cache=True,
+            logits_to_keep=1,
         )
         batch.next_tokens = _sample(out.logits[:, -1, :], [s.params for s in batch.sequences])
         ended = time.perf_counter()

@@ -42,7 +42,7 @@ CASES = [
     ("echo", TEXT, {"prompt": "a", "echo": True}, 400, "echo"),
     ("generate without prompt", "/generate", {"max_tokens": 3}, 400, "prompt"),
     ("generate negative tokens", "/generate", {"prompt": "a", "max_tokens": -1}, 400, "max_tokens"),
-    # Found by fuzzing the OpenAPI schema (tests/test_fuzz_openapi.py):
+    # Shapes the OpenAPI fuzzer (tests/test_fuzz_openapi.py) generates, pinned as rows here:
     ("null body", CHAT, b"null", 400, "JSON object"),
     ("nul characters", TEXT, {"prompt": "\u0000\u0000", "max_tokens": 1}, 200, ""),
 ]

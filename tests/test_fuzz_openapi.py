@@ -1,7 +1,8 @@
 """Fuzz every operation of the OpenAPI schema against a real replica (schemathesis).
 
 Whatever the generated input, the service must never answer 5xx and must keep its own
-response contract. Cases this found are kept as named rows in test_bad_input.py.
+response contract. Input shapes it generates (null bodies, NUL characters) are pinned as
+named rows in test_bad_input.py.
 (Driven through schemathesis' Python API: its pytest plugin does not load under pytest 9.)
 """
 
