@@ -1,4 +1,4 @@
-"""The dynamic batching engine against the real model, in process.
+"""Every batching engine against the real model, in process.
 
 Batched generation must be exactly what the model generates alone (greedy), whatever
 joins or leaves the batch meanwhile; cancelled work must stop.
@@ -11,8 +11,7 @@ import asyncio
 import pytest
 import torch
 
-from inference.batching import DynamicBatchingEngine
-from inference.engine import SamplingParams, TokenEvent, build_engine
+from inference.engine import ENGINES, SamplingParams, TokenEvent, build_engine
 from inference.loading import LoadedModel, load_model
 
 PROMPTS = [
@@ -60,8 +59,9 @@ async def collect(engine, ids: list[int], params: SamplingParams, delay_s: float
     return tokens, last
 
 
-async def test_batched_greedy_output_equals_the_model_alone(model: LoadedModel) -> None:
-    engine = DynamicBatchingEngine(model, max_batch_size=4, max_wait_s=0.01)
+@pytest.mark.parametrize("engine_name", sorted(ENGINES))
+async def test_batched_greedy_output_equals_the_model_alone(model: LoadedModel, engine_name: str) -> None:
+    engine = build_engine(engine_name, model, max_batch_size=4, max_wait_s=0.01)
     engine.start()
     try:
         params = SamplingParams(max_new_tokens=24, stop_token_ids=model.eos_token_ids)
@@ -79,8 +79,9 @@ async def test_batched_greedy_output_equals_the_model_alone(model: LoadedModel) 
     assert max(engine.stats.snapshot_batch_sizes()) > 1, "requests really shared forward passes"
 
 
-async def test_cancel_stops_generation_and_frees_the_slot(model: LoadedModel) -> None:
-    engine = DynamicBatchingEngine(model, max_batch_size=2, max_wait_s=0.0)
+@pytest.mark.parametrize("engine_name", sorted(ENGINES))
+async def test_cancel_stops_generation_and_frees_the_slot(model: LoadedModel, engine_name: str) -> None:
+    engine = build_engine(engine_name, model, max_batch_size=2, max_wait_s=0.0)
     engine.start()
     try:
         handle = engine.submit(
