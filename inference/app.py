@@ -128,8 +128,8 @@ def create_app(settings: ServiceSettings | None = None, service: InferenceServic
         model, request_id = service.settings.served_name, responses.new_id(shape)
         if body.stream:
             include_usage = bool(body.stream_options and body.stream_options.include_usage)
-            events = _sse(service, prepared, shape, request_id, model, include_usage, stack)
-            return StreamingResponse(events, media_type="text/event-stream")
+            events = _sse(service, prepared, shape, request_id, model, include_usage)
+            return _AdmittedStream(events, stack)
         with stack:
             text, done = await _until_disconnect(request, _collect(service, prepared))
         return JSONResponse(
@@ -190,6 +190,22 @@ async def _wait_for_disconnect(request: Request) -> None:
         pass
 
 
+class _AdmittedStream(StreamingResponse):
+    """A streamed answer that holds its request's admission place until it is fully sent.
+
+    Released here rather than in the body iterator: when a client disconnects before the
+    first chunk, the iterator never starts and its cleanup never runs.
+    """
+
+    def __init__(self, events: AsyncIterator[bytes], admission: ExitStack) -> None:
+        super().__init__(events, media_type="text/event-stream")
+        self._admission = admission
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        with self._admission:
+            await super().__call__(scope, receive, send)
+
+
 async def _sse(
     service: InferenceService,
     prepared: Prepared,
@@ -197,11 +213,9 @@ async def _sse(
     request_id: str,
     model: str,
     include_usage: bool,
-    admission: ExitStack,
 ) -> AsyncIterator[bytes]:
-    """Server-sent events; holds the request's admission place until the stream ends."""
+    """Server-sent events of one generation, ending with ``data: [DONE]``."""
     async with AsyncExitStack() as stack:
-        stack.enter_context(admission)
         generation = service.generate(prepared)
         stack.push_async_callback(generation.aclose)  # cancels the work if the client left
         first = True

@@ -45,7 +45,7 @@ class BenchOptions:
     max_tokens: int = 64
     requests_per_client: int = 1
     max_batch_size: int = 32
-    cold_starts: int = 3
+    cold_starts: int = 5
     engines: list[str] = field(default_factory=lambda: ["dynamic"])
 
 
@@ -189,6 +189,16 @@ def _raw_ceiling(model_name: str, sequences: int, max_tokens: int) -> dict[str, 
         "wall_s": round(wall, 3),
         "tokens_per_s": round(tokens / wall, 2),
     }
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def _machine() -> dict[str, Any]:

@@ -103,7 +103,7 @@ def bench_inference(
     max_tokens: Annotated[int, typer.Option(help="Tokens to generate per request.")] = 64,
     requests_per_client: Annotated[int, typer.Option(help="Requests each client sends.")] = 1,
     engines: Annotated[str, typer.Option(help="Engines to compare, first is the main one.")] = "dynamic",
-    cold_starts: Annotated[int, typer.Option(help="Cold starts to time (median reported).")] = 3,
+    cold_starts: Annotated[int, typer.Option(help="Cold starts to time (median reported).")] = 5,
     output: Annotated[Path | None, typer.Option(help="Also write the JSON here.")] = None,
 ) -> None:
     """Batched service vs. batching off vs. the raw model; tokens/s, latency, TTFT, cold start."""
