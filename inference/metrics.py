@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from inference.engine import EngineStats
@@ -83,8 +83,6 @@ class _LiveReadings(Collector):
         yield from self._gpu_families()
 
     def _busy_seconds(self, stats: EngineStats) -> Metric:
-        from prometheus_client.core import CounterMetricFamily
-
         family = CounterMetricFamily(
             "inferplane_engine_busy_seconds",
             "Seconds the batching engine spent in forward passes.",
@@ -95,10 +93,10 @@ class _LiveReadings(Collector):
 
     def _batch_histogram(self, stats: EngineStats) -> Metric:
         counts = stats.snapshot_batch_sizes()
-        buckets, cumulative = [], 0
-        for bound in BATCH_BUCKETS:
-            cumulative = sum(n for size, n in counts.items() if size <= bound)
-            buckets.append((str(float(bound)), cumulative))
+        buckets = [
+            (str(float(bound)), sum(n for size, n in counts.items() if size <= bound))
+            for bound in BATCH_BUCKETS
+        ]
         buckets.append(("+Inf", sum(counts.values())))
         family = HistogramMetricFamily(
             "inferplane_batch_size", "Sequences per forward pass.", labels=list(self._labels)
