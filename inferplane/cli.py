@@ -18,7 +18,9 @@ app = typer.Typer(
 )
 model_app = typer.Typer(help="Fetch and list models in the local model cache.", no_args_is_help=True)
 bench_app = typer.Typer(help="Benchmarks (figures, not pass/fail tests).", no_args_is_help=True)
+config_app = typer.Typer(help="Check and print the inferplane.yaml configuration.", no_args_is_help=True)
 app.add_typer(model_app, name="model")
+app.add_typer(config_app, name="config")
 app.add_typer(bench_app, name="bench")
 
 
@@ -72,6 +74,30 @@ def _settings_error(error: Exception) -> str:
         where = f"{field} (INFERPLANE_{field.upper()}): " if field else ""
         problems.append(f"{where}{item['msg']}")
     return "invalid service settings: " + "; ".join(problems)
+
+
+@config_app.command("check")
+def config_check(
+    path: Annotated[Path, typer.Argument(help="The configuration file.")] = Path("inferplane.yaml"),
+) -> None:
+    """Validate a configuration file; every problem is named with its file, line and field."""
+    from inferplane.config import check_config
+
+    problems = check_config(path)
+    if problems:
+        for problem in problems:
+            typer.secho(problem, fg=typer.colors.RED, err=True)
+        typer.secho(f"{len(problems)} problem(s) in {path}", err=True)
+        raise typer.Exit(code=1)
+    typer.echo(f"{path}: OK")
+
+
+@config_app.command("example")
+def config_example() -> None:
+    """Print the annotated example configuration (redirect it into inferplane.yaml)."""
+    from inferplane.config import example_config_text
+
+    typer.echo(example_config_text(), nl=False)
 
 
 @model_app.command("pull")

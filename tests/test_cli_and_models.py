@@ -116,3 +116,20 @@ def test_bench_inference_reports_the_figures(tmp_path: Path, model_path: str) ->
     assert results["speedup_at_2"] > 0 and results["service_vs_raw_at_2"] > 0
     assert 0 < results["cold_start_seconds"] < 120
     assert results["modes"]["batched"]["2"]["requests"] == 2
+
+
+def test_config_example_passes_config_check(tmp_path: Path) -> None:
+    example = runner.invoke(app, ["config", "example"])
+    assert example.exit_code == 0 and "endpoints:" in example.output
+    path = tmp_path / "inferplane.yaml"
+    path.write_text(example.output)
+    checked = runner.invoke(app, ["config", "check", str(path)])
+    assert checked.exit_code == 0 and "OK" in checked.output
+
+
+def test_config_check_names_file_line_and_field(tmp_path: Path) -> None:
+    path = tmp_path / "inferplane.yaml"
+    path.write_text("endpoints:\n  - name: a\n    wat: 1\n")
+    result = runner.invoke(app, ["config", "check", str(path)])
+    assert result.exit_code == 1
+    assert f"{path}:3: endpoints[0].wat: unknown field" in result.output

@@ -1,0 +1,109 @@
+"""What every source returns: normalized samples and cost rows, and the source protocols.
+
+The vocabulary (``METRICS``) is the design's: every source maps what it reads onto these
+names, per endpoint and, where known, per replica. Counters (tokens) are stored as rates
+per second; latency and time to first token as their p50 and p95 quantiles. A missing
+or non-finite reading is never a sample: "no data" is the absence of a sample (or a
+``SourceError``), not a zero.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Literal, Protocol
+
+__all__ = [
+    "METRICS",
+    "CostRow",
+    "CostSource",
+    "MetricSource",
+    "Sample",
+    "SourceError",
+]
+
+# name -> unit; the only metric names a Sample may carry.
+METRICS: dict[str, str] = {
+    "gpu_utilization": "ratio 0..1",
+    "gpu_memory_used_bytes": "bytes",
+    "requests_running": "requests",
+    "requests_waiting": "requests",
+    "request_latency_seconds_p50": "seconds",
+    "request_latency_seconds_p95": "seconds",
+    "time_to_first_token_seconds_p50": "seconds",
+    "time_to_first_token_seconds_p95": "seconds",
+    "prompt_tokens_per_second": "tokens/s",
+    "generated_tokens_per_second": "tokens/s",
+    "requests_per_second": "requests/s",
+    "replicas": "replicas",
+    "ready_replicas": "replicas",
+}
+
+
+class SourceError(Exception):
+    """A source could not deliver; the message names the source and what failed."""
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One reading in the vocabulary. ``time`` is timezone-aware UTC; ``replica`` is ""
+    when the reading is for the endpoint as a whole."""
+
+    time: datetime
+    endpoint: str
+    metric: str
+    value: float
+    replica: str = ""
+
+    def __post_init__(self) -> None:
+        if self.metric not in METRICS:
+            raise ValueError(f"unknown metric {self.metric!r}; the vocabulary is {sorted(METRICS)}")
+        if not math.isfinite(self.value):
+            raise ValueError(f"{self.metric} for {self.endpoint!r} is not finite ({self.value})")
+        if self.time.tzinfo is None:
+            raise ValueError("sample time must be timezone-aware (UTC)")
+
+
+@dataclass(frozen=True)
+class CostRow:
+    """Money spent in one period by one endpoint or cloud resource.
+
+    ``source`` says whether the figure is ``estimated`` (computed from readings and the
+    price table) or ``billed`` (from the cloud's cost API).
+    """
+
+    period_start: datetime
+    period_end: datetime
+    endpoint: str  # endpoint name, or the cloud resource id when no endpoint maps to it
+    service: str  # e.g. "gpu", "tokens", "Azure Machine Learning"
+    amount: float
+    currency: str
+    source: Literal["estimated", "billed"]
+
+    def __post_init__(self) -> None:
+        if not math.isfinite(self.amount):
+            raise ValueError(f"cost for {self.endpoint!r} is not finite ({self.amount})")
+        if self.period_end <= self.period_start:
+            raise ValueError("a cost period must end after it starts")
+
+
+class MetricSource(Protocol):
+    """Reads metrics from one place and returns them in the vocabulary."""
+
+    name: str
+
+    def fetch(self, start: datetime, end: datetime) -> Iterable[Sample]:
+        """Samples for ``[start, end]``; raise ``SourceError`` when the source is down."""
+        ...
+
+
+class CostSource(Protocol):
+    """Reads billed cost from one place."""
+
+    name: str
+
+    def fetch_costs(self, start: date, end: date) -> Iterable[CostRow]:
+        """Daily cost rows for the days ``start..end``; raise ``SourceError`` when down."""
+        ...
