@@ -11,5 +11,5 @@ fi
 cd "$ROOT"
 "$ROOT/.venv/bin/ruff" check .
 "$ROOT/.venv/bin/ruff" format --check .
-"$ROOT/.venv/bin/mypy" inference inferplane
+"$ROOT/.venv/bin/mypy" inference inferplane collector
 exec "$ROOT/.venv/bin/python" -m pytest "$@"

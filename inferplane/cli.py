@@ -76,6 +76,39 @@ def _settings_error(error: Exception) -> str:
     return "invalid service settings: " + "; ".join(problems)
 
 
+@app.command()
+def collect(
+    config: Annotated[Path, typer.Option(help="The configuration file.")] = Path("inferplane.yaml"),
+    once: Annotated[bool, typer.Option("--once", help="One cycle, print what was stored, exit.")] = False,
+    store: Annotated[str | None, typer.Option(help="Store URL (default: the config's, else SQLite).")] = None,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+) -> None:
+    """Collect metrics and costs from every configured source into the store."""
+    from collector.main import build_collector, run_scheduled
+    from inferplane.config import ConfigError
+    from inferplane.store import StoreError
+
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        collector, plan, retention = build_collector(config, store)
+    except (ConfigError, StoreError) as error:
+        _fail(str(error))
+    if not once:
+        typer.echo(
+            f"collecting from {len(plan.metric_sources) + len(plan.cost_sources)} sources; Ctrl-C stops"
+        )
+        run_scheduled(collector, plan, retention)
+        return
+    try:
+        reports = collector.run_once()
+    finally:
+        collector.close()
+    for report in reports:
+        typer.echo(report.line())
+    if reports and all(r.error for r in reports):
+        raise typer.Exit(code=1)
+
+
 @config_app.command("check")
 def config_check(
     path: Annotated[Path, typer.Argument(help="The configuration file.")] = Path("inferplane.yaml"),
@@ -158,6 +191,39 @@ def bench_inference(
         from inference.bench import summary
 
         typer.echo(summary(results))
+
+
+@bench_app.command("store")
+def bench_store(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
+    postgres: Annotated[
+        str | None, typer.Option(help="Also measure this PostgreSQL URL (its tables are created if missing).")
+    ] = None,
+    output: Annotated[Path | None, typer.Option(help="Also write the JSON here.")] = None,
+) -> None:
+    """Store ingest rate, the 30-day dashboard query, and one collect cycle's CPU cost."""
+    import tempfile
+
+    from collector.bench import run_collect_benchmark
+    from inferplane.store import StoreError
+    from inferplane.store.bench import run_store_benchmark
+
+    results: dict[str, object] = {}
+    with tempfile.TemporaryDirectory(prefix="inferplane-bench-") as scratch:
+        typer.echo("SQLite ...", err=True)
+        results["sqlite"] = run_store_benchmark(f"sqlite:///{Path(scratch) / 'bench.db'}")
+    if postgres:
+        typer.echo("PostgreSQL ...", err=True)
+        try:
+            results["postgresql"] = run_store_benchmark(postgres)
+        except StoreError as error:
+            _fail(str(error))
+    typer.echo("collect cycle ...", err=True)
+    results["collect_cycle"] = run_collect_benchmark()
+    text = json.dumps(results, indent=2, default=str)
+    if output:
+        output.write_text(text + "\n")
+    typer.echo(text)
 
 
 def main() -> None:

@@ -94,13 +94,19 @@ class AzureMonitorResource(StrictModel):
 
     endpoint: Slug
     resource_id: AzureResourceId
-    kind: Literal["aml_deployment", "openai"]
+    kind: Literal["aml_deployment", "aml_endpoint", "openai"]
+    gpu_memory_bytes: int | None = Field(
+        None, gt=0, description="GPU memory per instance, to turn % into bytes"
+    )
 
 
 class AzureMonitorSource(_SourceBase):
     """Azure Monitor platform metrics; credentials come from azure-identity's environment."""
 
     kind: Literal["azure_monitor"]
+    metrics_endpoint: HttpUrl = Field(
+        description="regional endpoint, e.g. https://eastus.metrics.monitor.azure.com"
+    )
     interval_s: float = Field(60, gt=0)
     resources: list[AzureMonitorResource] = Field(min_length=1)
 
@@ -111,7 +117,7 @@ class AzureCostsSource(_SourceBase):
     kind: Literal["azure_costs"]
     scope: AzureScope
     interval_s: float = AZURE_COSTS_MIN_INTERVAL_S
-    tag_key: str = Field("inferplane-endpoint", min_length=1)
+    tag_key: str = Field("azuremlendpoint", min_length=1)
     tag_endpoint_map: dict[str, Slug] | None = Field(
         None, description="tag value -> endpoint name; None means the tag value is the endpoint name."
     )

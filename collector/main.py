@@ -1,0 +1,52 @@
+"""Wire a collector from a configuration file: load it, open the store, build the sources."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+from typing import Any
+
+from collector.build import Plan, build_plan
+from collector.run import Collector
+from inferplane.config import load_config, resolve_secret
+from inferplane.store import default_store_url, open_store
+
+__all__ = ["build_collector", "run_scheduled"]
+
+
+def build_collector(
+    config_path: Path, store_url: str | None = None
+) -> tuple[Collector, Plan, dict[str, int]]:
+    """A ready collector, its plan and the store's retention settings.
+
+    Raises ``ConfigError`` for a bad file and ``StoreError`` for an unreachable store.
+    """
+    config = load_config(config_path)
+    url = store_url or config.store.url or resolve_secret(config.store.url_env, None) or default_store_url()
+    store = open_store(url)
+    plan = build_plan(config)
+    collector = Collector(
+        store,
+        [source for source, _ in plan.metric_sources],
+        [source for source, _ in plan.cost_sources],
+        plan.prices,
+    )
+    retention = config.store.retention.model_dump()
+    return collector, plan, retention
+
+
+def run_scheduled(collector: Collector, plan: Plan, retention: dict[str, Any]) -> None:
+    """Run every job on a blocking scheduler until SIGTERM or Ctrl-C."""
+    from apscheduler.schedulers.blocking import BlockingScheduler
+
+    from collector.schedule import add_collect_jobs
+
+    scheduler = BlockingScheduler(timezone="UTC")
+    add_collect_jobs(scheduler, collector, plan, retention)
+    signal.signal(signal.SIGTERM, lambda *_: scheduler.shutdown(wait=False))
+    try:
+        scheduler.start()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        collector.close()

@@ -1,0 +1,213 @@
+"""Prometheus exposition text -> vocabulary samples. Pure: no I/O, no clock.
+
+``normalize(text, endpoint=..., dialect=..., time=..., state=...)`` reads one scrape of
+one target and returns a ``Normalized`` (samples, the new ``CounterState``, how many
+non-finite values were dropped). The caller keeps the state between scrapes.
+
+How each kind of mapping (``collector.dialects``) is read:
+
+- gauge: value times the unit scale; several series of one replica are summed or
+  averaged as the mapping says.
+- counter: a per-second rate against the previous reading of the same series (kept in
+  ``CounterState``). The first reading of a series gives no sample (not zero). A value
+  below the previous one is a counter reset (the process restarted): the rate is the new
+  value over the elapsed time, as Prometheus' ``rate()`` assumes a restart from zero.
+  A reading not later than the previous one gives no rate.
+- histogram: p50 and p95 of the bucket DELTAS between two readings, interpolating
+  linearly inside the bucket the rank falls in (what
+  ``histogram_quantile(q, sum by (le) (rate(x_bucket[w])))`` does). No request finished
+  in the interval gives no sample: the latency is unknown, not zero.
+
+Non-finite values (NaN, +/-Inf) are dropped and counted. Label names are matched
+lower-cased (dcgm-exporter renamed ``Hostname`` to ``hostname``). The replica of a
+series is the target's ``replica`` when given, else the first non-empty value of the
+dialect's replica labels, else "" (the endpoint as a whole).
+
+Malformed text raises ``SourceError`` naming the source.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Mapping as MappingABC
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from collector.dialects import QUANTILES, Dialect, Field, Mapping, get_dialect
+from collector.samples import Sample, SourceError
+
+__all__ = ["CounterState", "Normalized", "bucket_quantile", "normalize", "parse_exposition"]
+
+Labels = tuple[tuple[str, str], ...]
+# (endpoint, target replica, series name, labels): one cumulative series of one target.
+SeriesKey = tuple[str, str, str, Labels]
+Parsed = dict[str, list[tuple[Labels, float]]]
+
+
+@dataclass(frozen=True)
+class CounterState:
+    """Previous readings of cumulative series: key -> (unix seconds, value)."""
+
+    readings: MappingABC[SeriesKey, tuple[float, float]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Normalized:
+    """What one scrape gave: samples, the state for the next scrape, values dropped."""
+
+    samples: list[Sample]
+    state: CounterState
+    non_finite: int = 0
+
+
+def parse_exposition(text: str, source: str) -> tuple[Parsed, int]:
+    """Series by sample name (label names lower-cased) and the count of non-finite values."""
+    parsed: Parsed = defaultdict(list)
+    dropped = 0
+    try:
+        for family in text_string_to_metric_families(text):
+            for s in family.samples:
+                if not math.isfinite(s.value):
+                    dropped += 1
+                    continue
+                labels = tuple(sorted((k.lower(), v) for k, v in s.labels.items()))
+                parsed[s.name].append((labels, float(s.value)))
+    except (ValueError, IndexError, KeyError, TypeError) as error:
+        raise SourceError(f"{source}: malformed Prometheus exposition text: {error}") from error
+    return dict(parsed), dropped
+
+
+def bucket_quantile(q: float, buckets: list[tuple[float, float]]) -> float | None:
+    """The q-quantile of cumulative ``(upper bound, count)`` buckets, as Prometheus does.
+
+    Needs a ``+Inf`` bucket; None when it is missing or counts nothing. A rank in the
+    ``+Inf`` bucket returns the highest finite bound (there is no upper edge to use)."""
+    buckets = sorted(buckets)
+    if not buckets or buckets[-1][0] != math.inf or buckets[-1][1] <= 0:
+        return None
+    rank = q * buckets[-1][1]
+    lower, below = 0.0, 0.0
+    for upper, count in buckets:
+        if count >= rank:
+            if upper == math.inf:
+                return lower
+            if upper <= 0 or count == below:
+                return upper
+            return lower + (upper - lower) * (rank - below) / (count - below)
+        lower, below = upper, count
+    return None  # unreachable: the +Inf bucket holds every observation
+
+
+def normalize(
+    text: str,
+    *,
+    endpoint: str,
+    dialect: Dialect | str,
+    time: datetime,
+    state: CounterState,
+    replica: str = "",
+    source: str = "",
+) -> Normalized:
+    """Vocabulary samples of one scrape of one target; see the module docstring."""
+    d = get_dialect(dialect) if isinstance(dialect, str) else dialect
+    parsed, dropped = parse_exposition(text, source or endpoint)
+    reader = _Reader(endpoint, replica, d, time.timestamp(), state.readings)
+    samples: list[Sample] = []
+    for mapping in d.mappings:
+        for (rep, metric), value in reader.read(mapping, parsed).items():
+            samples.append(Sample(time, endpoint, metric, value, rep))
+    return Normalized(samples, CounterState(reader.next_state()), dropped)
+
+
+class _Reader:
+    """Reads mappings out of one parsed scrape; collects the next counter state."""
+
+    def __init__(
+        self,
+        endpoint: str,
+        replica: str,
+        dialect: Dialect,
+        now: float,
+        previous: MappingABC[SeriesKey, tuple[float, float]],
+    ) -> None:
+        self._endpoint, self._replica, self._dialect, self._now = endpoint, replica, dialect, now
+        self._previous = previous
+        self._seen: dict[SeriesKey, tuple[float, float]] = {}
+
+    def next_state(self) -> dict[SeriesKey, tuple[float, float]]:
+        # Keep other targets' series; drop this target's series that vanished (bounded state).
+        mine = (self._endpoint, self._replica)
+        kept = {k: v for k, v in self._previous.items() if k[:2] != mine}
+        return {**kept, **self._seen}
+
+    def read(self, mapping: Mapping, parsed: Parsed) -> dict[tuple[str, str], float]:
+        chosen = _first_present(mapping, parsed)
+        if chosen is None:
+            return {}
+        if mapping.kind == "gauge":
+            return self._gauge(mapping, chosen, parsed[chosen.name])
+        if mapping.kind == "counter":
+            return self._counter(mapping, chosen, parsed[chosen.name])
+        return self._histogram(mapping, chosen, parsed[chosen.name + "_bucket"])
+
+    def _replica_of(self, labels: Labels) -> str:
+        if self._replica:
+            return self._replica
+        values = dict(labels)
+        return next((values[n] for n in self._dialect.replica_labels if values.get(n)), "")
+
+    def _gauge(
+        self, m: Mapping, f: Field, series: list[tuple[Labels, float]]
+    ) -> dict[tuple[str, str], float]:
+        groups: dict[str, list[float]] = defaultdict(list)
+        for labels, value in series:
+            groups[self._replica_of(labels)].append(value * f.scale)
+        combine = (lambda v: sum(v) / len(v)) if m.aggregate == "mean" else sum
+        return {(rep, m.metric): combine(values) for rep, values in groups.items()}
+
+    def _delta(self, name: str, labels: Labels, value: float) -> tuple[float, float] | None:
+        """(increase, elapsed seconds) since the previous reading of this series, or None."""
+        key = (self._endpoint, self._replica, name, labels)
+        self._seen[key] = (self._now, value)
+        previous = self._previous.get(key)
+        if previous is None or self._now <= previous[0]:
+            return None
+        increase = value - previous[1]
+        return (value if increase < 0 else increase), self._now - previous[0]
+
+    def _counter(
+        self, m: Mapping, f: Field, series: list[tuple[Labels, float]]
+    ) -> dict[tuple[str, str], float]:
+        rates: dict[str, float] = defaultdict(float)
+        for labels, value in series:
+            delta = self._delta(f.name, labels, value)
+            if delta is not None:
+                rates[self._replica_of(labels)] += delta[0] / delta[1] * f.scale
+        return {(rep, m.metric): rate for rep, rate in rates.items()}
+
+    def _histogram(
+        self, m: Mapping, f: Field, series: list[tuple[Labels, float]]
+    ) -> dict[tuple[str, str], float]:
+        # sum by (replica, le) of per-series bucket increases: histogram_quantile's input.
+        buckets: dict[str, dict[float, float]] = defaultdict(lambda: defaultdict(float))
+        for labels, value in series:
+            delta = self._delta(f.name + "_bucket", labels, value)
+            le = dict(labels).get("le")
+            if delta is None or le is None:
+                continue
+            buckets[self._replica_of(labels)][float(le)] += delta[0]
+        out: dict[tuple[str, str], float] = {}
+        for rep, by_le in buckets.items():
+            for suffix, q in QUANTILES.items():
+                quantile = bucket_quantile(q, list(by_le.items()))
+                if quantile is not None:
+                    out[(rep, f"{m.metric}_{suffix}")] = quantile * f.scale
+        return out
+
+
+def _first_present(mapping: Mapping, parsed: Parsed) -> Field | None:
+    suffix = "_bucket" if mapping.kind == "histogram" else ""
+    return next((f for f in mapping.fields if parsed.get(f.name + suffix)), None)

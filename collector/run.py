@@ -1,0 +1,140 @@
+"""One collect cycle: run each source, store what it returns, record what it could not.
+
+A failing source never stops the others: its error becomes a recorded gap in the store
+(so consumers see the hole and refuse to act on stale data) and a line in the cycle's
+report; it is logged when it first fails and when it recovers, not on every cycle.
+Estimated costs are recomputed from stored readings for the hours a cycle touches;
+writes are idempotent, so recomputing an hour replaces it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from collector.costs import GpuPrice, TokenPrice, estimate_costs
+from collector.samples import CostSource, MetricSource, Sample, SourceError
+
+__all__ = ["Collector", "SourceReport"]
+
+log = logging.getLogger(__name__)
+
+_ESTIMATE_METRICS = ("ready_replicas", "prompt_tokens_per_second", "generated_tokens_per_second")
+
+
+@dataclass
+class SourceReport:
+    """What one source delivered in one cycle."""
+
+    source: str
+    samples: int = 0
+    costs: int = 0
+    error: str | None = None
+    failed_targets: dict[Any, str] = field(default_factory=dict)
+
+    def line(self) -> str:
+        if self.error:
+            return f"{self.source}: FAILED ({self.error})"
+        extra = f"; {len(self.failed_targets)} target(s) failed" if self.failed_targets else ""
+        return f"{self.source}: {self.samples} samples, {self.costs} cost rows{extra}"
+
+
+class Collector:
+    """Runs metric and cost sources into a store. Time comes in through ``now``."""
+
+    def __init__(
+        self,
+        store: Any,
+        metric_sources: Sequence[MetricSource] = (),
+        cost_sources: Sequence[CostSource] = (),
+        prices: dict[str, GpuPrice | TokenPrice] | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        first_window: timedelta = timedelta(minutes=1),
+        cost_days: int = 3,
+    ) -> None:
+        self.store = store
+        self.metric_sources = list(metric_sources)
+        self.cost_sources = list(cost_sources)
+        self.prices = prices or {}
+        self.clock = clock
+        self._first_window = first_window
+        self._cost_days = cost_days
+        self._last_end: dict[str, datetime] = {}
+        self._failing: dict[str, str] = {}
+
+    def collect_metrics(self, source: MetricSource, now: datetime | None = None) -> SourceReport:
+        end = now or self.clock()
+        start = self._last_end.get(source.name, end - self._first_window)
+        report = SourceReport(source.name)
+        try:
+            samples: list[Sample] = list(source.fetch(start, end))
+        except SourceError as error:
+            self._failed(report, str(error))
+            self.store.record_gap(source.name, "", start, end, str(error))
+            return report
+        self._recovered(source.name)
+        report.samples = self.store.write_samples(samples)
+        report.failed_targets = dict(getattr(source, "last_errors", {}) or {})
+        for target, message in report.failed_targets.items():
+            endpoint = getattr(target, "endpoint", str(target))
+            self.store.record_gap(source.name, endpoint, start, end, message)
+        self._last_end[source.name] = end
+        return report
+
+    def collect_costs(self, source: CostSource, now: datetime | None = None) -> SourceReport:
+        today = (now or self.clock()).date()
+        # Billed cost of the last days is revised as the cloud catches up: pull them again.
+        first: date = today - timedelta(days=self._cost_days)
+        report = SourceReport(source.name)
+        try:
+            rows = list(source.fetch_costs(first, today))
+        except SourceError as error:
+            self._failed(report, str(error))
+            return report
+        self._recovered(source.name)
+        report.costs = self.store.write_costs(rows)
+        return report
+
+    def estimate(self, now: datetime | None = None, hours: int = 2) -> SourceReport:
+        """Recompute estimated cost for the current and previous ``hours - 1`` hours."""
+        end = now or self.clock()
+        start = end.replace(minute=0, second=0, microsecond=0) - timedelta(hours=hours - 1)
+        report = SourceReport("estimated-cost")
+        for endpoint, price in self.prices.items():
+            samples = [
+                Sample(at, endpoint, metric, value)
+                for metric in _ESTIMATE_METRICS
+                for at, value in self.store.read_series(endpoint, metric, start, end, "raw")
+            ]
+            report.costs += self.store.write_costs(estimate_costs(endpoint, price, samples, start, end))
+        return report
+
+    def run_once(self, now: datetime | None = None) -> list[SourceReport]:
+        """One full cycle: every metric source, every cost source, then the estimates."""
+        at = now or self.clock()
+        reports = [self.collect_metrics(source, at) for source in self.metric_sources]
+        reports += [self.collect_costs(source, at) for source in self.cost_sources]
+        if self.prices:
+            reports.append(self.estimate(at))
+        return reports
+
+    def close(self) -> None:
+        """Close every source's connections and the store."""
+        for source in [*self.metric_sources, *self.cost_sources]:
+            close = getattr(source, "close", None)
+            if close is not None:
+                close()
+        self.store.close()
+
+    def _failed(self, report: SourceReport, message: str) -> None:
+        report.error = message
+        if self._failing.get(report.source) != message:
+            log.warning("source %s failed: %s", report.source, message)
+        self._failing[report.source] = message
+
+    def _recovered(self, source: str) -> None:
+        if self._failing.pop(source, None) is not None:
+            log.info("source %s recovered", source)

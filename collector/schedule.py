@@ -1,0 +1,65 @@
+"""The collector's jobs on an APScheduler scheduler (the control plane's one scheduler).
+
+Each source runs on its own interval; rollups every minute, estimated costs every five,
+retention hourly. A job never overlaps itself (``max_instances=1``) and a late run is
+folded into one (``coalesce``). Errors inside a job are the job's own: a source error is
+recorded by the collector, anything else is logged by APScheduler, and the scheduler and
+every other job keep running.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from apscheduler.schedulers.base import BaseScheduler
+
+from collector.build import Plan
+from collector.run import Collector
+
+__all__ = ["add_collect_jobs"]
+
+
+def add_collect_jobs(
+    scheduler: BaseScheduler, collector: Collector, plan: Plan, retention: dict[str, int] | None = None
+) -> list[str]:
+    """Add every collect, cost, rollup and retention job; return their ids."""
+    now = datetime.now(UTC)
+    common: dict[str, Any] = {"max_instances": 1, "coalesce": True, "replace_existing": True}
+    ids = []
+    for source, interval in plan.metric_sources:
+        job = scheduler.add_job(
+            collector.collect_metrics,
+            "interval",
+            seconds=interval,
+            args=[source],
+            id=f"collect:{source.name}",
+            next_run_time=now,
+            **common,
+        )
+        ids.append(job.id)
+    for cost_source, interval in plan.cost_sources:
+        job = scheduler.add_job(
+            collector.collect_costs,
+            "interval",
+            seconds=interval,
+            args=[cost_source],
+            id=f"costs:{cost_source.name}",
+            next_run_time=now,
+            **common,
+        )
+        ids.append(job.id)
+    store = collector.store
+    jobs: list[tuple[str, Any, dict[str, int], dict[str, Any]]] = [
+        ("rollup", lambda: store.rollup(datetime.now(UTC)), {"minutes": 1}, {}),
+        ("estimate-costs", collector.estimate, {"minutes": 5}, {}),
+        (
+            "retention",
+            lambda: store.apply_retention(datetime.now(UTC), **(retention or {})),
+            {"hours": 1},
+            {},
+        ),
+    ]
+    for job_id, function, every, kwargs in jobs:
+        ids.append(scheduler.add_job(function, "interval", id=job_id, kwargs=kwargs, **every, **common).id)
+    return ids

@@ -1,0 +1,162 @@
+"""``PrometheusSource``: read the vocabulary out of a Prometheus server with PromQL.
+
+The PromQL comes from the same dialect rows as the scrape normalizer
+(``collector.dialects``), so a dialect is declared once:
+
+- gauge: ``sum(x{sel})`` or ``avg(x{sel})`` (utilization), times the unit scale;
+- counter: ``sum(rate(x{sel}[w]))``;
+- histogram: ``histogram_quantile(q, sum by (le) (rate(x_bucket{sel}[w])))``;
+- alternatives (``Field`` rows in preference order) are joined with ``or``.
+
+``fetch(start, end)`` runs instant queries at ``end`` with ``w`` = ``end - start``;
+``fetch_range(start, end, step)`` runs range queries with ``w`` = ``step``. Figures are
+endpoint-level (replica ""). An empty result gives no sample (never a zero), NaN results
+are dropped, and a server that answers 5xx or cannot be reached raises ``SourceError``
+naming the source after ``retries`` attempts.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import requests
+from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
+from urllib3.util.retry import Retry
+
+from collector.dialects import QUANTILES, Field, Mapping, get_dialect
+from collector.samples import Sample, SourceError
+
+__all__ = ["PromEndpoint", "PrometheusSource", "promql"]
+
+
+@dataclass(frozen=True)
+class PromEndpoint:
+    """One endpoint's series in Prometheus: label matchers such as ``job="llm"``
+    (braces optional) and the dialect its series speak."""
+
+    endpoint: str
+    selector: str
+    dialect: str = "inferplane"
+
+    def matchers(self) -> str:
+        return self.selector.strip().removeprefix("{").removesuffix("}")
+
+
+def _series(f: Field, suffix: str, sel: str) -> str:
+    return f"{f.name}{suffix}{{{sel}}}"
+
+
+def _scaled(expr: str, scale: float) -> str:
+    return expr if scale == 1.0 else f"({expr}) * {scale!r}"
+
+
+def promql(mapping: Mapping, selector: str, window: str) -> dict[str, str]:
+    """Vocabulary name -> PromQL for one dialect row, one selector and one rate window."""
+    out: dict[str, str] = {}
+    names = mapping.vocabulary_names()
+    for name in names:
+        parts = []
+        for f in mapping.fields:
+            if mapping.kind == "gauge":
+                agg = "avg" if mapping.aggregate == "mean" else "sum"
+                expr = f"{agg}({_series(f, '', selector)})"
+            elif mapping.kind == "counter":
+                expr = f"sum(rate({_series(f, '', selector)}[{window}]))"
+            else:
+                q = QUANTILES[name.rsplit("_", 1)[1]]
+                buckets = f"sum by (le) (rate({_series(f, '_bucket', selector)}[{window}]))"
+                expr = f"histogram_quantile({q}, {buckets})"
+            parts.append(_scaled(expr, f.scale))
+        out[name] = " or ".join(f"({p})" for p in parts) if len(parts) > 1 else parts[0]
+    return out
+
+
+def _window(seconds: float) -> str:
+    return f"{max(1, round(seconds))}s"
+
+
+class PrometheusSource:
+    """A ``MetricSource`` that asks a Prometheus server for each endpoint's figures."""
+
+    def __init__(
+        self,
+        name: str,
+        url: str,
+        endpoints: list[PromEndpoint],
+        timeout_s: float = 10,
+        retries: int = 3,
+        backoff_s: float = 0.5,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        for endpoint in endpoints:
+            get_dialect(endpoint.dialect)  # an unknown dialect is a config error, raised now
+        self.name = name
+        self.url = url
+        self.endpoints = list(endpoints)
+        retry = Retry(
+            total=max(0, retries - 1),
+            backoff_factor=backoff_s,
+            status_forcelist=(500, 502, 503, 504),
+            allowed_methods=("GET", "POST"),
+        )
+        self._prom = PrometheusConnect(url=url, headers=headers, retry=retry, timeout=timeout_s)  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        self._prom.close()
+
+    def queries(self, endpoint: PromEndpoint, window: str) -> dict[str, str]:
+        """Vocabulary name -> PromQL for one endpoint (useful to show what is asked)."""
+        out: dict[str, str] = {}
+        for mapping in get_dialect(endpoint.dialect).mappings:
+            out.update(promql(mapping, endpoint.matchers(), window))
+        return out
+
+    def fetch(self, start: datetime, end: datetime) -> Iterable[Sample]:
+        """Instant figures at ``end``; rates and quantiles over ``[start, end]``."""
+        window = _window((end - start).total_seconds())
+        samples: list[Sample] = []
+        for ep in self.endpoints:
+            for metric, query in self.queries(ep, window).items():
+                result = self._call(
+                    query, lambda q=query: self._prom.custom_query(q, {"time": end.timestamp()})
+                )
+                for series in result:
+                    samples.extend(self._samples(ep.endpoint, metric, [series.get("value")]))
+        return samples
+
+    def fetch_range(self, start: datetime, end: datetime, step: timedelta) -> Iterable[Sample]:
+        """One sample per ``step`` in ``[start, end]``; rates and quantiles over ``step``."""
+        window = _window(step.total_seconds())
+        samples: list[Sample] = []
+        for ep in self.endpoints:
+            for metric, query in self.queries(ep, window).items():
+                result = self._call(
+                    query,
+                    lambda q=query: self._prom.custom_query_range(q, start, end, window),
+                )
+                for series in result:
+                    samples.extend(self._samples(ep.endpoint, metric, series.get("values", [])))
+        return samples
+
+    def _call(self, query: str, run: Any) -> list[dict[str, Any]]:
+        try:
+            return list(run())
+        except (PrometheusApiClientException, requests.RequestException, ValueError) as error:
+            raise SourceError(
+                f"source {self.name!r}: Prometheus {self.url} failed on {query!r}: {error}"
+            ) from error
+
+    @staticmethod
+    def _samples(endpoint: str, metric: str, points: list[Any]) -> list[Sample]:
+        out = []
+        for point in points:
+            if not point:
+                continue
+            value = float(point[1])
+            if math.isfinite(value):  # NaN: no request in the window, no figure
+                out.append(Sample(datetime.fromtimestamp(float(point[0]), UTC), endpoint, metric, value))
+        return out

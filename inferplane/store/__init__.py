@@ -1,0 +1,54 @@
+"""The telemetry store: samples, rollups, costs, scaling and alert events.
+
+SQLite in WAL mode is the embedded default (one file, many readers, one writer); a
+``postgresql+psycopg://`` URL selects PostgreSQL. ``open_store`` migrates the schema to
+the newest revision (Alembic, kept in ``migrations/``) before returning the store::
+
+    store = open_store(default_store_url())
+    store.write_samples(samples)
+    store.rollup(now)
+    points = store.read_series("chat", "gpu_utilization", start, end)
+
+Errors: every database failure surfaces as ``StoreError`` (see ``errors``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from inferplane.store.engine import create_store_engine, migrate
+from inferplane.store.errors import StoreError, translate_errors
+from inferplane.store.store import Store
+
+__all__ = ["Store", "StoreError", "default_store_url", "open_store"]
+
+
+def default_store_url(environ: Mapping[str, str] | None = None) -> str:
+    """``sqlite:///`` URL of ``inferplane.db`` in ``$INFERPLANE_HOME`` (default
+    ``~/.local/share/inferplane``); creates the folder."""
+    env = os.environ if environ is None else environ
+    home = env.get("INFERPLANE_HOME")
+    if home:
+        folder = Path(home).expanduser()
+    else:
+        base = Path(env["HOME"]) if env.get("HOME") else Path.home()
+        folder = base / ".local" / "share" / "inferplane"
+    folder.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{folder / 'inferplane.db'}"
+
+
+def open_store(url: str) -> Store:
+    """Open the store at ``url``, upgrade its schema to head, and return it.
+
+    Raises ``StoreError`` when the database cannot be reached or migrated.
+    """
+    with translate_errors(url, "open and migrate the store"):
+        engine = create_store_engine(url)
+        try:
+            migrate(engine)
+        except BaseException:
+            engine.dispose()
+            raise
+    return Store(engine)

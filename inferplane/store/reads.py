@@ -1,0 +1,65 @@
+"""Query builders for reading series and costs back, and the resolution choice.
+
+A long view must never scan raw samples: ``pick_resolution`` maps the span to the
+coarsest table that still gives enough points.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from inferplane.store.rollup import floor_time
+from inferplane.store.schema import ROLLUP_TABLES, costs, samples
+
+__all__ = ["RESOLUTIONS", "costs_query", "pick_resolution", "series_query"]
+
+RESOLUTIONS = ("auto", "raw", "1m", "1h")
+# (largest span, resolution), checked in order; beyond the last, hourly rollups.
+_AUTO: tuple[tuple[timedelta, str], ...] = ((timedelta(hours=6), "raw"), (timedelta(days=3), "1m"))
+
+
+def pick_resolution(start: datetime, end: datetime, resolution: str) -> str:
+    """The table to read for ``[start, end)``: ``resolution`` unless it is ``auto``."""
+    if resolution not in RESOLUTIONS:
+        raise ValueError(f"resolution must be one of {RESOLUTIONS}, not {resolution!r}")
+    if resolution != "auto":
+        return resolution
+    span = end - start
+    return next((res for limit, res in _AUTO if span <= limit), "1h")
+
+
+def series_query(
+    endpoint: str, metric: str, start: datetime, end: datetime, resolution: str, replica: str | None
+) -> sa.Select[Any]:
+    """(time, value) rows in time order; rollups give avg = sum / count per bucket.
+
+    ``replica=None`` averages every replica's rows (and endpoint-level ones) per time.
+    """
+    value: sa.ColumnElement[Any]
+    if resolution == "raw":
+        time, value = samples.c.time, sa.func.avg(samples.c.value)
+        table, lo = samples, start
+    else:
+        table = ROLLUP_TABLES[resolution]
+        time = table.c.bucket
+        value = sa.func.sum(table.c["sum"]) / sa.func.sum(table.c["count"])
+        lo = floor_time(start, resolution)  # include the bucket that holds ``start``
+    query = sa.select(time, value).where(
+        table.c.endpoint == endpoint, table.c.metric == metric, time >= lo, time < end
+    )
+    if replica is not None:
+        query = query.where(table.c.replica == replica)
+    return query.group_by(time).order_by(time)
+
+
+def costs_query(start: datetime, end: datetime, endpoint: str | None, source: str | None) -> sa.Select[Any]:
+    """Cost rows whose period overlaps ``[start, end)``, in period order."""
+    query = sa.select(costs).where(costs.c.period_start < end, costs.c.period_end > start)
+    if endpoint is not None:
+        query = query.where(costs.c.endpoint == endpoint)
+    if source is not None:
+        query = query.where(costs.c.source == source)
+    return query.order_by(costs.c.period_start, costs.c.endpoint, costs.c.service, costs.c.source)

@@ -1,0 +1,270 @@
+"""The Store: writes and reads telemetry, costs and events through SQLAlchemy Core.
+
+Every public method runs in one transaction and raises ``StoreError`` (never a driver
+exception) when the database fails.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from itertools import islice
+from typing import Any, Literal, TypeVar, cast
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from collector.samples import CostRow, Sample
+from inferplane.store import schema
+from inferplane.store.errors import safe_url, translate_errors
+from inferplane.store.reads import costs_query, pick_resolution, series_query
+from inferplane.store.rollup import mark_pending, roll_up
+from inferplane.store.upsert import upsert
+
+__all__ = ["CHUNK_ROWS", "Store"]
+
+# Rows per executemany: large enough to amortize round trips, small enough to keep
+# PostgreSQL's multi-row statements well under its parameter limit.
+CHUNK_ROWS = 5000
+_SAMPLE_KEY = ("endpoint", "metric", "replica", "time")
+_COST_KEY = ("period_start", "period_end", "endpoint", "service", "source")
+_T = TypeVar("_T")
+_CostSource = Literal["estimated", "billed"]
+
+
+def _chunks(items: Iterable[_T], size: int) -> Iterator[list[_T]]:
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+def _json(value: Mapping[str, Any]) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+class Store:
+    """Telemetry store on SQLite or PostgreSQL; make one with ``open_store(url)``."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    @property
+    def url(self) -> str:
+        """The store URL with the password hidden."""
+        return safe_url(self._engine.url)
+
+    def close(self) -> None:
+        """Release every pooled connection."""
+        self._engine.dispose()
+
+    @contextmanager
+    def _transaction(self, action: str) -> Iterator[sa.Connection]:
+        # The translation wraps the commit too: a failed COMMIT is a StoreError as well.
+        with translate_errors(self._engine.url, action), self._engine.begin() as connection:
+            yield connection
+
+    def write_samples(self, samples: Iterable[Sample]) -> int:
+        """Upsert samples in batches; re-writing a (time, endpoint, replica, metric)
+        replaces its value. Returns the number of rows written."""
+        written = 0
+        with self._transaction("write samples") as connection:
+            statement = upsert(connection.dialect.name, schema.samples, _SAMPLE_KEY)
+            earliest: datetime | None = None
+            for chunk in _chunks(samples, CHUNK_ROWS):
+                # One statement may not touch a row twice (PostgreSQL); the last write wins.
+                rows = {(s.endpoint, s.metric, s.replica, s.time): s for s in chunk}
+                params = [
+                    {
+                        "endpoint": s.endpoint,
+                        "metric": s.metric,
+                        "replica": s.replica,
+                        "time": s.time,
+                        "value": s.value,
+                    }
+                    for s in rows.values()
+                ]
+                connection.execute(statement, params)
+                written += len(params)
+                first = min(s.time for s in rows.values())
+                earliest = first if earliest is None or first < earliest else earliest
+            if earliest is not None:
+                mark_pending(connection, earliest)
+        return written
+
+    def write_costs(self, rows: Iterable[CostRow]) -> int:
+        """Upsert cost rows; the same (period, endpoint, service, source) replaces the
+        amount. Returns the number of rows written."""
+        written = 0
+        with self._transaction("write costs") as connection:
+            statement = upsert(connection.dialect.name, schema.costs, _COST_KEY)
+            for chunk in _chunks(rows, CHUNK_ROWS):
+                unique = {(r.period_start, r.period_end, r.endpoint, r.service, r.source): r for r in chunk}
+                params = [
+                    {
+                        "period_start": r.period_start,
+                        "period_end": r.period_end,
+                        "endpoint": r.endpoint,
+                        "service": r.service,
+                        "amount": r.amount,
+                        "currency": r.currency,
+                        "source": r.source,
+                    }
+                    for r in unique.values()
+                ]
+                connection.execute(statement, params)
+                written += len(params)
+        return written
+
+    def rollup(self, now: datetime) -> None:
+        """Fold raw samples into 1m and 1h buckets, for buckets complete at ``now``."""
+        with self._transaction("roll up samples") as connection:
+            roll_up(connection, now)
+
+    def read_series(
+        self,
+        endpoint: str,
+        metric: str,
+        start: datetime,
+        end: datetime,
+        resolution: str = "auto",
+        *,
+        replica: str | None = "",
+    ) -> list[tuple[datetime, float]]:
+        """Points of one series in ``[start, end)``, oldest first.
+
+        ``resolution``: "raw", "1m", "1h", or "auto" (raw up to 6 h, 1m up to 3 days,
+        1h beyond). Rollups give the bucket start and the average. ``replica`` "" reads
+        endpoint-level rows, a name one replica, ``None`` the average over all rows.
+        """
+        table = pick_resolution(start, end, resolution)
+        with self._transaction("read a series") as connection:
+            rows = connection.execute(series_query(endpoint, metric, start, end, table, replica)).all()
+        return [(time, float(value)) for time, value in rows]
+
+    def read_costs(
+        self, start: datetime, end: datetime, endpoint: str | None = None, source: str | None = None
+    ) -> list[CostRow]:
+        """Cost rows whose period overlaps ``[start, end)``, optionally for one endpoint
+        and one source ("estimated" or "billed")."""
+        with self._transaction("read costs") as connection:
+            rows = connection.execute(costs_query(start, end, endpoint, source)).mappings().all()
+        return [
+            CostRow(
+                period_start=r["period_start"],
+                period_end=r["period_end"],
+                endpoint=r["endpoint"],
+                service=r["service"],
+                amount=float(r["amount"]),
+                currency=r["currency"],
+                source=cast(_CostSource, r["source"]),
+            )
+            for r in rows
+        ]
+
+    def record_gap(self, source: str, endpoint: str, start: datetime, end: datetime, reason: str) -> None:
+        """Record that ``source`` delivered nothing for ``endpoint`` in ``[start, end)``."""
+        values = {"source": source, "endpoint": endpoint, "start": start, "end": end, "reason": reason}
+        self._insert(schema.source_gaps, values, "record a source gap")
+
+    def read_gaps(self, start: datetime, end: datetime) -> list[tuple[str, str, datetime, datetime, str]]:
+        """(source, endpoint, start, end, reason) of every recorded gap overlapping ``[start, end)``."""
+        gaps = schema.source_gaps.c
+        query = (
+            sa.select(gaps.source, gaps.endpoint, gaps.start, gaps.end, gaps.reason)
+            .where(gaps.start < end, gaps.end > start)
+            .order_by(gaps.start)
+        )
+        with self._transaction("read source gaps") as connection:
+            return [tuple(row) for row in connection.execute(query).all()]  # type: ignore[misc]
+
+    def last_sample_time(self, endpoint: str, metric: str | None = None) -> datetime | None:
+        """Time of the newest raw sample for ``endpoint`` (and ``metric``), or None."""
+        query = sa.select(sa.func.max(schema.samples.c.time)).where(schema.samples.c.endpoint == endpoint)
+        if metric is not None:
+            query = query.where(schema.samples.c.metric == metric)
+        with self._transaction("read the last sample time") as connection:
+            return cast(datetime | None, connection.execute(query).scalar_one())
+
+    def apply_retention(
+        self, now: datetime, raw_days: int = 2, minute_days: int = 14, hour_days: int = 400
+    ) -> dict[str, int]:
+        """Delete samples and rollups older than their retention; returns rows deleted
+        per table. Costs, events and gaps are kept."""
+        plan = (
+            (schema.samples, schema.samples.c.time, raw_days),
+            (schema.samples_1m, schema.samples_1m.c.bucket, minute_days),
+            (schema.samples_1h, schema.samples_1h.c.bucket, hour_days),
+        )
+        deleted: dict[str, int] = {}
+        with self._transaction("apply retention") as connection:
+            for table, time, days in plan:
+                result = connection.execute(sa.delete(table).where(time < now - timedelta(days=days)))
+                deleted[table.name] = result.rowcount
+        return deleted
+
+    def write_scaling_event(
+        self,
+        time: datetime,
+        endpoint: str,
+        from_replicas: int,
+        to_replicas: int,
+        reason: str,
+        *,
+        applied: bool,
+        dry_run: bool,
+        inputs: Mapping[str, Any],
+    ) -> None:
+        """Record one scaling decision and whether it was applied (``inputs`` as JSON)."""
+        values = {
+            "time": time,
+            "endpoint": endpoint,
+            "from_replicas": from_replicas,
+            "to_replicas": to_replicas,
+            "reason": reason,
+            "applied": applied,
+            "dry_run": dry_run,
+            "inputs": _json(inputs),
+        }
+        self._insert(schema.scaling_events, values, "write a scaling event")
+
+    def write_alert_event(
+        self,
+        time: datetime,
+        fingerprint: str,
+        endpoint: str,
+        rule: str,
+        status: Literal["firing", "resolved"],
+        summary: str,
+        details: Mapping[str, Any],
+    ) -> None:
+        """Record an alert turning firing or resolved (``details`` as JSON)."""
+        values = {
+            "time": time,
+            "fingerprint": fingerprint,
+            "endpoint": endpoint,
+            "rule": rule,
+            "status": status,
+            "summary": summary,
+            "details": _json(details),
+        }
+        self._insert(schema.alert_events, values, "write an alert event")
+
+    def write_delivery(
+        self, time: datetime, fingerprint: str, channel: str, attempt: int, ok: bool, error: str | None = None
+    ) -> None:
+        """Record one attempt to deliver an alert notification through ``channel``."""
+        values = {
+            "time": time,
+            "fingerprint": fingerprint,
+            "channel": channel,
+            "attempt": attempt,
+            "ok": ok,
+            "error": error,
+        }
+        self._insert(schema.alert_deliveries, values, "write an alert delivery")
+
+    def _insert(self, table: sa.Table, values: dict[str, Any], action: str) -> None:
+        with self._transaction(action) as connection:
+            connection.execute(sa.insert(table), values)

@@ -1,0 +1,162 @@
+"""The collect cycle end to end: config file -> real sources -> real store, and failures."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from apscheduler.schedulers.background import BackgroundScheduler
+from typer.testing import CliRunner
+
+from collector.build import Plan
+from collector.costs import GpuPrice
+from collector.run import Collector
+from collector.samples import Sample, SourceError
+from collector.schedule import add_collect_jobs
+from inferplane.cli import app
+from inferplane.store import open_store
+from tests.conftest import ServiceProcess, free_port
+
+runner = CliRunner()
+T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+
+
+def write_config(path: Path, service_url: str, dead_url: str) -> None:
+    path.write_text(
+        f"""
+endpoints:
+  - name: chat
+    target: {{kind: local, model: smollm2-135m-instruct}}
+    price: {{gpu_per_hour_usd: 3.6}}
+sources:
+  - kind: scrape
+    name: live
+    targets: [{{endpoint: chat, url: "{service_url}"}}]
+  - kind: scrape
+    name: dead
+    retries: 1
+    timeout_s: 2
+    targets: [{{endpoint: chat, url: "{dead_url}", replica: gone}}]
+"""
+    )
+
+
+def test_collect_once_stores_real_readings_and_survives_a_dead_source(
+    tmp_path: Path, service: ServiceProcess
+) -> None:
+    config = tmp_path / "inferplane.yaml"
+    write_config(config, service.url, f"http://127.0.0.1:{free_port()}")
+    store_url = f"sqlite:///{tmp_path / 'store.db'}"
+    first = runner.invoke(app, ["collect", "--once", "--config", str(config), "--store", store_url])
+    assert first.exit_code == 0, first.output
+    assert "live:" in first.output and "samples" in first.output
+    assert "dead: FAILED" in first.output
+    httpx.post(service.url + "/generate", json={"prompt": "Hello", "max_tokens": 4}, timeout=60)
+    second = runner.invoke(app, ["collect", "--once", "--config", str(config), "--store", store_url])
+    assert second.exit_code == 0, second.output
+    store = open_store(store_url)
+    try:
+        now = datetime.now(UTC)
+        ready = store.read_series(
+            "chat", "ready_replicas", now - timedelta(hours=1), now + timedelta(minutes=1), "raw"
+        )
+        assert ready and ready[-1][1] == 1.0
+        # The live replica's own readings, stored per replica.
+        running = store.read_series(
+            "chat",
+            "requests_running",
+            now - timedelta(hours=1),
+            now + timedelta(minutes=1),
+            "raw",
+            replica="0",
+        )
+        assert running, "requests_running from the real service"
+        costs = store.read_costs(now - timedelta(hours=2), now + timedelta(hours=1), endpoint="chat")
+        assert costs and all(c.source == "estimated" for c in costs)
+    finally:
+        store.close()
+
+
+def test_collect_refuses_a_bad_config_naming_the_field(tmp_path: Path) -> None:
+    config = tmp_path / "inferplane.yaml"
+    config.write_text("endpoints: []\nsourcez: []\n")
+    result = runner.invoke(app, ["collect", "--once", "--config", str(config)])
+    assert result.exit_code == 2
+    assert f"{config}:2: sourcez: unknown field" in result.output
+
+
+class ScriptedSource:
+    """A metric source that answers from a script: a list of sample lists or errors."""
+
+    def __init__(self, name: str, script: list[list[Sample] | SourceError]) -> None:
+        self.name = name
+        self.script = list(script)
+        self.calls: list[tuple[datetime, datetime]] = []
+
+    def fetch(self, start: datetime, end: datetime) -> Iterable[Sample]:
+        self.calls.append((start, end))
+        step = self.script.pop(0)
+        if isinstance(step, SourceError):
+            raise step
+        return step
+
+
+@pytest.fixture
+def store(tmp_path: Path):  # type: ignore[no-untyped-def]
+    opened = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    yield opened
+    opened.close()
+
+
+def test_a_failing_source_leaves_a_gap_and_the_others_still_write(store, caplog) -> None:  # type: ignore[no-untyped-def]
+    caplog.set_level(logging.INFO, logger="collector.run")
+    good = ScriptedSource("good", [[Sample(T0, "chat", "gpu_utilization", 0.5)]] * 3)
+    down = SourceError("source 'down': connection refused")
+    bad = ScriptedSource(
+        "bad", [down, down, [Sample(T0 + timedelta(minutes=2), "chat", "requests_waiting", 1.0)]]
+    )
+    collector = Collector(store, [good, bad], clock=lambda: T0)
+    reports = collector.run_once(T0)
+    assert [r.error for r in reports] == [None, "source 'down': connection refused"]
+    collector.run_once(T0 + timedelta(minutes=1))
+    collector.run_once(T0 + timedelta(minutes=2))
+    assert len([r for r in caplog.records if "failed" in r.getMessage()]) == 1, "logged once, not every cycle"
+    assert any("recovered" in r.getMessage() for r in caplog.records)
+    # The window after recovery starts where the last successful fetch ended (none yet).
+    assert bad.calls[-1][1] == T0 + timedelta(minutes=2)
+    assert store.read_series("chat", "gpu_utilization", T0, T0 + timedelta(minutes=1), "raw") == [(T0, 0.5)]
+    gaps = store.read_gaps(T0 - timedelta(hours=1), T0 + timedelta(hours=1))
+    assert [(g[0], g[4]) for g in gaps] == [("bad", "source 'down': connection refused")] * 2
+
+
+def test_estimated_cost_from_stored_readings(store) -> None:  # type: ignore[no-untyped-def]
+    readings = [Sample(T0 + timedelta(seconds=15 * i), "chat", "ready_replicas", 2.0) for i in range(240)]
+    store.write_samples(readings)
+    collector = Collector(store, prices={"chat": GpuPrice(1.5)})
+    collector.estimate(T0 + timedelta(hours=1), hours=2)
+    rows = store.read_costs(T0, T0 + timedelta(hours=1), endpoint="chat")
+    assert [round(r.amount, 6) for r in rows if r.period_start == T0] == [3.0]  # 2 replicas x 1 h x $1.50
+    collector.estimate(T0 + timedelta(hours=1), hours=2)
+    assert len(store.read_costs(T0, T0 + timedelta(hours=1), endpoint="chat")) == len(rows), "idempotent"
+
+
+def test_scheduler_runs_every_job_and_a_failing_job_does_not_stop_it(store) -> None:  # type: ignore[no-untyped-def]
+    good = ScriptedSource("good", [[Sample(datetime.now(UTC), "chat", "gpu_utilization", 0.7)]] * 50)
+    broken = ScriptedSource("broken", [SourceError("down")] * 50)
+    collector = Collector(store, [good, broken])
+    plan = Plan(metric_sources=[(good, 0.2), (broken, 0.2)])
+    scheduler = BackgroundScheduler(timezone="UTC")
+    ids = add_collect_jobs(scheduler, collector, plan)
+    assert set(ids) == {"collect:good", "collect:broken", "rollup", "estimate-costs", "retention"}
+    scheduler.start()
+    try:
+        deadline = datetime.now(UTC) + timedelta(seconds=20)
+        while datetime.now(UTC) < deadline and (len(good.calls) < 3 or len(broken.calls) < 3):
+            pass  # busy-poll with a deadline: the jobs run on the scheduler's threads
+    finally:
+        scheduler.shutdown()
+    assert len(good.calls) >= 3 and len(broken.calls) >= 3

@@ -1,0 +1,157 @@
+"""PrometheusSource against a real Prometheus scraping the real bundled service."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from collector.samples import Sample, SourceError
+from collector.sources import METRIC_SOURCES, PromEndpoint, PrometheusSource
+from tests.conftest import ServiceProcess, free_port
+
+pytestmark = pytest.mark.slow
+
+CONFIG = """global:
+  scrape_interval: 1s
+  evaluation_interval: 1s
+scrape_configs:
+  - job_name: inferplane
+    static_configs:
+      - targets: ["{target}"]
+"""
+
+
+def _poll(check, deadline_s: float, what: str):  # type: ignore[no-untyped-def]
+    """Call ``check`` until it returns something truthy or the deadline passes."""
+    deadline = time.monotonic() + deadline_s
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {deadline_s}s waiting for {what}")
+        time.sleep(0.2)  # poll interval, not synchronization: the loop checks the condition
+
+
+def _ready(url: str) -> bool:
+    try:
+        return httpx.get(url + "/-/ready", timeout=1).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def prometheus(service: ServiceProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    tmp = tmp_path_factory.mktemp("prometheus")
+    config = tmp / "prometheus.yml"
+    config.write_text(CONFIG.replace("{target}", urlsplit(service.url).netloc))
+    port = free_port()
+    log = (tmp / "prometheus.log").open("wb")
+    process = subprocess.Popen(
+        [
+            "prometheus",
+            f"--config.file={config}",
+            f"--storage.tsdb.path={tmp / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _poll(lambda: process.poll() is not None or _ready(url), 60, "Prometheus to be ready")
+        if process.poll() is not None:
+            raise AssertionError(f"prometheus exited: {Path(log.name).read_text()}")
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+        log.close()
+
+
+def _fetch(source: PrometheusSource, window_s: float = 30) -> dict[str, Sample]:
+    end = datetime.now(UTC)
+    return {s.metric: s for s in source.fetch(end - timedelta(seconds=window_s), end)}
+
+
+def _generate(service: ServiceProcess, n: int) -> None:
+    for i in range(n):
+        response = httpx.post(
+            service.url + "/generate", json={"prompt": f"Say {i}:", "max_tokens": 4}, timeout=120
+        )
+        assert response.status_code == 200, response.text
+
+
+def test_figures_read_back_through_prometheus(service: ServiceProcess, prometheus: str) -> None:
+    source = PrometheusSource("prom", prometheus, [PromEndpoint("chat", 'job="inferplane"')], timeout_s=10)
+    try:
+        _poll(lambda: "requests_running" in _fetch(source), 60, "a first scrape")
+        _generate(service, 3)
+
+        def ready() -> dict[str, Sample] | None:
+            got = _fetch(source)
+            wanted = (
+                "generated_tokens_per_second",
+                "prompt_tokens_per_second",
+                "request_latency_seconds_p95",
+            )
+            return got if all(got.get(m) and got[m].value > 0 for m in wanted) else None
+
+        got = _poll(ready, 60, "token rates and latency in Prometheus")
+
+        def several_points() -> list[Sample] | None:
+            end = datetime.now(UTC)
+            points = list(source.fetch_range(end - timedelta(seconds=20), end, timedelta(seconds=2)))
+            times = {p.time for p in points if p.metric == "requests_running"}
+            busy = any(p.metric == "generated_tokens_per_second" and p.value > 0 for p in points)
+            return points if len(times) > 1 and busy else None
+
+        # Fresh traffic, so the range's short rate windows see tokens however slowly the
+        # earlier polling went on a loaded machine.
+        _generate(service, 3)
+        series = _poll(several_points, 30, "a range with several points and token rates")
+    finally:
+        source.close()
+    assert got["generated_tokens_per_second"].value > 0
+    assert got["request_latency_seconds_p95"].value >= got["request_latency_seconds_p50"].value > 0
+    assert "requests_running" in got
+    assert {s.endpoint for s in got.values()} == {"chat"}
+    assert any(s.metric == "generated_tokens_per_second" and s.value > 0 for s in series)
+
+
+def test_an_endpoint_without_data_gives_no_samples(prometheus: str) -> None:
+    source = PrometheusSource("prom", prometheus, [PromEndpoint("ghost", '{job="no-such-job"}')])
+    try:
+        assert _fetch(source) == {}
+    finally:
+        source.close()
+
+
+def test_a_prometheus_that_is_down_raises_source_error() -> None:
+    source = PrometheusSource(
+        "prom-down",
+        f"http://127.0.0.1:{free_port()}",
+        [PromEndpoint("chat", 'job="x"')],
+        retries=2,
+        backoff_s=0.01,
+    )
+    try:
+        with pytest.raises(SourceError, match="prom-down"):
+            _fetch(source)
+    finally:
+        source.close()
+
+
+def test_registry_names_the_prometheus_source() -> None:
+    assert METRIC_SOURCES["prometheus"] is PrometheusSource
