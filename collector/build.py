@@ -28,6 +28,7 @@ class Plan:
     metric_sources: list[tuple[MetricSource, float]] = field(default_factory=list)  # (source, interval_s)
     cost_sources: list[tuple[CostSource, float]] = field(default_factory=list)
     prices: dict[str, GpuPrice | TokenPrice] = field(default_factory=dict)
+    source_endpoints: dict[str, list[str]] = field(default_factory=dict)  # source name -> endpoints
 
 
 def _bearer_headers(settings: Any, environ: Mapping[str, str]) -> dict[str, str] | None:
@@ -116,6 +117,10 @@ def build_plan(
                 plan.metric_sources.append((_azure_monitor(settings, credential), settings.interval_s))
             else:
                 plan.cost_sources.append((_azure_costs(settings, credential), settings.interval_s))
+    for settings in config.sources:
+        covered = [e.endpoint for e in getattr(settings, "targets", getattr(settings, "endpoints", []))]
+        covered += [r.endpoint for r in getattr(settings, "resources", [])]
+        plan.source_endpoints[settings.name] = sorted(set(covered)) or [""]
     for endpoint in config.endpoints:
         price = endpoint.price
         if isinstance(price, GpuHourPrice):

@@ -30,6 +30,7 @@ def build_collector(
         [source for source, _ in plan.metric_sources],
         [source for source, _ in plan.cost_sources],
         plan.prices,
+        source_endpoints=plan.source_endpoints,
     )
     retention = config.store.retention.model_dump()
     return collector, plan, retention

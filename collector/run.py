@@ -54,6 +54,7 @@ class Collector:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         first_window: timedelta = timedelta(minutes=1),
         cost_days: int = 3,
+        source_endpoints: dict[str, list[str]] | None = None,
     ) -> None:
         self.store = store
         self.metric_sources = list(metric_sources)
@@ -62,6 +63,7 @@ class Collector:
         self.clock = clock
         self._first_window = first_window
         self._cost_days = cost_days
+        self._source_endpoints = source_endpoints or {}
         self._last_end: dict[str, datetime] = {}
         self._failing: dict[str, str] = {}
 
@@ -73,7 +75,9 @@ class Collector:
             samples: list[Sample] = list(source.fetch(start, end))
         except SourceError as error:
             self._failed(report, str(error))
-            self.store.record_gap(source.name, "", start, end, str(error))
+            # A gap per endpoint the source covers: that is what marks each one stale.
+            for endpoint in self._source_endpoints.get(source.name, [""]):
+                self.store.record_gap(source.name, endpoint, start, end, str(error))
             return report
         self._recovered(source.name)
         report.samples = self.store.write_samples(samples)
@@ -93,6 +97,8 @@ class Collector:
             rows = list(source.fetch_costs(first, today))
         except SourceError as error:
             self._failed(report, str(error))
+            period_start = datetime.combine(first, datetime.min.time(), UTC)
+            self.store.record_gap(source.name, "", period_start, now or self.clock(), str(error))
             return report
         self._recovered(source.name)
         report.costs = self.store.write_costs(rows)

@@ -119,7 +119,7 @@ def test_a_failing_source_leaves_a_gap_and_the_others_still_write(store, caplog)
     bad = ScriptedSource(
         "bad", [down, down, [Sample(T0 + timedelta(minutes=2), "chat", "requests_waiting", 1.0)]]
     )
-    collector = Collector(store, [good, bad], clock=lambda: T0)
+    collector = Collector(store, [good, bad], clock=lambda: T0, source_endpoints={"bad": ["chat", "embed"]})
     reports = collector.run_once(T0)
     assert [r.error for r in reports] == [None, "source 'down': connection refused"]
     collector.run_once(T0 + timedelta(minutes=1))
@@ -130,7 +130,10 @@ def test_a_failing_source_leaves_a_gap_and_the_others_still_write(store, caplog)
     assert bad.calls[-1][1] == T0 + timedelta(minutes=2)
     assert store.read_series("chat", "gpu_utilization", T0, T0 + timedelta(minutes=1), "raw") == [(T0, 0.5)]
     gaps = store.read_gaps(T0 - timedelta(hours=1), T0 + timedelta(hours=1))
-    assert [(g[0], g[4]) for g in gaps] == [("bad", "source 'down': connection refused")] * 2
+    assert sorted((g[0], g[1], g[4]) for g in gaps) == [
+        ("bad", endpoint, "source 'down': connection refused")
+        for endpoint in ("chat", "chat", "embed", "embed")
+    ], "each endpoint the source covers is marked"
 
 
 def test_estimated_cost_from_stored_readings(store) -> None:  # type: ignore[no-untyped-def]
@@ -160,3 +163,48 @@ def test_scheduler_runs_every_job_and_a_failing_job_does_not_stop_it(store) -> N
     finally:
         scheduler.shutdown()
     assert len(good.calls) >= 3 and len(broken.calls) >= 3
+
+
+def test_build_plan_from_the_example_config(tmp_path: Path) -> None:
+    from collector.build import build_plan
+    from collector.costs import TokenPrice
+    from collector.sources.azure_costs import AzureCostSource
+    from collector.sources.azure_monitor import AzureMonitorSource
+    from collector.sources.prometheus import PrometheusSource
+    from collector.sources.scrape import ScrapeSource
+    from inferplane.config import example_config_text, parse_config
+
+    config = parse_config(example_config_text(), "example.yaml")
+    credentials: list[str] = []
+    plan = build_plan(config, environ={}, azure_credential=lambda: credentials.append("made") or object())
+    kinds = {type(source) for source, _ in plan.metric_sources} | {type(s) for s, _ in plan.cost_sources}
+    assert kinds == {ScrapeSource, PrometheusSource, AzureMonitorSource, AzureCostSource}
+    assert credentials == ["made"], "one Azure credential shared by the Azure sources"
+    assert [interval for source, interval in plan.cost_sources] == [3600]
+    assert plan.prices["chat-small"] == GpuPrice(1.2, 1)
+    assert isinstance(plan.prices["gpt-4o-mini"], TokenPrice)
+    assert "chat-small" in plan.source_endpoints["scrape"]
+    for source, _ in plan.metric_sources + plan.cost_sources:
+        getattr(source, "close", lambda: None)()
+
+
+def test_a_bearer_token_is_read_from_the_environment_not_the_file(tmp_path: Path) -> None:
+    from collector.build import build_plan
+    from inferplane.config import ConfigError, parse_config
+
+    text = """
+endpoints:
+  - {name: chat, target: {kind: local, model: m}, price: {gpu_per_hour_usd: 1}}
+sources:
+  - kind: scrape
+    bearer_token_env: SCRAPE_TOKEN
+    targets: [{endpoint: chat, url: "http://127.0.0.1:9"}]
+"""
+    config = parse_config(text, "inferplane.yaml")
+    with pytest.raises(ConfigError, match="SCRAPE_TOKEN") as missing:
+        build_plan(config, environ={})
+    assert "s3cr3t" not in str(missing.value)
+    plan = build_plan(config, environ={"SCRAPE_TOKEN": "s3cr3t"})
+    source = plan.metric_sources[0][0]
+    assert source._client.headers["authorization"] == "Bearer s3cr3t"  # type: ignore[attr-defined]
+    source.close()  # type: ignore[attr-defined]
