@@ -267,3 +267,21 @@ def test_default_url_uses_inferplane_home(tmp_path: Path) -> None:
     assert (tmp_path / "home").is_dir()
     fallback = default_store_url({"HOME": str(tmp_path)})
     assert fallback == f"sqlite:///{tmp_path / '.local' / 'share' / 'inferplane' / 'inferplane.db'}"
+
+
+def test_read_many_equals_one_read_per_series(store: Store) -> None:
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    samples = [
+        Sample(start + timedelta(minutes=i), endpoint, metric, float(i + len(endpoint) + len(metric)))
+        for i in range(90)
+        for endpoint in ("a", "b")
+        for metric in ("gpu_utilization", "requests_waiting")
+    ]
+    store.write_samples(samples)
+    store.rollup(start + timedelta(hours=3))
+    end = start + timedelta(days=10)  # long enough that "auto" reads the hourly rollup
+    many = store.read_many(["a", "b", "c"], ["gpu_utilization", "requests_waiting"], start, end)
+    assert set(many) == {(e, m) for e in ("a", "b") for m in ("gpu_utilization", "requests_waiting")}
+    for (endpoint, metric), points in many.items():
+        assert points == store.read_series(endpoint, metric, start, end)
+        assert len(points) == 2  # two hourly buckets

@@ -16,6 +16,9 @@ from inferplane.store.schema import ROLLUP_TABLES, costs, samples
 
 __all__ = ["RESOLUTIONS", "costs_query", "pick_resolution", "series_query"]
 
+# Series reads share one shape: ``series_query`` for one (endpoint, metric), and with
+# ``endpoint``/``metric`` given as lists, one query for many, grouped per series.
+
 RESOLUTIONS = ("auto", "raw", "1m", "1h")
 # (largest span, resolution), checked in order; beyond the last, hourly rollups.
 _AUTO: tuple[tuple[timedelta, str], ...] = ((timedelta(hours=6), "raw"), (timedelta(days=3), "1m"))
@@ -32,9 +35,15 @@ def pick_resolution(start: datetime, end: datetime, resolution: str) -> str:
 
 
 def series_query(
-    endpoint: str, metric: str, start: datetime, end: datetime, resolution: str, replica: str | None
+    endpoint: str | list[str],
+    metric: str | list[str],
+    start: datetime,
+    end: datetime,
+    resolution: str,
+    replica: str | None,
 ) -> sa.Select[Any]:
-    """(time, value) rows in time order; rollups give avg = sum / count per bucket.
+    """(endpoint, metric, time, value) rows in series and time order; rollups give
+    avg = sum / count per bucket. Lists of endpoints or metrics read many series at once.
 
     ``replica=None`` averages every replica's rows (and endpoint-level ones) per time.
     """
@@ -47,12 +56,15 @@ def series_query(
         time = table.c.bucket
         value = sa.func.sum(table.c["sum"]) / sa.func.sum(table.c["count"])
         lo = floor_time(start, resolution)  # include the bucket that holds ``start``
-    query = sa.select(time, value).where(
-        table.c.endpoint == endpoint, table.c.metric == metric, time >= lo, time < end
+    endpoints = [endpoint] if isinstance(endpoint, str) else endpoint
+    metrics = [metric] if isinstance(metric, str) else metric
+    query = sa.select(table.c.endpoint, table.c.metric, time, value).where(
+        table.c.endpoint.in_(endpoints), table.c.metric.in_(metrics), time >= lo, time < end
     )
     if replica is not None:
         query = query.where(table.c.replica == replica)
-    return query.group_by(time).order_by(time)
+    series = (table.c.endpoint, table.c.metric, time)
+    return query.group_by(*series).order_by(*series)
 
 
 def costs_query(start: datetime, end: datetime, endpoint: str | None, source: str | None) -> sa.Select[Any]:

@@ -141,7 +141,28 @@ class Store:
         table = pick_resolution(start, end, resolution)
         with self._transaction("read a series") as connection:
             rows = connection.execute(series_query(endpoint, metric, start, end, table, replica)).all()
-        return [(time, float(value)) for time, value in rows]
+        return [(time, float(value)) for _, _, time, value in rows]
+
+    def read_many(
+        self,
+        endpoints: list[str],
+        metrics: list[str],
+        start: datetime,
+        end: datetime,
+        resolution: str = "auto",
+        *,
+        replica: str | None = "",
+    ) -> dict[tuple[str, str], list[tuple[datetime, float]]]:
+        """Every (endpoint, metric) series at once, in one query: what a dashboard page
+        over many endpoints reads. Same resolution and replica rules as ``read_series``;
+        series without points are absent."""
+        table = pick_resolution(start, end, resolution)
+        series: dict[tuple[str, str], list[tuple[datetime, float]]] = {}
+        with self._transaction("read many series") as connection:
+            query = series_query(endpoints, metrics, start, end, table, replica)
+            for endpoint, metric, time, value in connection.execute(query):
+                series.setdefault((endpoint, metric), []).append((time, float(value)))
+        return series
 
     def read_costs(
         self, start: datetime, end: datetime, endpoint: str | None = None, source: str | None = None
