@@ -27,24 +27,17 @@ def add_collect_jobs(
     now = datetime.now(UTC)
     common: dict[str, Any] = {"max_instances": 1, "coalesce": True, "replace_existing": True}
     ids = []
-    for source, interval in plan.metric_sources:
+    runs: list[tuple[str, Any, Any]] = [
+        *(("collect", collector.collect_metrics, pair) for pair in plan.metric_sources),
+        *(("costs", collector.collect_costs, pair) for pair in plan.cost_sources),
+    ]
+    for prefix, function, (source, interval) in runs:
         job = scheduler.add_job(
-            collector.collect_metrics,
+            function,
             "interval",
             seconds=interval,
             args=[source],
-            id=f"collect:{source.name}",
-            next_run_time=now,
-            **common,
-        )
-        ids.append(job.id)
-    for cost_source, interval in plan.cost_sources:
-        job = scheduler.add_job(
-            collector.collect_costs,
-            "interval",
-            seconds=interval,
-            args=[cost_source],
-            id=f"costs:{cost_source.name}",
+            id=f"{prefix}:{source.name}",
             next_run_time=now,
             **common,
         )

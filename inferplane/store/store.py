@@ -34,6 +34,22 @@ _T = TypeVar("_T")
 _CostSource = Literal["estimated", "billed"]
 
 
+def _upsert_batches(
+    connection: sa.Connection, table: sa.Table, key: tuple[str, ...], records: Iterable[Sample | CostRow]
+) -> list[dict[str, Any]]:
+    """Upsert ``records`` (dataclasses whose fields are the table's columns) in chunks;
+    return the rows written."""
+    statement = upsert(connection.dialect.name, table, key)
+    written: list[dict[str, Any]] = []
+    for chunk in _chunks(records, CHUNK_ROWS):
+        # One statement may not touch a row twice (PostgreSQL); the last write wins.
+        unique = {tuple(r.__dict__[k] for k in key): dict(r.__dict__) for r in chunk}
+        params = list(unique.values())
+        connection.execute(statement, params)
+        written += params
+    return written
+
+
 def _chunks(items: Iterable[_T], size: int) -> Iterator[list[_T]]:
     iterator = iter(items)
     while chunk := list(islice(iterator, size)):
@@ -68,54 +84,17 @@ class Store:
     def write_samples(self, samples: Iterable[Sample]) -> int:
         """Upsert samples in batches; re-writing a (time, endpoint, replica, metric)
         replaces its value. Returns the number of rows written."""
-        written = 0
         with self._transaction("write samples") as connection:
-            statement = upsert(connection.dialect.name, schema.samples, _SAMPLE_KEY)
-            earliest: datetime | None = None
-            for chunk in _chunks(samples, CHUNK_ROWS):
-                # One statement may not touch a row twice (PostgreSQL); the last write wins.
-                rows = {(s.endpoint, s.metric, s.replica, s.time): s for s in chunk}
-                params = [
-                    {
-                        "endpoint": s.endpoint,
-                        "metric": s.metric,
-                        "replica": s.replica,
-                        "time": s.time,
-                        "value": s.value,
-                    }
-                    for s in rows.values()
-                ]
-                connection.execute(statement, params)
-                written += len(params)
-                first = min(s.time for s in rows.values())
-                earliest = first if earliest is None or first < earliest else earliest
-            if earliest is not None:
-                mark_pending(connection, earliest)
-        return written
+            rows = _upsert_batches(connection, schema.samples, _SAMPLE_KEY, samples)
+            if rows:
+                mark_pending(connection, min(row["time"] for row in rows))
+        return len(rows)
 
     def write_costs(self, rows: Iterable[CostRow]) -> int:
         """Upsert cost rows; the same (period, endpoint, service, source) replaces the
         amount. Returns the number of rows written."""
-        written = 0
         with self._transaction("write costs") as connection:
-            statement = upsert(connection.dialect.name, schema.costs, _COST_KEY)
-            for chunk in _chunks(rows, CHUNK_ROWS):
-                unique = {(r.period_start, r.period_end, r.endpoint, r.service, r.source): r for r in chunk}
-                params = [
-                    {
-                        "period_start": r.period_start,
-                        "period_end": r.period_end,
-                        "endpoint": r.endpoint,
-                        "service": r.service,
-                        "amount": r.amount,
-                        "currency": r.currency,
-                        "source": r.source,
-                    }
-                    for r in unique.values()
-                ]
-                connection.execute(statement, params)
-                written += len(params)
-        return written
+            return len(_upsert_batches(connection, schema.costs, _COST_KEY, rows))
 
     def rollup(self, now: datetime) -> None:
         """Fold raw samples into 1m and 1h buckets, for buckets complete at ``now``."""
