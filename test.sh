@@ -4,12 +4,16 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")" && pwd)"
 source "$ROOT/scripts/bootstrap.sh" "test,load"
-if ! command -v promtool >/dev/null; then
-  say "installing Prometheus (for promtool)"
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null
+# Real servers the tests start themselves: Prometheus (and promtool), Alertmanager.
+missing=()
+command -v promtool >/dev/null || missing+=(prometheus)
+command -v prometheus-alertmanager >/dev/null || missing+=(prometheus-alertmanager)
+if [ ${#missing[@]} -gt 0 ]; then
+  say "installing ${missing[*]} (Debian packages)"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 cd "$ROOT"
 "$ROOT/.venv/bin/ruff" check .
 "$ROOT/.venv/bin/ruff" format --check .
-"$ROOT/.venv/bin/mypy" inference inferplane collector
+"$ROOT/.venv/bin/mypy" inference inferplane collector alerts
 exec "$ROOT/.venv/bin/python" -m pytest "$@"

@@ -1,0 +1,89 @@
+"""The values every part of the alerts room shares: findings, alerts, notifications, and
+the channel protocol.
+
+A rule returns ``Finding``s (what is wrong right now, with the figures and their cost);
+the state machine turns findings over time into ``Alert``s that fire and resolve, and
+groups them per endpoint into ``Notification``s; a ``Channel`` delivers a notification
+or raises ``DeliveryError``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal, Protocol
+
+__all__ = ["Alert", "Channel", "DeliveryError", "Finding", "Notification", "fingerprint"]
+
+Status = Literal["firing", "resolved"]
+
+
+def fingerprint(rule: str, endpoint: str, labels: dict[str, str] | None = None) -> str:
+    """A stable id of one alert: the same rule on the same endpoint (and labels)."""
+    material = "\x1f".join([rule, endpoint, *(f"{k}={v}" for k, v in sorted((labels or {}).items()))])
+    return hashlib.sha256(material.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A rule's verdict at one moment: this is wrong now.
+
+    ``figures`` are the numbers that fired it (for example ``{"tokens_per_minute": 5200,
+    "baseline": 1300}``); ``cost_per_hour_usd`` what the condition costs while it lasts
+    (None when it has no price).
+    """
+
+    rule: str
+    endpoint: str
+    summary: str
+    severity: Literal["info", "warning", "critical"] = "warning"
+    since: datetime | None = None
+    figures: dict[str, float] = field(default_factory=dict)
+    cost_per_hour_usd: float | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint(self.rule, self.endpoint, self.labels)
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One alert as notified: its latest finding, when it started and (if resolved) ended."""
+
+    finding: Finding
+    status: Status
+    starts_at: datetime
+    ends_at: datetime | None = None
+
+    @property
+    def fingerprint(self) -> str:
+        return self.finding.fingerprint
+
+
+@dataclass(frozen=True)
+class Notification:
+    """What one channel delivery carries: the alerts of one group (an endpoint)."""
+
+    group: str
+    alerts: tuple[Alert, ...]
+    sent_at: datetime
+
+    @property
+    def status(self) -> Status:
+        return "firing" if any(a.status == "firing" for a in self.alerts) else "resolved"
+
+
+class DeliveryError(Exception):
+    """A channel could not deliver; the message names the channel and the cause (no secrets)."""
+
+
+class Channel(Protocol):
+    """Delivers notifications somewhere: email, a webhook, an Alertmanager."""
+
+    name: str
+
+    def send(self, notification: Notification) -> None:
+        """Deliver or raise ``DeliveryError``; retries inside are the channel's own."""
+        ...
