@@ -205,13 +205,43 @@ def test_secret_values_never_appear_in_messages(tmp_path: Path) -> None:
     assert not [problem for problem in problems if "hunter2" in problem]
 
 
-def test_reserved_sections_accept_any_mapping_but_not_secrets(tmp_path: Path) -> None:
-    config = load_config(write(tmp_path, VALID + "autoscaler: {policy: latency, window_s: 60}\nalerts: {}\n"))
+def test_the_reserved_autoscaler_section_accepts_any_mapping_but_not_secrets(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, VALID + "autoscaler: {policy: latency, window_s: 60}\n"))
     assert config.autoscaler == {"policy": "latency", "window_s": 60}
-    problems = check_config(write(tmp_path, VALID + "alerts:\n  smtp:\n    password: pw\n"))
+    problems = check_config(write(tmp_path, VALID + "autoscaler:\n  smtp:\n    password: pw\n"))
     assert len(problems) == 1 and problems[0].startswith(
-        f"{tmp_path / 'inferplane.yaml'}:14: alerts.smtp.password"
+        f"{tmp_path / 'inferplane.yaml'}:14: autoscaler.smtp.password"
     )
+
+
+ALERTS_PROBLEMS = """alerts:
+  rules:
+    - kind: token_spike
+      endpoints: [nope]
+    - kind: spend
+  channels:
+    - {kind: email, name: ops, host: smtp.example.com, sender: a@b.co, recipients: [x@y.co], password: pw}
+    - {kind: webhook, name: ops, url: "https://hooks.example.com/x"}
+    - {kind: webhook, name: w2}
+    - {kind: pager, name: p}
+"""
+
+
+def test_alerts_section_problems_name_line_and_field(tmp_path: Path) -> None:
+    path = write(tmp_path, VALID + ALERTS_PROBLEMS)
+    problems = "\n".join(check_config(path))
+    for line, field, words in [
+        (15, "alerts.rules[0].endpoints[0]", "undeclared endpoint 'nope'"),
+        (16, "alerts.rules[1]", "needs daily_budget_usd, monthly_budget_usd or both"),
+        (18, "alerts.channels[0].password", "secrets never go in the file"),
+        (19, "alerts.channels[1].name", "duplicate channel name 'ops'"),
+        (20, "alerts.channels[2]", "exactly one of url and url_env"),
+        (21, "alerts.channels[3]", "pager"),
+    ]:
+        assert any(p.startswith(f"{path}:{line}: {field}") and words in p for p in problems.splitlines()), (
+            f"line {line} {field}: {words}\n{problems}"
+        )
+    assert "pw" not in problems.replace("password", "")
 
 
 def test_parse_config_and_model_validate_agree() -> None:

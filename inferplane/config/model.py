@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from .alerts import AlertsConfig
 from .endpoints import Endpoint
 from .fields import EnvVarName, StrictModel
 from .sources import Source
@@ -53,10 +54,10 @@ class InferplaneConfig(StrictModel):
     store: StoreConfig = StoreConfig()
     endpoints: list[Endpoint] = Field(min_length=1)
     sources: list[Source] = Field(default_factory=list)
-    # Reserved: their schemas arrive with the autoscaler and alerts features. Until then
-    # any mapping is accepted so that a file written ahead of time still loads.
+    # Reserved: its schema arrives with the autoscaler. Until then any mapping is
+    # accepted so that a file written ahead of time still loads.
     autoscaler: dict[str, Any] | None = None
-    alerts: dict[str, Any] | None = None
+    alerts: AlertsConfig | None = None
 
     @model_validator(mode="after")
     def _cross_field(self) -> InferplaneConfig:
@@ -98,6 +99,22 @@ def cross_field_problems(data: Any) -> Iterator[tuple[Loc, str]]:
         for index, source in enumerate(sources):
             if isinstance(source, dict):
                 yield from _unknown_endpoints(("sources", index), source, names)
+    alerts = data.get("alerts")
+    if isinstance(alerts, dict):
+        yield from _unique_names(
+            alerts.get("channels"), "alerts.channels", "channel", lambda c: c.get("name")
+        )
+        yield from _rule_endpoints(alerts.get("rules"), names)
+
+
+def _rule_endpoints(rules: Any, names: dict[str, int]) -> Iterator[tuple[Loc, str]]:
+    declared = ", ".join(sorted(names)) or "none"
+    for index, rule in enumerate(rules if isinstance(rules, list) else []):
+        listed = rule.get("endpoints") if isinstance(rule, dict) else None
+        for position, name in enumerate(listed if isinstance(listed, list) else []):
+            if isinstance(name, str) and name not in names:
+                loc: Loc = ("alerts", "rules", index, "endpoints", position)
+                yield loc, f"names undeclared endpoint {name!r}; declared endpoints: {declared}"
 
 
 def _unique_names(
@@ -113,7 +130,7 @@ def _unique_names(
             continue
         if name in seen:
             yield (
-                (section, index, "name"),
+                (*section.split("."), index, "name"),
                 f"duplicate {what} name {name!r} (first declared at {section}[{seen[name]}])",
             )
         else:
