@@ -110,10 +110,12 @@ class Collector:
         start = end.replace(minute=0, second=0, microsecond=0) - timedelta(hours=hours - 1)
         report = SourceReport("estimated-cost")
         for endpoint, price in self.prices.items():
+            # Per replica: an endpoint's replica count and token rates are sums over them.
             samples = [
-                Sample(at, endpoint, metric, value)
+                Sample(at, endpoint, metric, value, replica)
                 for metric in _ESTIMATE_METRICS
-                for at, value in self.store.read_series(endpoint, metric, start, end, "raw")
+                for replica, points in self.store.read_by_replica(endpoint, metric, start, end, "raw").items()
+                for at, value in points
             ]
             report.costs += self.store.write_costs(estimate_costs(endpoint, price, samples, start, end))
         return report

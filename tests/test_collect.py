@@ -208,3 +208,21 @@ sources:
     source = plan.metric_sources[0][0]
     assert source._client.headers["authorization"] == "Bearer s3cr3t"  # type: ignore[attr-defined]
     source.close()  # type: ignore[attr-defined]
+
+
+def test_estimated_token_cost_sums_the_replicas(store) -> None:  # type: ignore[no-untyped-def]
+    from collector.costs import TokenPrice
+
+    readings = [
+        Sample(T0 + timedelta(minutes=i), "chat", "generated_tokens_per_second", 10.0, replica)
+        for i in range(60)
+        for replica in ("0", "1")
+    ]
+    store.write_samples(readings)
+    collector = Collector(store, prices={"chat": TokenPrice(0.0, 1.0)})
+    collector.estimate(T0 + timedelta(hours=1), hours=2)
+    (row,) = [
+        r for r in store.read_costs(T0, T0 + timedelta(hours=1), endpoint="chat") if r.period_start == T0
+    ]
+    # 2 replicas x 10 tokens/s x 3600 s = 72,000 tokens at $1 per 1K
+    assert row.amount == pytest.approx(72.0, rel=0.02)

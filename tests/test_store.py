@@ -285,3 +285,23 @@ def test_read_many_equals_one_read_per_series(store: Store) -> None:
     for (endpoint, metric), points in many.items():
         assert points == store.read_series(endpoint, metric, start, end)
         assert len(points) == 2  # two hourly buckets
+
+
+def test_read_by_replica_keeps_replicas_apart(store: Store) -> None:
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    store.write_samples(
+        [
+            Sample(start + timedelta(minutes=i), "a", "prompt_tokens_per_second", 10.0 * (r + 1), str(r))
+            for i in range(3)
+            for r in range(2)
+        ]
+        + [Sample(start, "a", "prompt_tokens_per_second", 99.0)]
+    )
+    series = store.read_by_replica(
+        "a", "prompt_tokens_per_second", start, start + timedelta(minutes=5), "raw"
+    )
+    assert series == {
+        "": [(start, 99.0)],
+        "0": [(start + timedelta(minutes=i), 10.0) for i in range(3)],
+        "1": [(start + timedelta(minutes=i), 20.0) for i in range(3)],
+    }

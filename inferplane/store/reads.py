@@ -41,11 +41,13 @@ def series_query(
     end: datetime,
     resolution: str,
     replica: str | None,
+    per_replica: bool = False,
 ) -> sa.Select[Any]:
     """(endpoint, metric, time, value) rows in series and time order; rollups give
     avg = sum / count per bucket. Lists of endpoints or metrics read many series at once.
 
-    ``replica=None`` averages every replica's rows (and endpoint-level ones) per time.
+    ``replica=None`` averages every replica's rows (and endpoint-level ones) per time;
+    ``per_replica`` instead keeps each replica apart (a ``replica`` column comes first).
     """
     value: sa.ColumnElement[Any]
     if resolution == "raw":
@@ -58,13 +60,17 @@ def series_query(
         lo = floor_time(start, resolution)  # include the bucket that holds ``start``
     endpoints = [endpoint] if isinstance(endpoint, str) else endpoint
     metrics = [metric] if isinstance(metric, str) else metric
-    query = sa.select(table.c.endpoint, table.c.metric, time, value).where(
+    keys = (
+        (table.c.replica, table.c.endpoint, table.c.metric)
+        if per_replica
+        else (table.c.endpoint, table.c.metric)
+    )
+    query = sa.select(*keys, time, value).where(
         table.c.endpoint.in_(endpoints), table.c.metric.in_(metrics), time >= lo, time < end
     )
     if replica is not None:
         query = query.where(table.c.replica == replica)
-    series = (table.c.endpoint, table.c.metric, time)
-    return query.group_by(*series).order_by(*series)
+    return query.group_by(*keys, time).order_by(*keys, time)
 
 
 def costs_query(start: datetime, end: datetime, endpoint: str | None, source: str | None) -> sa.Select[Any]:

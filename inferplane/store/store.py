@@ -122,6 +122,19 @@ class Store:
             rows = connection.execute(series_query(endpoint, metric, start, end, table, replica)).all()
         return [(time, float(value)) for _, _, time, value in rows]
 
+    def read_by_replica(
+        self, endpoint: str, metric: str, start: datetime, end: datetime, resolution: str = "auto"
+    ) -> dict[str, list[tuple[datetime, float]]]:
+        """Each replica's series of ``metric`` (endpoint-level rows under ""): what a sum
+        over replicas, such as an endpoint's total token rate, is built from."""
+        table = pick_resolution(start, end, resolution)
+        series: dict[str, list[tuple[datetime, float]]] = {}
+        with self._transaction("read a series per replica") as connection:
+            query = series_query(endpoint, metric, start, end, table, None, per_replica=True)
+            for replica, _, _, time, value in connection.execute(query):
+                series.setdefault(replica, []).append((time, float(value)))
+        return series
+
     def read_many(
         self,
         endpoints: list[str],
