@@ -305,3 +305,17 @@ def test_read_by_replica_keeps_replicas_apart(store: Store) -> None:
         "0": [(start + timedelta(minutes=i), 10.0) for i in range(3)],
         "1": [(start + timedelta(minutes=i), 20.0) for i in range(3)],
     }
+
+
+def test_alert_history_reads_back(store: Store) -> None:
+    at = datetime(2026, 1, 1, 12, tzinfo=UTC)
+    store.write_alert_event(at, "fp1", "chat", "idle_gpu", "firing", "idle", {"cost_per_hour_usd": 2.5})
+    store.write_delivery(at, "fp1", "oncall-mail", 1, False, "connection refused")
+    store.write_delivery(at + timedelta(seconds=5), "fp1", "oncall-mail", 2, True)
+    (event,) = store.read_alert_events(at, at + timedelta(minutes=1))
+    assert event["status"] == "firing" and event["details"] == {"cost_per_hour_usd": 2.5}
+    attempts = store.read_deliveries(at, at + timedelta(minutes=1))
+    assert [(d["attempt"], d["ok"], d["error"]) for d in attempts] == [
+        (1, False, "connection refused"),
+        (2, True, None),
+    ]

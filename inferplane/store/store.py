@@ -264,6 +264,24 @@ class Store:
         }
         self._insert(schema.alert_events, values, "write an alert event")
 
+    def read_alert_events(self, start: datetime, end: datetime) -> list[dict[str, Any]]:
+        """Alert transitions in ``[start, end)``, oldest first (``details`` parsed)."""
+        rows = self._read_log(schema.alert_events, start, end, "read alert events")
+        return [{**row, "details": json.loads(row["details"])} for row in rows]
+
+    def read_deliveries(self, start: datetime, end: datetime) -> list[dict[str, Any]]:
+        """Every delivery attempt in ``[start, end)``, oldest first."""
+        return self._read_log(schema.alert_deliveries, start, end, "read alert deliveries")
+
+    def _read_log(self, table: sa.Table, start: datetime, end: datetime, action: str) -> list[dict[str, Any]]:
+        query = (
+            sa.select(table)
+            .where(table.c.time >= start, table.c.time < end)
+            .order_by(table.c.time, table.c.id)
+        )
+        with self._transaction(action) as connection:
+            return [dict(row) for row in connection.execute(query).mappings()]
+
     def write_delivery(
         self, time: datetime, fingerprint: str, channel: str, attempt: int, ok: bool, error: str | None = None
     ) -> None:
