@@ -10,6 +10,7 @@ or raises ``DeliveryError``.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, Protocol
@@ -76,7 +77,13 @@ class Notification:
 
 
 class DeliveryError(Exception):
-    """A channel could not deliver; the message names the channel and the cause (no secrets)."""
+    """A channel could not deliver; the message names the channel and the cause (no secrets).
+
+    ``attempt_errors`` holds the error of every attempt made, oldest first."""
+
+    def __init__(self, message: str, attempt_errors: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.attempt_errors = list(attempt_errors) or [message]
 
 
 class Channel(Protocol):
@@ -84,6 +91,8 @@ class Channel(Protocol):
 
     name: str
 
-    def send(self, notification: Notification) -> None:
-        """Deliver or raise ``DeliveryError``; retries inside are the channel's own."""
+    def send(self, notification: Notification) -> list[str]:
+        """Deliver or raise ``DeliveryError``; retries inside are the channel's own.
+
+        Returns the errors of attempts that failed before one succeeded ([] at first try)."""
         ...
