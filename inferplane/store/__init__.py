@@ -22,7 +22,7 @@ from inferplane.store.engine import create_store_engine, migrate
 from inferplane.store.errors import StoreError, translate_errors
 from inferplane.store.store import Store
 
-__all__ = ["Store", "StoreError", "default_store_url", "open_store"]
+__all__ = ["Store", "StoreError", "default_store_url", "open_store", "resolve_store_url"]
 
 
 def default_store_url(environ: Mapping[str, str] | None = None) -> str:
@@ -37,6 +37,19 @@ def default_store_url(environ: Mapping[str, str] | None = None) -> str:
         folder = base / ".local" / "share" / "inferplane"
     folder.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{folder / 'inferplane.db'}"
+
+
+def resolve_store_url(
+    override: str | None,
+    url: str | None = None,
+    url_env: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> str:
+    """The store to open: ``override`` (a ``--store`` option), else the config's ``url``,
+    else the variable its ``url_env`` names, else the embedded SQLite default."""
+    from inferplane.config import resolve_secret
+
+    return override or url or resolve_secret(url_env, None, environ) or default_store_url(environ)
 
 
 def open_store(url: str) -> Store:

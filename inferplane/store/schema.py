@@ -14,6 +14,8 @@ __all__ = [
     "ROLLUP_TABLES",
     "alert_deliveries",
     "alert_events",
+    "alert_silences",
+    "control_state",
     "costs",
     "metadata",
     "rollup_state",
@@ -135,4 +137,24 @@ source_gaps = sa.Table(
     sa.Column("start", UTCDateTime(), nullable=False, index=True),
     sa.Column("end", UTCDateTime(), nullable=False),
     sa.Column("reason", sa.Text, nullable=False),
+)
+
+# Small JSON documents the control plane keeps across restarts (the alert engine's
+# firing/resolved state), one row per key, replaced whole on each save.
+control_state = sa.Table(
+    "control_state",
+    metadata,
+    sa.Column("key", sa.String(200), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+alert_silences = sa.Table(
+    "alert_silences",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("matchers", sa.Text, nullable=False),
+    sa.Column("starts_at", UTCDateTime(), nullable=False),
+    sa.Column("ends_at", UTCDateTime(), nullable=False, index=True),
+    sa.Column("comment", sa.Text, nullable=False),
 )

@@ -296,6 +296,58 @@ class Store:
         }
         self._insert(schema.alert_deliveries, values, "write an alert delivery")
 
+    def read_scaling_events(
+        self, start: datetime, end: datetime, endpoint: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Scaling decisions in ``[start, end)``, oldest first (``inputs`` parsed)."""
+        rows = self._read_log(schema.scaling_events, start, end, "read scaling events")
+        return [
+            {**row, "inputs": json.loads(row["inputs"])}
+            for row in rows
+            if endpoint is None or row["endpoint"] == endpoint
+        ]
+
+    def save_state(self, key: str, value: Mapping[str, Any], now: datetime) -> None:
+        """Keep one JSON document under ``key`` (replacing the previous one)."""
+        statement = upsert(self._engine.dialect.name, schema.control_state, ("key",))
+        with self._transaction(f"save state {key!r}") as connection:
+            connection.execute(statement, {"key": key, "value": _json(value), "updated_at": now})
+
+    def load_state(self, key: str) -> dict[str, Any] | None:
+        """The document saved under ``key``, or None when nothing was saved yet."""
+        query = sa.select(schema.control_state.c.value).where(schema.control_state.c.key == key)
+        with self._transaction(f"load state {key!r}") as connection:
+            text = connection.execute(query).scalar_one_or_none()
+        return None if text is None else cast(dict[str, Any], json.loads(text))
+
+    def add_silence(
+        self, matchers: Mapping[str, str], starts_at: datetime, ends_at: datetime, comment: str
+    ) -> int:
+        """Record a silence (alerts matching every matcher are not notified); returns its id."""
+        values = {"matchers": _json(matchers), "starts_at": starts_at, "ends_at": ends_at, "comment": comment}
+        with self._transaction("add a silence") as connection:
+            result = connection.execute(sa.insert(schema.alert_silences), values)
+            key = result.inserted_primary_key
+            assert key is not None  # an INSERT of one row always has one
+            return int(key[0])
+
+    def read_silences(self, now: datetime) -> list[dict[str, Any]]:
+        """Silences not yet expired at ``now`` (active or starting later), by end time."""
+        table = schema.alert_silences
+        query = sa.select(table).where(table.c.ends_at > now).order_by(table.c.ends_at, table.c.id)
+        with self._transaction("read silences") as connection:
+            rows = connection.execute(query).mappings().all()
+        return [{**row, "matchers": json.loads(row["matchers"])} for row in rows]
+
+    def expire_silence(self, silence_id: int, now: datetime) -> bool:
+        """End silence ``silence_id`` at ``now``; False when no such silence is active."""
+        table = schema.alert_silences
+        statement = (
+            sa.update(table).where(table.c.id == silence_id, table.c.ends_at > now).values(ends_at=now)
+        )
+        with self._transaction("expire a silence") as connection:
+            return bool(connection.execute(statement).rowcount)
+
     def _insert(self, table: sa.Table, values: dict[str, Any], action: str) -> None:
         with self._transaction(action) as connection:
             connection.execute(sa.insert(table), values)
