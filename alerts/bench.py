@@ -15,12 +15,24 @@ trace's per-minute distribution (its zero minutes and 6x bursts) and its burst l
 survive; nothing is smoothed or resampled. ``tiling="shuffle"`` shuffles the minutes of
 each copy instead: same distribution, no burst clustering (a harsher, less faithful test).
 
-Scoring: ``spikes`` non-overlapping spikes (tokens x ``spike_factor`` for ``spike_minutes``
-minutes, at least ``_SPACING_MINUTES`` apart, after a warm-up of one baseline) are injected;
-a firing interval overlapping a spike is a true positive, one overlapping none a false
-positive. ``recall`` = detected / injected spikes, ``precision`` = true-positive /
-all intervals, delay = first firing minute - spike start (0 when an interval already
-fired). Figures are pooled over seeds; ``per_seed`` holds each seed's own.
+Injection (``injection``): ``scale`` (the default, the issue's "3x for 5 minutes")
+multiplies the traffic of each spike's minutes by ``spike_factor``, as a prompt bug that
+grows every request does; ``surge`` adds (factor - 1) x the day's mean minute on top, as
+extra traffic does, so the spike runs at about factor x the normal volume even over idle
+minutes.
+
+Scoring: ``spikes`` non-overlapping spikes (``spike_minutes`` long, at least
+``_SPACING_MINUTES`` apart, after a warm-up of one baseline) are injected; a firing
+interval overlapping a spike is a true positive, one overlapping none a false positive.
+``recall`` = detected / injected spikes, ``precision`` = true-positive / all intervals,
+delay = first firing minute - spike start (0 when an interval already fired). Figures are
+pooled over seeds; ``per_seed`` holds each seed's own.
+
+``window_mean_ceiling_recall`` bounds what any rule judging k-minute token totals can
+reach without one false alarm on the clean day: a spike counts only if some k-minute
+window inside it is above every clean k-minute window of the day. On a trace with idle
+minutes, a scaled spike over idle minutes adds (almost) nothing, and no such rule can
+tell it from the trace's own bursts.
 """
 
 from __future__ import annotations
@@ -38,6 +50,7 @@ from inference.trace import TraceRequest, load_trace
 __all__ = ["run_alert_benchmark", "tokens_per_minute"]
 
 Tiling = Literal["rotate", "shuffle"]
+Injection = Literal["surge", "scale"]
 
 _START = datetime(2023, 11, 16, tzinfo=UTC)
 _MINUTE = timedelta(minutes=1)
@@ -64,12 +77,13 @@ def run_alert_benchmark(
     seeds: int = 10,
     hours: int = 24,
     tiling: Tiling = "rotate",
+    injection: Injection = "scale",
 ) -> dict[str, Any]:
     """Score the spike rule on ``seeds`` replayed days (seeds ``seed``, ``seed + 1``, ...)."""
     settings = settings or SpikeSettings()
     base = tokens_per_minute(load_trace(trace_path))
     runs = [
-        _one_seed(base, s, spikes, spike_factor, spike_minutes, settings, hours, tiling)
+        _one_seed(base, s, spikes, spike_factor, spike_minutes, settings, hours, tiling, injection)
         for s in range(seed, seed + seeds)
     ]
     intervals = sum(r["intervals"] for r in runs)
@@ -79,10 +93,15 @@ def run_alert_benchmark(
         "recall": sum(r["detected"] for r in runs) / sum(r["injected"] for r in runs),
         "median_detection_delay_seconds": statistics.median(delays) if delays else None,
         "alerts_without_injection": sum(r["alerts_without_injection"] for r in runs),
+        # Upper bound for rules that judge k-minute totals with no false alarm (see _ceiling).
+        "window_mean_ceiling_recall": {
+            key: statistics.mean(r["window_mean_ceiling"][key] for r in runs)
+            for key in ("within_3_minutes", "whole_spike")
+        },
         "method": (
             f"{hours} h of tokens/minute from copies of the {len(base)}-minute trace, each copy "
             f"{'rotated by a random offset' if tiling == 'rotate' else 'with its minutes shuffled'}; "
-            f"{spikes} spikes x{spike_factor} for {spike_minutes} min per seed, {seeds} seeds"
+            f"{spikes} spikes ({injection}) x{spike_factor} for {spike_minutes} min per seed, {seeds} seeds"
         ),
         "settings": dataclasses.asdict(settings),
         "per_seed": runs,
@@ -98,13 +117,12 @@ def _one_seed(
     settings: SpikeSettings,
     hours: int,
     tiling: Tiling,
+    injection: Injection,
 ) -> dict[str, Any]:
     rng = np.random.default_rng(seed)
     clean = _long_series(base, rng, hours * 60, tiling)
     starts = _spike_starts(rng, len(clean), spikes, length, settings.baseline_minutes)
-    spiked = clean.copy()
-    for start in starts:
-        spiked[start : start + length] *= factor
+    spiked = _inject(clean, starts, length, factor, injection)
     fired = [_minutes(i) for i in spike_intervals(_points(spiked), settings)]
     hits = [[i for i in fired if i[0] <= s + length - 1 and i[1] >= s] for s in starts]
     delays = [60.0 * max(0, min(i[0] for i in h) - s) for h, s in zip(hits, starts, strict=True) if h]
@@ -117,8 +135,46 @@ def _one_seed(
         "true_positive_intervals": true_positive,
         "alerts_without_injection": len(spike_intervals(_points(clean), settings)),
         "median_detection_delay_seconds": statistics.median(delays) if delays else None,
+        "window_mean_ceiling": _ceiling(clean, spiked, starts, length),
         "delays": delays,
     }
+
+
+def _inject(
+    clean: np.ndarray, starts: list[int], length: int, factor: float, injection: Injection
+) -> np.ndarray:
+    """``scale`` multiplies the traffic of each spike's minutes by ``factor`` (a prompt bug:
+    every request grows); ``surge`` adds (factor - 1) x the day's mean minute on top (extra
+    traffic: the spike runs at about factor x the normal volume, even over idle minutes)."""
+    spiked = clean.copy()
+    extra = (factor - 1) * float(np.mean(clean))
+    for start in starts:
+        if injection == "surge":
+            spiked[start : start + length] += extra
+        else:
+            spiked[start : start + length] *= factor
+    return spiked
+
+
+def _ceiling(clean: np.ndarray, spiked: np.ndarray, starts: list[int], length: int) -> dict[str, float]:
+    """The share of spikes that any rule judging k-minute means could catch without a single
+    false alarm on the clean day: some window of k minutes inside the spike must be above
+    every clean k-minute window. ``within_3_minutes`` keeps windows ending by the third
+    spike minute (a 120 s delay); ``whole_spike`` allows all of it."""
+    caught = {"within_3_minutes": 0, "whole_spike": 0}
+    for start in starts:
+        best_end = None
+        for k in range(1, length + 1):
+            highest_clean = float(np.convolve(clean, np.ones(k), "valid").max())
+            sums = np.convolve(spiked[start : start + length], np.ones(k), "valid")
+            above = np.nonzero(sums > highest_clean)[0]
+            if above.size:
+                end = int(above[0]) + k - 1  # spike minute at which that window closes
+                best_end = end if best_end is None else min(best_end, end)
+        if best_end is not None:
+            caught["whole_spike"] += 1
+            caught["within_3_minutes"] += best_end <= 2
+    return {name: count / len(starts) for name, count in caught.items()}
 
 
 def _long_series(base: np.ndarray, rng: np.random.Generator, minutes: int, tiling: Tiling) -> np.ndarray:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import signal
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from apscheduler.schedulers.base import BaseScheduler
+
 from collector.build import Plan, build_plan
 from collector.run import Collector
-from inferplane.config import load_config, resolve_secret
-from inferplane.store import default_store_url, open_store
+from inferplane.config import load_config
+from inferplane.store import open_store, resolve_store_url
 
 __all__ = ["build_collector", "run_scheduled"]
 
@@ -22,8 +25,7 @@ def build_collector(
     Raises ``ConfigError`` for a bad file and ``StoreError`` for an unreachable store.
     """
     config = load_config(config_path)
-    url = store_url or config.store.url or resolve_secret(config.store.url_env, None) or default_store_url()
-    store = open_store(url)
+    store = open_store(resolve_store_url(store_url, config.store.url, config.store.url_env))
     plan = build_plan(config)
     collector = Collector(
         store,
@@ -36,14 +38,22 @@ def build_collector(
     return collector, plan, retention
 
 
-def run_scheduled(collector: Collector, plan: Plan, retention: dict[str, Any]) -> None:
-    """Run every job on a blocking scheduler until SIGTERM or Ctrl-C."""
+def run_scheduled(
+    collector: Collector,
+    plan: Plan,
+    retention: dict[str, Any],
+    more_jobs: Sequence[Callable[[BaseScheduler], object]] = (),
+) -> None:
+    """Run every job on a blocking scheduler until SIGTERM or Ctrl-C; ``more_jobs`` add
+    other rooms' jobs (alert evaluation) to the same scheduler."""
     from apscheduler.schedulers.blocking import BlockingScheduler
 
     from collector.schedule import add_collect_jobs
 
     scheduler = BlockingScheduler(timezone="UTC")
     add_collect_jobs(scheduler, collector, plan, retention)
+    for add_jobs in more_jobs:
+        add_jobs(scheduler)
     signal.signal(signal.SIGTERM, lambda *_: scheduler.shutdown(wait=False))
     try:
         scheduler.start()

@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+
+from inferplane.cli_alerts import alerts_app
 
 __all__ = ["app"]
 
@@ -22,6 +24,7 @@ config_app = typer.Typer(help="Check and print the inferplane.yaml configuration
 app.add_typer(model_app, name="model")
 app.add_typer(config_app, name="config")
 app.add_typer(bench_app, name="bench")
+app.add_typer(alerts_app, name="alerts")
 
 
 def _fail(message: str) -> None:
@@ -94,10 +97,12 @@ def collect(
     except (ConfigError, StoreError) as error:
         _fail(str(error))
     if not once:
+        more_jobs = _alert_jobs(config, store)
         typer.echo(
-            f"collecting from {len(plan.metric_sources) + len(plan.cost_sources)} sources; Ctrl-C stops"
+            f"collecting from {len(plan.metric_sources) + len(plan.cost_sources)} sources"
+            f"{', evaluating alerts' if more_jobs else ''}; Ctrl-C stops"
         )
-        run_scheduled(collector, plan, retention)
+        run_scheduled(collector, plan, retention, more_jobs)
         return
     try:
         reports = collector.run_once()
@@ -107,6 +112,24 @@ def collect(
         typer.echo(report.line())
     if reports and all(r.error for r in reports):
         raise typer.Exit(code=1)
+
+
+def _alert_jobs(config: Path, store: str | None) -> list[Any]:
+    """The alert evaluation job when the configuration has alert rules (same scheduler)."""
+    from alerts.main import build_engine
+    from alerts.schedule import add_alert_jobs
+    from inferplane.config import ConfigError
+    from inferplane.store import StoreError
+
+    try:
+        engine = build_engine(config, store)
+    except (ConfigError, StoreError) as error:
+        _fail(str(error))
+    if engine.config.alerts is None or not engine.config.alerts.rules:
+        engine.close()
+        return []
+    every = engine.config.alerts.evaluate_every_s
+    return [lambda scheduler: add_alert_jobs(scheduler, engine, every)]
 
 
 @config_app.command("check")
@@ -224,6 +247,57 @@ def bench_store(
     if output:
         output.write_text(text + "\n")
     typer.echo(text)
+
+
+@bench_app.command("alerts")
+def bench_alerts(
+    trace: Annotated[
+        Path | None,
+        typer.Option(help="Trace CSV (Azure LLM trace format); default: the packaged code trace."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
+    seeds: Annotated[int, typer.Option(help="Replayed days, each with its own random spikes.")] = 10,
+    spikes: Annotated[int, typer.Option(help="Spikes injected per day.")] = 20,
+    spike_factor: Annotated[float, typer.Option(help="Spike height, as a multiple of the tokens.")] = 3.0,
+    spike_minutes: Annotated[int, typer.Option(help="Spike length in minutes.")] = 5,
+    injection: Annotated[
+        str, typer.Option(help="scale: multiply the traffic; surge: add (factor-1) x the mean on top.")
+    ] = "scale",
+    output: Annotated[Path | None, typer.Option(help="Also write the JSON here.")] = None,
+) -> None:
+    """Token-spike rule on a replayed trace with injected spikes: precision, recall, delay."""
+    from alerts.bench import run_alert_benchmark
+
+    if trace is not None and not trace.is_file():
+        _fail(f"--trace {trace}: no such file")
+    if injection not in ("scale", "surge"):
+        _fail(f"--injection must be scale or surge, got {injection!r}")
+    try:
+        report = run_alert_benchmark(
+            str(trace) if trace else None,
+            seeds=seeds,
+            spikes=spikes,
+            spike_factor=spike_factor,
+            spike_minutes=spike_minutes,
+            injection=injection,  # type: ignore[arg-type]
+        )
+    except ValueError as error:
+        _fail(str(error))
+    text = json.dumps(report, indent=2)
+    if output:
+        output.write_text(text + "\n")
+    if as_json:
+        typer.echo(text)
+    else:
+        delay = report["median_detection_delay_seconds"]
+        ceiling = report["window_mean_ceiling_recall"]
+        typer.echo(
+            f"precision {report['precision']:.3f}  recall {report['recall']:.3f}  "
+            f"median delay {'-' if delay is None else f'{delay:.0f} s'}  "
+            f"alerts without injection {report['alerts_without_injection']}  "
+            f"ceiling (window-mean rules, <=120 s) {ceiling['within_3_minutes']:.3f}"
+            f"\n{report['method']}"
+        )
 
 
 def main() -> None:

@@ -8,35 +8,30 @@ Synchronization is by events and polling with deadlines; backoff sleeps are inje
 from __future__ import annotations
 
 import datetime as dt
-import email
-import email.policy
 import hashlib
 import hmac
 import ipaddress
-import json
 import logging
+import os
 import re
 import shutil
 import socket
 import ssl
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from email.message import EmailMessage
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from alerts.channels import CHANNELS, AlertmanagerChannel, EmailChannel, WebhookChannel, render
 from alerts.channels.webhook import SIGNATURE_HEADER
 from alerts.model import Alert, DeliveryError, Finding, Notification
+from tests.local_servers import Receiver, Smtp, free_port, start_receiver, start_smtp, wait_for
 
 T0 = dt.datetime(2025, 3, 1, 12, 0, tzinfo=dt.UTC)
 RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
@@ -69,22 +64,6 @@ def _resolved(
 ) -> Notification:
     alert = Alert(finding or _finding(), "resolved", starts_at, ends_at)
     return Notification("chat-prod", (alert,), ends_at)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_for(predicate: Any, timeout_s: float = 10.0, what: str = "condition") -> Any:
-    """Poll ``predicate`` until it returns a truthy value or the deadline passes."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if result := predicate():
-            return result
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
 
 
 def test_registry_names_every_channel() -> None:
@@ -140,28 +119,6 @@ def test_webhook_rejects_a_non_http_url() -> None:
 # ---------------------------------------------------------------- SMTP
 
 
-class _Inbox:
-    """aiosmtpd handler that keeps every message that arrives and signals each arrival."""
-
-    def __init__(self) -> None:
-        self.messages: list[EmailMessage] = []
-        self.arrived = threading.Event()
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        parsed = email.message_from_bytes(envelope.content, policy=email.policy.default)
-        assert isinstance(parsed, EmailMessage)
-        self.messages.append(parsed)
-        self.arrived.set()
-        return "250 OK"
-
-
-@dataclass
-class _Smtp:
-    inbox: _Inbox
-    port: int
-    client_ctx: ssl.SSLContext | None = None
-
-
 def _authenticator(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:
     ok = isinstance(data, LoginPassword) and (data.login, data.password) == (b"alerts", b"s3cret-pw")
     return AuthResult(success=ok, handled=False)  # handled=False: aiosmtpd answers 535 itself
@@ -205,24 +162,17 @@ def tls_contexts(tmp_path_factory: pytest.TempPathFactory) -> tuple[ssl.SSLConte
     return server, client
 
 
-def _start_smtp(**kwargs: Any) -> tuple[Controller, _Smtp]:
-    inbox, port = _Inbox(), _free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port, **kwargs)
-    controller.start()
-    return controller, _Smtp(inbox, port)
-
-
 @pytest.fixture
-def smtp_plain() -> Iterator[_Smtp]:
-    controller, smtp = _start_smtp()
+def smtp_plain() -> Iterator[Smtp]:
+    controller, smtp = start_smtp()
     yield smtp
     controller.stop()
 
 
 @pytest.fixture
-def smtp_starttls(tls_contexts: tuple[ssl.SSLContext, ssl.SSLContext]) -> Iterator[_Smtp]:
+def smtp_starttls(tls_contexts: tuple[ssl.SSLContext, ssl.SSLContext]) -> Iterator[Smtp]:
     server_ctx, client_ctx = tls_contexts
-    controller, smtp = _start_smtp(
+    controller, smtp = start_smtp(
         tls_context=server_ctx, require_starttls=True, authenticator=_authenticator, auth_require_tls=True
     )
     smtp.client_ctx = client_ctx
@@ -231,9 +181,9 @@ def smtp_starttls(tls_contexts: tuple[ssl.SSLContext, ssl.SSLContext]) -> Iterat
 
 
 @pytest.fixture
-def smtp_ssl(tls_contexts: tuple[ssl.SSLContext, ssl.SSLContext]) -> Iterator[_Smtp]:
+def smtp_ssl(tls_contexts: tuple[ssl.SSLContext, ssl.SSLContext]) -> Iterator[Smtp]:
     server_ctx, client_ctx = tls_contexts
-    controller, smtp = _start_smtp(ssl_context=server_ctx)
+    controller, smtp = start_smtp(ssl_context=server_ctx)
     smtp.client_ctx = client_ctx
     yield smtp
     controller.stop()
@@ -250,33 +200,33 @@ def _assert_full_message(message: EmailMessage) -> None:
     assert "$12.50/h" in html_text and "&lt;script&gt;" in html_text and "<script>" not in html_text
 
 
-def _email(smtp: _Smtp, security: Any, **kwargs: Any) -> EmailChannel:
+def _email(smtp: Smtp, security: Any, **kwargs: Any) -> EmailChannel:
     return EmailChannel(
         "mail-oncall", "127.0.0.1", smtp.port, "inferplane@example.com",
         ["oncall@example.com", "ml@example.com"], security, ssl_context=smtp.client_ctx, **kwargs,
     )  # fmt: skip
 
 
-def test_email_plain_arrives_with_both_parts_figures_and_cost(smtp_plain: _Smtp) -> None:
+def test_email_plain_arrives_with_both_parts_figures_and_cost(smtp_plain: Smtp) -> None:
     _email(smtp_plain, "none").send(_firing())
     assert smtp_plain.inbox.arrived.wait(5)
     _assert_full_message(smtp_plain.inbox.messages[0])
 
 
-def test_email_starttls_with_login_arrives(smtp_starttls: _Smtp) -> None:
+def test_email_starttls_with_login_arrives(smtp_starttls: Smtp) -> None:
     _email(smtp_starttls, "starttls", username="alerts", password="s3cret-pw").send(_firing())
     assert smtp_starttls.inbox.arrived.wait(5)
     _assert_full_message(smtp_starttls.inbox.messages[0])
 
 
-def test_email_implicit_tls_arrives(smtp_ssl: _Smtp) -> None:
+def test_email_implicit_tls_arrives(smtp_ssl: Smtp) -> None:
     _email(smtp_ssl, "ssl").send(_firing())
     assert smtp_ssl.inbox.arrived.wait(5)
     _assert_full_message(smtp_ssl.inbox.messages[0])
 
 
 def test_email_wrong_password_fails_once_and_never_shows_the_password(
-    smtp_starttls: _Smtp, caplog: pytest.LogCaptureFixture
+    smtp_starttls: Smtp, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG, logger="alerts")
     sleeps: list[float] = []
@@ -291,7 +241,7 @@ def test_email_wrong_password_fails_once_and_never_shows_the_password(
     assert smtp_starttls.inbox.messages == []
 
 
-def test_email_starttls_refuses_a_server_without_it(smtp_plain: _Smtp) -> None:
+def test_email_starttls_refuses_a_server_without_it(smtp_plain: Smtp) -> None:
     with pytest.raises(DeliveryError, match="mail-oncall"):
         _email(smtp_plain, "starttls", username="alerts", password="pw", sleep=lambda _: None).send(_firing())
     assert smtp_plain.inbox.messages == []  # never fell back to clear text
@@ -300,7 +250,7 @@ def test_email_starttls_refuses_a_server_without_it(smtp_plain: _Smtp) -> None:
 def test_email_connection_refused_raises_after_the_retries() -> None:
     sleeps: list[float] = []
     channel = EmailChannel(
-        "mail-oncall", "127.0.0.1", _free_port(), "a@example.com", ["b@example.com"], "none",
+        "mail-oncall", "127.0.0.1", free_port(), "a@example.com", ["b@example.com"], "none",
         retries=3, sleep=sleeps.append,
     )  # fmt: skip
     with pytest.raises(DeliveryError) as caught:
@@ -314,43 +264,10 @@ def test_email_connection_refused_raises_after_the_retries() -> None:
 # ---------------------------------------------------------------- webhook
 
 
-@dataclass
-class _Receiver:
-    """A local HTTP server that records requests and answers the scripted statuses (then 200)."""
-
-    url: str
-    statuses: list[int]
-    requests: list[tuple[str, dict[str, str], bytes]] = field(default_factory=list)
-
-    def json(self, index: int = -1) -> Any:
-        return json.loads(self.requests[index][2])
-
-
 @pytest.fixture
-def receiver() -> Iterator[_Receiver]:
-    state = _Receiver("", [])
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            state.requests.append((self.path, dict(self.headers), body))
-            status = state.statuses.pop(0) if state.statuses else 200
-            self.send_response(status)
-            self.send_header("Content-Length", "2")
-            self.end_headers()
-            self.wfile.write(b"ok")
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass  # keep test output clean
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    state.url = f"http://127.0.0.1:{server.server_address[1]}/hooks/T000/B000/TOKEN123"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield state
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
+def receiver() -> Iterator[Receiver]:
+    with start_receiver() as started:
+        yield started
 
 
 @pytest.fixture
@@ -366,7 +283,7 @@ def _webhook(
     return WebhookChannel("hook", url, client=client, sleep=recorded.append, **kwargs)
 
 
-def test_webhook_alertmanager_payload_v4_firing(receiver: _Receiver, client: httpx.Client) -> None:
+def test_webhook_alertmanager_payload_v4_firing(receiver: Receiver, client: httpx.Client) -> None:
     _webhook(receiver.url, client).send(_firing())
     path, headers, _ = receiver.requests[0]
     assert path == "/hooks/T000/B000/TOKEN123" and headers["Content-Type"] == "application/json"
@@ -402,7 +319,7 @@ def test_webhook_alertmanager_payload_v4_firing(receiver: _Receiver, client: htt
     assert payload["commonLabels"] == alert["labels"]
 
 
-def test_webhook_resolved_sets_status_and_ends_at(receiver: _Receiver, client: httpx.Client) -> None:
+def test_webhook_resolved_sets_status_and_ends_at(receiver: Receiver, client: httpx.Client) -> None:
     _webhook(receiver.url, client).send(_resolved(T0 + dt.timedelta(minutes=7)))
     payload = receiver.json()
     assert payload["status"] == "resolved"
@@ -410,14 +327,14 @@ def test_webhook_resolved_sets_status_and_ends_at(receiver: _Receiver, client: h
     assert payload["alerts"][0]["endsAt"] == "2025-03-01T12:07:00Z"
 
 
-def test_webhook_signature_verifies_with_the_secret(receiver: _Receiver, client: httpx.Client) -> None:
+def test_webhook_signature_verifies_with_the_secret(receiver: Receiver, client: httpx.Client) -> None:
     _webhook(receiver.url, client, secret="hook-secret").send(_firing())
     _, headers, body = receiver.requests[0]
     expected = "sha256=" + hmac.new(b"hook-secret", body, hashlib.sha256).hexdigest()
     assert hmac.compare_digest(headers[SIGNATURE_HEADER], expected)
 
 
-def test_webhook_slack_body(receiver: _Receiver, client: httpx.Client) -> None:
+def test_webhook_slack_body(receiver: Receiver, client: httpx.Client) -> None:
     _webhook(receiver.url, client, format="slack").send(_firing())
     payload = receiver.json()
     assert payload["text"].startswith("[FIRING:1] chat-prod")
@@ -427,7 +344,7 @@ def test_webhook_slack_body(receiver: _Receiver, client: httpx.Client) -> None:
     assert "$12.50/h" in section["text"]["text"] and "&lt;script&gt;" in section["text"]["text"]
 
 
-def test_webhook_teams_body(receiver: _Receiver, client: httpx.Client) -> None:
+def test_webhook_teams_body(receiver: Receiver, client: httpx.Client) -> None:
     _webhook(receiver.url, client, format="teams").send(_firing())
     payload = receiver.json()
     assert payload["type"] == "message"
@@ -439,21 +356,21 @@ def test_webhook_teams_body(receiver: _Receiver, client: httpx.Client) -> None:
     assert facts["Cost"] == "$12.50/h" and "tokens_per_minute=5200" in facts["Figures"]
 
 
-def test_webhook_retries_5xx_then_delivers(receiver: _Receiver, client: httpx.Client) -> None:
+def test_webhook_retries_5xx_then_delivers(receiver: Receiver, client: httpx.Client) -> None:
     receiver.statuses[:] = [500, 503]
     sleeps: list[float] = []
     _webhook(receiver.url, client, sleeps, retries=3).send(_firing())
     assert len(receiver.requests) == 3 and len(sleeps) == 2
 
 
-def test_webhook_retries_429(receiver: _Receiver, client: httpx.Client) -> None:
+def test_webhook_retries_429(receiver: Receiver, client: httpx.Client) -> None:
     receiver.statuses[:] = [429]
     _webhook(receiver.url, client, retries=2).send(_firing())
     assert len(receiver.requests) == 2
 
 
 def test_webhook_always_500_raises_after_retries_without_leaking_the_url(
-    receiver: _Receiver, client: httpx.Client, caplog: pytest.LogCaptureFixture
+    receiver: Receiver, client: httpx.Client, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG, logger="alerts")
     receiver.statuses[:] = [500] * 10
@@ -467,7 +384,7 @@ def test_webhook_always_500_raises_after_retries_without_leaking_the_url(
     assert "TOKEN123" not in str(caught.value) + caplog.text + repr(channel)
 
 
-def test_webhook_4xx_is_not_retried(receiver: _Receiver, client: httpx.Client) -> None:
+def test_webhook_4xx_is_not_retried(receiver: Receiver, client: httpx.Client) -> None:
     receiver.statuses[:] = [404]
     with pytest.raises(DeliveryError, match="HTTP 404"):
         _webhook(receiver.url, client, retries=3).send(_firing())
@@ -489,7 +406,7 @@ def test_webhook_to_a_hanging_receiver_times_out(client: httpx.Client) -> None:
 
 def test_webhook_connection_refused_raises(client: httpx.Client) -> None:
     with pytest.raises(DeliveryError, match="ConnectError"):
-        _webhook(f"http://127.0.0.1:{_free_port()}/x", client, retries=2).send(_firing())
+        _webhook(f"http://127.0.0.1:{free_port()}/x", client, retries=2).send(_firing())
 
 
 # ---------------------------------------------------------------- Alertmanager
@@ -507,9 +424,11 @@ receivers:
 def alertmanager(tmp_path: Path) -> Iterator[str]:
     binary = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
     if binary is None:
+        if os.environ.get("CI"):
+            pytest.fail("prometheus-alertmanager is not installed: ./test.sh installs it")
         pytest.skip("prometheus-alertmanager is not installed")
     (tmp_path / "am.yml").write_text(_AM_CONFIG)
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     with open(tmp_path / "am.log", "wb") as log_file:
         process = subprocess.Popen(
@@ -528,7 +447,7 @@ def alertmanager(tmp_path: Path) -> Iterator[str]:
             except httpx.TransportError:
                 return False
 
-        _wait_for(ready, 30, "alertmanager /-/ready")
+        wait_for(ready, 30, "alertmanager /-/ready")
         yield base
     finally:
         process.terminate()
@@ -551,7 +470,7 @@ def test_alertmanager_push_firing_then_resolved(alertmanager: str) -> None:
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     started = now - dt.timedelta(minutes=5)
     channel.send(_firing(starts_at=started))
-    (alert,) = _wait_for(lambda: _am_alerts(alertmanager), 10, "the pushed alert")
+    (alert,) = wait_for(lambda: _am_alerts(alertmanager), 10, "the pushed alert")
     assert alert["labels"] == {
         "alertname": "token_spike",
         "endpoint": "chat-prod",
@@ -569,5 +488,5 @@ def test_alertmanager_push_firing_then_resolved(alertmanager: str) -> None:
         # The v2 API lists only unresolved alerts: a resolved one leaves the list.
         return not _am_alerts(alertmanager)
 
-    _wait_for(resolved, 10, "the alert to resolve")
+    wait_for(resolved, 10, "the alert to resolve")
     channel.close()

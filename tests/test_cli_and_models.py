@@ -19,7 +19,7 @@ runner = CliRunner()
 def test_help_names_every_command() -> None:
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
-    for command in ("serve", "model", "bench"):
+    for command in ("serve", "model", "bench", "collect", "config", "alerts"):
         assert command in result.output
 
 

@@ -116,8 +116,25 @@ def test_naive_timestamps_are_rejected() -> None:
 def test_benchmark_on_the_packaged_trace() -> None:
     report = run_alert_benchmark(None, seeds=2)
     json.dumps(report)
-    for key in ("precision", "recall", "median_detection_delay_seconds", "alerts_without_injection"):
-        assert key in report
-    assert report["alerts_without_injection"] == 0
     assert "rotated" in report["method"] and report["settings"]["factor"] == 3.0
     assert len(report["per_seed"]) == 2
+    # The goals this rule meets on the shared trace (see bench/README.md for recall).
+    assert report["alerts_without_injection"] == 0
+    assert report["precision"] >= 0.9
+    assert report["median_detection_delay_seconds"] <= 120
+    # Scaled spikes over idle minutes carry no signal: no window-total rule without false
+    # alarms catches them, so recall stays under that ceiling; it must come close to it.
+    ceiling = report["window_mean_ceiling_recall"]
+    assert ceiling["within_3_minutes"] <= ceiling["whole_spike"] < 0.95
+    assert report["recall"] >= 0.75 * ceiling["within_3_minutes"]
+
+
+def test_a_surge_over_idle_minutes_is_injected_as_extra_volume() -> None:
+    surge = run_alert_benchmark(None, seeds=1, injection="surge")
+    scale = run_alert_benchmark(None, seeds=1, injection="scale")
+    assert "(surge)" in surge["method"] and "(scale)" in scale["method"]
+    # The same spike positions: a surge adds volume even where the trace idles.
+    assert (
+        surge["window_mean_ceiling_recall"]["whole_spike"]
+        > scale["window_mean_ceiling_recall"]["whole_spike"]
+    )

@@ -25,12 +25,18 @@ class _RuleBase(StrictModel):
 
 
 class TokenSpikeRule(_RuleBase):
+    """Tokens a minute far above their own robust baseline (see ``alerts.spike``); the
+    defaults are the ones ``inferplane bench alerts`` measures."""
+
     kind: Literal["token_spike"]
     tokens: Literal["prompt", "generated", "both"] = "both"
     factor: float = Field(3.0, gt=1, description="how many times the baseline counts as a spike")
     floor_per_minute: float = Field(1000, ge=0, description="never fire below this many tokens a minute")
-    for_minutes: int = Field(3, ge=1)
-    baseline_minutes: int = Field(60, ge=10)
+    for_minutes: int = Field(1, ge=1, description="minutes in a row the smoothed rate must stay above")
+    rate_minutes: int = Field(3, ge=1, description="the rate is the mean of this many last minutes")
+    baseline_minutes: int = Field(60, ge=30, description="minutes of history in the rolling median")
+    mad_k: float = Field(3.0, ge=0, description="also above baseline + mad_k robust deviations")
+    weekly: bool = Field(True, description="with a week of history, the same hour last weeks counts too")
 
 
 class SpendRule(_RuleBase):

@@ -1,0 +1,197 @@
+"""``inferplane alerts ...``: evaluate, list, test a channel, silence."""
+
+from __future__ import annotations
+
+import logging
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+
+__all__ = ["alerts_app", "parse_duration"]
+
+alerts_app = typer.Typer(
+    help="Evaluate alert rules, list alerts, test channels and silence alerts.", no_args_is_help=True
+)
+
+ConfigOption = Annotated[Path, typer.Option("--config", help="The configuration file.")]
+StoreOption = Annotated[
+    str | None, typer.Option("--store", help="Store URL (default: the config's, else SQLite).")
+]
+
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+def parse_duration(text: str) -> timedelta:
+    """``90s``, ``30m``, ``2h`` or ``1d`` as a timedelta; ValueError naming the format otherwise."""
+    match = _DURATION.match(text.strip())
+    if not match or float(match.group(1)) <= 0:
+        raise ValueError(f"duration {text!r} is not a positive number with s, m, h or d (e.g. 30m, 2h)")
+    return timedelta(**{_UNITS[match.group(2)]: float(match.group(1))})
+
+
+def _fail(message: str) -> NoReturn:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code=2)
+
+
+def _engine(config: Path, store: str | None) -> Any:
+    from alerts.main import build_engine
+    from inferplane.config import ConfigError
+    from inferplane.store import StoreError
+
+    try:
+        return build_engine(config, store)
+    except (ConfigError, StoreError) as error:
+        _fail(str(error))
+
+
+def _store(config: Path, store: str | None) -> Any:
+    """The store alone (listing and silencing need no channel secrets)."""
+    from inferplane.config import ConfigError, load_config
+    from inferplane.store import StoreError, open_store, resolve_store_url
+
+    try:
+        settings = load_config(config)
+        return open_store(resolve_store_url(store, settings.store.url, settings.store.url_env))
+    except (ConfigError, StoreError) as error:
+        _fail(str(error))
+
+
+@alerts_app.command("evaluate")
+def evaluate(
+    config: ConfigOption = Path("inferplane.yaml"),
+    store: StoreOption = None,
+    once: Annotated[bool, typer.Option("--once", help="Evaluate once, print the report, exit.")] = False,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+) -> None:
+    """Evaluate the alert rules against the store and notify the channels."""
+    from alerts.main import run_scheduled
+    from inferplane.store import StoreError
+
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    engine = _engine(config, store)
+    if not once:
+        typer.echo(f"evaluating alerts every {engine.config.alerts.evaluate_every_s:g} s; Ctrl-C stops")
+        run_scheduled(engine)
+        return
+    try:
+        report = engine.evaluate()
+    except StoreError as error:
+        _fail(str(error))
+    finally:
+        engine.close()
+    typer.echo("\n".join(report.lines()))
+    if any(not d.ok for d in report.deliveries):
+        raise typer.Exit(code=1)
+
+
+@alerts_app.command("list")
+def list_alerts(
+    config: ConfigOption = Path("inferplane.yaml"),
+    store: StoreOption = None,
+    hours: Annotated[float, typer.Option(help="How far back to list transitions and deliveries.")] = 24,
+) -> None:
+    """Firing alerts, recent transitions with their deliveries, and active silences."""
+    from alerts.engine import STATE_KEY
+    from alerts.state import from_records
+
+    opened = _store(config, store)
+    now = datetime.now(UTC)
+    try:
+        saved = opened.load_state(STATE_KEY)
+        firing = sorted(from_records(saved).firing.values(), key=lambda a: a.starts_at) if saved else []
+        events = opened.read_alert_events(now - timedelta(hours=hours), now)
+        deliveries = opened.read_deliveries(now - timedelta(hours=hours), now)
+        silences = opened.read_silences(now)
+    finally:
+        opened.close()
+    typer.echo(f"firing now: {len(firing)}")
+    for alert in firing:
+        finding = alert.finding
+        typer.echo(
+            f"  [{finding.severity}] {finding.rule}: {finding.summary} (since {_when(alert.starts_at)})"
+        )
+    typer.echo(f"transitions in the last {hours:g} h: {len(events)}")
+    for event in events:
+        sent = [
+            d for d in deliveries if d["fingerprint"] == event["fingerprint"] and d["time"] >= event["time"]
+        ]
+        ok = sum(1 for d in sent if d["ok"])
+        typer.echo(
+            f"  {_when(event['time'])} {event['status']:8} {event['rule']}: {event['summary']} "
+            f"[{ok} delivered, {len(sent) - ok} failed attempts]"
+        )
+    typer.echo(f"silences: {len(silences)}")
+    for row in silences:
+        matchers = ", ".join(f"{k}={v}" for k, v in row["matchers"].items())
+        typer.echo(f"  #{row['id']} {matchers} until {_when(row['ends_at'])}: {row['comment']}")
+
+
+def _when(moment: datetime) -> str:
+    return f"{moment:%Y-%m-%d %H:%M} UTC"
+
+
+@alerts_app.command("test")
+def test_channel(
+    channel: Annotated[str, typer.Argument(help="The channel's name in alerts.channels.")],
+    config: ConfigOption = Path("inferplane.yaml"),
+    store: StoreOption = None,
+) -> None:
+    """Send a test notification through one channel (the attempt is recorded in the store)."""
+    engine = _engine(config, store)
+    try:
+        delivery = engine.send_test(channel)
+    except KeyError as error:
+        _fail(str(error.args[0]))
+    finally:
+        engine.close()
+    typer.echo(delivery.line().strip())
+    if not delivery.ok:
+        raise typer.Exit(code=1)
+
+
+@alerts_app.command("silence")
+def silence(
+    duration: Annotated[str, typer.Option("--for", help="How long, e.g. 30m, 2h, 1d.")],
+    comment: Annotated[str, typer.Option(help="Why (shown in alerts list).")],
+    endpoint: Annotated[str | None, typer.Option(help="Only alerts of this endpoint.")] = None,
+    rule: Annotated[str | None, typer.Option(help="Only alerts of this rule (token_spike, ...).")] = None,
+    config: ConfigOption = Path("inferplane.yaml"),
+    store: StoreOption = None,
+) -> None:
+    """Mute matching alerts for a while; they are notified again once it expires."""
+    try:
+        length = parse_duration(duration)
+    except ValueError as error:
+        _fail(f"--for: {error}")
+    matchers = {k: v for k, v in {"endpoint": endpoint, "rule": rule}.items() if v}
+    if not matchers:
+        _fail("name what to silence: --endpoint, --rule or both")
+    opened = _store(config, store)
+    now = datetime.now(UTC)
+    try:
+        silence_id = opened.add_silence(matchers, now, now + length, comment)
+    finally:
+        opened.close()
+    typer.echo(f"silence #{silence_id} until {now + length:%Y-%m-%d %H:%M} UTC")
+
+
+@alerts_app.command("unsilence")
+def unsilence(
+    silence_id: Annotated[int, typer.Argument(help="The silence's number (see alerts list).")],
+    config: ConfigOption = Path("inferplane.yaml"),
+    store: StoreOption = None,
+) -> None:
+    """End a silence now."""
+    opened = _store(config, store)
+    try:
+        ended = opened.expire_silence(silence_id, datetime.now(UTC))
+    finally:
+        opened.close()
+    if not ended:
+        _fail(f"no active silence #{silence_id}")
+    typer.echo(f"silence #{silence_id} ended")

@@ -1,0 +1,115 @@
+"""Real local servers the alert tests deliver to: an aiosmtpd inbox and an HTTP receiver
+that records requests and answers scripted statuses. Synchronization is by events and
+polling with deadlines."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from aiosmtpd.controller import Controller
+
+__all__ = ["Inbox", "Receiver", "Smtp", "free_port", "start_receiver", "start_smtp", "wait_for"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(predicate: Any, timeout_s: float = 10.0, what: str = "condition") -> Any:
+    """Poll ``predicate`` until it returns a truthy value or the deadline passes."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if result := predicate():
+            return result
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+
+
+class Inbox:
+    """aiosmtpd handler that keeps every message that arrives and signals each arrival."""
+
+    def __init__(self) -> None:
+        self.messages: list[EmailMessage] = []
+        self.arrived = threading.Event()
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        parsed = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        assert isinstance(parsed, EmailMessage)
+        self.messages.append(parsed)
+        self.arrived.set()
+        return "250 OK"
+
+
+@dataclass
+class Smtp:
+    inbox: Inbox
+    port: int
+    client_ctx: ssl.SSLContext | None = None
+
+
+def start_smtp(**kwargs: Any) -> tuple[Controller, Smtp]:
+    """A started aiosmtpd server on a free loopback port (``kwargs`` go to its Controller)."""
+    inbox, port = Inbox(), free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port, **kwargs)
+    controller.start()
+    return controller, Smtp(inbox, port)
+
+
+@dataclass
+class Receiver:
+    """A local HTTP server that records requests and answers the scripted statuses (then 200)."""
+
+    url: str
+    statuses: list[int]
+    requests: list[tuple[str, dict[str, str], bytes]] = field(default_factory=list)
+
+    @property
+    def base(self) -> str:
+        return self.url.split("/hooks/")[0]
+
+    def json(self, index: int = -1) -> Any:
+        return json.loads(self.requests[index][2])
+
+
+@contextmanager
+def start_receiver() -> Iterator[Receiver]:
+    """A receiver whose ``url`` has a token-like path (to check that it is never shown)."""
+    state = Receiver("", [])
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            state.requests.append((self.path, dict(self.headers), body))
+            status = state.statuses.pop(0) if state.statuses else 200
+            self.send_response(status)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass  # keep test output clean
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    state.url = f"http://127.0.0.1:{server.server_address[1]}/hooks/T000/B000/TOKEN123"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield state
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
