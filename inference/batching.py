@@ -16,6 +16,7 @@ what a sequence generates.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import queue
 import threading
@@ -64,6 +65,7 @@ class DynamicBatchingEngine:
         if max_batch_size < 1:
             raise ValueError(f"max_batch_size must be at least 1, got {max_batch_size}")
         self._model = model
+        self._cache_name = _cache_name(model.model)
         self._max_batch_size = max_batch_size
         self._max_wait_s = max_wait_s
         self._incoming: queue.Queue[_Sequence] = queue.Queue()
@@ -150,7 +152,7 @@ class DynamicBatchingEngine:
         first = _sample(out.logits[:, -1, :], [s.params for s in newcomers])
         ended = time.perf_counter()
         self.stats.record_step(len(newcomers), ended, ended - started)
-        incoming = _Batch(newcomers, out.past_key_values, mask, first, positions[:, -1] + 1)
+        incoming = _Batch(newcomers, getattr(out, self._cache_name), mask, first, positions[:, -1] + 1)
         self._batch = _merge(self._batch, self._emit_and_prune(incoming))
 
     def _decode_step(self) -> None:
@@ -162,14 +164,14 @@ class DynamicBatchingEngine:
             input_ids=batch.next_tokens[:, None],
             attention_mask=mask,
             position_ids=batch.positions[:, None],
-            past_key_values=batch.cache,
             use_cache=True,
             logits_to_keep=1,
+            **{self._cache_name: batch.cache},
         )
         batch.next_tokens = _sample(out.logits[:, -1, :], [s.params for s in batch.sequences])
         ended = time.perf_counter()
         self.stats.record_step(len(batch), ended, ended - started)
-        batch.cache, batch.mask, batch.positions = out.past_key_values, mask, batch.positions + 1
+        batch.cache, batch.mask, batch.positions = getattr(out, self._cache_name), mask, batch.positions + 1
         self._batch = self._emit_and_prune(batch)
 
     def _emit_and_prune(self, batch: _Batch) -> _Batch:
@@ -287,3 +289,9 @@ def _select(batch: _Batch, rows: list[int]) -> _Batch:
         batch.next_tokens[index],  # type: ignore[index]
         batch.positions[index],  # type: ignore[index]
     )
+
+
+def _cache_name(model: Any) -> str:
+    """What the model's forward calls its KV cache, in and out: transformers 5.24 renamed
+    ``past_key_values`` to ``cache`` (the old name still works there, with a warning)."""
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
