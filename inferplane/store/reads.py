@@ -49,14 +49,20 @@ def series_query(
     ``replica=None`` averages every replica's rows (and endpoint-level ones) per time;
     ``per_replica`` instead keeps each replica apart (a ``replica`` column comes first).
     """
+    # One replica (or per_replica) means one row per series and time: no aggregation, and
+    # the primary key (endpoint, metric, replica, time) already returns rows in order.
+    single = replica is not None or per_replica
     value: sa.ColumnElement[Any]
     if resolution == "raw":
-        time, value = samples.c.time, sa.func.avg(samples.c.value)
-        table, lo = samples, start
+        time, table, lo = samples.c.time, samples, start
+        value = samples.c.value if single else sa.func.avg(samples.c.value)
     else:
         table = ROLLUP_TABLES[resolution]
         time = table.c.bucket
-        value = sa.func.sum(table.c["sum"]) / sa.func.sum(table.c["count"])
+        if single:
+            value = table.c["sum"] / table.c["count"]
+        else:
+            value = sa.func.sum(table.c["sum"]) / sa.func.sum(table.c["count"])
         lo = floor_time(start, resolution)  # include the bucket that holds ``start``
     endpoints = [endpoint] if isinstance(endpoint, str) else endpoint
     metrics = [metric] if isinstance(metric, str) else metric
@@ -70,7 +76,7 @@ def series_query(
     )
     if replica is not None:
         query = query.where(table.c.replica == replica)
-    return query.group_by(*keys, time).order_by(*keys, time)
+    return query.order_by(*keys, time) if single else query.group_by(*keys, time).order_by(*keys, time)
 
 
 def costs_query(start: datetime, end: datetime, endpoint: str | None, source: str | None) -> sa.Select[Any]:
@@ -80,4 +86,7 @@ def costs_query(start: datetime, end: datetime, endpoint: str | None, source: st
         query = query.where(costs.c.endpoint == endpoint)
     if source is not None:
         query = query.where(costs.c.source == source)
-    return query.order_by(costs.c.period_start, costs.c.endpoint, costs.c.service, costs.c.source)
+    # The unique key's order, so its index returns the rows sorted.
+    return query.order_by(
+        costs.c.period_start, costs.c.period_end, costs.c.endpoint, costs.c.service, costs.c.source
+    )

@@ -131,7 +131,7 @@ class Store:
         series: dict[str, list[tuple[datetime, float]]] = {}
         with self._transaction("read a series per replica") as connection:
             query = series_query(endpoint, metric, start, end, table, None, per_replica=True)
-            for replica, _, _, time, value in connection.execute(query):
+            for replica, _, _, time, value in connection.execute(query).all():
                 series.setdefault(replica, []).append((time, float(value)))
         return series
 
@@ -152,7 +152,7 @@ class Store:
         series: dict[tuple[str, str], list[tuple[datetime, float]]] = {}
         with self._transaction("read many series") as connection:
             query = series_query(endpoints, metrics, start, end, table, replica)
-            for endpoint, metric, time, value in connection.execute(query):
+            for endpoint, metric, time, value in connection.execute(query).all():
                 series.setdefault((endpoint, metric), []).append((time, float(value)))
         return series
 
