@@ -61,6 +61,7 @@ class Normalized:
     samples: list[Sample]
     state: CounterState
     non_finite: int = 0
+    counter_resets: int = 0
 
 
 def parse_exposition(text: str, source: str) -> tuple[Parsed, int]:
@@ -119,7 +120,7 @@ def normalize(
     for mapping in d.mappings:
         for (rep, metric), value in reader.read(mapping, parsed).items():
             samples.append(Sample(time, endpoint, metric, value, rep))
-    return Normalized(samples, CounterState(reader.next_state()), dropped)
+    return Normalized(samples, CounterState(reader.next_state()), dropped, reader.resets)
 
 
 class _Reader:
@@ -136,6 +137,7 @@ class _Reader:
         self._endpoint, self._replica, self._dialect, self._now = endpoint, replica, dialect, now
         self._previous = previous
         self._seen: dict[SeriesKey, tuple[float, float]] = {}
+        self.resets = 0
 
     def next_state(self) -> dict[SeriesKey, tuple[float, float]]:
         # Keep other targets' series; drop this target's series that vanished (bounded state).
@@ -176,7 +178,10 @@ class _Reader:
         if previous is None or self._now <= previous[0]:
             return None
         increase = value - previous[1]
-        return (value if increase < 0 else increase), self._now - previous[0]
+        if increase < 0:
+            self.resets += 1
+            increase = value
+        return increase, self._now - previous[0]
 
     def _counter(
         self, m: Mapping, f: Field, series: list[tuple[Labels, float]]

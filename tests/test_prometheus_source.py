@@ -155,3 +155,75 @@ def test_a_prometheus_that_is_down_raises_source_error() -> None:
 
 def test_registry_names_the_prometheus_source() -> None:
     assert METRIC_SOURCES["prometheus"] is PrometheusSource
+
+
+class _FlakyPrometheus:
+    """A local HTTP server speaking Prometheus' query API: it answers the scripted
+    statuses first (then 200 with one vector), and 500 for every query naming job="bad"."""
+
+    def __init__(self, statuses: list[int]) -> None:
+        import json
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from urllib.parse import parse_qs
+
+        self.statuses, self.calls = list(statuses), 0
+        state = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                state.calls += 1
+                query = parse_qs(urlsplit(self.path).query).get("query", [""])[0]
+                status = 500 if 'job="bad"' in query else (state.statuses.pop(0) if state.statuses else 200)
+                vector = [{"metric": {}, "value": [1_700_000_000, "0.5"]}]
+                body = json.dumps({"status": "success", "data": {"resultType": "vector", "result": vector}})
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(body.encode() if status == 200 else b"boom")
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize(
+    ("name", "statuses", "endpoints", "outcome"),
+    [
+        ("two 500s then an answer", [500, 503], ["chat"], "samples"),
+        ("a 429 then an answer", [429], ["chat"], "samples"),
+        ("500 every time", [500] * 50, ["chat"], "SourceError"),
+        ("one endpoint failing", [], ["chat", "bad"], "partial"),
+        ("a 400 is not retried", [400], ["chat"], "SourceError"),
+    ],
+)  # fmt: skip
+def test_a_prometheus_answering_errors(
+    name: str, statuses: list[int], endpoints: list[str], outcome: str
+) -> None:
+    server = _FlakyPrometheus(statuses)
+    source = PrometheusSource(
+        "prom", server.url, [PromEndpoint(e, f'job="{e}"') for e in endpoints], retries=3, backoff_s=0
+    )
+    try:
+        if outcome == "SourceError":
+            with pytest.raises(SourceError, match=r"source 'prom'.*HTTP Status Code"):
+                _fetch(source)
+            first_query_calls = 1 if statuses[0] == 400 else 3
+            assert server.calls == first_query_calls, name  # retried exactly up to the limit
+            return
+        end = datetime.now(UTC)
+        got = list(source.fetch(end - timedelta(seconds=30), end))
+        assert got and {s.endpoint for s in got} == {"chat"}, name
+        failed = [ep.endpoint for ep in source.last_errors]
+        assert failed == (["bad"] if outcome == "partial" else []), name
+    finally:
+        source.close()
+        server.close()

@@ -11,26 +11,36 @@ The PromQL comes from the same dialect rows as the scrape normalizer
 ``fetch(start, end)`` runs instant queries at ``end`` with ``w`` = ``end - start``;
 ``fetch_range(start, end, step)`` runs range queries with ``w`` = ``step``. Figures are
 endpoint-level (replica ""). An empty result gives no sample (never a zero), NaN results
-are dropped, and a server that answers 5xx or cannot be reached raises ``SourceError``
-naming the source after ``retries`` attempts.
+are dropped; each is logged once per endpoint and metric, naming the source.
+
+Each query has a timeout; connection errors, timeouts, 5xx and 429 answers are retried
+with exponential backoff (tenacity), ``retries`` attempts in all. An endpoint whose
+queries still fail lands in ``last_errors`` (the collector records a gap for it alone) and
+the other endpoints are still read; when every endpoint fails, ``fetch`` raises
+``SourceError`` naming the source.
 """
 
 from __future__ import annotations
 
+import logging
 import math
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import requests
 from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 from urllib3.util.retry import Retry
 
 from collector.dialects import QUANTILES, Field, Mapping, get_dialect
 from collector.samples import Sample, SourceError
 
 __all__ = ["PromEndpoint", "PrometheusSource", "promql"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -97,13 +107,14 @@ class PrometheusSource:
         self.name = name
         self.url = url
         self.endpoints = list(endpoints)
-        retry = Retry(
-            total=max(0, retries - 1),
-            backoff_factor=backoff_s,
-            status_forcelist=(500, 502, 503, 504),
-            allowed_methods=("GET", "POST"),
-        )
-        self._prom = PrometheusConnect(url=url, headers=headers, retry=retry, timeout=timeout_s)  # type: ignore[arg-type]
+        self.retries = max(1, retries)
+        self._backoff_s = backoff_s
+        self._sleep: Callable[[float], None] = time.sleep
+        self.last_errors: dict[PromEndpoint, str] = {}
+        self._noted: set[tuple[str, str, str]] = set()
+        # Retries are tenacity's (in _call), so the HTTP client itself never retries.
+        no_retry = Retry(total=0, raise_on_status=False)
+        self._prom = PrometheusConnect(url=url, headers=headers, retry=no_retry, timeout=timeout_s)  # type: ignore[arg-type]
 
     def close(self) -> None:
         self._prom.close()
@@ -118,33 +129,58 @@ class PrometheusSource:
     def fetch(self, start: datetime, end: datetime) -> Iterable[Sample]:
         """Instant figures at ``end``; rates and quantiles over ``[start, end]``."""
         window = _window((end - start).total_seconds())
-        samples: list[Sample] = []
-        for ep in self.endpoints:
-            for metric, query in self.queries(ep, window).items():
-                result = self._call(
-                    query, lambda q=query: self._prom.custom_query(q, {"time": end.timestamp()})
-                )
-                for series in result:
-                    samples.extend(self._samples(ep.endpoint, metric, [series.get("value")]))
-        return samples
+        return self._each_endpoint(
+            window,
+            lambda q: self._prom.custom_query(q, {"time": end.timestamp()}),
+            lambda series: [series.get("value")],
+        )
 
     def fetch_range(self, start: datetime, end: datetime, step: timedelta) -> Iterable[Sample]:
         """One sample per ``step`` in ``[start, end]``; rates and quantiles over ``step``."""
         window = _window(step.total_seconds())
+        return self._each_endpoint(
+            window,
+            lambda q: self._prom.custom_query_range(q, start, end, window),
+            lambda series: series.get("values", []),
+        )
+
+    def _each_endpoint(
+        self, window: str, run: Callable[[str], Any], points: Callable[[dict[str, Any]], list[Any]]
+    ) -> list[Sample]:
         samples: list[Sample] = []
+        errors: dict[PromEndpoint, str] = {}
         for ep in self.endpoints:
-            for metric, query in self.queries(ep, window).items():
-                result = self._call(
-                    query,
-                    lambda q=query: self._prom.custom_query_range(q, start, end, window),
-                )
-                for series in result:
-                    samples.extend(self._samples(ep.endpoint, metric, series.get("values", [])))
+            try:
+                for metric, query in self.queries(ep, window).items():
+                    result = self._call(query, lambda q=query: run(q))
+                    found = [
+                        s for series in result for s in self._samples(ep.endpoint, metric, points(series))
+                    ]
+                    if not found:
+                        self._note_once(ep.endpoint, metric, "no data (empty result or NaN)")
+                    samples.extend(found)
+            except SourceError as error:
+                errors[ep] = str(error)
+        self.last_errors = errors
+        if errors and len(errors) == len(self.endpoints):
+            raise SourceError(next(iter(errors.values())))
         return samples
 
+    def _note_once(self, endpoint: str, metric: str, what: str) -> None:
+        if (endpoint, metric, what) not in self._noted:
+            self._noted.add((endpoint, metric, what))
+            log.info("source %s: %s for %s of endpoint %s", self.name, what, metric, endpoint)
+
     def _call(self, query: str, run: Any) -> list[dict[str, Any]]:
+        retrying = Retrying(
+            stop=stop_after_attempt(self.retries),
+            wait=wait_exponential(multiplier=self._backoff_s, max=10),
+            retry=retry_if_exception(_transient),
+            sleep=self._sleep,
+            reraise=True,
+        )
         try:
-            return list(run())
+            return list(retrying(run))
         except (PrometheusApiClientException, requests.RequestException, ValueError) as error:
             raise SourceError(
                 f"source {self.name!r}: Prometheus {self.url} failed on {query!r}: {error}"
@@ -160,3 +196,13 @@ class PrometheusSource:
             if math.isfinite(value):  # NaN: no request in the window, no figure
                 out.append(Sample(datetime.fromtimestamp(float(point[0]), UTC), endpoint, metric, value))
         return out
+
+
+def _transient(error: BaseException) -> bool:
+    """Worth another attempt: the network, a timeout, or a 5xx/429 answer."""
+    if isinstance(error, requests.ConnectionError | requests.Timeout):
+        return True
+    text = str(error)
+    return isinstance(error, PrometheusApiClientException) and (
+        text.startswith("HTTP Status Code 5") or text.startswith("HTTP Status Code 429")
+    )

@@ -76,6 +76,7 @@ class ScrapeSource:
         self._timeout_s = timeout_s
         self._state = CounterState()
         self._logged: dict[ScrapeTarget, str] = {}
+        self._noted: set[tuple[ScrapeTarget, str]] = set()
 
     def close(self) -> None:
         self._client.close()
@@ -126,7 +127,17 @@ class ScrapeSource:
         )
         self._state = result.state
         self.non_finite_total += result.non_finite
+        if result.non_finite:
+            self._note_once(target, "dropped non-finite (NaN or Inf) values")
+        if result.counter_resets:
+            self._note_once(target, "saw a counter reset (the process restarted); rates restart from zero")
         return result.samples
+
+    def _note_once(self, target: ScrapeTarget, what: str) -> None:
+        """Log an odd but handled input once per target, not on every scrape."""
+        if (target, what) not in self._noted:
+            self._noted.add((target, what))
+            log.info("source %r: %s %s", self.name, target.metrics_url(), what)
 
     def _get(self, target: ScrapeTarget) -> str:
         url = target.metrics_url()
