@@ -255,6 +255,44 @@ def test_sqlite_uses_wal_and_reads_during_an_open_write(tmp_path: Path) -> None:
         reader.close()
 
 
+_READER = """
+import sys
+from datetime import datetime, timedelta, UTC
+from inferplane.store import open_store
+store = open_store(sys.argv[1])
+t0 = datetime(2026, 3, 1, tzinfo=UTC)
+seen = [len(store.read_series("chat", "gpu_utilization", t0, t0 + timedelta(days=1), "raw"))]
+print("reading", flush=True)
+while not seen or seen[-1] < int(sys.argv[2]):
+    seen.append(len(store.read_series("chat", "gpu_utilization", t0, t0 + timedelta(days=1), "raw")))
+print(len(set(seen)), seen[-1])
+"""
+
+
+def test_another_process_reads_while_this_one_writes(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    url = f"sqlite:///{tmp_path / 'wal.db'}"
+    writer = open_store(url)
+    writer.write_samples(_samples(1))
+    reader = subprocess.Popen(
+        [sys.executable, "-c", _READER, url, "391"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert reader.stdout is not None and reader.stdout.readline() == "reading\n"
+        for batch in range(1, 40):  # the reader reads throughout; no "database is locked"
+            writer.write_samples(_samples(1 + 10 * batch)[-10:])
+        out, err = reader.communicate(timeout=120)
+    finally:
+        writer.close()
+        if reader.poll() is None:
+            reader.kill()
+    assert reader.returncode == 0, err
+    distinct, last = (int(v) for v in out.split())
+    assert last == 391 and distinct > 1  # it saw the table grow, commit by commit
+
+
 def test_unreachable_postgresql_raises_store_error_without_password() -> None:
     url = f"postgresql+psycopg://inferplane:s3cret-pw@127.0.0.1:{_free_port()}/test"
     with pytest.raises(StoreError) as caught:
