@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import signal
-from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
-
-from apscheduler.schedulers.base import BaseScheduler
 
 from collector.build import Plan, build_plan
 from collector.run import Collector
 from inferplane.config import load_config
 from inferplane.store import open_store, resolve_store_url
 
-__all__ = ["build_collector", "run_scheduled"]
+__all__ = ["build_collector"]
 
 
 def build_collector(
@@ -36,28 +31,3 @@ def build_collector(
     )
     retention = config.store.retention.model_dump()
     return collector, plan, retention
-
-
-def run_scheduled(
-    collector: Collector,
-    plan: Plan,
-    retention: dict[str, Any],
-    more_jobs: Sequence[Callable[[BaseScheduler], object]] = (),
-) -> None:
-    """Run every job on a blocking scheduler until SIGTERM or Ctrl-C; ``more_jobs`` add
-    other rooms' jobs (alert evaluation) to the same scheduler."""
-    from apscheduler.schedulers.blocking import BlockingScheduler
-
-    from collector.schedule import add_collect_jobs
-
-    scheduler = BlockingScheduler(timezone="UTC")
-    add_collect_jobs(scheduler, collector, plan, retention)
-    for add_jobs in more_jobs:
-        add_jobs(scheduler)
-    signal.signal(signal.SIGTERM, lambda *_: scheduler.shutdown(wait=False))
-    try:
-        scheduler.start()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        collector.close()

@@ -87,8 +87,10 @@ def collect(
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
 ) -> None:
     """Collect metrics and costs from every configured source into the store."""
-    from collector.main import build_collector, run_scheduled
+    from collector.main import build_collector
+    from collector.schedule import add_collect_jobs
     from inferplane.config import ConfigError
+    from inferplane.control import run_until_stopped
     from inferplane.store import StoreError
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -97,12 +99,13 @@ def collect(
     except (ConfigError, StoreError) as error:
         _fail(str(error))
     if not once:
-        more_jobs = _alert_jobs(config, store)
+        alert_jobs, alert_closers = _alert_jobs(config, store)
         typer.echo(
             f"collecting from {len(plan.metric_sources) + len(plan.cost_sources)} sources"
-            f"{', evaluating alerts' if more_jobs else ''}; Ctrl-C stops"
+            f"{', evaluating alerts' if alert_jobs else ''}; Ctrl-C stops"
         )
-        run_scheduled(collector, plan, retention, more_jobs)
+        collect_jobs = [lambda scheduler: add_collect_jobs(scheduler, collector, plan, retention)]
+        run_until_stopped([*collect_jobs, *alert_jobs], [collector.close, *alert_closers])
         return
     try:
         reports = collector.run_once()
@@ -114,8 +117,8 @@ def collect(
         raise typer.Exit(code=1)
 
 
-def _alert_jobs(config: Path, store: str | None) -> list[Any]:
-    """The alert evaluation job when the configuration has alert rules (same scheduler)."""
+def _alert_jobs(config: Path, store: str | None) -> tuple[list[Any], list[Any]]:
+    """The alert evaluation job and its closer when the configuration has alert rules."""
     from alerts.main import build_engine
     from alerts.schedule import add_alert_jobs
     from inferplane.config import ConfigError
@@ -127,9 +130,9 @@ def _alert_jobs(config: Path, store: str | None) -> list[Any]:
         _fail(str(error))
     if engine.config.alerts is None or not engine.config.alerts.rules:
         engine.close()
-        return []
+        return [], []
     every = engine.config.alerts.evaluate_every_s
-    return [lambda scheduler: add_alert_jobs(scheduler, engine, every)]
+    return [lambda scheduler: add_alert_jobs(scheduler, engine, every)], [engine.close]
 
 
 @config_app.command("check")

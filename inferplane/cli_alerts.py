@@ -69,14 +69,16 @@ def evaluate(
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
 ) -> None:
     """Evaluate the alert rules against the store and notify the channels."""
-    from alerts.main import run_scheduled
+    from alerts.schedule import add_alert_jobs
+    from inferplane.control import run_until_stopped
     from inferplane.store import StoreError
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     engine = _engine(config, store)
     if not once:
-        typer.echo(f"evaluating alerts every {engine.config.alerts.evaluate_every_s:g} s; Ctrl-C stops")
-        run_scheduled(engine)
+        every = engine.config.alerts.evaluate_every_s if engine.config.alerts else 60
+        typer.echo(f"evaluating alerts every {every:g} s; Ctrl-C stops")
+        run_until_stopped([lambda scheduler: add_alert_jobs(scheduler, engine, every)], [engine.close])
         return
     try:
         report = engine.evaluate()

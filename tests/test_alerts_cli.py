@@ -149,3 +149,43 @@ def test_config_check_names_a_bad_spike_setting(tmp_path: Path) -> None:
     result = runner.invoke(app, ["config", "check", str(path)])
     assert result.exit_code == 1
     assert f"{path}:8: alerts.rules[0].baseline_minutes" in result.output and "30" in result.output
+
+
+def test_the_evaluation_loop_runs_until_sigterm(files: tuple[Path, str], receiver: Receiver) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.local_servers import wait_for
+
+    config, url = files
+    config.write_text(CONFIG.replace("alerts:\n", "alerts:\n  evaluate_every_s: 0.5\n"))
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "inferplane.cli",
+            "alerts",
+            "evaluate",
+            "--config",
+            str(config),
+            "--store",
+            url,
+        ],
+        env={**os.environ, "HOOK_URL": receiver.url},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        store = open_store(url)
+        wait_for(lambda: store.load_state("alerts") is not None, 60, "a scheduled evaluation")
+        store.close()
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, output
+    assert "evaluating alerts every 0.5 s" in output
