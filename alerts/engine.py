@@ -89,6 +89,7 @@ class AlertEngine:
         self.clock = clock
         noise = config.alerts.noise if config.alerts else None
         self.noise = NoiseSettings(**noise.model_dump()) if noise else NoiseSettings()
+        self.evaluate_every_s = config.alerts.evaluate_every_s if config.alerts else 60.0
 
     def evaluate(self, now: datetime | None = None) -> EvaluationReport:
         """One evaluation at ``now`` (default: the clock). Raises ``StoreError`` when the

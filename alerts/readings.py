@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from alerts.evaluate import Readings, history_needed
+from alerts.evaluate import Readings, history_needed, watched_endpoints
 from alerts.rules import ScalingEvent
 from inferplane.config import InferplaneConfig
 
@@ -31,8 +31,11 @@ _SCALING_LOOKBACK = timedelta(days=1)
 def read_readings(store: Any, config: InferplaneConfig, now: datetime) -> dict[str, Readings]:
     """``Readings`` for every endpoint some configured rule watches."""
     needed = history_needed(config)
-    kinds: set[str] = {rule.kind for rule in (config.alerts.rules if config.alerts else [])}
-    return {endpoint.name: _read(store, endpoint.name, kinds, needed, now) for endpoint in config.endpoints}
+    kinds: dict[str, set[str]] = {}
+    for rule in config.alerts.rules if config.alerts else []:
+        for endpoint in watched_endpoints(rule, config):
+            kinds.setdefault(endpoint.name, set()).add(rule.kind)
+    return {name: _read(store, name, wanted, needed, now) for name, wanted in kinds.items()}
 
 
 def _read(

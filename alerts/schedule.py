@@ -18,12 +18,13 @@ __all__ = ["add_alert_jobs"]
 log = logging.getLogger(__name__)
 
 
-def add_alert_jobs(scheduler: BaseScheduler, engine: AlertEngine, every_s: float) -> list[str]:
-    """Add the evaluation job (every ``every_s`` seconds, never overlapping itself)."""
+def add_alert_jobs(scheduler: BaseScheduler, engine: AlertEngine, every_s: float | None = None) -> list[str]:
+    """Add the evaluation job (every ``every_s`` seconds, default the engine's
+    ``evaluate_every_s``; never overlapping itself)."""
     job = scheduler.add_job(
         _evaluate,
         "interval",
-        seconds=every_s,
+        seconds=every_s or engine.evaluate_every_s,
         args=[engine],
         id="alerts:evaluate",
         max_instances=1,

@@ -9,7 +9,8 @@ from typing import Annotated, Any
 
 import typer
 
-from inferplane.cli_alerts import alerts_app
+from inferplane.cli_alerts import alerts_app, open_engine
+from inferplane.cli_common import fail
 
 __all__ = ["app"]
 
@@ -25,11 +26,6 @@ app.add_typer(model_app, name="model")
 app.add_typer(config_app, name="config")
 app.add_typer(bench_app, name="bench")
 app.add_typer(alerts_app, name="alerts")
-
-
-def _fail(message: str) -> None:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(code=2)
 
 
 @app.command()
@@ -58,7 +54,7 @@ def serve(
     try:
         settings = ServiceSettings.model_validate(overrides)
     except ValidationError as error:
-        _fail(_settings_error(error))
+        fail(_settings_error(error))
     typer.echo(
         f"inferplane inference service: http://{host}:{port}  (model {settings.served_name}; "
         f"OpenAI API at http://{host}:{port}/v1, metrics at /metrics)",
@@ -97,7 +93,7 @@ def collect(
     try:
         collector, plan, retention = build_collector(config, store)
     except (ConfigError, StoreError) as error:
-        _fail(str(error))
+        fail(str(error))
     if not once:
         alert_jobs, alert_closers = _alert_jobs(config, store)
         typer.echo(
@@ -119,20 +115,13 @@ def collect(
 
 def _alert_jobs(config: Path, store: str | None) -> tuple[list[Any], list[Any]]:
     """The alert evaluation job and its closer when the configuration has alert rules."""
-    from alerts.main import build_engine
     from alerts.schedule import add_alert_jobs
-    from inferplane.config import ConfigError
-    from inferplane.store import StoreError
 
-    try:
-        engine = build_engine(config, store)
-    except (ConfigError, StoreError) as error:
-        _fail(str(error))
+    engine = open_engine(config, store)
     if engine.config.alerts is None or not engine.config.alerts.rules:
         engine.close()
         return [], []
-    every = engine.config.alerts.evaluate_every_s
-    return [lambda scheduler: add_alert_jobs(scheduler, engine, every)], [engine.close]
+    return [lambda scheduler: add_alert_jobs(scheduler, engine)], [engine.close]
 
 
 @config_app.command("check")
@@ -167,7 +156,7 @@ def model_pull(name: Annotated[str, typer.Argument(help="Known model name.")] = 
     try:
         pull(name or DEFAULT_MODEL)
     except ModelPullError as error:
-        _fail(str(error))
+        fail(str(error))
 
 
 @model_app.command("list")
@@ -198,7 +187,7 @@ def bench_inference(
     try:
         levels = [int(c) for c in concurrency.split(",")]
     except ValueError:
-        _fail(f"--concurrency must be comma-separated integers, got {concurrency!r}")
+        fail(f"--concurrency must be comma-separated integers, got {concurrency!r}")
     options = BenchOptions(
         model=model or DEFAULT_MODEL,
         concurrency=levels,
@@ -243,7 +232,7 @@ def bench_store(
         try:
             results["postgresql"] = run_store_benchmark(postgres)
         except StoreError as error:
-            _fail(str(error))
+            fail(str(error))
     typer.echo("collect cycle ...", err=True)
     results["collect_cycle"] = run_collect_benchmark()
     text = json.dumps(results, indent=2, default=str)
@@ -272,9 +261,9 @@ def bench_alerts(
     from alerts.bench import run_alert_benchmark
 
     if trace is not None and not trace.is_file():
-        _fail(f"--trace {trace}: no such file")
+        fail(f"--trace {trace}: no such file")
     if injection not in ("scale", "surge"):
-        _fail(f"--injection must be scale or surge, got {injection!r}")
+        fail(f"--injection must be scale or surge, got {injection!r}")
     try:
         report = run_alert_benchmark(
             str(trace) if trace else None,
@@ -285,7 +274,7 @@ def bench_alerts(
             injection=injection,  # type: ignore[arg-type]
         )
     except ValueError as error:
-        _fail(str(error))
+        fail(str(error))
     text = json.dumps(report, indent=2)
     if output:
         output.write_text(text + "\n")

@@ -6,11 +6,13 @@ import logging
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
 
-__all__ = ["alerts_app", "parse_duration"]
+from inferplane.cli_common import fail
+
+__all__ = ["alerts_app", "open_engine", "parse_duration"]
 
 alerts_app = typer.Typer(
     help="Evaluate alert rules, list alerts, test channels and silence alerts.", no_args_is_help=True
@@ -33,12 +35,8 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(**{_UNITS[match.group(2)]: float(match.group(1))})
 
 
-def _fail(message: str) -> NoReturn:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(code=2)
-
-
-def _engine(config: Path, store: str | None) -> Any:
+def open_engine(config: Path, store: str | None) -> Any:
+    """The alert engine for ``config``; a bad file, secret or store fails the command."""
     from alerts.main import build_engine
     from inferplane.config import ConfigError
     from inferplane.store import StoreError
@@ -46,7 +44,7 @@ def _engine(config: Path, store: str | None) -> Any:
     try:
         return build_engine(config, store)
     except (ConfigError, StoreError) as error:
-        _fail(str(error))
+        fail(str(error))
 
 
 def _store(config: Path, store: str | None) -> Any:
@@ -58,7 +56,7 @@ def _store(config: Path, store: str | None) -> Any:
         settings = load_config(config)
         return open_store(resolve_store_url(store, settings.store.url, settings.store.url_env))
     except (ConfigError, StoreError) as error:
-        _fail(str(error))
+        fail(str(error))
 
 
 @alerts_app.command("evaluate")
@@ -74,16 +72,15 @@ def evaluate(
     from inferplane.store import StoreError
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    engine = _engine(config, store)
+    engine = open_engine(config, store)
     if not once:
-        every = engine.config.alerts.evaluate_every_s if engine.config.alerts else 60
-        typer.echo(f"evaluating alerts every {every:g} s; Ctrl-C stops")
-        run_until_stopped([lambda scheduler: add_alert_jobs(scheduler, engine, every)], [engine.close])
+        typer.echo(f"evaluating alerts every {engine.evaluate_every_s:g} s; Ctrl-C stops")
+        run_until_stopped([lambda scheduler: add_alert_jobs(scheduler, engine)], [engine.close])
         return
     try:
         report = engine.evaluate()
     except StoreError as error:
-        _fail(str(error))
+        fail(str(error))
     finally:
         engine.close()
     typer.echo("\n".join(report.lines()))
@@ -144,11 +141,11 @@ def test_channel(
     store: StoreOption = None,
 ) -> None:
     """Send a test notification through one channel (the attempt is recorded in the store)."""
-    engine = _engine(config, store)
+    engine = open_engine(config, store)
     try:
         delivery = engine.send_test(channel)
     except KeyError as error:
-        _fail(str(error.args[0]))
+        fail(str(error.args[0]))
     finally:
         engine.close()
     typer.echo(delivery.line().strip())
@@ -169,10 +166,10 @@ def silence(
     try:
         length = parse_duration(duration)
     except ValueError as error:
-        _fail(f"--for: {error}")
+        fail(f"--for: {error}")
     matchers = {k: v for k, v in {"endpoint": endpoint, "rule": rule}.items() if v}
     if not matchers:
-        _fail("name what to silence: --endpoint, --rule or both")
+        fail("name what to silence: --endpoint, --rule or both")
     opened = _store(config, store)
     now = datetime.now(UTC)
     try:
@@ -195,5 +192,5 @@ def unsilence(
     finally:
         opened.close()
     if not ended:
-        _fail(f"no active silence #{silence_id}")
+        fail(f"no active silence #{silence_id}")
     typer.echo(f"silence #{silence_id} ended")

@@ -49,8 +49,8 @@ def series_query(
     ``replica=None`` averages every replica's rows (and endpoint-level ones) per time;
     ``per_replica`` instead keeps each replica apart (a ``replica`` column comes first).
     """
-    # One replica (or per_replica) means one row per series and time: no aggregation, and
-    # the primary key (endpoint, metric, replica, time) already returns rows in order.
+    # One replica (or per_replica) means one row per series and time (the primary key),
+    # so nothing needs aggregating.
     single = replica is not None or per_replica
     value: sa.ColumnElement[Any]
     if resolution == "raw":
@@ -86,7 +86,7 @@ def costs_query(start: datetime, end: datetime, endpoint: str | None, source: st
         query = query.where(costs.c.endpoint == endpoint)
     if source is not None:
         query = query.where(costs.c.source == source)
-    # The unique key's order, so its index returns the rows sorted.
+    # The unique key's order: ties on period_start are broken the same way every time.
     return query.order_by(
         costs.c.period_start, costs.c.period_end, costs.c.endpoint, costs.c.service, costs.c.source
     )
