@@ -15,5 +15,5 @@ fi
 cd "$ROOT"
 "$ROOT/.venv/bin/ruff" check .
 "$ROOT/.venv/bin/ruff" format --check .
-"$ROOT/.venv/bin/mypy" inference inferplane collector alerts
+"$ROOT/.venv/bin/mypy" inference inferplane collector alerts autoscaler
 exec "$ROOT/.venv/bin/python" -m pytest "$@"

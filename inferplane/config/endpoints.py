@@ -7,6 +7,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import Discriminator, Field, Tag, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from .autoscaling import AutoscalingPolicy
 from .fields import AzureResourceId, Slug, StrictModel, SubscriptionId
 
 __all__ = [
@@ -141,6 +142,7 @@ class Endpoint(StrictModel):
     price: Price
     latency_target_seconds: float | None = Field(None, gt=0, description="p95 request latency target.")
     ttft_target_seconds: float | None = Field(None, gt=0, description="p95 time-to-first-token target.")
+    autoscaling: AutoscalingPolicy | None = Field(None, description="None: the autoscaler leaves it alone.")
 
     @field_validator("max_replicas")
     @classmethod
@@ -155,6 +157,33 @@ class Endpoint(StrictModel):
                 {"min": min_replicas, "max": max_replicas},
             )
         return max_replicas
+
+    @model_validator(mode="after")
+    def _autoscaling_fits(self) -> Endpoint:
+        policy = self.autoscaling
+        if policy is None:
+            return self
+        if isinstance(self.target, AzureOpenAITarget):
+            raise PydanticCustomError(
+                "autoscaling", "an azure_openai target is observed and priced, not scaled; remove autoscaling",
+                {"at": ["autoscaling"]},
+            )
+        floors: list[tuple[list[str | int], int]] = [
+            (["autoscaling", "off_hours_replicas"], policy.off_hours_replicas)
+        ]
+        floors += [
+            (["autoscaling", "schedules", i, "min_replicas"], w.min_replicas)
+            for i, w in enumerate(policy.schedules)
+            if w.min_replicas is not None
+        ]
+        for where, floor in floors:
+            if floor > self.max_replicas:
+                raise PydanticCustomError(
+                    "replica_bounds",
+                    "{where} ({floor}) exceeds max_replicas ({max})",
+                    {"where": ".".join(map(str, where)), "floor": floor, "max": self.max_replicas, "at": where},
+                )
+        return self
 
     @model_validator(mode="after")
     def _ports_fit_replicas(self) -> Endpoint:

@@ -10,6 +10,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from .alerts import AlertsConfig
+from .autoscaling import AutoscalerConfig
 from .endpoints import Endpoint
 from .fields import EnvVarName, StrictModel
 from .sources import Source
@@ -54,9 +55,7 @@ class InferplaneConfig(StrictModel):
     store: StoreConfig = StoreConfig()
     endpoints: list[Endpoint] = Field(min_length=1)
     sources: list[Source] = Field(default_factory=list)
-    # Reserved: its schema arrives with the autoscaler. Until then any mapping is
-    # accepted so that a file written ahead of time still loads.
-    autoscaler: dict[str, Any] | None = None
+    autoscaler: AutoscalerConfig | None = None
     alerts: AlertsConfig | None = None
 
     @model_validator(mode="after")

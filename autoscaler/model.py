@@ -1,0 +1,99 @@
+"""What a policy reads and returns: a window of readings, its carried state, a decision.
+
+All plain data, so that the same policy runs live (``autoscaler.engine``) and in the
+replay simulator (``autoscaler.replay``), and so that state round-trips through the
+store as JSON.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+__all__ = ["Decision", "PolicyState", "Reading", "Window"]
+
+
+@dataclass(frozen=True)
+class Reading:
+    time: datetime
+    value: float
+
+
+@dataclass(frozen=True)
+class Window:
+    """One endpoint's recent readings, oldest first; the policy judges their age.
+
+    ``replicas`` is the count the target is set to, ``ready_replicas`` how many serve
+    (None: unknown). ``gpu_utilization`` is the mean over the endpoint's replicas (0..1,
+    the share of time the device was busy); ``requests_waiting`` and
+    ``requests_running`` are endpoint totals (router and replicas)."""
+
+    replicas: int
+    ready_replicas: int | None = None
+    gpu_utilization: tuple[Reading, ...] = ()
+    requests_waiting: tuple[Reading, ...] = ()
+    requests_running: tuple[Reading, ...] = ()
+
+
+@dataclass(frozen=True)
+class PolicyState:
+    """What a policy carries from one decision to the next (kept in the store).
+
+    ``recommendations``: (time, replicas) the rules asked for, for stabilization.
+    ``warming``: since when, and to how many replicas, a scale-out waits to be ready
+    (measures the cold start). ``cold_start_s``: the last measured cold start."""
+
+    recommendations: tuple[tuple[datetime, int], ...] = ()
+    last_scale_out: datetime | None = None
+    last_scale_in: datetime | None = None
+    warming_since: datetime | None = None
+    warming_to: int | None = None
+    cold_start_s: float | None = None
+
+    def evolve(self, **changes: Any) -> PolicyState:
+        return replace(self, **changes)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["recommendations"] = [[t.isoformat(), n] for t, n in self.recommendations]
+        for key in ("last_scale_out", "last_scale_in", "warming_since"):
+            value = data[key]
+            data[key] = None if value is None else value.isoformat()
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any] | None) -> PolicyState:
+        if not data:
+            return cls()
+
+        def moment(key: str) -> datetime | None:
+            value = data.get(key)
+            return None if value is None else datetime.fromisoformat(value)
+
+        return cls(
+            recommendations=tuple((datetime.fromisoformat(t), int(n)) for t, n in data.get("recommendations", [])),
+            last_scale_out=moment("last_scale_out"),
+            last_scale_in=moment("last_scale_in"),
+            warming_since=moment("warming_since"),
+            warming_to=data.get("warming_to"),
+            cold_start_s=data.get("cold_start_s"),
+        )
+
+
+@dataclass(frozen=True)
+class Decision:
+    """How many replicas the endpoint should have, and why.
+
+    ``reason`` is one human sentence naming the rule and its figures; ``inputs`` the
+    figures judged (written to the store with the decision); costs are USD per hour at
+    the current and the desired count (0 for per-token prices); ``urgent`` marks a
+    queue-driven scale-out that skipped cooldowns."""
+
+    desired_replicas: int
+    reason: str
+    state: PolicyState
+    cost_before_usd_per_hour: float = 0.0
+    cost_after_usd_per_hour: float = 0.0
+    inputs: dict[str, Any] = field(default_factory=dict)
+    urgent: bool = False
