@@ -11,6 +11,9 @@ import typer
 
 from inferplane.cli_alerts import alerts_app, open_engine
 from inferplane.cli_common import fail
+from inferplane.cli_export import export_app
+from inferplane.cli_replay import replay
+from inferplane.cli_router import router
 
 __all__ = ["app"]
 
@@ -26,6 +29,9 @@ app.add_typer(model_app, name="model")
 app.add_typer(config_app, name="config")
 app.add_typer(bench_app, name="bench")
 app.add_typer(alerts_app, name="alerts")
+app.add_typer(export_app, name="export")
+app.command("replay")(replay)
+app.command("router")(router)
 
 
 @app.command()
