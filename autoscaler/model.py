@@ -41,14 +41,16 @@ class PolicyState:
     """What a policy carries from one decision to the next (kept in the store).
 
     ``recommendations``: (time, replicas) the rules asked for, for stabilization.
-    ``warming``: since when, and to how many replicas, a scale-out waits to be ready
-    (measures the cold start). ``cold_start_s``: the last measured cold start."""
+    ``warming_*``: since when, from and to how many replicas, a scale-out waits to be
+    ready (measures the cold start, and tells the queue rule what is already coming).
+    ``cold_start_s``: the last measured cold start."""
 
     recommendations: tuple[tuple[datetime, int], ...] = ()
     last_scale_out: datetime | None = None
     last_scale_in: datetime | None = None
     warming_since: datetime | None = None
     warming_to: int | None = None
+    warming_from: int | None = None
     cold_start_s: float | None = None
 
     def evolve(self, **changes: Any) -> PolicyState:
@@ -72,11 +74,14 @@ class PolicyState:
             return None if value is None else datetime.fromisoformat(value)
 
         return cls(
-            recommendations=tuple((datetime.fromisoformat(t), int(n)) for t, n in data.get("recommendations", [])),
+            recommendations=tuple(
+                (datetime.fromisoformat(t), int(n)) for t, n in data.get("recommendations", [])
+            ),
             last_scale_out=moment("last_scale_out"),
             last_scale_in=moment("last_scale_in"),
             warming_since=moment("warming_since"),
             warming_to=data.get("warming_to"),
+            warming_from=data.get("warming_from"),
             cold_start_s=data.get("cold_start_s"),
         )
 

@@ -29,7 +29,9 @@ __all__ = [
 ]
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-_WINDOW = re.compile(r"^\s*(?P<days>\S+)\s+(?P<start>\d{1,2}:\d{2})-(?P<end>\d{1,2}:\d{2})\s+(?P<zone>\S+)\s*$")
+_WINDOW = re.compile(
+    r"^\s*(?P<days>\S+)\s+(?P<start>\d{1,2}:\d{2})-(?P<end>\d{1,2}:\d{2})\s+(?P<zone>\S+)\s*$"
+)
 
 
 class WindowSpec(StrictModel):
@@ -83,7 +85,9 @@ def _parse_clock(value: str, text: str, *, allow_24: bool) -> time | None:
     if allow_24 and (hours, minutes) == (24, 0):
         return None
     if hours > 23 or minutes > 59:
-        raise ValueError(f"schedule {text!r}: {value!r} is not a time of day (00:00-23:59, or 24:00 as an end)")
+        raise ValueError(
+            f"schedule {text!r}: {value!r} is not a time of day (00:00-23:59, or 24:00 as an end)"
+        )
     return time(hours, minutes)
 
 
@@ -115,7 +119,8 @@ class HolidayCalendar(StrictModel):
             holidays.country_holidays(self.country, subdiv=self.subdivision)
         except NotImplementedError as error:
             raise PydanticCustomError(
-                "holidays", "holiday calendar {country}/{subdiv} is unknown to the holidays package",
+                "holidays",
+                "holiday calendar {country}/{subdiv} is unknown to the holidays package",
                 {"country": self.country, "subdiv": self.subdivision},
             ) from error
         return self

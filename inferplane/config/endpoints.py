@@ -165,7 +165,8 @@ class Endpoint(StrictModel):
             return self
         if isinstance(self.target, AzureOpenAITarget):
             raise PydanticCustomError(
-                "autoscaling", "an azure_openai target is observed and priced, not scaled; remove autoscaling",
+                "autoscaling",
+                "an azure_openai target is observed and priced, not scaled; remove autoscaling",
                 {"at": ["autoscaling"]},
             )
         floors: list[tuple[list[str | int], int]] = [
@@ -181,7 +182,12 @@ class Endpoint(StrictModel):
                 raise PydanticCustomError(
                     "replica_bounds",
                     "{where} ({floor}) exceeds max_replicas ({max})",
-                    {"where": ".".join(map(str, where)), "floor": floor, "max": self.max_replicas, "at": where},
+                    {
+                        "where": ".".join(map(str, where)),
+                        "floor": floor,
+                        "max": self.max_replicas,
+                        "at": where,
+                    },
                 )
         return self
 

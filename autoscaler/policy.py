@@ -1,0 +1,246 @@
+"""The autoscaling policy: ``decide(window, endpoint, state, now) -> Decision`` (pure).
+
+Rules, in the order they are judged:
+
+1. At zero replicas, a waiting request wakes the endpoint (``wake_on_demand``).
+2. Queue: more than ``queue_scale_out_above`` waiting requests add replicas at once
+   (one per ``queue_per_replica`` waiting, minus those already starting), skipping
+   cooldowns.
+3. Missing or stale utilization: hold; never scale in on no data.
+4. GPU utilization over ``scale_out_utilization`` (mean of ``scale_out_window_s``) scales
+   out proportionally, as Kubernetes' HPA does: ceil(ready x utilization / target).
+5. Under ``scale_in_utilization`` (mean of the longer ``scale_in_window_s``, fully
+   covered) scales in proportionally, but only to a count whose projected utilization
+   stays under the scale-out threshold (as Azure Monitor autoscale checks), never with
+   requests waiting, and never to zero with requests running.
+
+Then the guards (``autoscaler.guards``): stabilization windows, cooldowns, the step
+limit; and last the bounds: the schedule's floor (``autoscaler.schedule``, pre-warmed by
+the measured cold start) and the ceiling (max_replicas, and the budget).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from autoscaler.guards import cooldown_note, limit_step, remember, stabilize
+from autoscaler.model import Decision, PolicyState, Window
+from autoscaler.schedule import floor_at
+from autoscaler.signals import Signal, latest, trailing_mean
+from inferplane.config.autoscaling import AutoscalingPolicy
+from inferplane.config.endpoints import Endpoint, GpuHourPrice
+
+__all__ = ["decide", "replica_price_per_hour"]
+
+
+@dataclass(frozen=True)
+class _Proposal:
+    replicas: int
+    reason: str
+    urgent: bool = False
+
+
+@dataclass(frozen=True)
+class _Signals:
+    util_out: Signal | None
+    util_in: Signal | None
+    waiting: Signal | None
+    running: Signal | None
+
+    def inputs(self) -> dict[str, Any]:
+        def value(signal: Signal | None) -> float | None:
+            return None if signal is None else round(signal.value, 4)
+
+        return {
+            "utilization_out": value(self.util_out),
+            "utilization_in": value(self.util_in),
+            "requests_waiting": value(self.waiting),
+            "requests_running": value(self.running),
+        }
+
+
+def decide(window: Window, endpoint: Endpoint, state: PolicyState, now: datetime) -> Decision:
+    """How many replicas ``endpoint`` should have at ``now``, why, and the state to carry."""
+    policy = endpoint.autoscaling or AutoscalingPolicy()
+    current = window.replicas
+    state = _measure_cold_start(state, window, now)
+    lead = state.cold_start_s if state.cold_start_s is not None else policy.cold_start_s
+    schedule = floor_at(policy, endpoint.min_replicas, now, lead)
+    price = replica_price_per_hour(endpoint)
+    ceiling, ceiling_why = _ceiling(endpoint, policy, price)
+    floor = min(schedule.floor, ceiling)
+    signals = _signals(window, policy, now)
+    proposal = _rules(window, policy, state, signals, now, lead)
+    keep_s = max(policy.scale_up_stabilization_s, policy.scale_down_stabilization_s)
+    state = remember(state, now, proposal.replicas, keep_s)
+    wanted, notes = _guard(proposal, current, policy, state, now)
+    final = max(floor, min(ceiling, wanted))
+    if final > wanted:
+        notes.append(f"raised to the floor {floor} ({schedule.reason})")
+    elif final < wanted:
+        notes.append(f"capped at {ceiling} ({ceiling_why})")
+    state = _after_action(state, current, final, now)
+    before, after = current * price, final * price
+    reason = "; ".join([proposal.reason, *notes])
+    if final != current:
+        reason = f"{current} -> {final}: {reason}"
+    reason += f" (${before:,.2f}/h -> ${after:,.2f}/h)"
+    inputs = {
+        "replicas": current,
+        "ready_replicas": window.ready_replicas,
+        **signals.inputs(),
+        "floor": floor,
+        "ceiling": ceiling,
+        "schedule": schedule.reason,
+        "off_hours": schedule.off_hours,
+        "cold_start_s": lead,
+    }
+    return Decision(final, reason, state, before, after, inputs, proposal.urgent and final > current)
+
+
+def replica_price_per_hour(endpoint: Endpoint) -> float:
+    """USD per replica-hour; 0 for per-token prices (replicas cost nothing by the hour)."""
+    price = endpoint.price
+    return price.gpu_per_hour_usd * price.gpus_per_replica if isinstance(price, GpuHourPrice) else 0.0
+
+
+def _ceiling(endpoint: Endpoint, policy: AutoscalingPolicy, price: float) -> tuple[int, str]:
+    budget = policy.budget
+    if budget is None or price <= 0:
+        return endpoint.max_replicas, "max_replicas"
+    per_hour = budget.usd_per_hour if budget.usd_per_hour is not None else (budget.usd_per_day or 0) / 24
+    affordable = math.floor(per_hour / price + 1e-9)
+    if affordable < endpoint.max_replicas:
+        return affordable, f"budget ${per_hour:,.2f}/h at ${price:,.2f} per replica-hour"
+    return endpoint.max_replicas, "max_replicas"
+
+
+def _signals(window: Window, policy: AutoscalingPolicy, now: datetime) -> _Signals:
+    def fresh(signal: Signal | None) -> Signal | None:
+        return signal if signal is not None and signal.age_s <= policy.stale_after_s else None
+
+    return _Signals(
+        util_out=fresh(trailing_mean(window.gpu_utilization, now, policy.scale_out_window_s)),
+        util_in=fresh(trailing_mean(window.gpu_utilization, now, policy.scale_in_window_s)),
+        waiting=fresh(latest(window.requests_waiting, now)),
+        running=fresh(latest(window.requests_running, now)),
+    )
+
+
+def _rules(
+    window: Window, policy: AutoscalingPolicy, state: PolicyState, s: _Signals, now: datetime, lead: float
+) -> _Proposal:
+    current = window.replicas
+    waiting = s.waiting.value if s.waiting is not None else 0.0
+    if current == 0:
+        if waiting > 0 and policy.wake_on_demand:
+            wake = max(1, math.ceil(waiting / policy.queue_per_replica))
+            return _Proposal(wake, f"wake on demand: {waiting:g} requests waiting at zero replicas", True)
+        return _Proposal(0, "at zero replicas, no request waiting")
+    queue = None
+    if waiting > policy.queue_scale_out_above:
+        starting = _starting(window, state, now, lead)
+        add = math.ceil(waiting / policy.queue_per_replica) - starting
+        if add > 0:
+            queue = _Proposal(
+                current + add,
+                f"queue: {waiting:g} requests waiting > {policy.queue_scale_out_above:g}"
+                + (f" ({starting} replicas already starting)" if starting else ""),
+                True,
+            )
+    if s.util_out is None:
+        why = "utilization readings missing or stale"
+        return queue or _Proposal(current, f"hold: {why}; never scaling in on no data")
+    utilization = _utilization_rule(window, policy, s, waiting)
+    if queue is not None and queue.replicas >= utilization.replicas:
+        return queue
+    return utilization
+
+
+def _utilization_rule(window: Window, policy: AutoscalingPolicy, s: _Signals, waiting: float) -> _Proposal:
+    current = window.replicas
+    ready = window.ready_replicas if window.ready_replicas else current
+    assert s.util_out is not None
+    out, target = s.util_out.value, policy.target_utilization
+    if out > policy.scale_out_utilization:
+        wanted = max(current + 1, math.ceil(ready * out / target - 1e-9))
+        return _Proposal(
+            wanted,
+            f"GPU {out:.0%} over {policy.scale_out_window_s:g} s > {policy.scale_out_utilization:.0%}",
+        )
+    low = s.util_in
+    if low is None or low.covered_s < 0.8 * policy.scale_in_window_s:
+        return _Proposal(current, f"hold: GPU {out:.0%}; too little history to judge a scale-in")
+    if low.value >= policy.scale_in_utilization:
+        return _Proposal(current, f"hold: GPU {out:.0%} within thresholds")
+    if waiting > 0:
+        return _Proposal(current, f"hold: GPU {low.value:.0%} is low but {waiting:g} requests wait")
+    wanted = math.ceil(ready * low.value / target - 1e-9)
+    # The smaller count must not itself cross the scale-out threshold (no flapping).
+    while wanted < current and ready * max(out, low.value) / max(wanted, 1) > policy.scale_out_utilization:
+        wanted += 1
+    running = s.running.value if s.running is not None else None
+    if wanted == 0 and (running is None or running > 0):
+        wanted = 1  # never to zero with requests in flight, or when we cannot tell
+    return _Proposal(
+        min(wanted, current),
+        f"GPU {low.value:.0%} over {policy.scale_in_window_s:g} s < {policy.scale_in_utilization:.0%}",
+    )
+
+
+def _guard(
+    proposal: _Proposal, current: int, policy: AutoscalingPolicy, state: PolicyState, now: datetime
+) -> tuple[int, list[str]]:
+    wanted = proposal.replicas
+    if wanted == current or proposal.urgent:
+        return limit_step(current, wanted, policy.max_step), []
+    notes = []
+    stable = stabilize(
+        state, now, current, wanted, policy.scale_up_stabilization_s, policy.scale_down_stabilization_s
+    )
+    if stable != wanted:
+        notes.append(f"stabilized at {stable} (recommendations of the last window)")
+    if stable > current:
+        wait = cooldown_note(state.last_scale_out, now, policy.scale_out_cooldown_s, "scale-out")
+    elif stable < current:
+        last = max((t for t in (state.last_scale_in, state.last_scale_out) if t is not None), default=None)
+        wait = cooldown_note(last, now, policy.scale_in_cooldown_s, "scale-in")
+    else:
+        wait = None
+    if wait is not None:
+        return current, [*notes, wait]
+    return limit_step(current, stable, policy.max_step), notes
+
+
+def _starting(window: Window, state: PolicyState, now: datetime, lead: float) -> int:
+    # Replicas already on their way: a queue rule that ignored them would add more on
+    # every poll of a cold start.
+    if window.ready_replicas is not None:
+        return max(0, window.replicas - window.ready_replicas)
+    if state.warming_since is None or state.warming_to is None or state.warming_from is None:
+        return 0
+    if now - state.warming_since > timedelta(seconds=1.5 * lead):
+        return 0
+    return max(0, state.warming_to - state.warming_from)
+
+
+def _measure_cold_start(state: PolicyState, window: Window, now: datetime) -> PolicyState:
+    if state.warming_since is None or state.warming_to is None or window.ready_replicas is None:
+        return state
+    if window.ready_replicas >= state.warming_to:
+        seconds = (now - state.warming_since).total_seconds()
+        return state.evolve(cold_start_s=seconds, warming_since=None, warming_to=None, warming_from=None)
+    return state
+
+
+def _after_action(state: PolicyState, current: int, final: int, now: datetime) -> PolicyState:
+    if final > current:
+        return state.evolve(last_scale_out=now, warming_since=now, warming_from=current, warming_to=final)
+    if final < current:
+        warming = state.warming_to is not None and final < state.warming_to
+        cleared: dict[str, Any] = {"warming_since": None, "warming_to": None, "warming_from": None}
+        return state.evolve(last_scale_in=now, **(cleared if warming else {}))
+    return state
