@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from inferplane.cli_alerts import alerts_app, open_engine
+from inferplane.cli_autoscaler import autoscaler_app, scale
 from inferplane.cli_common import fail
 from inferplane.cli_export import export_app
 from inferplane.cli_replay import replay
@@ -30,6 +31,8 @@ app.add_typer(config_app, name="config")
 app.add_typer(bench_app, name="bench")
 app.add_typer(alerts_app, name="alerts")
 app.add_typer(export_app, name="export")
+app.add_typer(autoscaler_app, name="autoscaler")
+app.command("scale")(scale)
 app.command("replay")(replay)
 app.command("router")(router)
 

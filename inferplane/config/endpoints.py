@@ -8,7 +8,7 @@ from pydantic import Discriminator, Field, Tag, ValidationInfo, field_validator,
 from pydantic_core import PydanticCustomError
 
 from .autoscaling import AutoscalingPolicy
-from .fields import AzureResourceId, Slug, StrictModel, SubscriptionId
+from .fields import AzureResourceId, HttpUrl, Slug, StrictModel, SubscriptionId
 
 __all__ = [
     "AzureContainerAppTarget",
@@ -33,6 +33,9 @@ class LocalTarget(StrictModel):
     model: str = Field(min_length=1, description="Hugging Face model id or local path (GGUF too).")
     ports: tuple[Port, Port] | None = Field(
         None, description="[first, last] port for replicas; None lets the launcher pick free ports."
+    )
+    router_url: HttpUrl = Field(
+        "http://127.0.0.1:8100", description="The router (inferplane router) that owns the replicas."
     )
 
     @model_validator(mode="after")

@@ -1,0 +1,32 @@
+"""Build the autoscaler engine from a config file: the store, one target per autoscaled
+endpoint. Separate from the engine so that tests build engines from parts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from autoscaler.engine import AutoscalerEngine
+from autoscaler.targets import TargetOptions, build_target
+from inferplane.config import load_config
+from inferplane.store import open_store, resolve_store_url
+
+__all__ = ["build_engine"]
+
+
+def build_engine(
+    config_path: Path,
+    store_url: str | None = None,
+    *,
+    dry_run: bool = False,
+    options: TargetOptions | None = None,
+) -> AutoscalerEngine:
+    """The engine for every endpoint with an ``autoscaling`` section; raises ``ConfigError``,
+    ``StoreError`` or ``TargetError`` with a message naming what is wrong."""
+    config = load_config(config_path)
+    store = open_store(resolve_store_url(store_url, config.store.url, config.store.url_env))
+    targets = {
+        endpoint.name: build_target(endpoint.name, endpoint.target, options)
+        for endpoint in config.endpoints
+        if endpoint.autoscaling is not None
+    }
+    return AutoscalerEngine(config, store, targets, dry_run=dry_run)

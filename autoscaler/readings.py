@@ -1,0 +1,44 @@
+"""Read an endpoint's window from the store (the only store reads of a poll).
+
+Utilization is the mean over replicas at each collection; waiting and running requests
+are endpoint totals: the newest fresh reading of every series (each replica, and the
+router's held requests) summed, so that a stopped replica's last reading does not
+linger in the total.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from autoscaler.model import Reading, Window
+from inferplane.config.autoscaling import AutoscalingPolicy
+
+__all__ = ["read_window"]
+
+
+def read_window(
+    store: Any, endpoint: str, policy: AutoscalingPolicy, replicas: int, ready: int | None, now: datetime
+) -> Window:
+    """The window ``decide`` judges, with the target's own replica counts."""
+    span = timedelta(
+        seconds=max(policy.scale_in_window_s, policy.scale_out_window_s) + policy.poll_interval_s
+    )
+    utilization = store.read_series(endpoint, "gpu_utilization", now - span, now, "raw", replica=None)
+    fresh_after = now - timedelta(seconds=policy.stale_after_s)
+    return Window(
+        replicas=replicas,
+        ready_replicas=ready,
+        gpu_utilization=tuple(Reading(t, v) for t, v in utilization if t <= now),
+        requests_waiting=_total(store, endpoint, "requests_waiting", fresh_after, now),
+        requests_running=_total(store, endpoint, "requests_running", fresh_after, now),
+    )
+
+
+def _total(store: Any, endpoint: str, metric: str, start: datetime, now: datetime) -> tuple[Reading, ...]:
+    series = store.read_by_replica(endpoint, metric, start, now + timedelta(microseconds=1), "raw")
+    newest = [points[-1] for points in series.values() if points]
+    if not newest:
+        return ()
+    # Stamped with the oldest of the summed readings: the total is only as fresh as that.
+    return (Reading(min(t for t, _ in newest), sum(v for _, v in newest)),)

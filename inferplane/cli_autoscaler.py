@@ -1,0 +1,151 @@
+"""``inferplane autoscaler run|status|pause|resume`` and ``inferplane scale ENDPOINT N``."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from inferplane.cli_common import fail
+
+__all__ = ["autoscaler_app", "parse_duration", "scale"]
+
+autoscaler_app = typer.Typer(
+    help="Run the autoscaler, show its state, pause and resume endpoints.", no_args_is_help=True
+)
+ConfigOption = Annotated[Path, typer.Option(help="The configuration file.")]
+StoreOption = Annotated[str | None, typer.Option(help="Store URL; overrides the file's store.url.")]
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> timedelta:
+    """``90s``, ``30m``, ``2h``, ``1d`` (or a combination such as ``1h30m``)."""
+    parts = re.findall(r"(\d+(?:\.\d+)?)([smhd])", text.strip().lower())
+    if not parts or "".join(n + u for n, u in parts) != text.strip().lower():
+        raise ValueError(f"duration {text!r} does not parse; expected e.g. 90s, 30m, 2h, 1d or 1h30m")
+    return timedelta(seconds=sum(float(n) * _UNITS[u] for n, u in parts))
+
+
+def _engine(config: Path, store: str | None, dry_run: bool = False) -> Any:
+    from autoscaler.main import build_engine
+    from autoscaler.targets import TargetError
+    from inferplane.config import ConfigError
+    from inferplane.store import StoreError
+
+    try:
+        return build_engine(config, store, dry_run=dry_run)
+    except (ConfigError, StoreError, TargetError) as error:
+        fail(str(error))
+
+
+def _endpoint_checked(engine: Any, endpoint: str) -> None:
+    names = [e.name for e in engine.endpoints]
+    if endpoint not in names:
+        engine.close()
+        fail(f"endpoint {endpoint!r} is not autoscaled; autoscaled endpoints: {', '.join(names) or 'none'}")
+
+
+@autoscaler_app.command("run")
+def run(
+    config: ConfigOption = Path("inferplane.yaml"),
+    store: StoreOption = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Decide and record, never scale.")] = False,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+) -> None:
+    """Poll every autoscaled endpoint on its interval until SIGTERM or Ctrl-C."""
+    from autoscaler.jobs import add_autoscale_jobs
+    from inferplane.control import run_until_stopped
+
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    engine = _engine(config, store, dry_run)
+    if not engine.endpoints:
+        engine.close()
+        fail(f"{config}: no endpoint has an autoscaling section; nothing to scale")
+    names = ", ".join(e.name for e in engine.endpoints)
+    typer.echo(f"autoscaler: polling {names}{' (dry run)' if dry_run else ''}", err=True)
+    run_until_stopped([lambda scheduler: add_autoscale_jobs(scheduler, engine)], closers=[engine.close])
+
+
+@autoscaler_app.command("status")
+def status(
+    config: ConfigOption = Path("inferplane.yaml"),
+    store: StoreOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per endpoint.")] = False,
+) -> None:
+    """Replicas (set and ready), pause, override and the last decision of each endpoint."""
+    from autoscaler.status import endpoint_status
+
+    engine = _engine(config, store)
+    try:
+        rows = [endpoint_status(engine, e.name, datetime.now(UTC)) for e in engine.endpoints]
+    finally:
+        engine.close()
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2, default=str))
+        return
+    for row in rows:
+        typer.echo(_status_line(row))
+
+
+def _status_line(row: dict[str, Any]) -> str:
+    replicas = row["error"] or f"{row['replicas']} set, {row['ready_replicas']} ready"
+    flags = [f for f in ("paused" if row["paused"] else "", row["override"] or "") if f]
+    last = row["last_decision"]
+    told = f"\n    last decision {last['time']:%Y-%m-%d %H:%M:%S}: {last['reason']}" if last else ""
+    return f"{row['endpoint']}: {replicas}{' [' + '; '.join(flags) + ']' if flags else ''}{told}"
+
+
+@autoscaler_app.command("pause")
+def pause(endpoint: str, config: ConfigOption = Path("inferplane.yaml"), store: StoreOption = None) -> None:
+    """Keep deciding and recording, stop scaling ENDPOINT."""
+    _set_paused(endpoint, True, config, store)
+
+
+@autoscaler_app.command("resume")
+def resume(endpoint: str, config: ConfigOption = Path("inferplane.yaml"), store: StoreOption = None) -> None:
+    """Scale ENDPOINT again (also ends a manual override)."""
+    _set_paused(endpoint, False, config, store)
+
+
+def _set_paused(endpoint: str, paused: bool, config: Path, store: str | None) -> None:
+    engine = _engine(config, store)
+    _endpoint_checked(engine, endpoint)
+    try:
+        engine.set_paused(endpoint, paused, datetime.now(UTC))
+    finally:
+        engine.close()
+    typer.echo(f"{endpoint}: {'paused' if paused else 'resumed'}")
+
+
+def scale(
+    endpoint: Annotated[str, typer.Argument(help="The endpoint to scale.")],
+    replicas: Annotated[int, typer.Argument(help="Replica count to pin.", min=0)],
+    hold_for: Annotated[str, typer.Option("--for", help="How long the override holds: 30m, 2h, 1d.")] = "1h",
+    reason: Annotated[str, typer.Option(help="Why (recorded with every decision).")] = "",
+    config: ConfigOption = Path("inferplane.yaml"),
+    store: StoreOption = None,
+) -> None:
+    """Pin ENDPOINT at N replicas now, until the override expires (or `autoscaler resume`)."""
+    from autoscaler.targets import TargetError
+
+    try:
+        duration = parse_duration(hold_for)
+    except ValueError as error:
+        fail(str(error))
+    engine = _engine(config, store)
+    _endpoint_checked(engine, endpoint)
+    now = datetime.now(UTC)
+    try:
+        result = engine.override(endpoint, replicas, now + duration, reason, now)
+    except (ValueError, TargetError) as error:
+        fail(str(error))
+    finally:
+        engine.close()
+    typer.echo(result.reason)
+    if not result.applied:
+        fail(f"{endpoint}: the override is recorded but was not applied: {result.error or result.reason}")
