@@ -1,0 +1,322 @@
+"""The router against fake replicas that are real HTTP servers (uvicorn in threads).
+
+Synchronization is by events and polls with deadlines; the fakes hold requests on a
+gate the test opens, so "slow" means "until the test says so"."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from prometheus_client.parser import text_string_to_metric_families
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from inference.replica_process import free_port
+from inference.router import RouterSettings, create_router_app
+from tests.local_servers import wait_for
+
+CHAT = "/v1/chat/completions"
+ASK = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}
+
+
+class ServerThread:
+    """A uvicorn server on a free loopback port, run in a thread."""
+
+    def __init__(self, app: Any, port: int | None = None) -> None:
+        self.port = port or free_port()
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", ws="none")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> ServerThread:
+        self.thread.start()
+        wait_for(lambda: self.server.started, 10, "the server to start")
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(30)
+
+
+async def _until(gate: threading.Event) -> None:
+    for _ in range(3000):  # 30 s deadline; the gate is set from the test's thread
+        if gate.is_set():
+            return
+        await asyncio.sleep(0.01)
+    raise TimeoutError("the test never opened the gate")
+
+
+class FakeReplica:
+    """A tiny OpenAI-shaped server that says who answered and counts what is in flight."""
+
+    def __init__(self, fleet: Fleet) -> None:
+        self.fleet = fleet
+        self.in_flight = 0
+        self.served = 0
+        self.in_flight_at_stop: int | None = None
+        routes = [
+            Route("/health", lambda r: JSONResponse({"status": "ok"})),
+            Route(CHAT, self.chat, methods=["POST"]),
+            Route("/v1/completions", self.scripted, methods=["POST"]),
+        ]
+        self.http = ServerThread(Starlette(routes=routes))
+        self.url = self.http.url
+
+    async def chat(self, request: Request) -> Response:
+        body = await request.json()
+        if body.get("stream"):
+            return StreamingResponse(self._events(), media_type="text/event-stream")
+        self.in_flight += 1
+        try:
+            await _until(self.fleet.work_gate)
+        finally:
+            self.in_flight -= 1
+        self.served += 1
+        return JSONResponse({"replica": self.http.port, "choices": [{"message": {"content": "ok"}}]})
+
+    async def _events(self) -> Any:
+        yield f"data: {json.dumps({'replica': self.http.port, 'n': 0})}\n\n"
+        await _until(self.fleet.work_gate)  # the rest only once the test saw the first event
+        for n in (1, 2):
+            yield f"data: {json.dumps({'replica': self.http.port, 'n': n})}\n\n"
+        yield "data: [DONE]\n\n"
+
+    async def scripted(self, request: Request) -> Response:
+        body = await request.json()
+        headers = {"x-replica": str(self.http.port)}
+        return JSONResponse({"error": {"message": "teapot"}}, status_code=body["status"], headers=headers)
+
+    def stop(self) -> None:
+        if self.in_flight_at_stop is None:
+            self.in_flight_at_stop = self.in_flight
+        self.http.stop()
+
+
+class Fleet:
+    """The replica factory: each call starts a fake (blocked while ``start_gate`` is shut)."""
+
+    def __init__(self) -> None:
+        self.started: list[FakeReplica] = []
+        self.start_gate = threading.Event()
+        self.work_gate = threading.Event()
+        self.start_gate.set()
+        self.work_gate.set()
+
+    def __call__(self) -> FakeReplica:
+        assert self.start_gate.wait(30), "the test never let the replica start"
+        replica = FakeReplica(self)
+        replica.http.start()
+        self.started.append(replica)
+        return replica
+
+
+@contextmanager
+def running_router(fleet: Fleet, environ: dict[str, str] | None = None, **settings: Any) -> Iterator[str]:
+    options = {"model": "fake", "endpoint": "chat", "max_replicas": 4, **settings}
+    app = create_router_app(RouterSettings(**options), fleet, environ=environ or {})
+    server = ServerThread(app).start()
+    try:
+        yield server.url
+    finally:
+        fleet.start_gate.set()
+        fleet.work_gate.set()
+        server.stop()
+
+
+def replicas(url: str, **headers: str) -> dict[str, Any]:
+    reply = httpx.get(url + "/admin/replicas", headers=headers)
+    assert reply.status_code == 200, reply.text
+    return dict(reply.json())
+
+
+def scale(url: str, n: int) -> None:
+    reply = httpx.put(url + "/admin/replicas", json={"replicas": n})
+    assert reply.status_code == 202 and reply.json() == {"desired": n}, reply.text
+
+
+def metric(url: str, name: str, **labels: str) -> float | None:
+    for family in text_string_to_metric_families(httpx.get(url + "/metrics").text):
+        for sample in family.samples:
+            if sample.name == name and labels.items() <= sample.labels.items():
+                return float(sample.value)
+    return None
+
+
+def outstanding(url: str) -> list[int]:
+    return sorted(r["outstanding"] for r in replicas(url)["replicas"])
+
+
+def chat(url: str, **extra: Any) -> httpx.Response:
+    return httpx.post(url + CHAT, json={**ASK, **extra}, timeout=60)
+
+
+def test_least_outstanding_then_round_robin() -> None:
+    fleet = Fleet()
+    with running_router(fleet, initial_replicas=2) as url, ThreadPoolExecutor(4) as pool:
+        wait_for(lambda: replicas(url)["ready"] == 2, 10, "two ready replicas")
+        fleet.work_gate.clear()
+        slow = []
+        for i in range(4):
+            slow.append(pool.submit(chat, url))
+            wait_for(lambda i=i: sum(outstanding(url)) == i + 1, 10, f"{i + 1} requests in flight")
+        assert outstanding(url) == [2, 2]  # each new request went to the less busy replica
+        fleet.work_gate.set()
+        assert [f.result().status_code for f in slow] == [200] * 4
+        answered = [chat(url).json()["replica"] for _ in range(4)]
+    assert sorted(answered) == sorted([r.http.port for r in fleet.started] * 2)  # ties take turns
+
+
+def test_held_at_zero_until_a_replica_is_ready() -> None:
+    fleet = Fleet()
+    with running_router(fleet, initial_replicas=0) as url, ThreadPoolExecutor(1) as pool:
+        held = pool.submit(chat, url)
+        wait_for(
+            lambda: metric(url, "inferplane_requests_waiting", replica="router") == 1, 10, "a held request"
+        )
+        fleet.start_gate.clear()
+        scale(url, 1)
+        assert [r["state"] for r in replicas(url)["replicas"]] == ["starting"]
+        assert not held.done()
+        fleet.start_gate.set()
+        assert held.result(timeout=30).status_code == 200
+        assert metric(url, "inferplane_requests_waiting", replica="router") == 0
+        assert metric(url, "inferplane_router_requests_total", outcome="forwarded") == 1
+
+
+def test_hold_timeout_answers_503_with_retry_after() -> None:
+    with running_router(Fleet(), initial_replicas=0, hold_timeout_s=0.3, retry_after_s=7) as url:
+        reply = chat(url)
+        assert reply.status_code == 503
+        assert reply.headers["retry-after"] == "7"
+        assert "no replica of 'chat' is ready" in reply.json()["error"]["message"]
+        assert metric(url, "inferplane_router_requests_total", outcome="hold_timeout") == 1
+
+
+def test_scale_in_drains_before_stopping_and_loses_nothing() -> None:
+    fleet = Fleet()
+    with running_router(fleet, initial_replicas=2) as url, ThreadPoolExecutor(6) as pool:
+        wait_for(lambda: replicas(url)["ready"] == 2, 10, "two ready replicas")
+        fleet.work_gate.clear()
+        slow = [pool.submit(chat, url) for _ in range(6)]
+        wait_for(lambda: outstanding(url) == [3, 3], 10, "six requests in flight")
+        scale(url, 1)
+        states = sorted((r["state"], r["outstanding"]) for r in replicas(url)["replicas"])
+        assert states == [("draining", 3), ("ready", 3)]
+        assert replicas(url)["ready"] == 1
+        assert all(r.in_flight_at_stop is None for r in fleet.started)  # nobody stopped yet
+        fleet.work_gate.set()
+        assert [f.result(timeout=30).status_code for f in slow] == [200] * 6
+        wait_for(lambda: len(replicas(url)["replicas"]) == 1, 10, "the drained replica to go")
+        drained = [r for r in fleet.started if r.in_flight_at_stop is not None]
+        assert len(drained) == 1 and drained[0].in_flight_at_stop == 0 and drained[0].served == 3
+        assert chat(url).status_code == 200
+
+
+def test_metrics_read_the_pool_at_scrape_time() -> None:
+    fleet = Fleet()
+    with running_router(fleet, initial_replicas=2) as url, ThreadPoolExecutor(1) as pool:
+        wait_for(lambda: metric(url, "inferplane_router_ready_replicas") == 2, 10, "two ready replicas")
+        assert metric(url, "inferplane_router_replicas", model="fake", endpoint="chat", replica="router") == 2
+        fleet.work_gate.clear()
+        slow = pool.submit(chat, url)
+        wait_for(lambda: sum(outstanding(url)) == 1, 10, "one request in flight")
+        per_replica = {
+            str(r.http.port): metric(url, "inferplane_router_requests_outstanding", replica=str(r.http.port))
+            for r in fleet.started
+        }
+        assert sorted(per_replica.values()) == [0, 1]
+        fleet.work_gate.set()
+        assert slow.result(timeout=30).status_code == 200
+        assert metric(url, "inferplane_router_requests_total", outcome="forwarded") == 1
+        assert metric(url, "inferplane_router_replica_failures_total", reason="crashed") == 0
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "says"),
+    [
+        pytest.param({"replicas": -1}, 422, "between 0 and 4", id="negative"),
+        pytest.param({"replicas": 5}, 422, "--max-replicas", id="above-max"),
+        pytest.param({"replicas": 2.5}, 400, "whole number", id="fraction"),
+        pytest.param({"replicas": "2"}, 400, "whole number", id="string"),
+        pytest.param({"replicas": True}, 400, "whole number", id="boolean"),
+        pytest.param({}, 400, "whole number", id="missing"),
+        pytest.param(b"replicas=2", 400, "must be JSON", id="not-json"),
+    ],
+)
+def test_admin_refuses_bad_counts(body: Any, status: int, says: str) -> None:
+    with running_router(Fleet(), initial_replicas=0) as url:
+        content = body if isinstance(body, bytes) else json.dumps(body).encode()
+        reply = httpx.put(url + "/admin/replicas", content=content)
+        assert reply.status_code == status
+        assert says in reply.json()["error"]["message"]
+        assert replicas(url)["desired"] == 0
+
+
+def test_admin_key_when_configured() -> None:
+    environ = {"ROUTER_KEY": "s3cret"}
+    with running_router(Fleet(), environ, initial_replicas=1, admin_key_env="ROUTER_KEY") as url:
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "s3cret"}):
+            reply = httpx.get(url + "/admin/replicas", headers=headers)
+            assert reply.status_code == 401 and reply.headers["www-authenticate"] == "Bearer"
+            assert "s3cret" not in reply.text
+        assert replicas(url, Authorization="Bearer s3cret")["desired"] == 1
+        assert httpx.put(url + "/admin/replicas", json={"replicas": 0}).status_code == 401
+        assert chat(url).status_code == 200  # the OpenAI API is not behind the admin key
+    with pytest.raises(ValueError, match="ROUTER_KEY is not set"):
+        create_router_app(RouterSettings(admin_key_env="ROUTER_KEY"), Fleet(), environ={})
+
+
+def test_streaming_is_relayed_as_it_arrives() -> None:
+    fleet = Fleet()
+    with running_router(fleet, initial_replicas=1) as url:
+        fleet.work_gate.clear()
+        body = {**ASK, "stream": True}
+        with httpx.stream("POST", url + CHAT, json=body, timeout=30) as reply:
+            assert reply.status_code == 200
+            assert reply.headers["content-type"].startswith("text/event-stream")
+            lines = reply.iter_lines()
+            first = next(line for line in lines if line)
+            assert json.loads(first[6:])["n"] == 0  # arrived while the replica still holds the rest
+            fleet.work_gate.set()
+            rest = [line for line in lines if line]
+        assert [json.loads(line[6:])["n"] for line in rest[:-1]] == [1, 2] and rest[-1] == "data: [DONE]"
+        wait_for(lambda: outstanding(url) == [0], 10, "the stream's slot to be released")
+
+
+def test_status_headers_and_body_pass_through() -> None:
+    fleet = Fleet()
+    with running_router(fleet, initial_replicas=1) as url:
+        wait_for(lambda: replicas(url)["ready"] == 1, 10, "a ready replica")
+        reply = httpx.post(url + "/v1/completions", json={"status": 418})
+        assert reply.status_code == 418 and reply.json() == {"error": {"message": "teapot"}}
+        assert reply.headers["x-replica"] == str(fleet.started[0].http.port)
+        assert metric(url, "inferplane_router_requests_total", outcome="forwarded") == 1
+
+
+def test_a_dead_replica_is_retried_around_and_replaced() -> None:
+    fleet = Fleet()
+    with running_router(fleet, initial_replicas=2, probe_interval_s=60) as url:
+        wait_for(lambda: replicas(url)["ready"] == 2, 10, "two ready replicas")
+        dead = fleet.started[0]
+        dead.http.stop()  # behind the router's back: its port now refuses connections
+        replies = [chat(url) for _ in range(3)]
+        assert [r.status_code for r in replies] == [200] * 3
+        assert dead.http.port not in {r.json()["replica"] for r in replies}
+        assert metric(url, "inferplane_router_replica_failures_total", reason="crashed") == 1
+        assert metric(url, "inferplane_router_retries_total") == 1
+        wait_for(lambda: replicas(url)["ready"] == 2 and len(fleet.started) == 3, 10, "a replacement")
