@@ -1,13 +1,74 @@
-"""``inferplane router``: the router in front of an endpoint's local replicas."""
+"""``inferplane router``: the router in front of an endpoint's local replicas.
+
+Replicas are ``inferplane serve`` child processes (``start_replica``), labelled
+``replica=<port>`` in their own metrics. On SIGTERM or Ctrl-C uvicorn stops accepting,
+lets requests in flight finish, then the pool drains and stops every child.
+"""
 
 from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated
 
 import typer
 
 __all__ = ["router"]
 
 
-def router() -> None:
-    """Run the router and its local replicas (not built yet)."""
-    typer.echo("not built yet", err=True)
-    raise typer.Exit(code=1)
+def router(
+    host: Annotated[str, typer.Option(help="Address to bind; 0.0.0.0 to serve other hosts.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port the router listens on.")] = 8100,
+    model: Annotated[str | None, typer.Option(help="Model the replicas serve (name, path or HF id).")] = None,
+    endpoint: Annotated[str, typer.Option(help="Endpoint name: the metric label and the admin API's.")] = (
+        "default"
+    ),
+    replicas: Annotated[int, typer.Option(min=0, help="Replicas to start with (0: start on demand).")] = 1,
+    max_replicas: Annotated[int, typer.Option(min=1, help="Most replicas the admin API may ask for.")] = 8,
+    ports: Annotated[str | None, typer.Option(help="Port range for replicas, FIRST-LAST.")] = None,
+    hold_timeout: Annotated[float, typer.Option(help="Seconds a request waits for a ready replica.")] = 300,
+    admin_key_env: Annotated[
+        str | None, typer.Option(help="Variable holding the admin API's Bearer key (the key is never shown).")
+    ] = None,
+    log_dir: Annotated[Path, typer.Option(help="Where each replica writes its log.")] = Path("router-logs"),
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+) -> None:
+    """Run the router and its local replicas (OpenAI API on /v1, admin API on /admin/replicas)."""
+    import uvicorn
+
+    from inference.replica_pool import process_factory
+    from inference.router import RouterSettings, create_router_app
+
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if replicas > max_replicas:
+        raise typer.BadParameter(
+            f"{replicas} is above --max-replicas {max_replicas}", param_hint="--replicas"
+        )
+    port_range = _port_range(ports) if ports else None
+    log_dir.mkdir(parents=True, exist_ok=True)
+    settings = RouterSettings(
+        model=model or "default",
+        endpoint=endpoint,
+        initial_replicas=replicas,
+        max_replicas=max_replicas,
+        hold_timeout_s=hold_timeout,
+        admin_key_env=admin_key_env,
+    )
+    served = {"endpoint": endpoint, **({"model": model} if model else {})}
+    try:
+        app = create_router_app(settings, process_factory(log_dir, served, port_range))
+    except ValueError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(code=2) from None
+    uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=600)
+
+
+def _port_range(text: str) -> tuple[int, int]:
+    first, _, last = text.partition("-")
+    try:
+        low, high = int(first), int(last)
+    except ValueError:
+        raise typer.BadParameter(f"expected FIRST-LAST, got {text!r}", param_hint="--ports") from None
+    if not 1 <= low <= high <= 65535:
+        raise typer.BadParameter(f"{text!r} is not an ascending range of ports", param_hint="--ports")
+    return low, high
