@@ -1,0 +1,129 @@
+"""The controllers a replay compares, and the loop that drives one through a trace.
+
+A controller is called every poll with the simulation time and the endpoint as a live
+engine would see it (target and ready counts, the scrapes so far) and returns the
+replica count it wants. ``configured`` runs the real :func:`autoscaler.policy.decide`
+on windows built as :func:`autoscaler.readings.read_window` builds them, carrying its
+``PolicyState`` from call to call; the others are the baselines of the report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from autoscaler.model import PolicyState, Reading, Window
+from autoscaler.policy import decide
+from autoscaler.replay.capacity import Capacity
+from autoscaler.replay.replica import Requests
+from autoscaler.replay.simulator import Scrape, Simulation
+from inferplane.config.autoscaling import AutoscalingPolicy
+from inferplane.config.endpoints import Endpoint
+
+__all__ = ["ConfiguredPolicy", "Controller", "FleetView", "ThresholdPolicy", "drive", "static"]
+
+MAX_TAIL_S = 1800.0  # after the last arrival, how long the queue may take to empty
+
+
+@dataclass(frozen=True)
+class FleetView:
+    """What the control loop sees at a poll."""
+
+    replicas: int
+    ready: int
+    scrapes: Sequence[Scrape]
+
+
+Controller = Callable[[float, FleetView], int]
+
+
+def static(n: int) -> Controller:
+    """A fixed replica count."""
+    return lambda _now_s, _view: n
+
+
+class ThresholdPolicy:
+    """The plain GPU rule: +1 when the 5-minute mean utilization is over 0.8, -1 under
+    0.3, then nothing for the cooldown; no queue signal. It keeps at least one replica
+    (with none there is no utilization to read, so it could never wake)."""
+
+    def __init__(self, low: int, high: int, window_s: float = 300.0, cooldown_s: float = 300.0) -> None:
+        self.low, self.high, self.window_s, self.cooldown_s = max(low, 1), high, window_s, cooldown_s
+        self.last_action = -float("inf")
+
+    def __call__(self, now_s: float, view: FleetView) -> int:
+        current = max(view.replicas, self.low)
+        recent = [s.utilization for s in view.scrapes if s.time_s > now_s - self.window_s]
+        values = [u for u in recent if u is not None]
+        if not values or now_s - self.last_action < self.cooldown_s:
+            return current
+        mean = sum(values) / len(values)
+        wanted = current + 1 if mean > 0.8 else current - 1 if mean < 0.3 else current
+        wanted = min(self.high, max(self.low, wanted))
+        if wanted != current:
+            self.last_action = now_s
+        return wanted
+
+
+class ConfiguredPolicy:
+    """The endpoint's own policy: ``decide`` every poll, state carried between calls."""
+
+    def __init__(self, endpoint: Endpoint, start: datetime) -> None:
+        self.endpoint, self.start = endpoint, start
+        self.policy = endpoint.autoscaling or AutoscalingPolicy()
+        self.state = PolicyState()
+        self.reasons: list[tuple[float, str]] = []
+        self.verbose = False
+
+    def __call__(self, now_s: float, view: FleetView) -> int:
+        now = self.start + timedelta(seconds=now_s)
+        decision = decide(self.window(now_s, view), self.endpoint, self.state, now)
+        self.state = decision.state
+        if decision.desired_replicas != view.replicas or self.verbose:
+            self.reasons.append((now_s, decision.reason))
+        return decision.desired_replicas
+
+    def window(self, now_s: float, view: FleetView) -> Window:
+        """The window the live engine would read at ``now_s`` (see ``read_window``)."""
+        p = self.policy
+        span = max(p.scale_in_window_s, p.scale_out_window_s) + p.poll_interval_s
+        recent = [s for s in view.scrapes if now_s - span <= s.time_s <= now_s]
+        at = self._at
+        utilization = tuple(Reading(at(s.time_s), s.utilization) for s in recent if s.utilization is not None)
+        newest = [s for s in recent if s.time_s >= now_s - p.stale_after_s][-1:]
+        return Window(
+            replicas=view.replicas,
+            ready_replicas=view.ready,
+            gpu_utilization=utilization,
+            requests_waiting=tuple(Reading(at(s.time_s), float(s.waiting)) for s in newest),
+            requests_running=tuple(Reading(at(s.time_s), float(s.running)) for s in newest),
+        )
+
+    def _at(self, seconds: float) -> datetime:
+        return self.start + timedelta(seconds=seconds)
+
+
+def drive(
+    requests: Requests,
+    capacity: Capacity,
+    controller: Controller,
+    *,
+    initial: int,
+    poll_s: float,
+    tick_s: float = 0.1,
+    scrape_s: float = 15.0,
+) -> Simulation:
+    """Replay the whole trace under ``controller``, polled every ``poll_s``.
+
+    It starts with ``initial`` warm replicas and runs until every request has completed
+    (at most ``MAX_TAIL_S`` after the last arrival; requests left then never got a token)."""
+    sim = Simulation(requests, capacity, initial, tick_s=tick_s, scrape_s=scrape_s)
+    last = requests.arrival_s[-1] if requests.arrival_s else 0.0
+    now = 0.0
+    while now <= last or (not sim.finished() and now <= last + MAX_TAIL_S):
+        view = FleetView(sim.target, sim.ready, sim.scrapes)
+        sim.set_replicas(max(0, controller(now, view)), now)
+        now += poll_s
+        sim.run_until(now)
+    return sim

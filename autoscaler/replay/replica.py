@@ -1,0 +1,112 @@
+"""One simulated replica: continuous batching of prefills and decode steps (pure).
+
+Within a tick the replica first prefills the requests it admitted (one at a time, in
+order, at the capacity's prefill rate), then spends the rest of the tick on decode steps
+for the sequences it holds. It is busy whenever it prefills or decodes, so its busy
+time over an interval is what nvidia-smi reports as utilization.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import deque
+from dataclasses import dataclass, field
+
+from autoscaler.replay.capacity import Capacity
+
+__all__ = ["Replica", "Requests"]
+
+
+@dataclass(frozen=True)
+class Requests:
+    """The trace as parallel tuples (index = request id), plus where results go."""
+
+    arrival_s: tuple[float, ...]
+    prompt_tokens: tuple[int, ...]
+    generated_tokens: tuple[int, ...]
+
+
+@dataclass
+class Replica:
+    """A replica billed from ``start_s``, serving from ``ready_s``; ``draining`` admits nothing."""
+
+    start_s: float
+    ready_s: float
+    draining: bool = False
+    prefill: deque[int] = field(default_factory=deque)
+    head_done: float = 0.0  # prompt tokens of prefill[0] already processed
+    decoding: list[tuple[float, int]] = field(default_factory=list)  # heap of (finish step, id)
+    last_finish: float = 0.0  # the largest finish step in ``decoding`` (popped last)
+    steps: float = 0.0  # decode steps run so far (fractional: a fluid model within a tick)
+    kv_tokens: int = 0
+    busy_s: float = 0.0  # since the last scrape
+
+    def clone(self) -> Replica:
+        copy = Replica(self.start_s, self.ready_s, self.draining, deque(self.prefill), self.head_done)
+        copy.decoding, copy.last_finish, copy.steps = list(self.decoding), self.last_finish, self.steps
+        copy.kv_tokens, copy.busy_s = self.kv_tokens, self.busy_s
+        return copy
+
+    @property
+    def outstanding(self) -> int:
+        return len(self.prefill) + len(self.decoding)
+
+    def has_room(self, capacity: Capacity, tokens: int) -> bool:
+        if self.draining or self.outstanding >= capacity.max_concurrent_sequences:
+            return False
+        limit = capacity.kv_cache_tokens
+        return limit is None or self.kv_tokens + tokens <= limit or self.outstanding == 0
+
+    def admit(self, request: int, tokens: int) -> None:
+        self.prefill.append(request)
+        self.kv_tokens += tokens
+
+    def advance(
+        self, t: float, dt: float, cap: Capacity, reqs: Requests, first_token: list[float], done: list[float]
+    ) -> None:
+        """Run the tick ``[t, t + dt)``, writing first-token and completion times."""
+        batch = len(self.decoding)
+        prefill_s, used, joined = 0.0, 0.0, []
+        while self.prefill and used < dt:
+            i = self.prefill[0]
+            start = max(used, reqs.arrival_s[i] - t)  # routed at the tick start, arrives within it
+            if start >= dt:
+                break
+            need = (reqs.prompt_tokens[i] - self.head_done) / cap.prefill_tokens_per_s
+            if need > dt - start:
+                self.head_done += (dt - start) * cap.prefill_tokens_per_s
+                prefill_s += dt - start
+                break
+            self.prefill.popleft()
+            self.head_done, used = 0.0, start + need
+            prefill_s += need
+            first_token[i] = t + used + cap.decode_step_s(batch + 1)
+            joined.append(i)
+        decode_s = self._decode(t + prefill_s, dt - prefill_s, batch, cap, reqs, done)
+        self.busy_s += prefill_s + decode_s
+        for i in joined:
+            extra = max(reqs.generated_tokens[i], 1) - 1  # the first token came with the first step
+            if extra == 0:
+                self._finish(i, first_token[i], reqs, done)
+            else:
+                finish = self.steps + extra
+                self.last_finish = max(self.last_finish, finish) if self.decoding else finish
+                heapq.heappush(self.decoding, (finish, i))
+
+    def _decode(
+        self, t0: float, budget: float, batch: int, cap: Capacity, reqs: Requests, done: list[float]
+    ) -> float:
+        if not self.decoding or budget <= 0:
+            return 0.0
+        step = cap.decode_step_s(batch)
+        begin = self.steps
+        ran = min(budget / step, self.last_finish - begin)
+        self.steps = begin + ran
+        while self.decoding and self.decoding[0][0] <= self.steps + 1e-9:
+            finish, i = heapq.heappop(self.decoding)
+            self._finish(i, t0 + (finish - begin) * step, reqs, done)
+        return ran * step
+
+    def _finish(self, i: int, at: float, reqs: Requests, done: list[float]) -> None:
+        done[i] = at
+        self.kv_tokens -= reqs.prompt_tokens[i] + reqs.generated_tokens[i]

@@ -1,0 +1,196 @@
+"""The simulated endpoint: router, replicas, cold starts, draining, scrapes (pure).
+
+Time advances in ticks of ``tick_s``. Each tick, arrivals join the router's queue; the
+router hands queued requests, oldest first, to the ready, non-draining replica with the
+fewest outstanding requests that has a free slot (and holds them while none has); every
+ready replica then runs the tick. Every ``scrape_s`` a scrape records the mean busy
+fraction of the ready replicas (``None`` when none is ready), the requests waiting (held
+at the router or admitted but not yet prefilled) and the requests running.
+
+A scale-out replica is billed from the decision and serves after the cold start; a
+scale-in stops starting replicas first (billing ends at once), then drains the ready ones
+with the least work: they admit nothing, finish what they hold, and stop being billed.
+Idle stretches are skipped, so an hour of sparse traffic costs little to simulate::
+
+    sim = Simulation(requests, capacity, replicas=2)
+    sim.set_replicas(3, now_s=0.0)
+    sim.run_until(60.0)
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+
+from autoscaler.replay.capacity import Capacity
+from autoscaler.replay.replica import Replica, Requests
+
+__all__ = ["Scrape", "Simulation"]
+
+
+@dataclass(frozen=True)
+class Scrape:
+    """What a metrics scrape at ``time_s`` saw."""
+
+    time_s: float
+    utilization: float | None
+    waiting: int
+    running: int
+
+
+class Simulation:
+    """The state of one simulated endpoint; advance it with :meth:`run_until`."""
+
+    def __init__(
+        self,
+        requests: Requests,
+        capacity: Capacity,
+        replicas: int,
+        *,
+        cold_start_s: float | None = None,
+        tick_s: float = 0.1,
+        scrape_s: float = 15.0,
+    ) -> None:
+        self.requests, self.capacity, self.tick_s, self.scrape_s = requests, capacity, tick_s, scrape_s
+        self.cold_start_s = capacity.cold_start_s if cold_start_s is None else cold_start_s
+        n = len(requests.arrival_s)
+        self.first_token, self.done = [math.inf] * n, [math.inf] * n
+        self.replicas = [Replica(0.0, 0.0) for _ in range(replicas)]  # warm at the start
+        self.router: deque[int] = deque()
+        self.next_arrival, self.tick = 0, 0
+        self.billed_s, self.scale_actions, self.max_queue = 0.0, 0, 0
+        self.scrapes: list[Scrape] = []
+        self._last_scrape = 0.0
+        self.fewest = self.most = replicas  # the lowest and highest target count set
+
+    @property
+    def now_s(self) -> float:
+        return self.tick * self.tick_s
+
+    @property
+    def target(self) -> int:
+        """Replicas the endpoint is set to: starting and serving, not draining."""
+        return sum(1 for r in self.replicas if not r.draining)
+
+    @property
+    def ready(self) -> int:
+        return sum(1 for r in self.replicas if not r.draining and r.ready_s <= self.now_s)
+
+    def clone(self) -> Simulation:
+        """An independent copy (the trace and capacity are shared: they never change)."""
+        copy = object.__new__(Simulation)
+        copy.__dict__.update(self.__dict__)
+        copy.first_token, copy.done = list(self.first_token), list(self.done)
+        copy.replicas = [r.clone() for r in self.replicas]
+        copy.router, copy.scrapes = deque(self.router), list(self.scrapes)
+        return copy
+
+    def billed_replica_s(self) -> float:
+        """Replica-seconds billed so far, the replicas still running included."""
+        return self.billed_s + sum(self.now_s - r.start_s for r in self.replicas)
+
+    def finished(self) -> bool:
+        """Every request has arrived and completed."""
+        return (
+            self.next_arrival == len(self.done)
+            and not self.router
+            and not any(r.outstanding for r in self.replicas)
+        )
+
+    def set_replicas(self, n: int, now_s: float) -> None:
+        """Scale to ``n`` replicas at ``now_s`` (the current time)."""
+        current = self.target
+        if n == current:
+            return
+        self.scale_actions += 1
+        self.fewest, self.most = min(self.fewest, n), max(self.most, n)
+        if n > current:
+            ready_at = now_s + self.cold_start_s
+            self.replicas += [Replica(now_s, ready_at) for _ in range(n - current)]
+            return
+        active = [r for r in self.replicas if not r.draining]
+        # Starting replicas go first (newest first), then the ready ones with the least work.
+        active.sort(key=lambda r: (r.ready_s <= now_s, r.outstanding, -r.start_s))
+        for replica in active[: current - n]:
+            replica.draining = True
+        self._retire_idle(now_s)
+
+    def run_until(self, end_s: float) -> None:
+        """Advance the simulation to ``end_s`` (rounded to the tick)."""
+        last_tick = round(end_s / self.tick_s)
+        while self.tick < last_tick:
+            if self._idle() and self._arrival_tick() > self.tick:
+                self._skip_to(min(last_tick, self._arrival_tick()))
+                continue
+            self._step()
+
+    def _idle(self) -> bool:
+        return not self.router and not any(r.outstanding for r in self.replicas)
+
+    def _arrival_tick(self) -> float:
+        arrivals = self.requests.arrival_s
+        return (
+            math.floor(arrivals[self.next_arrival] / self.tick_s)
+            if self.next_arrival < len(arrivals)
+            else math.inf
+        )
+
+    def _skip_to(self, wake: int | float) -> None:
+        # Nothing to serve before ``wake``: jump there, stopping for any scrape due first.
+        scrape_tick = round((self._last_scrape + self.scrape_s) / self.tick_s)
+        if scrape_tick <= wake:
+            self.tick = scrape_tick
+            self._scrape()
+        else:
+            self.tick = int(wake)
+
+    def _step(self) -> None:
+        t, dt = self.now_s, self.tick_s
+        arrivals = self.requests.arrival_s
+        while self.next_arrival < len(arrivals) and arrivals[self.next_arrival] < t + dt:
+            self.router.append(self.next_arrival)
+            self.next_arrival += 1
+        serving = [r for r in self.replicas if r.ready_s <= t]
+        self._route(serving)
+        for replica in serving:
+            if replica.outstanding:
+                replica.advance(t, dt, self.capacity, self.requests, self.first_token, self.done)
+        waiting = len(self.router) + sum(len(r.prefill) for r in serving)
+        self.max_queue = max(self.max_queue, waiting)
+        self.tick += 1
+        self._retire_idle(self.now_s)
+        if self.now_s >= self._last_scrape + self.scrape_s - 1e-9:
+            self._scrape()
+
+    def _route(self, serving: list[Replica]) -> None:
+        cap, reqs = self.capacity, self.requests
+        while self.router:
+            i = self.router[0]
+            tokens = reqs.prompt_tokens[i] + reqs.generated_tokens[i]
+            open_ = [r for r in serving if r.has_room(cap, tokens)]
+            if not open_:
+                return
+            min(open_, key=lambda r: r.outstanding).admit(self.router.popleft(), tokens)
+
+    def _retire_idle(self, now_s: float) -> None:
+        keep = []
+        for replica in self.replicas:
+            if replica.draining and (replica.outstanding == 0 or replica.ready_s > now_s):
+                self.billed_s += now_s - replica.start_s
+            else:
+                keep.append(replica)
+        self.replicas = keep
+
+    def _scrape(self) -> None:
+        now = self.now_s
+        span = now - self._last_scrape
+        live = [r for r in self.replicas if r.ready_s < now]
+        utils = [min(1.0, r.busy_s / max(min(span, now - r.ready_s), 1e-9)) for r in live]
+        for replica in live:
+            replica.busy_s = 0.0
+        waiting = len(self.router) + sum(len(r.prefill) for r in live)
+        running = sum(len(r.decoding) + (1 if r.prefill else 0) for r in live)
+        util = sum(utils) / len(utils) if utils else None
+        self.scrapes.append(Scrape(now, util, waiting, running))
+        self._last_scrape = now
