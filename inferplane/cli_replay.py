@@ -1,13 +1,91 @@
-"""``inferplane replay``: replay a request trace against simulated endpoints, one row per policy."""
+"""``inferplane replay``: replay a request trace against simulated endpoints, one row per policy.
+
+The endpoint comes from an inferplane config (its price, TTFT target, replica bounds and
+autoscaling policy); what one replica can do comes from a capacity file, by default the
+config's name with ``.capacity.yaml`` for ``.yaml`` (see ``examples/replay-a100.*``).
+"""
 
 from __future__ import annotations
 
+import json
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
 import typer
+import yaml
+
+from autoscaler.replay import capacity_from_mapping, format_table, replay_rows
+from autoscaler.replay.workload import as_requests, scale_load
+from inference.trace import load_trace, scale_trace
+from inferplane.cli_common import fail
+from inferplane.config import ConfigError, load_config
+from inferplane.config.endpoints import Endpoint
 
 __all__ = ["replay"]
 
+_START = "2026-11-23T10:00:00+00:00"  # a Monday morning, UTC: inside common uptime windows
 
-def replay() -> None:
-    """Replay a request trace against the autoscaling policies (not built yet)."""
-    typer.echo("not built yet", err=True)
-    raise typer.Exit(code=1)
+
+def replay(
+    config: Annotated[Path, typer.Option("--config", help="inferplane.yaml with the endpoint")],
+    trace: Annotated[Path | None, typer.Option(help="CSV: TIMESTAMP,ContextTokens,GeneratedTokens")] = None,
+    capacity: Annotated[
+        Path | None, typer.Option(help="capacity file (default: CONFIG.capacity.yaml)")
+    ] = None,
+    endpoint: Annotated[
+        str | None, typer.Option(help="endpoint name (default: the first priced by GPU hour)")
+    ] = None,
+    time_scale: Annotated[float, typer.Option(help="replay this many times faster")] = 1.0,
+    load_scale: Annotated[float, typer.Option(help="this many times the requests, same shape")] = 1.0,
+    slo_goal: Annotated[float, typer.Option(help="attainment static_peak must reach")] = 0.99,
+    start: Annotated[str, typer.Option(help="wall-clock time of the trace's start (schedules)")] = _START,
+    tick: Annotated[float, typer.Option(help="simulation tick, seconds")] = 0.1,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Replay a request trace against the endpoint's policy and four baselines."""
+    try:
+        cfg = load_config(config)
+        chosen = _endpoint(cfg.endpoints, endpoint)
+        cap_path = capacity or config.with_name(config.name.removesuffix(".yaml") + ".capacity.yaml")
+        cap = capacity_from_mapping(yaml.safe_load(cap_path.read_text(encoding="utf-8")))
+        requests = as_requests(scale_load(scale_trace(load_trace(trace), time_scale=time_scale), load_scale))
+        begin = datetime.fromisoformat(start)
+    except (ConfigError, OSError, ValueError, yaml.YAMLError) as error:
+        fail(str(error))
+    clock = time.perf_counter()
+    try:
+        rows = replay_rows(requests, cap, chosen, start=begin, slo_goal=slo_goal, tick_s=tick)
+    except ValueError as error:
+        fail(str(error))
+    runtime = time.perf_counter() - clock
+    if as_json:
+        summary = {
+            "endpoint": chosen.name,
+            "trace": str(trace or "packaged azure_llm_2023_code.csv"),
+            "requests": len(requests.arrival_s),
+            "time_scale": time_scale,
+            "load_scale": load_scale,
+            "ttft_target_seconds": chosen.ttft_target_seconds,
+            "runtime_seconds": round(runtime, 2),
+            "rows": [row.as_json() for row in rows],
+        }
+        typer.echo(json.dumps(summary, indent=2))
+    else:
+        typer.echo(format_table(rows))
+        typer.echo(f"{len(requests.arrival_s)} requests, endpoint {chosen.name}, replayed in {runtime:.1f} s")
+
+
+def _endpoint(endpoints: list[Endpoint], name: str | None) -> Endpoint:
+    if name is not None:
+        for candidate in endpoints:
+            if candidate.name == name:
+                return candidate
+        raise ValueError(f"no endpoint named {name!r}; the config has {[e.name for e in endpoints]}")
+    for candidate in endpoints:
+        if candidate.autoscaling is not None and candidate.ttft_target_seconds is not None:
+            return candidate
+    raise ValueError(
+        "no endpoint with autoscaling and ttft_target_seconds to replay; name one with --endpoint"
+    )
