@@ -12,7 +12,8 @@ Rules, in the order they are judged:
 5. Under ``scale_in_utilization`` (mean of the longer ``scale_in_window_s``, fully
    covered) scales in proportionally, but only to a count whose projected utilization
    stays under the scale-out threshold (as Azure Monitor autoscale checks), never with
-   requests waiting, and never to zero with requests running.
+   requests waiting. It reaches zero (where the floor allows) only when utilization is
+   under ``zero_below_utilization`` and no request is running.
 
 Then the guards (``autoscaler.guards``): stabilization windows, cooldowns, the step
 limit; and last the bounds: the schedule's floor (``autoscaler.schedule``, pre-warmed by
@@ -80,6 +81,8 @@ def decide(window: Window, endpoint: Endpoint, state: PolicyState, now: datetime
     final = max(floor, min(ceiling, wanted))
     if final > wanted:
         notes.append(f"raised to the floor {floor} ({schedule.reason})")
+    elif schedule.off_hours:
+        notes.append(f"{schedule.reason}, floor {floor}")
     elif final < wanted:
         notes.append(f"capped at {ceiling} ({ceiling_why})")
     state = _after_action(state, current, final, now)
@@ -183,6 +186,8 @@ def _utilization_rule(window: Window, policy: AutoscalingPolicy, s: _Signals, wa
     while wanted < current and ready * max(out, low.value) / max(wanted, 1) > policy.scale_out_utilization:
         wanted += 1
     running = s.running.value if s.running is not None else None
+    if wanted == 1 and low.value < policy.zero_below_utilization and running == 0:
+        wanted = 0  # idle: the proportional step alone never reaches zero while util > 0
     if wanted == 0 and (running is None or running > 0):
         wanted = 1  # never to zero with requests in flight, or when we cannot tell
     return _Proposal(

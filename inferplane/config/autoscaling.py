@@ -164,6 +164,9 @@ class AutoscalingPolicy(StrictModel):
     scale_out_window_s: float = Field(60, gt=0)
     scale_in_window_s: float = Field(300, gt=0)
     max_step: int = Field(2, ge=1, description="replicas added or removed by one action")
+    # Idle: under this utilization with nothing running, a scale-in may reach zero
+    # (where the floor allows; the proportional step alone stops at one).
+    zero_below_utilization: float = Field(0.05, ge=0, le=1)
     # Queue rule: more waiting requests than this (endpoint total) scales out at once.
     queue_scale_out_above: float = Field(4, ge=0)
     queue_per_replica: float = Field(8, gt=0, description="waiting requests one new replica absorbs")
@@ -200,7 +203,11 @@ class AutoscalingPolicy(StrictModel):
                 "windows",
                 "scale_in_window_s ({inw}) is shorter than scale_out_window_s ({outw}); "
                 "scale-in should judge a longer window than scale-out",
-                {"inw": self.scale_in_window_s, "outw": self.scale_out_window_s, "at": ["scale_in_window_s"]},
+                {
+                    "inw": f"{self.scale_in_window_s:g}",
+                    "outw": f"{self.scale_out_window_s:g}",
+                    "at": ["scale_in_window_s"],
+                },
             )
         return self
 
