@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -22,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from inference.replica_pool import process_factory
 from inference.replica_process import free_port
 from inference.router import RouterSettings, create_router_app
 from tests.local_servers import wait_for
@@ -320,3 +322,48 @@ def test_a_dead_replica_is_retried_around_and_replaced() -> None:
         assert metric(url, "inferplane_router_replica_failures_total", reason="crashed") == 1
         assert metric(url, "inferplane_router_retries_total") == 1
         wait_for(lambda: replicas(url)["ready"] == 2 and len(fleet.started) == 3, 10, "a replacement")
+
+
+def _complete(url: str, i: int) -> int:
+    body = {"prompt": f"Count to {i}:", "max_tokens": 8, "temperature": 0.0}
+    return httpx.post(url + "/v1/completions", json=body, timeout=120).status_code
+
+
+@pytest.mark.slow
+def test_real_replicas_from_zero_and_back_without_losing_a_request(tmp_path: Any, model_path: str) -> None:
+    """The real service: a request held at zero is answered once PUT replicas=1 started a
+    real replica; then 1 -> 2 -> 1 under concurrent requests, none fails."""
+    settings = RouterSettings(model="default", endpoint="chat", max_replicas=2, hold_timeout_s=120)
+    app = create_router_app(settings, process_factory(tmp_path, {"max_tokens_limit": 64}), environ={})
+    server = ServerThread(app).start()
+    url = server.url
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            held = pool.submit(_complete, url, 0)
+            wait_for(lambda: metric(url, "inferplane_requests_waiting") == 1, 10, "a held request")
+            started = time.monotonic()
+            scale(url, 1)
+            assert held.result(timeout=120) == 200
+            print(f"\nPUT replicas=1 -> held request answered: {time.monotonic() - started:.2f} s")
+
+            stop = threading.Event()
+
+            def load(worker: int) -> list[int]:
+                codes, i = [], 0
+                while not stop.is_set():
+                    codes.append(_complete(url, worker * 1000 + i))
+                    i += 1
+                return codes
+
+            loads = [pool.submit(load, w) for w in range(3)]
+            scale(url, 2)
+            wait_for(lambda: replicas(url)["ready"] == 2, 120, "a second real replica")
+            scale(url, 1)
+            wait_for(lambda: len(replicas(url)["replicas"]) == 1, 120, "the drained replica to stop")
+            stop.set()
+            codes = [code for f in loads for code in f.result(timeout=120)]
+        assert codes and set(codes) == {200}, codes
+        assert metric(url, "inferplane_router_requests_total", outcome="forwarded") == len(codes) + 1
+        print(f"{len(codes)} requests during 1 -> 2 -> 1, all 200")
+    finally:
+        server.stop()
