@@ -51,6 +51,11 @@ class Replica:
     def outstanding(self) -> int:
         return len(self.prefill) + len(self.decoding)
 
+    @property
+    def queued(self) -> int:
+        """Admitted requests whose prefill has not begun (the head is being prefilled)."""
+        return max(0, len(self.prefill) - 1)
+
     def has_room(self, capacity: Capacity, tokens: int) -> bool:
         if self.draining or self.outstanding >= capacity.max_concurrent_sequences:
             return False

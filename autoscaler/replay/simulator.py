@@ -5,7 +5,7 @@ router hands queued requests, oldest first, to the ready, non-draining replica w
 fewest outstanding requests that has a free slot (and holds them while none has); every
 ready replica then runs the tick. Every ``scrape_s`` a scrape records the mean busy
 fraction of the ready replicas (``None`` when none is ready), the requests waiting (held
-at the router or admitted but not yet prefilled) and the requests running.
+at the router or admitted and not yet being prefilled) and the requests running.
 
 A scale-out replica is billed from the decision and serves after the cold start; a
 scale-in stops starting replicas first (billing ends at once), then drains the ready ones
@@ -156,7 +156,7 @@ class Simulation:
         for replica in serving:
             if replica.outstanding:
                 replica.advance(t, dt, self.capacity, self.requests, self.first_token, self.done)
-        waiting = len(self.router) + sum(len(r.prefill) for r in serving)
+        waiting = len(self.router) + sum(r.queued for r in serving)
         self.max_queue = max(self.max_queue, waiting)
         self.tick += 1
         self._retire_idle(self.now_s)
@@ -189,7 +189,7 @@ class Simulation:
         utils = [min(1.0, r.busy_s / max(min(span, now - r.ready_s), 1e-9)) for r in live]
         for replica in live:
             replica.busy_s = 0.0
-        waiting = len(self.router) + sum(len(r.prefill) for r in live)
+        waiting = len(self.router) + sum(r.queued for r in live)
         running = sum(len(r.decoding) + (1 if r.prefill else 0) for r in live)
         util = sum(utils) / len(utils) if utils else None
         self.scrapes.append(Scrape(now, util, waiting, running))
