@@ -175,10 +175,10 @@ def _utilization_rule(window: Window, policy: AutoscalingPolicy, s: _Signals, wa
             f"GPU {out:.0%} over {policy.scale_out_window_s:g} s > {policy.scale_out_utilization:.0%}",
         )
     low = s.util_in
-    if low is None or low.covered_s < 0.8 * policy.scale_in_window_s:
-        return _Proposal(current, f"hold: GPU {out:.0%}; too little history to judge a scale-in")
-    if low.value >= policy.scale_in_utilization:
+    if low is None or low.value >= policy.scale_in_utilization:
         return _Proposal(current, f"hold: GPU {out:.0%} within thresholds")
+    if low.covered_s < 0.8 * policy.scale_in_window_s:
+        return _Proposal(current, f"hold: GPU {low.value:.0%}; too little history to judge a scale-in")
     if waiting > 0:
         return _Proposal(current, f"hold: GPU {low.value:.0%} is low but {waiting:g} requests wait")
     wanted = math.ceil(ready * low.value / target - 1e-9)

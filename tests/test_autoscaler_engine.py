@@ -125,7 +125,7 @@ def test_every_hold_is_recorded_too(store: Store) -> None:
     engine_for(store, ScriptedTarget(replicas=2)).poll("chat", T0)
     [event] = events(store)
     assert event["from_replicas"] == event["to_replicas"] == 2 and event["applied"]
-    assert event["reason"].startswith("hold: GPU 50%")
+    assert event["reason"].startswith("hold: GPU 50% within thresholds")
 
 
 def test_dry_run_records_and_never_scales(store: Store) -> None:
