@@ -11,7 +11,9 @@ the scrape normalizer (``collector.normalize``) and the PromQL of
 Where each mapping comes from (checked against each project's documentation):
 
 - ``inferplane``: ``inference/metrics.py`` in this repository (labels model, endpoint,
-  replica; GPU series add ``gpu``).
+  replica; GPU series add ``gpu``). Without a GPU, ``inferplane_engine_busy_ratio`` (the
+  share of time the engine ran a forward pass) stands in for GPU utilization: it is the
+  same "device busy" fraction nvidia-smi reports, and what the autoscaler judges on CPU.
 - ``vllm``: docs.vllm.ai "Production Metrics" (v0.4-v0.5 ``vllm/engine/metrics.py``
   listing and the current page). ``vllm:gpu_cache_usage_perc`` was renamed
   ``vllm:kv_cache_usage_perc`` (V1 engine); both are 0..1 KV-cache block usage, NOT GPU
@@ -130,7 +132,13 @@ _INFERPLANE = Dialect(
         _counter("requests_per_second", "inferplane_requests_total"),
         _histogram("request_latency_seconds", "inferplane_request_latency_seconds"),
         _histogram("time_to_first_token_seconds", "inferplane_time_to_first_token_seconds"),
-        _gauge("gpu_utilization", "inferplane_gpu_utilization_ratio", aggregate="mean"),
+        # No GPU (CPU replicas): the engine's busy share is the same "device busy" fraction.
+        _gauge(
+            "gpu_utilization",
+            "inferplane_gpu_utilization_ratio",
+            "inferplane_engine_busy_ratio",
+            aggregate="mean",
+        ),
         _gauge("gpu_memory_used_bytes", "inferplane_gpu_memory_used_bytes"),
     ),
     replica_labels=("replica",),
@@ -207,7 +215,6 @@ UNMAPPED: dict[str, str] = {
     "nv_inference_request_duration_us": "cumulative microseconds: a mean latency, not a quantile",
     "nv_inference_queue_duration_us": "cumulative microseconds of queueing: a mean, not a quantile",
     "DCGM_FI_DEV_POWER_USAGE": "watts; needs a gpu_power_watts vocabulary name",
-    "inferplane_engine_busy_ratio": "engine busy share on CPU; deliberately not gpu_utilization",
 }
 
 

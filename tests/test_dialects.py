@@ -52,6 +52,13 @@ inferplane_engine_busy_ratio{model="m",endpoint="default",replica="0"} 0.9
             ("gpu_memory_used_bytes", "0"): 4000.0,
         },
     ),
+    "inferplane-cpu-busy-share": (
+        "inferplane",
+        """# TYPE inferplane_engine_busy_ratio gauge
+inferplane_engine_busy_ratio{model="m",endpoint="default",replica="0"} 0.9
+""",
+        {("gpu_utilization", "0"): 0.9},
+    ),
     "vllm-new-kv-name": (
         "vllm",
         """# HELP vllm:num_requests_running Number of requests in model execution batches.
