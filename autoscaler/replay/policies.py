@@ -74,7 +74,7 @@ class ConfiguredPolicy:
         self.policy = endpoint.autoscaling or AutoscalingPolicy()
         self.state = PolicyState()
         self.reasons: list[tuple[float, str]] = []
-        self.verbose = False
+        self.verbose = False  # True: record the reason of every decision, not only changes
 
     def __call__(self, now_s: float, view: FleetView) -> int:
         now = self.start + timedelta(seconds=now_s)
