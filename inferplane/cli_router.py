@@ -36,10 +36,12 @@ def router(
     """Run the router and its local replicas (OpenAI API on /v1, admin API on /admin/replicas)."""
     import uvicorn
 
+    from inference.model_store import DEFAULT_MODEL
     from inference.replica_pool import process_factory
     from inference.router import RouterSettings, create_router_app
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per forwarded request and probe
     if replicas > max_replicas:
         raise typer.BadParameter(
             f"{replicas} is above --max-replicas {max_replicas}", param_hint="--replicas"
@@ -47,7 +49,7 @@ def router(
     port_range = _port_range(ports) if ports else None
     log_dir.mkdir(parents=True, exist_ok=True)
     settings = RouterSettings(
-        model=model or "default",
+        model=model or DEFAULT_MODEL,  # the label each replica's own metrics carry
         endpoint=endpoint,
         initial_replicas=replicas,
         max_replicas=max_replicas,
