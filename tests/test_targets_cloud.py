@@ -482,3 +482,66 @@ def test_azure_timeout_is_unavailable_within_the_deadline(stub: PatchableStub, k
             target.current_replicas()
         assert time.monotonic() - started < TIMEOUT_S + 3
         target.close()
+
+
+# --- deploy/kubernetes: the manifests, checked with the client's models ------------------
+
+DEPLOY = Path(__file__).parent.parent / "deploy" / "kubernetes"
+MODELS = {
+    "ServiceAccount": "V1ServiceAccount",
+    "Role": "V1Role",
+    "RoleBinding": "V1RoleBinding",
+    "Deployment": "V1Deployment",
+    "Service": "V1Service",
+}
+
+
+def manifests(name: str) -> dict[str, Any]:
+    """Each document of ``deploy/kubernetes/<name>`` as the kubernetes client's model, by
+    kind; a field the model does not know would be dropped, so each must round-trip."""
+    import yaml
+
+    api, models = k8s.ApiClient(), {}
+    for document in yaml.safe_load_all((DEPLOY / name).read_text(encoding="utf-8")):
+        model = api.deserialize(json.dumps(document), MODELS[document["kind"]], "application/json")
+        assert api.sanitize_for_serialization(model) == document, document["kind"]
+        models[document["kind"]] = model
+    return models
+
+
+def test_rbac_is_get_patch_on_scale_and_get_on_deployments() -> None:
+    docs = manifests("autoscaler-rbac.yaml")
+    rules = {(tuple(r.api_groups), tuple(r.resources)): sorted(r.verbs) for r in docs["Role"].rules}
+    assert rules == {
+        (("apps",), ("deployments/scale",)): ["get", "patch"],
+        (("apps",), ("deployments",)): ["get"],
+    }
+    binding, account = docs["RoleBinding"], docs["ServiceAccount"]
+    assert (binding.role_ref.kind, binding.role_ref.name) == ("Role", docs["Role"].metadata.name)
+    [subject] = binding.subjects
+    assert (subject.kind, subject.name, subject.namespace) == (
+        "ServiceAccount",
+        account.metadata.name,
+        account.metadata.namespace,
+    )
+
+
+def test_inference_deployment_probes_gpu_and_drain() -> None:
+    docs = manifests("inference.yaml")
+    pod = docs["Deployment"].spec.template.spec
+    [container] = pod.containers
+    assert container.command == ["inferplane", "serve", "--host", "0.0.0.0", "--port", "8000"]
+    assert container.resources.limits["nvidia.com/gpu"] == "1"
+    assert (container.readiness_probe.http_get.path, container.liveness_probe.http_get.path) == (
+        "/ready",
+        "/health",
+    )
+    hook = container.lifecycle.pre_stop._exec.command
+    script = hook[-1]
+    compile(script, "preStop", "exec")  # the hook's Python is valid
+    assert "/admin/drain" in script and "POST" in script
+    drain_timeout = float(next(e.value for e in container.env if e.name == "INFERPLANE_DRAIN_TIMEOUT_S"))
+    # SIGTERM comes after preStop (10 s wait + 5 s call) and drains for up to drain_timeout.
+    assert pod.termination_grace_period_seconds >= drain_timeout + 15
+    service = docs["Service"].spec
+    assert service.selector == docs["Deployment"].spec.selector.match_labels
