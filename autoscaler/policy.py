@@ -3,17 +3,29 @@
 Rules, in the order they are judged:
 
 1. At zero replicas, a waiting request wakes the endpoint (``wake_on_demand``).
-2. Queue: more than ``queue_scale_out_above`` waiting requests add replicas at once
-   (one per ``queue_per_replica`` waiting, minus those already starting), skipping
-   cooldowns.
+2. Queue: more than ``queue_scale_out_above`` waiting requests per ready replica add
+   replicas at once (one per ``queue_per_replica`` waiting, minus those already
+   starting), skipping cooldowns.
 3. Missing or stale utilization: hold; never scale in on no data.
 4. GPU utilization over ``scale_out_utilization`` (mean of ``scale_out_window_s``) scales
-   out proportionally, as Kubernetes' HPA does: ceil(ready x utilization / target).
-5. Under ``scale_in_utilization`` (mean of the longer ``scale_in_window_s``, fully
+   out proportionally, as Kubernetes' HPA does: ceil(ready x utilization / target) — unless
+   ``target_concurrency`` is set and the requests in flight (running + waiting) fit the
+   ready replicas at that concurrency: under continuous batching a replica decoding one
+   sequence is ~100% busy, so a saturated busy fraction alone adds nothing then.
+5. Concurrency (only with ``target_concurrency``, as Knative/KServe size by it): more in
+   flight than the replicas hold at the target scales out to ceil(in flight / target).
+6. Under ``scale_in_utilization`` (mean of the longer ``scale_in_window_s``, fully
    covered) scales in proportionally, but only to a count whose projected utilization
-   stays under the scale-out threshold (as Azure Monitor autoscale checks), never with
+   stays under the scale-out threshold (as Azure Monitor autoscale checks) and that holds
+   the requests in flight at ``target_concurrency``. With ``target_concurrency`` set, a
+   count above what the requests in flight need also scales in to that need. Never with
    requests waiting. It reaches zero (where the floor allows) only when utilization is
-   under ``zero_below_utilization`` and no request is running.
+   under ``zero_below_utilization`` and nothing is running or waiting.
+
+Every poll records the count its rule computed for the stabilization windows — a hold
+that only waits for this poll's reason (requests waiting, concurrency room) records the
+computed count, not the current one, so one busy poll does not pin a scale-in for the
+whole window; a hold on missing data or too little history records the current count.
 
 Then the guards (``autoscaler.guards``): stabilization windows, cooldowns, the step
 limit; and last the bounds: the schedule's floor (``autoscaler.schedule``, pre-warmed by
@@ -39,9 +51,17 @@ __all__ = ["decide", "replica_price_per_hour"]
 
 @dataclass(frozen=True)
 class _Proposal:
+    """What a rule asks for; ``record`` is the count it computed (kept for stabilization),
+    which differs from ``replicas`` when the rule holds for a reason of this poll only."""
+
     replicas: int
     reason: str
     urgent: bool = False
+    record: int | None = None
+
+    @property
+    def recommendation(self) -> int:
+        return self.replicas if self.record is None else self.record
 
 
 @dataclass(frozen=True)
@@ -76,7 +96,7 @@ def decide(window: Window, endpoint: Endpoint, state: PolicyState, now: datetime
     signals = _signals(window, policy, now)
     proposal = _rules(window, policy, state, signals, now, lead)
     keep_s = max(policy.scale_up_stabilization_s, policy.scale_down_stabilization_s)
-    state = remember(state, now, proposal.replicas, keep_s)
+    state = remember(state, now, proposal.recommendation, keep_s)
     wanted, notes = _guard(proposal, current, policy, state, now)
     final = max(floor, min(ceiling, wanted))
     if final > wanted:
@@ -143,56 +163,114 @@ def _rules(
             wake = max(1, math.ceil(waiting / policy.queue_per_replica))
             return _Proposal(wake, f"wake on demand: {waiting:g} requests waiting at zero replicas", True)
         return _Proposal(0, "at zero replicas, no request waiting")
-    queue = None
-    if waiting > policy.queue_scale_out_above:
-        starting = _starting(window, state, now, lead)
-        add = math.ceil(waiting / policy.queue_per_replica) - starting
-        if add > 0:
-            queue = _Proposal(
-                current + add,
-                f"queue: {waiting:g} requests waiting > {policy.queue_scale_out_above:g}"
-                + (f" ({starting} replicas already starting)" if starting else ""),
-                True,
-            )
+    queue = _queue_rule(window, policy, state, now, lead, waiting)
     if s.util_out is None:
         why = "utilization readings missing or stale"
         return queue or _Proposal(current, f"hold: {why}; never scaling in on no data")
-    utilization = _utilization_rule(window, policy, s, waiting)
-    if queue is not None and queue.replicas >= utilization.replicas:
+    capacity = _capacity_rule(window, policy, s, waiting)
+    if queue is not None and queue.replicas >= capacity.replicas:
         return queue
-    return utilization
+    return capacity
 
 
-def _utilization_rule(window: Window, policy: AutoscalingPolicy, s: _Signals, waiting: float) -> _Proposal:
+def _queue_rule(
+    window: Window, policy: AutoscalingPolicy, state: PolicyState, now: datetime, lead: float, waiting: float
+) -> _Proposal | None:
     current = window.replicas
-    ready = window.ready_replicas if window.ready_replicas else current
+    per_replica = waiting / max(_ready(window), 1)
+    if per_replica <= policy.queue_scale_out_above:
+        return None
+    starting = _starting(window, state, now, lead)
+    add = math.ceil(waiting / policy.queue_per_replica) - starting
+    if add <= 0:
+        return None
+    return _Proposal(
+        current + add,
+        f"queue: {waiting:g} requests waiting > {policy.queue_scale_out_above:g} per ready replica"
+        f" ({per_replica:.1f})" + (f" ({starting} replicas already starting)" if starting else ""),
+        True,
+    )
+
+
+def _capacity_rule(window: Window, policy: AutoscalingPolicy, s: _Signals, waiting: float) -> _Proposal:
+    current, ready = window.replicas, _ready(window)
     assert s.util_out is not None
     out, target = s.util_out.value, policy.target_utilization
+    load = _in_flight(s, waiting)
+    need = _concurrency_need(policy, load)
     if out > policy.scale_out_utilization:
-        wanted = max(current + 1, math.ceil(ready * out / target - 1e-9))
+        gpu = f"GPU {out:.0%} over {policy.scale_out_window_s:g} s > {policy.scale_out_utilization:.0%}"
+        if need is not None and need <= ready:
+            # Under continuous batching one decoding sequence keeps the device ~100% busy:
+            # a saturated busy fraction alone is no proof of missing capacity.
+            return _Proposal(
+                current, f"hold: {gpu}, but {_per_replica(load, ready, policy)}", record=max(1, need)
+            )
+        wanted = max(current + 1, math.ceil(ready * out / target - 1e-9), need or 0)
+        return _Proposal(wanted, gpu)
+    if need is not None and need > current:
+        return _Proposal(need, f"concurrency: {_per_replica(load, ready, policy)}")
+    return _scale_in_rule(window, policy, s, waiting, need)
+
+
+def _scale_in_rule(
+    window: Window, policy: AutoscalingPolicy, s: _Signals, waiting: float, need: int | None
+) -> _Proposal:
+    current, ready = window.replicas, _ready(window)
+    assert s.util_out is not None
+    out, target, low = s.util_out.value, policy.target_utilization, s.util_in
+    gpu_low = low is not None and low.value < policy.scale_in_utilization
+    if not gpu_low and (need is None or need >= current):
+        computed = need if need is not None else math.ceil(ready * out / target - 1e-9)
         return _Proposal(
-            wanted,
-            f"GPU {out:.0%} over {policy.scale_out_window_s:g} s > {policy.scale_out_utilization:.0%}",
+            current, f"hold: GPU {out:.0%} within thresholds", record=max(1, min(current, computed))
         )
-    low = s.util_in
-    if low is None or low.value >= policy.scale_in_utilization:
-        return _Proposal(current, f"hold: GPU {out:.0%} within thresholds")
-    if low.covered_s < 0.8 * policy.scale_in_window_s:
-        return _Proposal(current, f"hold: GPU {low.value:.0%}; too little history to judge a scale-in")
-    if waiting > 0:
-        return _Proposal(current, f"hold: GPU {low.value:.0%} is low but {waiting:g} requests wait")
-    wanted = math.ceil(ready * low.value / target - 1e-9)
-    # The smaller count must not itself cross the scale-out threshold (no flapping).
-    while wanted < current and ready * max(out, low.value) / max(wanted, 1) > policy.scale_out_utilization:
-        wanted += 1
+    if gpu_low:
+        assert low is not None
+        if low.covered_s < 0.8 * policy.scale_in_window_s:
+            return _Proposal(current, f"hold: GPU {low.value:.0%}; too little history to judge a scale-in")
+        wanted = math.ceil(ready * low.value / target - 1e-9)
+        # The smaller count must not itself cross the scale-out threshold (no flapping).
+        while (
+            wanted < current and ready * max(out, low.value) / max(wanted, 1) > policy.scale_out_utilization
+        ):
+            wanted += 1
+        wanted = max(wanted, need or 0)
+        why = f"GPU {low.value:.0%} over {policy.scale_in_window_s:g} s < {policy.scale_in_utilization:.0%}"
+    else:
+        assert need is not None
+        wanted = need
+        why = f"concurrency: {_per_replica(_in_flight(s, waiting), ready, policy)}"
     running = s.running.value if s.running is not None else None
-    if wanted == 1 and low.value < policy.zero_below_utilization and running == 0:
-        wanted = 0  # idle: the proportional step alone never reaches zero while util > 0
-    if wanted == 0 and (running is None or running > 0):
-        wanted = 1  # never to zero with requests in flight, or when we cannot tell
-    return _Proposal(
-        min(wanted, current),
-        f"GPU {low.value:.0%} over {policy.scale_in_window_s:g} s < {policy.scale_in_utilization:.0%}",
+    idle = low is not None and low.value < policy.zero_below_utilization
+    # Zero only when idle with nothing in flight (the proportional step alone never gets
+    # there while util > 0); never when we cannot tell.
+    can_zero = idle and running == 0 and waiting == 0
+    wanted = min(0 if wanted <= 1 and can_zero else max(wanted, 1), current)
+    if waiting > 0 and wanted < current:
+        return _Proposal(current, f"hold: {why}, but {waiting:g} requests wait", record=wanted)
+    return _Proposal(wanted, why)
+
+
+def _ready(window: Window) -> int:
+    return window.ready_replicas if window.ready_replicas else window.replicas
+
+
+def _in_flight(s: _Signals, waiting: float) -> float | None:
+    return None if s.running is None else s.running.value + waiting
+
+
+def _concurrency_need(policy: AutoscalingPolicy, load: float | None) -> int | None:
+    """Replicas that hold ``load`` requests in flight at the target concurrency (None: off/unknown)."""
+    if policy.target_concurrency is None or load is None:
+        return None
+    return math.ceil(load / policy.target_concurrency - 1e-9)
+
+
+def _per_replica(load: float | None, ready: int, policy: AutoscalingPolicy) -> str:
+    return (
+        f"{load or 0:g} requests in flight on {ready} ready replicas, "
+        f"target {policy.target_concurrency:g} per replica"
     )
 
 

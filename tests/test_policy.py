@@ -216,3 +216,54 @@ def test_holidays_keep_uptime_windows_closed() -> None:
 def test_state_round_trips_through_json() -> None:
     d = decide(window(2, 0.95), endpoint(), PolicyState(), NOON)
     assert PolicyState.from_json(d.state.to_json()) == d.state
+
+
+def test_queue_is_judged_per_ready_replica() -> None:
+    # 9 waiting over 12 ready replicas is under one each: no backlog, no scale-out.
+    decision = decide(window(12, 0.5, waiting=9), endpoint(max_replicas=16), PolicyState(), NOON)
+    assert decision.desired_replicas == 12 and "queue" not in decision.reason
+
+
+def test_a_hold_for_waiting_requests_records_the_computed_count() -> None:
+    # Held this poll because 2 wait, but the stabilization window remembers 1, not 4:
+    # once the queue is empty the scale-in is not pinned at 4 for the whole window.
+    ep = endpoint(max_step=3, scale_in_cooldown_s=0)
+    held = decide(window(4, 0.1, waiting=2), ep, PolicyState(), NOON)
+    assert held.desired_replicas == 4 and held.state.recommendations[-1] == (NOON, 1)
+    later = NOON + timedelta(seconds=15)
+    free = decide(window(4, 0.1, waiting=0, now=later), ep, held.state, later)
+    assert free.desired_replicas == 1, free.reason
+
+
+def test_missing_data_records_the_current_count() -> None:
+    decision = decide(window(3, None), endpoint(), PolicyState(), NOON)
+    assert decision.state.recommendations[-1] == (NOON, 3)
+
+
+@pytest.mark.parametrize(
+    ("win", "expected", "reason_part"),
+    [
+        pytest.param(
+            window(4, 0.95, running=3), 4, "but 3 requests in flight", id="busy-gpu-with-room-holds"
+        ),
+        pytest.param(window(2, 0.95, running=9), 4, "GPU 95% over 60 s > 80%", id="busy-gpu-without-room"),
+        pytest.param(
+            window(2, 0.5, running=20), 5, "concurrency: 20 requests in flight", id="concurrency-out"
+        ),
+        pytest.param(window(4, 0.5, running=2), 1, "concurrency: 2 requests in flight", id="concurrency-in"),
+        pytest.param(
+            window(4, 0.1, running=10), 3, "GPU 10% over 300 s < 30%", id="gpu-in-keeps-concurrency"
+        ),
+        pytest.param(window(4, 0.5, running=0), 1, "concurrency", id="concurrency-never-to-zero-when-busy"),
+    ],
+)
+def test_concurrency_rules(win: Window, expected: int, reason_part: str) -> None:
+    ep = endpoint(min_replicas=0, max_step=4, target_concurrency=4, scale_down_stabilization_s=0)
+    decision = decide(win, ep, PolicyState(), NOON)
+    assert decision.desired_replicas == expected, decision.reason
+    assert reason_part in decision.reason
+
+
+def test_target_concurrency_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="target_concurrency"):
+        endpoint(target_concurrency=0)

@@ -167,9 +167,12 @@ class AutoscalingPolicy(StrictModel):
     # Idle: under this utilization with nothing running, a scale-in may reach zero
     # (where the floor allows; the proportional step alone stops at one).
     zero_below_utilization: float = Field(0.05, ge=0, le=1)
-    # Queue rule: more waiting requests than this (endpoint total) scales out at once.
+    # Queue rule: more waiting requests than this per ready replica scales out at once.
     queue_scale_out_above: float = Field(4, ge=0)
     queue_per_replica: float = Field(8, gt=0, description="waiting requests one new replica absorbs")
+    # Concurrency (Knative/KServe style): requests in flight (running + waiting) one ready
+    # replica is sized for; None leaves capacity to the GPU rules alone.
+    target_concurrency: float | None = Field(None, gt=0)
     # Flap guards (Kubernetes HPA behaviour; Azure Monitor autoscale cooldowns).
     scale_up_stabilization_s: float = Field(0, ge=0)
     scale_down_stabilization_s: float = Field(300, ge=0)
