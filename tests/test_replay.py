@@ -13,7 +13,7 @@ import yaml
 
 from autoscaler.replay.capacity import Capacity, capacity_from_mapping
 from autoscaler.replay.policies import ConfiguredPolicy, drive, static
-from autoscaler.replay.report import replay_rows
+from autoscaler.replay.report import ReplayRow, replay_rows
 from autoscaler.replay.simulator import Simulation
 from autoscaler.replay.workload import as_requests, scale_load, synthetic_trace
 from inference.trace import TraceRequest, load_trace, scale_trace
@@ -201,21 +201,31 @@ def test_replay_cli_prints_json(tmp_path: Path) -> None:
     ]
 
 
-@pytest.mark.xfail(
-    reason="goals not met by decide on this trace (see the replay report): scale-in is pinned by held "
-    "recommendations and the trace's one-second bursts need capacity a 60 s cold start cannot bring",
-    strict=False,
-)
-def test_example_meets_its_goals_on_the_shared_trace() -> None:
+def shared_rows() -> dict[str, ReplayRow]:
     path = ROOT.parent / "shared/traces/azure_llm_2023_code.csv"
     requests = as_requests(load_trace(path if path.exists() else None))
     cap = capacity_from_mapping(yaml.safe_load((ROOT / "examples/replay-a100.capacity.yaml").read_text()))
-    rows = {
-        r.policy: r
-        for r in replay_rows(
-            requests, cap, load_config(ROOT / "examples/replay-a100.yaml").endpoints[0], start=START
-        )
-    }
+    ep = load_config(ROOT / "examples/replay-a100.yaml").endpoints[0]
+    return {r.policy: r for r in replay_rows(requests, cap, ep, start=START)}
+
+
+def test_example_beats_the_plain_threshold_rule_on_latency_for_less_than_static_peak() -> None:
+    rows = shared_rows()
+    mine, peak, plain = rows["configured"], rows["static_peak"], rows["threshold_80_30"]
+    assert mine.slo_attainment > 0.95 and mine.slo_attainment > plain.slo_attainment
+    assert (mine.p95_ttft_seconds or math.inf) < (plain.p95_ttft_seconds or math.inf) / 10
+    assert mine.gpu_hours < 0.75 * peak.gpu_hours
+
+
+@pytest.mark.xfail(
+    reason="the goals are jointly infeasible on this trace with a 60 s cold start and a 2 s TTFT target: "
+    "the oracle (1.40 GPU-h) is dearer than threshold_80_30 (1.36), so 0.99 attainment cannot also be "
+    "no dearer than it; the oracle's own schedule started a cold start ahead needs 3.2 GPU-h (2.3x); "
+    "fixed fleets need 9 replicas (8.6 GPU-h) for 0.99. The policy reaches ~0.967 at ~6.0 GPU-h",
+    strict=True,
+)
+def test_example_meets_its_goals_on_the_shared_trace() -> None:
+    rows = shared_rows()
     mine, oracle, peak, plain = (
         rows["configured"],
         rows["oracle"],
