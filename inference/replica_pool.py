@@ -302,6 +302,9 @@ def _pick_port(ports: tuple[int, int], used: set[int]) -> int:
 
 def _bindable(port: int) -> bool:
     with socket.socket() as sock:
+        # As uvicorn binds: connections of a stopped replica linger in TIME_WAIT on its
+        # port for a minute, which a plain bind counts as "in use" and uvicorn does not.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:

@@ -1,0 +1,266 @@
+"""The whole loop, live: the router with real replicas of the bundled service, the
+collector's direct scrape, and the autoscaler with short windows, on one scheduler.
+
+A time-compressed slice of the Azure trace scales the endpoint 1 -> 3 and back to 1;
+then, restarted with an off-hours schedule (state kept in the store), the autoscaler
+takes it to 0, and a waiting request wakes it. Every request must succeed. The time
+from the load step to new capacity ready, and from a request at zero to its answer, are
+printed (run with ``-s``) and kept as test properties: figures, not assertions.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from autoscaler.jobs import add_autoscale_jobs
+from autoscaler.main import build_engine
+from collector.main import build_collector
+from collector.schedule import add_collect_jobs
+from inference.trace import load_trace, scale_trace, synthetic_prompt
+from tests.local_servers import free_port
+
+pytestmark = pytest.mark.slow
+
+POLICY = """\
+    autoscaling:
+      poll_interval_s: 1
+      scale_out_window_s: 3
+      scale_in_window_s: 6
+      scale_out_cooldown_s: 2
+      scale_in_cooldown_s: 3
+      scale_down_stabilization_s: 3
+      queue_scale_out_above: 1
+      queue_per_replica: 2
+      stale_after_s: 5
+      cold_start_s: 10
+"""
+
+
+def port_range(size: int) -> tuple[int, int]:
+    """``size`` consecutive loopback ports nothing listens on."""
+    for _ in range(50):
+        first = free_port()
+        if first + size > 65535:
+            continue
+        sockets = []
+        try:
+            for port in range(first, first + size):
+                sock = socket.socket()
+                sock.bind(("127.0.0.1", port))
+                sockets.append(sock)
+            return first, first + size - 1
+        except OSError:
+            continue
+        finally:
+            for sock in sockets:
+                sock.close()
+    raise RuntimeError("no run of free ports")
+
+
+def write_config(path: Path, store: Path, router: str, ports: tuple[int, int], schedule: str = "") -> Path:
+    replicas = "".join(
+        f"      - {{endpoint: live, url: 'http://127.0.0.1:{p}/metrics', replica: '{p}'}}\n"
+        for p in range(ports[0], ports[1] + 1)
+    )
+    path.write_text(
+        f"store: {{url: 'sqlite:///{store}'}}\n"
+        "endpoints:\n"
+        "  - name: live\n"
+        f"    target: {{kind: local, model: smollm2-135m-instruct, router_url: '{router}'}}\n"
+        "    min_replicas: 1\n"
+        "    max_replicas: 3\n"
+        "    price: {gpu_per_hour_usd: 1.0}\n" + POLICY + schedule + "sources:\n"
+        "  - kind: scrape\n"
+        "    interval_s: 1\n"
+        "    timeout_s: 2\n"
+        "    retries: 0\n"
+        "    targets:\n"
+        f"      - {{endpoint: live, url: '{router}/metrics'}}\n" + replicas,
+        encoding="utf-8",
+    )
+    return path
+
+
+def wait_for(what: str, check: Callable[[], bool], deadline_s: float) -> float:
+    """Poll ``check`` until true; returns the seconds it took, fails after the deadline."""
+    started = time.monotonic()
+    while time.monotonic() - started < deadline_s:
+        if check():
+            return time.monotonic() - started
+        time.sleep(0.2)  # polling a live system, with a deadline
+    raise AssertionError(f"timed out after {deadline_s} s waiting for {what}")
+
+
+@dataclass
+class Router:
+    url: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def replicas(self) -> dict[str, Any]:
+        return dict(httpx.get(self.url + "/admin/replicas", timeout=5).json())
+
+
+@pytest.fixture
+def router(tmp_path: Path, model_path: str) -> Iterator[tuple[Router, tuple[int, int]]]:
+    port, ports = free_port(), port_range(3)
+    log = tmp_path / "router.log"
+    command = [
+        *(sys.executable, "-m", "inferplane.cli", "router", "--port", str(port), "--endpoint", "live"),
+        *("--replicas", "1", "--max-replicas", "3", "--ports", f"{ports[0]}-{ports[1]}"),
+        *("--log-dir", str(tmp_path / "replicas"), "--log-level", "warning"),
+    ]
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=dict(os.environ))
+    running = Router(f"http://127.0.0.1:{port}", process, log)
+    try:
+        wait_for("the first replica", lambda: _ready(running) >= 1, 120)
+        yield running, ports
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def _ready(router: Router) -> int:
+    if router.process.poll() is not None:
+        raise AssertionError(f"the router exited:\n{router.log.read_text(errors='replace')}")
+    try:
+        return int(router.replicas()["ready"])
+    except httpx.HTTPError:
+        return 0
+
+
+class Load:
+    """Send the trace's requests at their (compressed) times; keep every outcome."""
+
+    def __init__(self, url: str) -> None:
+        self.url, self.outcomes, self._threads = url, [], []
+        self.outcomes: list[int | str] = []
+
+    def send(self, prompt_tokens: int, max_tokens: int) -> None:
+        body = {"prompt": synthetic_prompt(prompt_tokens), "max_tokens": max_tokens, "temperature": 0}
+        try:
+            answer = httpx.post(self.url + "/v1/completions", json=body, timeout=300)
+            self.outcomes.append(answer.status_code)
+        except httpx.HTTPError as error:
+            self.outcomes.append(f"{type(error).__name__}: {error}")
+
+    def replay(self, seconds: float, time_scale: float) -> None:
+        requests = scale_trace(
+            load_trace(), time_scale=time_scale, max_prompt_tokens=96, max_generated_tokens=24
+        )
+        started = time.monotonic()
+        for request in (r for r in requests if r.offset_s < seconds):
+            time.sleep(max(0.0, started + request.offset_s - time.monotonic()))  # pacing, not sync
+            thread = threading.Thread(
+                target=self.send, args=(request.prompt_tokens, request.generated_tokens)
+            )
+            thread.start()
+            self._threads.append(thread)
+
+    def join(self) -> None:
+        for thread in self._threads:
+            thread.join(timeout=300)
+
+
+def test_scale_out_in_to_zero_and_wake(
+    router: tuple[Router, tuple[int, int]], tmp_path: Path, record_property: Callable[[str, object], None]
+) -> None:
+    live, ports = router
+    store = tmp_path / "store.db"
+    config = write_config(tmp_path / "inferplane.yaml", store, live.url, ports)
+    collector, plan, retention = build_collector(config)
+    engine = build_engine(config)
+    scheduler = BackgroundScheduler(timezone="UTC")
+    add_collect_jobs(scheduler, collector, plan, retention)
+    add_autoscale_jobs(scheduler, engine)
+    scheduler.start()
+    seen: list[int] = []
+    try:
+        # 1 -> 3: the trace's first 40 s, four times faster, on one replica.
+        load = Load(live.url)
+        load_started = time.monotonic()
+        sender = threading.Thread(target=load.replay, args=(40, 4.0))
+        sender.start()
+        to_two = wait_for("a second ready replica", lambda: _ready(live) >= 2, 180)
+        wait_for("three replicas", lambda: seen.append(live.replicas()["desired"]) or max(seen) >= 3, 180)
+        sender.join()
+        load.join()
+        assert load.outcomes and all(outcome == 200 for outcome in load.outcomes), load.outcomes
+        # ... and back to 1 once the load is gone.
+        wait_for("scale-in to one replica", lambda: live.replicas()["desired"] == 1, 180)
+        wait_for("draining done", lambda: len(live.replicas()["replicas"]) == 1, 120)
+
+        # Off-hours: the same store, a restarted autoscaler whose only uptime window is
+        # half a day away. The idle endpoint goes to zero.
+        scheduler.remove_job("autoscale:live")
+        engine.close()
+        later = datetime.now(UTC) + timedelta(hours=12)
+        window = f"    schedules: [{{when: 'Daily {later:%H}:00-{later + timedelta(hours=1):%H}:00 UTC'}}]\n"
+        off_hours = write_config(tmp_path / "off-hours.yaml", store, live.url, ports, schedule="")
+        off_hours.write_text(off_hours.read_text().replace(POLICY, POLICY + "  " + window), encoding="utf-8")
+        engine = build_engine(off_hours)
+        add_autoscale_jobs(scheduler, engine)
+        wait_for("scale to zero off-hours", lambda: live.replicas()["desired"] == 0, 180)
+        wait_for("no replica left", lambda: live.replicas()["replicas"] == [], 120)
+
+        # A request at zero waits at the router until the autoscaler wakes a replica.
+        woken = Load(live.url)
+        asked = time.monotonic()
+        woken.send(16, 8)
+        wake_s = time.monotonic() - asked
+        assert woken.outcomes == [200]
+        assert live.replicas()["desired"] == 1
+    finally:
+        scheduler.shutdown(wait=False)
+        engine.close()
+        collector.close()
+    for event in _events(store):
+        if event["from_replicas"] != event["to_replicas"] or not event["applied"]:
+            print(f"{event['time']:%H:%M:%S} {event['reason']}")
+    events = [
+        (e["from_replicas"], e["to_replicas"], e["applied"])
+        for e in _events(store)
+        if e["from_replicas"] != e["to_replicas"]
+    ]
+    assert all(applied for _, _, applied in events), events
+    path = [to for _, to, _ in events]
+    assert max(path) == 3 and 0 in path and path[-1] == 1, path
+    assert path.index(3) < path.index(0), path
+    load_to_capacity_s = to_two
+    record_property("load_step_to_second_replica_ready_s", round(load_to_capacity_s, 1))
+    record_property("request_at_zero_answered_s", round(wake_s, 1))
+    print(
+        f"\nlive autoscaling: load step -> 2nd replica ready {load_to_capacity_s:.1f} s; "
+        f"request at zero -> answered {wake_s:.1f} s; actions {path}; "
+        f"{len(load.outcomes)} trace requests, all 200; whole test {time.monotonic() - load_started:.0f} s"
+    )
+
+
+def _events(store: Path) -> list[dict[str, Any]]:
+    from inferplane.store import open_store
+
+    opened = open_store(f"sqlite:///{store}")
+    try:
+        now = datetime.now(UTC)
+        return opened.read_scaling_events(now - timedelta(hours=1), now + timedelta(minutes=1), "live")
+    finally:
+        opened.close()
