@@ -44,6 +44,9 @@ __all__ = [
     "Unauthorized",
 ]
 
+# Temperatures below this decode greedily (see prepare).
+_GREEDY_BELOW = 1e-4
+
 log = logging.getLogger(__name__)
 
 
@@ -264,6 +267,10 @@ class InferenceService:
                 f"model's context length of {model.context_length}",
                 param="max_tokens",
             )
+        if temperature < _GREEDY_BELOW:
+            # logits / 1e-38 overflows to inf and sampling fails; at such a temperature the
+            # distribution is the argmax anyway, so decode greedily.
+            temperature = 0.0
         params = SamplingParams(max_tokens, temperature, top_p, model.eos_token_ids)
         key = None
         if temperature == 0 and self.settings.cache != "off":

@@ -64,6 +64,13 @@ def test_text_completion_and_stop_sequence(client: openai.OpenAI) -> None:
     assert free.choices[0].text.startswith(stopped.choices[0].text)
 
 
+def test_a_vanishing_temperature_decodes_greedily(client: openai.OpenAI) -> None:
+    # Found by the fuzzer: logits / 1.2e-38 overflowed to inf and the sampler failed (500).
+    tiny = client.completions.create(model="m", prompt="1, 2, 3, 4,", max_tokens=6, temperature=1.2e-38)
+    greedy = client.completions.create(model="m", prompt="1, 2, 3, 4,", max_tokens=6, temperature=0)
+    assert tiny.choices[0].text == greedy.choices[0].text
+
+
 def test_streaming_text_completion(client: openai.OpenAI) -> None:
     stream = client.completions.create(model="m", prompt="Once upon a time", max_tokens=10, stream=True)
     chunks = list(stream)
