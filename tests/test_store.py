@@ -203,9 +203,30 @@ def test_retention_deletes_old_rows_per_table(store: Store) -> None:
     store.write_samples(_samples(4, start=T0 + timedelta(days=20)))
     store.rollup(T0 + timedelta(days=21))
     deleted = store.apply_retention(T0 + timedelta(days=21), raw_days=2, minute_days=14, hour_days=400)
-    assert deleted == {"samples": 4, "samples_1m": 1, "samples_1h": 0}
+    assert deleted == {"samples": 4, "samples_1m": 1, "samples_1h": 0, "scaling_holds": 0}
     assert len(_rows(store, "samples")) == 4
     assert len(_rows(store, "samples_1h")) == 2
+
+
+def test_retention_prunes_old_holds_and_keeps_every_action(store: Store) -> None:
+    rows = [(2, 2, True, False), (2, 3, True, False), (2, 3, False, False), (2, 3, False, True)]
+    for age_days in (20, 1):
+        for before, after, applied, dry_run in rows:
+            store.write_scaling_event(
+                T0 - timedelta(days=age_days),
+                "chat",
+                before,
+                after,
+                "r",
+                applied=applied,
+                dry_run=dry_run,
+                inputs={},
+            )
+    deleted = store.apply_retention(T0, minute_days=14)
+    assert deleted["scaling_holds"] == 1
+    kept = store.read_scaling_events(T0 - timedelta(days=30), T0, "chat")
+    [hold] = [e for e in kept if e["from_replicas"] == e["to_replicas"]]
+    assert len(kept) == 7 and hold["time"] == T0 - timedelta(days=1)
 
 
 def test_times_read_back_aware_utc(store: Store) -> None:

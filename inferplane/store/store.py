@@ -204,7 +204,9 @@ class Store:
         self, now: datetime, raw_days: int = 2, minute_days: int = 14, hour_days: int = 400
     ) -> dict[str, int]:
         """Delete samples and rollups older than their retention; returns rows deleted
-        per table. Costs, events and gaps are kept."""
+        per table. Scaling decisions that changed nothing (holds: an autoscaler records
+        one every poll) go after ``minute_days``, as ``scaling_holds``; actions, failed
+        actions, dry runs, costs, alert events and gaps are kept."""
         plan = (
             (schema.samples, schema.samples.c.time, raw_days),
             (schema.samples_1m, schema.samples_1m.c.bucket, minute_days),
@@ -215,6 +217,13 @@ class Store:
             for table, time, days in plan:
                 result = connection.execute(sa.delete(table).where(time < now - timedelta(days=days)))
                 deleted[table.name] = result.rowcount
+            events = schema.scaling_events.c
+            holds = sa.delete(schema.scaling_events).where(
+                events.time < now - timedelta(days=minute_days),
+                events.from_replicas == events.to_replicas,
+                events.applied.is_(True),
+            )
+            deleted["scaling_holds"] = connection.execute(holds).rowcount
         return deleted
 
     def write_scaling_event(
