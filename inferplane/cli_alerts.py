@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import logging
-import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from inferplane.cli_common import fail
+from inferplane.cli_common import fail, parse_duration
 
-__all__ = ["alerts_app", "open_engine", "parse_duration"]
+__all__ = ["alerts_app", "open_engine"]
 
 alerts_app = typer.Typer(
     help="Evaluate alert rules, list alerts, test channels and silence alerts.", no_args_is_help=True
@@ -22,17 +21,6 @@ ConfigOption = Annotated[Path, typer.Option("--config", help="The configuration 
 StoreOption = Annotated[
     str | None, typer.Option("--store", help="Store URL (default: the config's, else SQLite).")
 ]
-
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
-
-
-def parse_duration(text: str) -> timedelta:
-    """``90s``, ``30m``, ``2h`` or ``1d`` as a timedelta; ValueError naming the format otherwise."""
-    match = _DURATION.match(text.strip())
-    if not match or float(match.group(1)) <= 0:
-        raise ValueError(f"duration {text!r} is not a positive number with s, m, h or d (e.g. 30m, 2h)")
-    return timedelta(**{_UNITS[match.group(2)]: float(match.group(1))})
 
 
 def open_engine(config: Path, store: str | None) -> Any:

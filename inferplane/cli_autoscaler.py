@@ -4,31 +4,21 @@ from __future__ import annotations
 
 import json
 import logging
-import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from inferplane.cli_common import fail
+from inferplane.cli_common import fail, parse_duration
 
-__all__ = ["autoscaler_app", "parse_duration", "scale"]
+__all__ = ["autoscaler_app", "scale"]
 
 autoscaler_app = typer.Typer(
     help="Run the autoscaler, show its state, pause and resume endpoints.", no_args_is_help=True
 )
 ConfigOption = Annotated[Path, typer.Option(help="The configuration file.")]
 StoreOption = Annotated[str | None, typer.Option(help="Store URL; overrides the file's store.url.")]
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def parse_duration(text: str) -> timedelta:
-    """``90s``, ``30m``, ``2h``, ``1d`` (or a combination such as ``1h30m``)."""
-    parts = re.findall(r"(\d+(?:\.\d+)?)([smhd])", text.strip().lower())
-    if not parts or "".join(n + u for n, u in parts) != text.strip().lower():
-        raise ValueError(f"duration {text!r} does not parse; expected e.g. 90s, 30m, 2h, 1d or 1h30m")
-    return timedelta(seconds=sum(float(n) * _UNITS[u] for n, u in parts))
 
 
 def _engine(config: Path, store: str | None, dry_run: bool = False) -> Any:

@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from inferplane.cli import app
-from inferplane.cli_alerts import parse_duration
+from inferplane.cli_common import parse_duration
 from inferplane.store import open_store
 from tests.local_servers import Receiver, start_receiver
 from tests.test_alert_engine import MINUTE, SPIKE_START, T0, _write_traffic

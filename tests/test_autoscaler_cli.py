@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from inferplane.cli import app
-from inferplane.cli_autoscaler import parse_duration
+from inferplane.cli_common import parse_duration
 from tests.local_servers import free_port
 
 runner = CliRunner()
