@@ -101,7 +101,7 @@ def evaluate_rules(
 
 def _replica_price(endpoint: Endpoint) -> float | None:
     price = endpoint.price
-    return price.gpu_per_hour_usd * price.gpus_per_replica if isinstance(price, GpuHourPrice) else None
+    return price.replica_hour_usd if isinstance(price, GpuHourPrice) else None
 
 
 def _latest(series: Series) -> float | None:

@@ -127,7 +127,7 @@ def decide(window: Window, endpoint: Endpoint, state: PolicyState, now: datetime
 def replica_price_per_hour(endpoint: Endpoint) -> float:
     """USD per replica-hour; 0 for per-token prices (replicas cost nothing by the hour)."""
     price = endpoint.price
-    return price.gpu_per_hour_usd * price.gpus_per_replica if isinstance(price, GpuHourPrice) else 0.0
+    return price.replica_hour_usd if isinstance(price, GpuHourPrice) else 0.0
 
 
 def _ceiling(endpoint: Endpoint, policy: AutoscalingPolicy, price: float) -> tuple[int, str]:

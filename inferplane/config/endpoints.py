@@ -99,6 +99,11 @@ class GpuHourPrice(StrictModel):
     gpu_per_hour_usd: float = Field(gt=0)
     gpus_per_replica: int = Field(1, ge=1)
 
+    @property
+    def replica_hour_usd(self) -> float:
+        """What one replica costs per hour."""
+        return self.gpu_per_hour_usd * self.gpus_per_replica
+
 
 class TokenPrice(StrictModel):
     """Priced by the token, as hosted APIs bill: USD per 1,000 input and output tokens."""
