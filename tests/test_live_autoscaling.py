@@ -32,7 +32,7 @@ from autoscaler.main import build_engine
 from collector.main import build_collector
 from collector.schedule import add_collect_jobs
 from inference.trace import load_trace, scale_trace, synthetic_prompt
-from tests.local_servers import free_port
+from tests.local_servers import free_port, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -96,16 +96,6 @@ def write_config(path: Path, store: Path, router: str, ports: tuple[int, int], s
     return path
 
 
-def wait_for(what: str, check: Callable[[], bool], deadline_s: float) -> float:
-    """Poll ``check`` until true; returns the seconds it took, fails after the deadline."""
-    started = time.monotonic()
-    while time.monotonic() - started < deadline_s:
-        if check():
-            return time.monotonic() - started
-        time.sleep(0.2)  # polling a live system, with a deadline
-    raise AssertionError(f"timed out after {deadline_s} s waiting for {what}")
-
-
 @dataclass
 class Router:
     url: str
@@ -129,7 +119,7 @@ def router(tmp_path: Path, model_path: str) -> Iterator[tuple[Router, tuple[int,
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=dict(os.environ))
     running = Router(f"http://127.0.0.1:{port}", process, log)
     try:
-        wait_for("the first replica", lambda: _ready(running) >= 1, 120)
+        wait_for(lambda: _ready(running) >= 1, 120, "the first replica")
         yield running, ports
     finally:
         process.send_signal(signal.SIGTERM)
@@ -152,8 +142,9 @@ class Load:
     """Send the trace's requests at their (compressed) times; keep every outcome."""
 
     def __init__(self, url: str) -> None:
-        self.url, self.outcomes, self._threads = url, [], []
+        self.url = url
         self.outcomes: list[int | str] = []
+        self._threads: list[threading.Thread] = []
 
     def send(self, prompt_tokens: int, max_tokens: int) -> None:
         body = {"prompt": synthetic_prompt(prompt_tokens), "max_tokens": max_tokens, "temperature": 0}
@@ -200,14 +191,15 @@ def test_scale_out_in_to_zero_and_wake(
         load_started = time.monotonic()
         sender = threading.Thread(target=load.replay, args=(40, 4.0))
         sender.start()
-        to_two = wait_for("a second ready replica", lambda: _ready(live) >= 2, 180)
-        wait_for("three replicas", lambda: seen.append(live.replicas()["desired"]) or max(seen) >= 3, 180)
+        wait_for(lambda: _ready(live) >= 2, 180, "a second ready replica")
+        to_two = time.monotonic() - load_started
+        wait_for(lambda: seen.append(live.replicas()["desired"]) or max(seen) >= 3, 180, "three replicas")
         sender.join()
         load.join()
         assert load.outcomes and all(outcome == 200 for outcome in load.outcomes), load.outcomes
         # ... and back to 1 once the load is gone.
-        wait_for("scale-in to one replica", lambda: live.replicas()["desired"] == 1, 180)
-        wait_for("draining done", lambda: len(live.replicas()["replicas"]) == 1, 120)
+        wait_for(lambda: live.replicas()["desired"] == 1, 180, "scale-in to one replica")
+        wait_for(lambda: len(live.replicas()["replicas"]) == 1, 120, "draining done")
 
         # Off-hours: the same store, a restarted autoscaler whose only uptime window is
         # half a day away. The idle endpoint goes to zero.
@@ -219,8 +211,8 @@ def test_scale_out_in_to_zero_and_wake(
         off_hours.write_text(off_hours.read_text().replace(POLICY, POLICY + "  " + window), encoding="utf-8")
         engine = build_engine(off_hours)
         add_autoscale_jobs(scheduler, engine)
-        wait_for("scale to zero off-hours", lambda: live.replicas()["desired"] == 0, 180)
-        wait_for("no replica left", lambda: live.replicas()["replicas"] == [], 120)
+        wait_for(lambda: live.replicas()["desired"] == 0, 180, "scale to zero off-hours")
+        wait_for(lambda: live.replicas()["replicas"] == [], 120, "no replica left")
 
         # A request at zero waits at the router until the autoscaler wakes a replica.
         woken = Load(live.url)
@@ -245,11 +237,10 @@ def test_scale_out_in_to_zero_and_wake(
     path = [to for _, to, _ in events]
     assert max(path) == 3 and 0 in path and path[-1] == 1, path
     assert path.index(3) < path.index(0), path
-    load_to_capacity_s = to_two
-    record_property("load_step_to_second_replica_ready_s", round(load_to_capacity_s, 1))
+    record_property("load_step_to_second_replica_ready_s", round(to_two, 1))
     record_property("request_at_zero_answered_s", round(wake_s, 1))
     print(
-        f"\nlive autoscaling: load step -> 2nd replica ready {load_to_capacity_s:.1f} s; "
+        f"\nlive autoscaling: load step -> 2nd replica ready {to_two:.1f} s; "
         f"request at zero -> answered {wake_s:.1f} s; actions {path}; "
         f"{len(load.outcomes)} trace requests, all 200; whole test {time.monotonic() - load_started:.0f} s"
     )
