@@ -193,7 +193,12 @@ def test_scale_out_in_to_zero_and_wake(
         sender.start()
         wait_for(lambda: _ready(live) >= 2, 180, "a second ready replica")
         to_two = time.monotonic() - load_started
-        wait_for(lambda: seen.append(live.replicas()["desired"]) or max(seen) >= 3, 180, "three replicas")
+
+        def reached_three() -> bool:
+            seen.append(live.replicas()["desired"])
+            return max(seen) >= 3
+
+        wait_for(reached_three, 180, "three replicas")
         sender.join()
         load.join()
         assert load.outcomes and all(outcome == 200 for outcome in load.outcomes), load.outcomes
