@@ -206,7 +206,7 @@ def _capacity_rule(window: Window, policy: AutoscalingPolicy, s: _Signals, waiti
             return _Proposal(
                 current, f"hold: {gpu}, but {_per_replica(load, ready, policy)}", record=max(1, need)
             )
-        wanted = max(current + 1, math.ceil(ready * out / target - 1e-9), need or 0)
+        wanted = max(current + 1, _proportional(ready, out, target), need or 0)
         return _Proposal(wanted, gpu)
     if need is not None and need > current:
         return _Proposal(need, f"concurrency: {_per_replica(load, ready, policy)}")
@@ -221,7 +221,7 @@ def _scale_in_rule(
     out, target, low = s.util_out.value, policy.target_utilization, s.util_in
     gpu_low = low is not None and low.value < policy.scale_in_utilization
     if not gpu_low and (need is None or need >= current):
-        computed = need if need is not None else math.ceil(ready * out / target - 1e-9)
+        computed = need if need is not None else _proportional(ready, out, target)
         return _Proposal(
             current, f"hold: GPU {out:.0%} within thresholds", record=max(1, min(current, computed))
         )
@@ -229,7 +229,7 @@ def _scale_in_rule(
         assert low is not None
         if low.covered_s < 0.8 * policy.scale_in_window_s:
             return _Proposal(current, f"hold: GPU {low.value:.0%}; too little history to judge a scale-in")
-        wanted = math.ceil(ready * low.value / target - 1e-9)
+        wanted = _proportional(ready, low.value, target)
         # The smaller count must not itself cross the scale-out threshold (no flapping).
         while (
             wanted < current and ready * max(out, low.value) / max(wanted, 1) > policy.scale_out_utilization
@@ -250,6 +250,12 @@ def _scale_in_rule(
     if waiting > 0 and wanted < current:
         return _Proposal(current, f"hold: {why}, but {waiting:g} requests wait", record=wanted)
     return _Proposal(wanted, why)
+
+
+def _proportional(ready: int, utilization: float, target: float) -> int:
+    # Kubernetes HPA's desiredReplicas = ceil(ready x utilization / target); the epsilon
+    # keeps float noise (3 x 0.6 / 0.6 = 3.0000000000000004) from adding a replica.
+    return math.ceil(ready * utilization / target - 1e-9)
 
 
 def _ready(window: Window) -> int:
