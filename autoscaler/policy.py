@@ -101,10 +101,11 @@ def decide(window: Window, endpoint: Endpoint, state: PolicyState, now: datetime
     final = max(floor, min(ceiling, wanted))
     if final > wanted:
         notes.append(f"raised to the floor {floor} ({schedule.reason})")
-    elif schedule.off_hours:
-        notes.append(f"{schedule.reason}, floor {floor}")
-    elif final < wanted:
-        notes.append(f"capped at {ceiling} ({ceiling_why})")
+    else:
+        if final < wanted:
+            notes.append(f"capped at {ceiling} ({ceiling_why})")
+        if schedule.off_hours:
+            notes.append(f"{schedule.reason}, floor {floor}")
     state = _after_action(state, current, final, now)
     before, after = current * price, final * price
     reason = "; ".join([proposal.reason, *notes])

@@ -119,6 +119,13 @@ def test_budget_caps_replicas_and_every_decision_states_its_cost() -> None:
     assert decide(window(2, 0.99), daily, PolicyState(), NOON).desired_replicas == 2
 
 
+def test_a_cap_is_named_off_hours_too() -> None:
+    ep = endpoint(budget={"usd_per_hour": 4.0}, schedules=[{"when": "Mon-Fri 08:00-09:00 UTC"}])
+    decision = decide(window(2, 0.99), ep, PolicyState(), NOON)  # noon: off-hours
+    assert decision.desired_replicas == 2
+    assert "capped at 2 (budget $4.00/h" in decision.reason and "off-hours" in decision.reason
+
+
 def test_same_inputs_same_decision() -> None:
     ep, win = endpoint(), window(3, 0.9, waiting=5)
     first, second = decide(win, ep, PolicyState(), NOON), decide(win, ep, PolicyState(), NOON)
