@@ -236,6 +236,9 @@ def _sample(logits: torch.Tensor, params: list[SamplingParams]) -> torch.Tensor:
     sorted_probs, order = probs.sort(dim=-1, descending=True)
     # Drop tokens once the mass before them already reaches top_p (the first always stays).
     outside = (sorted_probs.cumsum(-1) - sorted_probs) >= top_p[:, None]
+    # Said, and now made so: cumsum's rounding can leave a tiny mass "before" the first
+    # token, which a top_p of 5e-324 then dropped, leaving nothing to sample.
+    outside[:, 0] = False
     sorted_probs = sorted_probs.masked_fill(outside, 0.0)
     picks = order.gather(-1, torch.multinomial(sorted_probs, 1)).squeeze(-1)
     chosen[rows] = picks

@@ -71,6 +71,14 @@ def test_a_vanishing_temperature_decodes_greedily(client: openai.OpenAI) -> None
     assert tiny.choices[0].text == greedy.choices[0].text
 
 
+def test_a_vanishing_top_p_keeps_the_likeliest_token(client: openai.OpenAI) -> None:
+    # Found by the fuzzer: with top_p 5e-324 every token was dropped and sampling failed (500).
+    answer = client.chat.completions.create(
+        model="m", messages=[{"role": "user", "content": "0"}], top_p=5e-324, max_tokens=4
+    )
+    assert answer.choices[0].message.content
+
+
 def test_streaming_text_completion(client: openai.OpenAI) -> None:
     stream = client.completions.create(model="m", prompt="Once upon a time", max_tokens=10, stream=True)
     chunks = list(stream)
