@@ -11,10 +11,13 @@ import typer
 
 from inferplane.cli_alerts import alerts_app, open_engine
 from inferplane.cli_autoscaler import autoscaler_app, scale
+from inferplane.cli_bench_dashboard import bench_dashboard
 from inferplane.cli_common import fail
+from inferplane.cli_dashboard import dashboard
 from inferplane.cli_export import export_app
 from inferplane.cli_replay import replay
 from inferplane.cli_router import router
+from inferplane.cli_up import demo, up
 
 __all__ = ["app"]
 
@@ -35,6 +38,10 @@ app.add_typer(autoscaler_app, name="autoscaler")
 app.command("scale")(scale)
 app.command("replay")(replay)
 app.command("router")(router)
+app.command("dashboard")(dashboard)
+app.command("up")(up)
+app.command("demo")(demo)
+bench_app.command("dashboard")(bench_dashboard)
 
 
 @app.command()
