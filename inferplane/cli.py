@@ -13,6 +13,7 @@ from inferplane.cli_alerts import alerts_app, open_engine
 from inferplane.cli_autoscaler import autoscaler_app, scale
 from inferplane.cli_bench_dashboard import bench_dashboard
 from inferplane.cli_common import fail
+from inferplane.cli_config_reference import config_reference
 from inferplane.cli_dashboard import dashboard
 from inferplane.cli_export import export_app
 from inferplane.cli_replay import replay
@@ -38,6 +39,7 @@ app.add_typer(autoscaler_app, name="autoscaler")
 app.command("scale")(scale)
 app.command("replay")(replay)
 app.command("router")(router)
+config_app.command("reference")(config_reference)
 app.command("dashboard")(dashboard)
 app.command("up")(up)
 app.command("demo")(demo)
