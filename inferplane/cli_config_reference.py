@@ -1,12 +1,15 @@
-"""``inferplane config reference``: the configuration reference, generated from the config model (stub)."""
+"""``inferplane config reference``: the configuration reference, generated from the config model."""
 
 from __future__ import annotations
 
-from inferplane.cli_common import fail
+import typer
 
 __all__ = ["config_reference"]
 
 
 def config_reference() -> None:
-    """Print the configuration reference as Markdown (not built yet)."""
-    fail("the configuration reference is not built yet")
+    """Print the configuration reference as Markdown (every section, key, type, default and
+    constraint, read from the config model; docs/configuration.md is this output)."""
+    from inferplane.config.reference import render_reference
+
+    typer.echo(render_reference(), nl=False)
