@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from inferplane.cli_alerts import alerts_app, open_engine
+from inferplane.cli_alerts import alerts_app
 from inferplane.cli_autoscaler import autoscaler_app, scale
 from inferplane.cli_bench_dashboard import bench_dashboard
 from inferplane.cli_common import fail
 from inferplane.cli_config_reference import config_reference
+from inferplane.cli_control_plane import control_plane
 from inferplane.cli_dashboard import dashboard
 from inferplane.cli_export import export_app
+from inferplane.cli_logging import LogFormatOption, LogLevelOption, start_logging
 from inferplane.cli_replay import replay
 from inferplane.cli_router import router
 from inferplane.cli_up import demo, up
@@ -43,6 +44,7 @@ config_app.command("reference")(config_reference)
 app.command("dashboard")(dashboard)
 app.command("up")(up)
 app.command("demo")(demo)
+app.command("control-plane")(control_plane)
 bench_app.command("dashboard")(bench_dashboard)
 
 
@@ -55,7 +57,8 @@ def serve(
         int | None, typer.Option(help="Sequences per forward pass (1 = no batching).")
     ] = None,
     engine: Annotated[str | None, typer.Option(help="Batching engine: dynamic or continuous.")] = None,
-    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    log_level: LogLevelOption = "info",
+    log_format: LogFormatOption = "text",
 ) -> None:
     """Start the bundled inference service (OpenAI-compatible API, /metrics, /ready)."""
     from pydantic import ValidationError
@@ -63,7 +66,7 @@ def serve(
     from inference.server import serve as run_server
     from inference.settings import ServiceSettings
 
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    start_logging(log_level, log_format)
     overrides = {
         k: v
         for k, v in {"model": model, "max_batch_size": max_batch_size, "engine": engine}.items()
@@ -98,22 +101,28 @@ def collect(
     config: Annotated[Path, typer.Option(help="The configuration file.")] = Path("inferplane.yaml"),
     once: Annotated[bool, typer.Option("--once", help="One cycle, print what was stored, exit.")] = False,
     store: Annotated[str | None, typer.Option(help="Store URL (default: the config's, else SQLite).")] = None,
-    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    log_level: LogLevelOption = "info",
+    log_format: LogFormatOption = "text",
 ) -> None:
     """Collect metrics and costs from every configured source into the store."""
     from collector.main import build_collector
     from collector.schedule import add_collect_jobs
     from inferplane.config import ConfigError
     from inferplane.control import run_until_stopped
+    from inferplane.control_plane import alert_jobs as build_alert_jobs
     from inferplane.store import StoreError
 
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    start_logging(log_level, log_format)
     try:
         collector, plan, retention = build_collector(config, store)
     except (ConfigError, StoreError) as error:
         fail(str(error))
     if not once:
-        alert_jobs, alert_closers = _alert_jobs(config, store)
+        try:
+            alert_jobs, alert_closers = build_alert_jobs(config, store)
+        except (ConfigError, StoreError) as error:
+            collector.close()
+            fail(str(error))
         typer.echo(
             f"collecting from {len(plan.metric_sources) + len(plan.cost_sources)} sources"
             f"{', evaluating alerts' if alert_jobs else ''}; Ctrl-C stops"
@@ -129,17 +138,6 @@ def collect(
         typer.echo(report.line())
     if reports and all(r.error for r in reports):
         raise typer.Exit(code=1)
-
-
-def _alert_jobs(config: Path, store: str | None) -> tuple[list[Any], list[Any]]:
-    """The alert evaluation job and its closer when the configuration has alert rules."""
-    from alerts.schedule import add_alert_jobs
-
-    engine = open_engine(config, store)
-    if engine.config.alerts is None or not engine.config.alerts.rules:
-        engine.close()
-        return [], []
-    return [lambda scheduler: add_alert_jobs(scheduler, engine)], [engine.close]
 
 
 @config_app.command("check")

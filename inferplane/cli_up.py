@@ -1,15 +1,133 @@
-"""``inferplane up`` and ``inferplane demo`` (stubs until built)."""
+"""``inferplane up``: the whole control plane on this machine; ``inferplane demo``: load.
+
+``up`` checks the config, the store and the ports (a problem exits 2 naming it), starts
+the children (``inferplane.up_plan``) under the supervisor (``inferplane.up``), prints
+the URLs once the routers have a ready replica and the control plane has scheduled its
+jobs (and writes ``--ready-file``, JSON with the URLs and the children's pids), and
+runs until SIGTERM or Ctrl-C: then every child drains and stops; a second signal kills.
+"""
 
 from __future__ import annotations
 
+import json
+import logging
+import os
+import signal
+import threading
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
 from inferplane.cli_common import fail
+from inferplane.cli_logging import LogFormatOption, LogLevelOption, start_logging
 
 __all__ = ["demo", "up"]
 
+log = logging.getLogger("inferplane.up")
 
-def up() -> None:
-    """Start the whole control plane on this machine (not built yet)."""
-    fail("inferplane up is not built yet")
+
+def up(
+    config: Annotated[
+        Path | None, typer.Option(help="The configuration file; default: the built-in one (config example).")
+    ] = None,
+    store: Annotated[str | None, typer.Option(help="Store URL; overrides the config's.")] = None,
+    dashboard: Annotated[bool, typer.Option(help="Start the dashboard.")] = True,
+    dashboard_port: Annotated[int, typer.Option(help="Port of the dashboard.")] = 8501,
+    dashboard_host: Annotated[str, typer.Option(help="Address the dashboard binds.")] = "127.0.0.1",
+    ready_file: Annotated[
+        Path | None, typer.Option(help="Written (JSON: URLs, pids) once everything is ready.")
+    ] = None,
+    stop_timeout: Annotated[
+        float, typer.Option(min=0, help="Seconds children get to drain on stop before they are killed.")
+    ] = 60.0,
+    log_level: LogLevelOption = "info",
+    log_format: LogFormatOption = "text",
+) -> None:
+    """Start the control plane, a router with its replicas and the dashboard; Ctrl-C stops all."""
+    from inferplane.config import ConfigError, example_config_text, load_config
+    from inferplane.control_plane import env_names
+    from inferplane.store import StoreError, open_store, resolve_store_url
+    from inferplane.up_plan import UpOptions, busy_ports, inferplane_home, plan_up
+
+    home = inferplane_home()
+    if config is None:
+        config = home / "run" / "inferplane.yaml"
+        config.parent.mkdir(parents=True, exist_ok=True)
+        config.write_text(example_config_text(), encoding="utf-8")
+    try:
+        settings = load_config(config)
+        start_logging(log_level, log_format, env_names(settings))
+        store_url = resolve_store_url(store, settings.store.url, settings.store.url_env)
+        open_store(store_url).close()  # reachable, and migrated before the children share it
+    except (ConfigError, StoreError) as error:
+        fail(str(error))
+    options = UpOptions(
+        config.resolve(), home, store_url, store, dashboard, dashboard_host, dashboard_port,
+        log_level, log_format,
+    )  # fmt: skip
+    plan = plan_up(settings, options)
+    if busy := busy_ports(plan.ports):
+        fail("; ".join(busy) + "; stop what uses it or change the config")
+    code = _supervise(plan, ready_file, stop_timeout)
+    raise typer.Exit(code)
+
+
+def _supervise(plan: Any, ready_file: Path | None, stop_timeout: float) -> int:
+    from inferplane.up import Supervisor
+
+    signals: list[int] = []
+    wake = threading.Event()
+
+    def on_signal(number: int, _frame: object) -> None:
+        signals.append(number)
+        wake.set()
+
+    for number in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(number, on_signal)
+    supervisor = Supervisor(plan.children)
+    supervisor.start()
+    announced: dict[str, Any] | None = None
+    written: dict[str, Any] | None = None
+    while not signals:
+        supervisor.tick()
+        if announced is None and supervisor.ready():
+            announced = _announce(plan.urls)
+        if announced is not None and ready_file is not None:
+            state = {**announced, "children": _children(supervisor)}
+            if state != written:  # rewritten when a child restarts: its new pid
+                _write_json(ready_file, state)
+                written = state
+        wake.wait(0.2)  # a signal wakes it at once
+    log.info("stopping (%s): every child drains, then stops", signal.Signals(signals[0]).name)
+    clean = supervisor.stop(stop_timeout, kill_now=lambda: len(signals) > 1)
+    if ready_file is not None:
+        ready_file.unlink(missing_ok=True)
+    log.info("stopped%s", "" if clean else " (some children had to be killed)")
+    return 0 if clean else 1
+
+
+def _announce(urls: dict[str, str]) -> dict[str, Any]:
+    width = max(len(name) for name in urls)
+    lines = [f"  {name:<{width}}  {url}" for name, url in urls.items()]
+    typer.echo("inferplane is up:\n" + "\n".join(lines) + "\nCtrl-C stops everything.")
+    log.info("ready: %s", ", ".join(f"{name} {url}" for name, url in urls.items()))
+    return {"pid": os.getpid(), "urls": dict(urls)}
+
+
+def _children(supervisor: Any) -> dict[str, dict[str, Any]]:
+    return {
+        child.spec.name: {"pid": child.pid, "groups": sorted(child.groups), "restarts": child.restarts}
+        for child in supervisor.children
+    }
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    # Written aside, then renamed: a reader never sees half a file.
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    partial.replace(path)
 
 
 def demo() -> None:

@@ -16,9 +16,14 @@ __all__ = ["run_until_stopped"]
 
 
 def run_until_stopped(
-    add_jobs: Sequence[Callable[[BaseScheduler], object]], closers: Sequence[Callable[[], None]] = ()
+    add_jobs: Sequence[Callable[[BaseScheduler], object]],
+    closers: Sequence[Callable[[], None]] = (),
+    on_start: Callable[[], None] | None = None,
 ) -> None:
-    """Run the jobs on a blocking UTC scheduler until SIGTERM or Ctrl-C; then call ``closers``."""
+    """Run the jobs on a blocking UTC scheduler until SIGTERM or Ctrl-C; then call ``closers``.
+
+    ``on_start`` runs once every job is added, just before the scheduler starts (a
+    readiness signal for a supervisor)."""
     from apscheduler.schedulers.blocking import BlockingScheduler
 
     scheduler = BlockingScheduler(timezone="UTC")
@@ -26,6 +31,8 @@ def run_until_stopped(
         add(scheduler)
     signal.signal(signal.SIGTERM, lambda *_: scheduler.shutdown(wait=False))
     try:
+        if on_start is not None:
+            on_start()
         scheduler.start()
     except KeyboardInterrupt:
         pass

@@ -1,0 +1,57 @@
+"""``inferplane control-plane``: the one scheduler running collect, autoscale and alerts.
+
+``inferplane up`` runs it as its own child process, so that it can be killed and
+restarted without touching the router: its state (autoscaler cooldowns, alert state)
+lives in the store.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from inferplane.cli_common import fail
+from inferplane.cli_logging import LogFormatOption, LogLevelOption, start_logging
+
+__all__ = ["control_plane"]
+
+log = logging.getLogger("inferplane.control_plane")
+
+
+def control_plane(
+    config: Annotated[Path, typer.Option(help="The configuration file.")] = Path("inferplane.yaml"),
+    store: Annotated[str | None, typer.Option(help="Store URL (default: the config's, else SQLite).")] = None,
+    ready_file: Annotated[
+        Path | None, typer.Option(help="Written once every job is scheduled (a readiness signal).")
+    ] = None,
+    log_level: LogLevelOption = "info",
+    log_format: LogFormatOption = "text",
+) -> None:
+    """Run collect, autoscale and alert evaluation on one scheduler until SIGTERM or Ctrl-C."""
+    from autoscaler.targets import TargetError
+    from inferplane.config import ConfigError, load_config
+    from inferplane.control import run_until_stopped
+    from inferplane.control_plane import control_plane_jobs, env_names
+    from inferplane.store import StoreError
+
+    try:
+        names = env_names(load_config(config))
+    except ConfigError as error:
+        fail(str(error))
+    start_logging(log_level, log_format, names)
+    try:
+        jobs = control_plane_jobs(config, store)
+    except (ConfigError, StoreError, TargetError) as error:
+        fail(str(error))
+
+    def started() -> None:
+        log.info("control plane running: %s", "; ".join(jobs.parts))
+        if ready_file is not None:
+            ready_file.parent.mkdir(parents=True, exist_ok=True)
+            ready_file.write_text("ready\n", encoding="utf-8")
+
+    run_until_stopped(jobs.adders, jobs.closers, on_start=started)
+    log.info("control plane stopped")

@@ -1,0 +1,167 @@
+"""What ``inferplane up`` starts for a configuration: one router per local endpoint, the
+control plane, the dashboard; with their commands, logs, readiness checks and URLs.
+
+Pure apart from reading files and probing ports: ``plan_up(config, options)`` returns a
+``Plan``; the supervisor (``inferplane.up``) runs it.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+
+from inferplane.config import Endpoint, InferplaneConfig, LocalTarget
+from inferplane.up import ChildSpec
+
+__all__ = ["Plan", "UpOptions", "busy_ports", "inferplane_home", "plan_up", "safe_url"]
+
+_CLI = (sys.executable, "-m", "inferplane.cli")
+ADMIN_KEY_ENV = "INFERPLANE_ROUTER_ADMIN_KEY"  # the variable the local target sends
+
+
+@dataclass(frozen=True)
+class UpOptions:
+    """What the ``up`` command line says, besides the config."""
+
+    config_path: Path
+    home: Path
+    store_url: str
+    store_override: str | None = None
+    """``--store``, handed to the control plane; else it reads the config's store."""
+    dashboard: bool = True
+    dashboard_host: str = "127.0.0.1"
+    dashboard_port: int = 8501
+    log_level: str = "info"
+    log_format: str = "text"
+
+
+@dataclass
+class Plan:
+    """The children to run and the URLs to announce once they are ready."""
+
+    children: list[ChildSpec] = field(default_factory=list)
+    urls: dict[str, str] = field(default_factory=dict)
+    ports: dict[int, str] = field(default_factory=dict)
+    """Every port a child will listen on, and what for (checked free before starting)."""
+
+
+def inferplane_home(environ: Mapping[str, str] | None = None) -> Path:
+    """``$INFERPLANE_HOME``, else ``~/.local/share/inferplane`` (the store's folder too)."""
+    env = os.environ if environ is None else environ
+    if env.get("INFERPLANE_HOME"):
+        return Path(env["INFERPLANE_HOME"]).expanduser()
+    return (Path(env["HOME"]) if env.get("HOME") else Path.home()) / ".local" / "share" / "inferplane"
+
+
+def safe_url(url: str) -> str:
+    """``url`` with any password replaced by ``***`` (for printing)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def busy_ports(ports: Mapping[int, str], host: str = "127.0.0.1") -> list[str]:
+    """One line for each port of ``ports`` that something already listens on."""
+    busy = []
+    for port, what in sorted(ports.items()):
+        with socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+            try:
+                sock.bind((host, port))
+            except OSError as error:
+                busy.append(f"port {port} ({what}) is in use: {error.strerror}")
+    return busy
+
+
+def plan_up(config: InferplaneConfig, options: UpOptions, environ: Mapping[str, str] | None = None) -> Plan:
+    """The children for ``config``: routers, control plane, dashboard (in that order)."""
+    env = dict(os.environ if environ is None else environ)
+    env["INFERPLANE_LOG_LEVEL"] = options.log_level
+    env["INFERPLANE_LOG_FORMAT"] = options.log_format
+    plan = Plan()
+    logs = options.home / "logs"
+    for index, endpoint in enumerate(config.endpoints):
+        if isinstance(endpoint.target, LocalTarget):
+            _add_router(plan, index, endpoint, logs, options, env)
+    ready_file = options.home / "run" / "control-plane.ready"
+    argv = [*_CLI, "control-plane", "--config", str(options.config_path), "--ready-file", str(ready_file)]
+    plan.children.append(
+        ChildSpec(
+            "control-plane",
+            argv + (["--store", options.store_override] if options.store_override else []),
+            logs / "control-plane.log",
+            env=env,
+            ready=ready_file.exists,
+            before_start=lambda: ready_file.unlink(missing_ok=True),
+        )
+    )
+    plan.urls["store"] = safe_url(options.store_url)
+    if options.dashboard:
+        _add_dashboard(plan, options, env, logs)
+    return plan
+
+
+def _add_router(
+    plan: Plan,
+    index: int,
+    endpoint: Endpoint,
+    logs: Path,
+    options: UpOptions,
+    env: dict[str, str],
+) -> None:
+    name, target = endpoint.name, endpoint.target
+    assert isinstance(target, LocalTarget)
+    min_replicas, max_replicas = endpoint.min_replicas, endpoint.max_replicas
+    url = urlsplit(target.router_url)
+    host, port = url.hostname or "127.0.0.1", url.port or 80
+    argv = [
+        *_CLI, "router", "--host", host, "--port", str(port), "--endpoint", name,
+        "--model", target.model, "--replicas", str(min_replicas), "--max-replicas", str(max_replicas),
+        "--log-dir", str(logs / name), "--log-level", options.log_level,
+    ]  # fmt: skip
+    if target.ports is not None:
+        argv += ["--ports", f"{target.ports[0]}-{target.ports[1]}"]
+        for replica_port in range(target.ports[0], target.ports[1] + 1):
+            plan.ports[replica_port] = f"a replica port of endpoint {name}"
+    if env.get(ADMIN_KEY_ENV):
+        argv += ["--admin-key-env", ADMIN_KEY_ENV]
+    base = target.router_url.rstrip("/")
+    plan.ports[port] = f"endpoints[{index}].target.router_url of {name}"
+    plan.children.append(
+        ChildSpec(f"router-{name}", argv, logs / f"router-{name}.log", env=env,
+                  ready=lambda: _router_ready(base, min(1, min_replicas)))
+    )  # fmt: skip
+    plan.urls[f"api {name}"] = f"{base}/v1"
+    plan.urls[f"metrics {name}"] = f"{base}/metrics"
+
+
+def _router_ready(base: str, replicas: int) -> bool:
+    answer = httpx.get(base + "/ready", timeout=2)
+    return answer.status_code == 200 and int(answer.json().get("ready_replicas", 0)) >= replicas
+
+
+def _add_dashboard(plan: Plan, options: UpOptions, env: dict[str, str], logs: Path) -> None:
+    argv = [
+        *_CLI, "dashboard", "--config", str(options.config_path),
+        "--port", str(options.dashboard_port), "--host", options.dashboard_host,
+    ]  # fmt: skip
+    if urlsplit(options.store_url).password is None:
+        # A URL with a password stays off the command line (ps shows it): the dashboard
+        # then resolves the store from the config and the environment itself.
+        argv += ["--store", options.store_url]
+    plan.ports[options.dashboard_port] = "--dashboard-port"
+    base = f"http://{options.dashboard_host}:{options.dashboard_port}"
+    plan.children.append(
+        ChildSpec("dashboard", argv, logs / "dashboard.log", env=env, required=False,
+                  ready=lambda: httpx.get(base, timeout=2).status_code == 200)
+    )  # fmt: skip
+    plan.urls["dashboard"] = base
