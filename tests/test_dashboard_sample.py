@@ -1,0 +1,180 @@
+"""The dashboard's sample data: deterministic, every table filled, a config that passes
+the check, and figures that agree with each other (costs with replicas and tokens,
+scaling events with replica counts, alerts with their deliveries)."""
+
+from __future__ import annotations
+
+import dataclasses
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from autoscaler.replay.report import ReplayRow
+from dashboard.sample import HOSTED, SampleSet, endpoint_names, write_sample
+from inferplane.config import check_config, load_config
+from inferplane.store import open_store
+from inferplane.store.schema import metadata
+
+NOW = datetime(2026, 11, 25, 13, 57, tzinfo=UTC)  # a Wednesday afternoon
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory: pytest.TempPathFactory) -> SampleSet:
+    return write_sample(tmp_path_factory.mktemp("sample"), now=NOW, days=7, endpoints=4)
+
+
+@pytest.fixture(scope="module")
+def store(sample: SampleSet) -> Any:
+    opened = open_store(sample.store_url)
+    yield opened
+    opened.close()
+
+
+def _dump(url: str) -> dict[str, list[tuple[Any, ...]]]:
+    with sqlite3.connect(url.removeprefix("sqlite:///")) as db:
+        return {t: sorted(db.execute(f"SELECT * FROM {t}").fetchall(), key=repr) for t in metadata.tables}
+
+
+def test_the_same_arguments_write_the_same_store_and_config(tmp_path: Path) -> None:
+    first = write_sample(tmp_path / "a", now=NOW, days=2, endpoints=2, seed=3)
+    again = write_sample(tmp_path / "b", now=NOW, days=2, endpoints=2, seed=3)
+    other = write_sample(tmp_path / "c", now=NOW, days=2, endpoints=2, seed=4)
+    assert _dump(first.store_url) == _dump(again.store_url)
+    assert _dump(first.store_url)["samples"] != _dump(other.store_url)["samples"]
+    config = first.config_path.read_text().replace(str(tmp_path / "a"), "DIR")
+    assert config == again.config_path.read_text().replace(str(tmp_path / "b"), "DIR")
+    # Writing into the same folder again replaces the sample instead of adding to it.
+    rewritten = write_sample(tmp_path / "a", now=NOW, days=2, endpoints=2, seed=3)
+    assert _dump(rewritten.store_url) == _dump(again.store_url)
+
+
+def test_every_table_has_rows_and_retention_shaped_it(sample: SampleSet) -> None:
+    tables = _dump(sample.store_url)
+    assert {name: bool(rows) for name, rows in tables.items()} == {name: True for name in tables}
+    oldest_raw = min(row[3] for row in tables["samples"])
+    assert oldest_raw >= str(NOW - timedelta(days=2))  # raw_days: 2, as a collector's store
+    assert min(row[3] for row in tables["samples_1h"]) < str(NOW - timedelta(days=6))
+
+
+def test_the_config_passes_the_check_and_names_every_endpoint(sample: SampleSet) -> None:
+    assert check_config(sample.config_path) == []
+    config = load_config(sample.config_path)
+    names = [e.name for e in config.endpoints]
+    assert names == ["chat-small", "chat-large", "code-assist", "embed", HOSTED]
+    assert config.store.url == sample.store_url
+    scheduled = [e for e in config.endpoints if e.autoscaling and e.autoscaling.schedules]
+    assert len(scheduled) == 3
+    assert {c.name for c in config.alerts.channels} == {"oncall-mail", "oncall-hook"}
+    text = sample.config_path.read_text()
+    assert "password:" not in text and "http" not in text.lower().replace("https://", "")
+
+
+def test_names_past_the_fourth_are_numbered() -> None:
+    assert endpoint_names(6) == ["chat-small", "chat-large", "code-assist", "embed", "svc-05", "svc-06"]
+
+
+def test_estimated_gpu_cost_is_ready_replicas_times_hours_times_price(sample: SampleSet, store: Any) -> None:
+    config = load_config(sample.config_path)
+    hour = (NOW - timedelta(hours=30)).replace(minute=0)  # in the one-minute raw data
+    for endpoint in config.endpoints[:4]:
+        price = endpoint.price.gpu_per_hour_usd * endpoint.price.gpus_per_replica  # type: ignore[union-attr]
+        ready = store.read_series(endpoint.name, "ready_replicas", hour, hour + timedelta(hours=1), "raw")
+        assert len(ready) == 60
+        expected = sum(value for _, value in ready) / 60 * price
+        [row] = store.read_costs(hour, hour + timedelta(hours=1), endpoint.name, "estimated")
+        assert (row.period_start, row.service) == (hour, "gpu")
+        assert row.amount == pytest.approx(expected)
+
+
+def test_hosted_cost_is_tokens_times_token_prices(sample: SampleSet, store: Any) -> None:
+    price = load_config(sample.config_path).endpoint(HOSTED).price
+    hour = (NOW - timedelta(hours=20)).replace(minute=0)
+    span = (hour, hour + timedelta(hours=1))
+    prompt = sum(v * 60 for _, v in store.read_series(HOSTED, "prompt_tokens_per_second", *span, "raw"))
+    generated = sum(v * 60 for _, v in store.read_series(HOSTED, "generated_tokens_per_second", *span, "raw"))
+    [row] = store.read_costs(*span, HOSTED, "estimated")
+    expected = prompt / 1000 * price.input_per_1k_usd + generated / 1000 * price.output_per_1k_usd  # type: ignore[union-attr]
+    assert row.amount == pytest.approx(expected)
+
+
+def test_billed_cost_is_daily_until_yesterday_and_a_little_above_the_estimate(store: Any) -> None:
+    today = NOW.replace(hour=0, minute=0)
+    start = today - timedelta(days=8)
+    billed = store.read_costs(start, NOW, source="billed")
+    assert {row.endpoint for row in billed} == {"chat-large", "embed", HOSTED}
+    assert max(row.period_end for row in billed) == today
+    for row in billed:
+        assert row.period_end - row.period_start == timedelta(days=1)
+        day = store.read_costs(row.period_start, row.period_end, row.endpoint, "estimated")
+        estimated = sum(c.amount for c in day if c.period_start >= row.period_start)
+        assert estimated * 1.03 + 0.8 - 0.01 <= row.amount <= estimated * 1.10 + 0.8 + 0.01
+
+
+def test_scaling_events_match_the_replica_counts_and_go_to_zero_off_hours(store: Any) -> None:
+    start = NOW - timedelta(days=2)
+    events = [e for e in store.read_scaling_events(start, NOW) if e["from_replicas"] != e["to_replicas"]]
+    assert events
+    for event in events:
+        [(_, replicas)] = store.read_series(
+            event["endpoint"], "replicas", event["time"], event["time"] + timedelta(seconds=1), "raw"
+        )
+        assert replicas == event["to_replicas"]
+        assert event["reason"].startswith(f"{event['from_replicas']} -> {event['to_replicas']}: ")
+        assert event["inputs"]["cost_after_usd_per_hour"] >= 0
+    to_zero = [e for e in events if e["to_replicas"] == 0]
+    assert to_zero and all("off-hours (outside every uptime window)" in e["reason"] for e in to_zero)
+
+
+def test_alerts_fire_before_they_resolve_and_each_has_deliveries(sample: SampleSet, store: Any) -> None:
+    start = NOW - timedelta(days=8)
+    events = store.read_alert_events(start, NOW + timedelta(days=1))
+    assert {e["rule"] for e in events} >= {"token_spike", "idle_gpu", "latency_slo", "spend_budget"}
+    status: dict[str, str] = {}
+    for event in events:
+        assert event["status"] != status.get(event["fingerprint"]), "a transition repeats"
+        assert event["status"] == "firing" or event["fingerprint"] in status
+        status[event["fingerprint"]] = event["status"]
+    firing = {fp for fp, s in status.items() if s == "firing"}
+    assert firing
+    saved = store.load_state("alerts")
+    assert {record["finding"]["rule"] for record in saved["firing"]} >= {"spend_budget"}
+    assert len(saved["firing"]) == len(firing)
+    deliveries = store.read_deliveries(start, NOW + timedelta(days=1))
+    assert {d["fingerprint"] for d in deliveries} == set(status)
+    assert {d["channel"] for d in deliveries} == {"oncall-mail", "oncall-hook"}
+    assert all("://" not in (d["error"] or "") for d in deliveries)
+    assert any(not d["ok"] for d in deliveries) and any(d["attempt"] == 2 and d["ok"] for d in deliveries)
+
+
+def test_a_source_gap_leaves_a_hole_in_the_readings(store: Any) -> None:
+    [(source, endpoint, gap_start, gap_end, reason)] = store.read_gaps(NOW - timedelta(days=8), NOW)
+    assert (source, endpoint) == ("prom", "chat-large") and "Connection refused" in reason
+    assert store.read_series(endpoint, "replicas", gap_start, gap_end, "raw") == []
+    assert store.read_series(endpoint, "replicas", gap_end, gap_end + timedelta(minutes=5), "raw")
+
+
+def test_the_replay_comparison_has_the_shape_replay_json_prints(store: Any) -> None:
+    saved = store.load_state("replay:sample")
+    printed = ("endpoint", "trace", "requests", "time_scale", "load_scale", "ttft_target_seconds")
+    assert set(saved) == {*printed, "runtime_seconds", "rows"}  # cli_replay's --json keys
+    fields = [f.name for f in dataclasses.fields(ReplayRow)]
+    assert [sorted(row) for row in saved["rows"]] == [sorted(fields)] * 5
+    assert [row["policy"] for row in saved["rows"]][:2] == ["configured", "static_peak"]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"now": NOW, "days": 0}, "at least 1 day"),
+        ({"now": NOW, "endpoints": 0}, "at least 1 day and 1 endpoint"),
+        ({"now": NOW.replace(tzinfo=None)}, "timezone-aware"),
+    ],
+    ids=["no days", "no endpoints", "naive now"],
+)
+def test_bad_arguments_are_refused_with_the_reason(tmp_path: Path, kwargs: Any, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        write_sample(tmp_path, **kwargs)
+    assert not (tmp_path / "sample.db").exists()
