@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Start the bundled inference service on the default model; installs what is missing first.
-# Extra arguments go to `inferplane serve` (for example --port 9000).
+# Start the whole control plane on this machine (`inferplane up`): the control-plane
+# process, a router with one replica of the bundled service on the default model, and
+# the dashboard. Installs what is missing first. Extra arguments go to `inferplane up`
+# (for example --config inferplane.yaml, or --no-dashboard).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")" && pwd)"
 source "$ROOT/scripts/bootstrap.sh" ""
-exec "$ROOT/.venv/bin/inferplane" serve "$@"
+exec "$ROOT/.venv/bin/inferplane" up "$@"
