@@ -487,7 +487,7 @@ def test_azure_timeout_is_unavailable_within_the_deadline(stub: PatchableStub, k
 
 # --- deploy/kubernetes: the manifests, checked with the client's models ------------------
 
-DEPLOY = Path(__file__).parent.parent / "deploy" / "kubernetes"
+DEPLOY = Path(__file__).parent.parent / "deploy" / "kubernetes" / "base"
 MODELS = {
     "ServiceAccount": "V1ServiceAccount",
     "Role": "V1Role",

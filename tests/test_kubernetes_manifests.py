@@ -1,0 +1,337 @@
+"""deploy/kubernetes: the kustomize base (GPU) and the cpu overlay, rendered and checked.
+
+Rendering: `kubectl kustomize` (kustomize built into kubectl) where kubectl is on PATH,
+as on the development machines; elsewhere a minimal renderer here (resources,
+namespace, configMapGenerator without the name hash, images, JSON 6902 patches), which
+a test holds equal to kubectl's output wherever both run. Every rendered document is
+deserialized into the kubernetes client's model for its kind and must round-trip (a
+field the model does not know would be dropped), then the fields that matter are
+asserted: probes, drain, GPU limits, PDB and Service selectors, least-privilege RBAC,
+images, config mounts and Secret references.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import client as k8s
+
+from inferplane.config import KubernetesTarget, load_config
+
+ROOT = Path(__file__).resolve().parents[1]
+KUSTOMIZE = ROOT / "deploy" / "kubernetes"
+BASE, CPU = KUSTOMIZE / "base", KUSTOMIZE / "overlays" / "cpu"
+IMAGE = "registry.example.com/inferplane:0.1.0"
+MODELS = {
+    "ServiceAccount": "V1ServiceAccount",
+    "Role": "V1Role",
+    "RoleBinding": "V1RoleBinding",
+    "Deployment": "V1Deployment",
+    "Service": "V1Service",
+    "ConfigMap": "V1ConfigMap",
+    "PodDisruptionBudget": "V1PodDisruptionBudget",
+}
+Docs = dict[tuple[str, str], dict[str, Any]]
+
+
+# --- rendering ---------------------------------------------------------------------------
+
+
+def kubectl_build(folder: Path) -> list[dict[str, Any]]:
+    kubectl = shutil.which("kubectl")
+    assert kubectl is not None
+    result = subprocess.run(
+        [kubectl, "kustomize", str(folder)], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+
+def lite_build(folder: Path) -> list[dict[str, Any]]:
+    """What `kustomize build` does with the features these kustomizations use."""
+    spec = yaml.safe_load((folder / "kustomization.yaml").read_text(encoding="utf-8"))
+    docs: list[dict[str, Any]] = []
+    for resource in spec.get("resources", []):
+        path = folder / resource
+        if path.is_dir():
+            docs += lite_build(path)
+        else:
+            docs += [doc for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")) if doc]
+    for generator in spec.get("configMapGenerator", []):
+        data = {Path(f).name: (folder / f).read_text(encoding="utf-8") for f in generator["files"]}
+        docs.append(
+            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": generator["name"]}, "data": data}
+        )
+    for doc in docs:
+        if "namespace" in spec:
+            doc["metadata"]["namespace"] = spec["namespace"]
+        for container in containers_of(doc):
+            for image in spec.get("images", []):
+                if container["image"].split(":")[0] == image["name"]:
+                    container["image"] = f"{image['newName']}:{image['newTag']}"
+    for patch in spec.get("patches", []):
+        target = patch["target"]
+        for doc in docs:
+            if (doc["kind"], doc["metadata"]["name"]) == (target["kind"], target["name"]):
+                for operation in yaml.safe_load(patch["patch"]):
+                    apply_operation(doc, operation)
+    return docs
+
+
+def apply_operation(doc: dict[str, Any], operation: dict[str, Any]) -> None:
+    """One JSON 6902 operation (remove, replace, add) on a JSON pointer."""
+    *parents, last = [part.replace("~1", "/").replace("~0", "~") for part in operation["path"].split("/")[1:]]
+    node: Any = doc
+    for part in parents:
+        node = node[int(part)] if isinstance(node, list) else node[part]
+    key: Any = int(last) if isinstance(node, list) else last
+    if operation["op"] == "remove":
+        del node[key]
+    else:
+        node[key] = operation["value"]
+
+
+def containers_of(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    if doc["kind"] != "Deployment":
+        return []
+    return list(doc["spec"]["template"]["spec"]["containers"])
+
+
+def build(folder: Path) -> list[dict[str, Any]]:
+    return kubectl_build(folder) if shutil.which("kubectl") else lite_build(folder)
+
+
+def as_models(docs: list[dict[str, Any]]) -> Docs:
+    """Each document as its client model, keyed by (kind, name); each must round-trip."""
+    api, models = k8s.ApiClient(), {}
+    for doc in docs:
+        model = api.deserialize(json.dumps(doc), MODELS[doc["kind"]], "application/json")
+        assert api.sanitize_for_serialization(model) == doc, (doc["kind"], doc["metadata"]["name"])
+        models[(doc["kind"], doc["metadata"]["name"])] = model
+    return models
+
+
+@pytest.fixture(scope="module")
+def base() -> Docs:
+    return as_models(build(BASE))
+
+
+@pytest.fixture(scope="module")
+def cpu() -> Docs:
+    return as_models(build(CPU))
+
+
+def pod_spec(docs: Docs, name: str) -> Any:
+    return docs[("Deployment", name)].spec.template.spec
+
+
+def only_container(docs: Docs, name: str) -> Any:
+    [container] = pod_spec(docs, name).containers
+    return container
+
+
+# --- the kustomizations themselves ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("folder", [BASE, CPU], ids=["base", "cpu"])
+def test_every_listed_file_exists_and_parses(folder: Path) -> None:
+    spec = yaml.safe_load((folder / "kustomization.yaml").read_text(encoding="utf-8"))
+    assert spec["kind"] == "Kustomization"
+    listed = [
+        *spec.get("resources", []),
+        *[f for g in spec.get("configMapGenerator", []) for f in g["files"]],
+    ]
+    assert listed
+    for name in listed:
+        path = folder / name
+        assert path.exists(), path
+        if path.is_file():
+            assert [doc for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")) if doc], path
+    # Nothing in the folder is forgotten by the kustomization.
+    files = {p.name for p in folder.glob("*.yaml")} - {"kustomization.yaml"}
+    assert files <= {Path(name).name for name in listed}
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl (with kustomize) is not on PATH")
+@pytest.mark.parametrize("folder", [BASE, CPU], ids=["base", "cpu"])
+def test_lite_renderer_matches_kustomize(folder: Path) -> None:
+    def keyed(docs: list[dict[str, Any]]) -> dict[tuple[str, str], Any]:
+        # kustomize appends a content hash to generated names and to their references.
+        text = re.sub(r"(inferplane-config)-[a-z0-9]{10}\b", r"\1", json.dumps(docs))
+        return {(d["kind"], d["metadata"]["name"]): d for d in json.loads(text)}
+
+    assert keyed(lite_build(folder)) == keyed(kubectl_build(folder))
+
+
+def test_everything_lands_in_one_namespace(base: Docs, cpu: Docs) -> None:
+    for docs in (base, cpu):
+        assert {model.metadata.namespace for model in docs.values()} == {"inference"}
+    assert set(base) == set(cpu)
+
+
+# --- the inference service ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("variant", ["base", "cpu"])
+def test_inference_probes_and_drain(variant: str, request: pytest.FixtureRequest) -> None:
+    docs = request.getfixturevalue(variant)
+    pod, container = pod_spec(docs, "chat-llm"), only_container(docs, "chat-llm")
+    assert container.command == ["inferplane", "serve", "--host", "0.0.0.0", "--port", "8000"]
+    assert container.readiness_probe.http_get.path == "/ready"
+    assert container.liveness_probe.http_get.path == "/health"
+    script = container.lifecycle.pre_stop._exec.command[-1]
+    compile(script, "preStop", "exec")
+    assert "/admin/drain" in script and "POST" in script
+    drain = float(next(e.value for e in container.env if e.name == "INFERPLANE_DRAIN_TIMEOUT_S"))
+    assert pod.termination_grace_period_seconds >= drain + 15  # preStop: 5 s call + 10 s wait
+    assert pod.automount_service_account_token is False
+
+
+def test_gpu_in_the_base_and_none_in_the_cpu_overlay(base: Docs, cpu: Docs) -> None:
+    gpu = only_container(base, "chat-llm").resources.limits
+    assert gpu["nvidia.com/gpu"] == "1"
+    assert [t.key for t in pod_spec(base, "chat-llm").tolerations] == ["nvidia.com/gpu"]
+    assert "nvidia.com/gpu" not in only_container(cpu, "chat-llm").resources.limits
+    assert pod_spec(cpu, "chat-llm").tolerations is None
+    # The overlay changes nothing else, in that Deployment or any other resource.
+    api = k8s.ApiClient()
+    restored = api.sanitize_for_serialization(cpu[("Deployment", "chat-llm")])
+    restored["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] = "1"
+    restored["spec"]["template"]["spec"]["tolerations"] = api.sanitize_for_serialization(
+        pod_spec(base, "chat-llm").tolerations
+    )
+    assert restored == api.sanitize_for_serialization(base[("Deployment", "chat-llm")])
+    others = [key for key in base if key != ("Deployment", "chat-llm")]
+    for key in others:
+        assert api.sanitize_for_serialization(cpu[key]) == api.sanitize_for_serialization(base[key]), key
+    # Only the inference service asks for a GPU.
+    for key in others:
+        if key[0] == "Deployment":
+            assert "nvidia.com/gpu" not in (only_container(base, key[1]).resources.limits or {})
+
+
+@pytest.mark.parametrize("name", ["chat-llm", "inferplane-dashboard"])
+def test_services_select_their_deployments_pods(base: Docs, name: str) -> None:
+    deployment, service = base[("Deployment", name)], base[("Service", name)]
+    assert service.spec.selector == deployment.spec.selector.match_labels
+    assert service.spec.selector.items() <= deployment.spec.template.metadata.labels.items()
+    [port] = service.spec.ports
+    assert port.target_port in {p.name for p in only_container(base, name).ports or []} | {"http"}
+
+
+def test_pdb_guards_the_inference_pods_one_at_a_time(base: Docs) -> None:
+    pdb, deployment = base[("PodDisruptionBudget", "chat-llm")], base[("Deployment", "chat-llm")]
+    assert pdb.spec.selector.match_labels == deployment.spec.selector.match_labels
+    assert pdb.spec.selector.match_labels.items() <= deployment.spec.template.metadata.labels.items()
+    # minAvailable would block every node drain at one replica (or at zero, off-hours).
+    assert (pdb.spec.max_unavailable, pdb.spec.min_available) == (1, None)
+
+
+# --- the control plane and its least privilege ----------------------------------------------
+
+
+def test_rbac_is_exactly_get_patch_on_scale_and_get_on_deployments(base: Docs) -> None:
+    kinds = {kind for kind, _ in base}
+    assert not kinds & {"ClusterRole", "ClusterRoleBinding", "Secret"}
+    [role] = [m for (kind, _), m in base.items() if kind == "Role"]
+    rules = sorted((r.api_groups, r.resources, sorted(r.verbs), r.resource_names) for r in role.rules)
+    assert rules == [
+        (["apps"], ["deployments"], ["get"], None),
+        (["apps"], ["deployments/scale"], ["get", "patch"], None),
+    ]
+    [binding] = [m for (kind, _), m in base.items() if kind == "RoleBinding"]
+    assert (binding.role_ref.kind, binding.role_ref.name) == ("Role", role.metadata.name)
+    [subject] = binding.subjects
+    account = pod_spec(base, "inferplane-control-plane").service_account_name
+    assert (subject.kind, subject.name, subject.namespace) == ("ServiceAccount", account, "inference")
+    assert ("ServiceAccount", account) in base
+
+
+def test_control_plane_runs_one_scheduler(base: Docs) -> None:
+    deployment = base[("Deployment", "inferplane-control-plane")]
+    assert (deployment.spec.replicas, deployment.spec.strategy.type) == (1, "Recreate")
+    command = only_container(base, "inferplane-control-plane").command
+    assert command[:2] == ["inferplane", "control-plane"]
+
+
+def test_dashboard_is_cluster_internal(base: Docs) -> None:
+    container = only_container(base, "inferplane-dashboard")
+    command = container.command
+    port = int(command[command.index("--port") + 1])
+    assert command[:2] == ["inferplane", "dashboard"]
+    assert command[command.index("--host") + 1] == "0.0.0.0"  # the pod's address; the Service reaches it
+    assert [p.container_port for p in container.ports] == [port]
+    assert container.readiness_probe.http_get.path == "/_stcore/health"
+    service = base[("Service", "inferplane-dashboard")]
+    assert service.spec.type == "ClusterIP" and service.spec.ports[0].port == port
+    assert not [key for key in base if key[0] == "Ingress"]
+    assert pod_spec(base, "inferplane-dashboard").automount_service_account_token is False
+
+
+# --- images, configuration and secrets ------------------------------------------------------
+
+
+def test_one_image_for_every_deployment(base: Docs) -> None:
+    images = {
+        c.image
+        for (kind, _), m in base.items()
+        if kind == "Deployment"
+        for c in m.spec.template.spec.containers
+    }
+    assert images == {IMAGE}
+
+
+@pytest.mark.parametrize("name", ["inferplane-control-plane", "inferplane-dashboard"])
+def test_config_is_the_generated_configmap_at_the_commands_path(
+    base: Docs, name: str, tmp_path: Path
+) -> None:
+    [config_map] = [m for (kind, _), m in base.items() if kind == "ConfigMap"]
+    assert re.fullmatch(r"inferplane-config(-[a-z0-9]{10})?", config_map.metadata.name)
+    container, pod = only_container(base, name), pod_spec(base, name)
+    path = Path(container.command[container.command.index("--config") + 1])
+    [mount] = container.volume_mounts
+    [volume] = [v for v in pod.volumes if v.name == mount.name]
+    assert (volume.config_map.name, mount.mount_path, mount.read_only) == (
+        config_map.metadata.name,
+        str(path.parent),
+        True,
+    )
+    assert path.name in config_map.data
+    # The config it mounts loads, scales the Deployment here and reads the URL the pod gets.
+    written = tmp_path / path.name
+    written.write_text(config_map.data[path.name], encoding="utf-8")
+    config = load_config(written)
+    [target] = [e.target for e in config.endpoints if isinstance(e.target, KubernetesTarget)]
+    assert ("Deployment", target.deployment) in base and target.namespace == "inference"
+    [store_url] = [e for e in container.env if e.name == config.store.url_env]
+    assert store_url.value is None and store_url.value_from.secret_key_ref.name == "inferplane-store"
+
+
+def test_secrets_are_references_only(base: Docs) -> None:
+    api = k8s.ApiClient()
+    text = json.dumps([api.sanitize_for_serialization(m) for m in base.values()])
+    assert not re.search(r"postgres(ql)?(\+\w+)?://", text)
+    referenced = set()
+    for (kind, name), model in base.items():
+        if kind != "Deployment":
+            continue
+        for container in model.spec.template.spec.containers:
+            for env in container.env or []:
+                if env.value_from is not None:
+                    referenced.add(env.value_from.secret_key_ref.name)
+                else:
+                    assert not re.search(r"KEY|PASSWORD|SECRET|TOKEN|URL", env.name), (name, env.name)
+            referenced |= {source.secret_ref.name for source in container.env_from or []}
+    assert referenced == {"inferplane-api-keys", "inferplane-store", "inferplane-credentials"}
+    guide = (ROOT / "docs" / "deploy.md").read_text(encoding="utf-8")
+    for secret in referenced:
+        assert f"create secret generic {secret}" in guide, (
+            f"docs/deploy.md does not say how to create {secret}"
+        )
