@@ -195,6 +195,12 @@ def test_config_is_mounted_where_the_command_reads_it(services: dict[str, Any], 
     assert "postgres_password" in service["secrets"]
 
 
+def test_control_plane_healthcheck_reads_its_ready_file(services: dict[str, Any]) -> None:
+    plane = services["control-plane"]
+    ready_file = option(plane["command"], "--ready-file")
+    assert plane["healthcheck"]["test"] == ["CMD", "test", "-f", ready_file]
+
+
 def test_control_plane_config_is_valid_and_names_compose_services(services: dict[str, Any]) -> None:
     assert check_config(PLANE_CONFIG) == []
     config = load_config(PLANE_CONFIG)

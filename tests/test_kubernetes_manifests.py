@@ -257,8 +257,11 @@ def test_rbac_is_exactly_get_patch_on_scale_and_get_on_deployments(base: Docs) -
 def test_control_plane_runs_one_scheduler(base: Docs) -> None:
     deployment = base[("Deployment", "inferplane-control-plane")]
     assert (deployment.spec.replicas, deployment.spec.strategy.type) == (1, "Recreate")
-    command = only_container(base, "inferplane-control-plane").command
+    container = only_container(base, "inferplane-control-plane")
+    command = container.command
     assert command[:2] == ["inferplane", "control-plane"]
+    ready_file = command[command.index("--ready-file") + 1]
+    assert container.readiness_probe._exec.command == ["test", "-f", ready_file]
 
 
 def test_dashboard_is_cluster_internal(base: Docs) -> None:
