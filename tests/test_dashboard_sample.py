@@ -178,3 +178,39 @@ def test_bad_arguments_are_refused_with_the_reason(tmp_path: Path, kwargs: Any, 
     with pytest.raises(ValueError, match=message):
         write_sample(tmp_path, **kwargs)
     assert not (tmp_path / "sample.db").exists()
+
+
+# --- the render-time benchmark over the sample ------------------------------------------
+
+
+def test_bench_summary_takes_medians_and_flags_pages_over_the_goal() -> None:
+    from inferplane.cli_bench_dashboard import summarize
+
+    timings = {
+        "overview": {"cold": [1.0, 3.0, 1.5], "warm": [0.2, 0.3, 0.1]},
+        "alerts": {"cold": [2.5, 2.6, 2.1], "warm": [0.3, 0.3, 0.3]},
+    }
+    report = summarize(timings, {"rows": {"samples": 10}}, 12.34, {"days": 1, "endpoints": 1, "runs": 3})
+    overview, alerts = report["pages"]["overview"], report["pages"]["alerts"]
+    assert (overview["cold_median_s"], overview["warm_median_s"], overview["cold_max_s"]) == (1.5, 0.2, 3.0)
+    assert (overview["within_goal"], alerts["within_goal"], report["all_within_goal"]) == (True, False, False)
+    assert report["machine"]["cores"] and report["sample_generation_s"] == 12.3
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--store", "sqlite:///x.db"], "--store and --config go together"),
+        (["--store", "sqlite:///x.db", "--config", "missing.yaml"], "no such file"),
+        (["--runs", "0"], "greater than or equal to 1"),
+    ],
+    ids=["store without config", "missing config", "no runs"],
+)
+def test_bench_refuses_bad_options_with_exit_2(args: list[str], message: str) -> None:
+    from typer.testing import CliRunner
+
+    from inferplane.cli import app
+
+    result = CliRunner().invoke(app, ["bench", "dashboard", *args])
+    assert result.exit_code == 2
+    assert message in result.output
