@@ -195,6 +195,12 @@ def test_config_is_mounted_where_the_command_reads_it(services: dict[str, Any], 
     assert "postgres_password" in service["secrets"]
 
 
+def test_dashboard_waits_for_the_control_plane_to_migrate_the_store(services: dict[str, Any]) -> None:
+    needs = services["dashboard"]["depends_on"]
+    assert needs["control-plane"]["condition"] == needs["postgres"]["condition"] == "service_healthy"
+    assert "healthcheck" in services["control-plane"]
+
+
 def test_control_plane_healthcheck_reads_its_ready_file(services: dict[str, Any]) -> None:
     plane = services["control-plane"]
     ready_file = option(plane["command"], "--ready-file")
