@@ -27,6 +27,7 @@ from typing import Any, Literal, Protocol
 import httpx
 
 __all__ = [
+    "HoldQueueFull",
     "NoReplicaReady",
     "Replica",
     "ReplicaFactory",
@@ -54,6 +55,10 @@ ReplicaFactory = Callable[[], ReplicaHandle]
 
 class NoReplicaReady(RuntimeError):
     """No replica became ready within the hold timeout (or the pool is closing)."""
+
+
+class HoldQueueFull(RuntimeError):
+    """No replica is ready and ``max_held`` requests are already held: refuse, do not queue."""
 
 
 @dataclass(eq=False)
@@ -88,8 +93,9 @@ class PoolCounts:
 class ReplicaPool:
     """Keeps ``desired`` replicas running and hands out the least busy ready one."""
 
-    def __init__(self, factory: ReplicaFactory, restart_delay_s: float = 1.0) -> None:
+    def __init__(self, factory: ReplicaFactory, restart_delay_s: float = 1.0, max_held: int = 256) -> None:
         self._factory = factory
+        self._max_held = max_held
         self._restart_delay_s = restart_delay_s
         self._ids = itertools.count()
         self._turn = itertools.count()
@@ -113,7 +119,9 @@ class ReplicaPool:
     async def acquire(self, timeout_s: float, exclude: Collection[Replica] = ()) -> Replica:
         """The ready replica with the fewest outstanding requests (ties: round robin).
 
-        While none is ready the caller is held until one is, or ``NoReplicaReady``."""
+        While none is ready the caller is held until one is, or ``NoReplicaReady``; when
+        ``max_held`` callers are held already, ``HoldQueueFull`` at once (each held
+        request keeps its body in memory: an unbounded queue is unbounded memory)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
         held = False
@@ -125,6 +133,8 @@ class ReplicaPool:
                 if candidates:
                     return self._take(candidates)
                 if not held:
+                    if self.held >= self._max_held:
+                        raise HoldQueueFull(f"{self.held} requests are already waiting for a ready replica")
                     held, self.held = True, self.held + 1
                 changed = self._changed
                 try:

@@ -6,7 +6,9 @@ gate the test opens, so "slow" means "until the test says so"."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -128,7 +130,9 @@ class Fleet:
 
 
 @contextmanager
-def running_router(fleet: Fleet, environ: dict[str, str] | None = None, **settings: Any) -> Iterator[str]:
+def running_router(
+    fleet: Fleet | Mixed, environ: dict[str, str] | None = None, **settings: Any
+) -> Iterator[str]:
     options = {"model": "fake", "endpoint": "chat", "max_replicas": 4, **settings}
     app = create_router_app(RouterSettings(**options), fleet, environ=environ or {})
     server = ServerThread(app).start()
@@ -367,3 +371,112 @@ def test_real_replicas_from_zero_and_back_without_losing_a_request(tmp_path: Any
         print(f"{len(codes)} requests during 1 -> 2 -> 1, all 200")
     finally:
         server.stop()
+
+
+class RawReplica:
+    """A replica that misbehaves at the socket level: it reads each request, sends
+    ``reply`` (possibly nothing, or half an answer) and closes the connection, as a
+    replica killed mid-request does."""
+
+    def __init__(self, reply: bytes = b"") -> None:
+        self.reply = reply
+        self.requests = 0
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return  # stopped
+            with conn:
+                conn.recv(65536)
+                self.requests += 1
+                conn.sendall(self.reply)
+
+    def stop(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept() (Linux)
+        self.sock.close()
+        self.thread.join(10)
+
+
+class Mixed:
+    """A factory: the misbehaving replicas first, then healthy fakes of ``fleet``."""
+
+    def __init__(self, fleet: Fleet, *raw: RawReplica) -> None:
+        self.fleet, self.raw = fleet, list(raw)
+
+        self.start_gate, self.work_gate = fleet.start_gate, fleet.work_gate
+
+    def __call__(self) -> Any:
+        return self.raw.pop(0) if self.raw else self.fleet()
+
+
+def test_a_replica_dying_before_answering_is_retried_on_another() -> None:
+    fleet, dying = Fleet(), RawReplica()  # reads the request, closes: no byte of an answer
+    with running_router(Mixed(fleet, dying), initial_replicas=2, probe_interval_s=60) as url:
+        wait_for(lambda: replicas(url)["ready"] == 2, 10, "two ready replicas")
+        replies = [chat(url) for _ in range(4)]
+        assert [r.status_code for r in replies] == [200] * 4
+        assert dying.requests >= 1  # it was tried, and the request went on to the healthy one
+        assert metric(url, "inferplane_router_retries_total") == dying.requests
+        assert metric(url, "inferplane_router_requests_total", outcome="replica_error") == 0
+
+
+def test_every_replica_dying_gives_a_clean_502() -> None:
+    dying = [RawReplica(), RawReplica()]
+    with running_router(Mixed(Fleet(), *dying), initial_replicas=2, probe_interval_s=60) as url:
+        wait_for(lambda: replicas(url)["ready"] == 2, 10, "two ready replicas")
+        reply = chat(url)
+        assert reply.status_code == 502
+        assert "closed the connection before answering" in reply.json()["error"]["message"]
+        assert sum(d.requests for d in dying) == 3  # max_attempts tries, then a clean answer
+        assert metric(url, "inferplane_router_requests_total", outcome="replica_error") == 1
+        assert outstanding(url) == [0, 0]
+
+
+SSE_HEAD = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+
+
+def test_a_stream_broken_mid_answer_ends_with_an_error_event() -> None:
+    event = b'data: {"n": 0}\n\n'
+    half = RawReplica(SSE_HEAD + f"{len(event):x}\r\n".encode() + event + b"\r\n")
+    with running_router(Mixed(Fleet(), half), initial_replicas=1, probe_interval_s=60) as url:
+        wait_for(lambda: replicas(url)["ready"] == 1, 10, "a ready replica")
+        with httpx.stream("POST", url + CHAT, json={**ASK, "stream": True}, timeout=30) as reply:
+            assert reply.status_code == 200
+            lines = [line for line in reply.iter_lines() if line]
+        assert lines[0] == 'data: {"n": 0}'
+        error = json.loads(lines[-1].removeprefix("data: "))["error"]
+        assert "failed mid-answer" in error["message"] and "[DONE]" not in lines
+        assert metric(url, "inferplane_router_requests_total", outcome="interrupted") == 1
+        wait_for(lambda: outstanding(url) == [0], 10, "the stream's slot to be released")
+
+
+def test_hold_queue_is_bounded_429_with_retry_after() -> None:
+    fleet = Fleet()
+    with (
+        running_router(fleet, initial_replicas=0, max_held=3, retry_after_s=2) as url,
+        ThreadPoolExecutor(3) as pool,
+    ):
+        held = [pool.submit(chat, url) for _ in range(3)]
+        wait_for(lambda: metric(url, "inferplane_requests_waiting") == 3, 10, "three held requests")
+        refused = chat(url)
+        assert refused.status_code == 429 and refused.headers["retry-after"] == "2"
+        assert "3 requests are already waiting" in refused.json()["error"]["message"]
+        assert metric(url, "inferplane_requests_waiting") == 3  # the refused one was never queued
+        scale(url, 1)
+        assert [f.result(timeout=30).status_code for f in held] == [200] * 3
+        assert chat(url).status_code == 200  # recovered
+        assert metric(url, "inferplane_router_requests_total", outcome="overloaded") == 1
+
+
+def test_a_body_over_the_limit_gets_413() -> None:
+    with running_router(Fleet(), initial_replicas=1, max_body_bytes=1000) as url:
+        reply = httpx.post(url + CHAT, json={**ASK, "pad": "x" * 2000})
+        assert reply.status_code == 413 and "over 1000 bytes" in reply.json()["error"]["message"]
+        assert metric(url, "inferplane_router_requests_total", outcome="too_large") == 1
