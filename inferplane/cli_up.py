@@ -130,6 +130,86 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
     partial.replace(path)
 
 
-def demo() -> None:
-    """Drive load from a trace (not built yet)."""
-    fail("inferplane demo is not built yet")
+def demo(
+    url: Annotated[str, typer.Option(help="The router (or any OpenAI-compatible server).")] = (
+        "http://127.0.0.1:8100"
+    ),
+    trace: Annotated[
+        Path | None,
+        typer.Option(help="Trace CSV (TIMESTAMP,ContextTokens,GeneratedTokens); default: packaged."),
+    ] = None,
+    speed: Annotated[float, typer.Option(help="Replay this many times faster than the trace.")] = 1.0,
+    keep: Annotated[
+        float,
+        typer.Option(help="Share of the trace's requests sent (0.25: every 4th); fit it to the hardware."),
+    ] = 0.25,
+    duration: Annotated[float, typer.Option(help="Seconds of load; the trace loops to fill them.")] = 2400.0,
+    concurrency: Annotated[int, typer.Option(min=1, help="Most requests in flight at once.")] = 32,
+    max_prompt_tokens: Annotated[int, typer.Option(min=1, help="Prompts are cut to this many tokens.")] = 96,
+    max_generated_tokens: Annotated[
+        int, typer.Option(min=1, help="max_tokens of each request, at most.")
+    ] = 24,
+    spike_at: Annotated[
+        float | None, typer.Option(help="Second at which prompts grow --spike-factor times (a token spike).")
+    ] = 1920.0,
+    spike_seconds: Annotated[float, typer.Option(min=1, help="How long the spike lasts.")] = 300.0,
+    spike_factor: Annotated[
+        float, typer.Option(min=1, help="How much longer prompts are in the spike.")
+    ] = 4.0,
+    no_spike: Annotated[bool, typer.Option("--no-spike", help="No token spike.")] = False,
+    progress_every: Annotated[float, typer.Option(min=0.1, help="Seconds between progress lines.")] = 10.0,
+) -> None:
+    """Drive load from a trace against a running `inferplane up`: scaling, alerts, costs.
+
+    The token-spike rule needs 30 minutes of history before it can fire, so the default
+    spike starts at minute 32 of a 40-minute run; scaling out and in shows in minutes."""
+    from inference.trace import load_trace
+    from inferplane.demo import DemoShape, LoadDriver, Spike, demo_requests, run_with_progress
+
+    spike = None if no_spike or spike_at is None else Spike(spike_at, spike_seconds, spike_factor)
+    shape = DemoShape(speed, duration, keep, max_prompt_tokens, max_generated_tokens, spike)
+    try:
+        requests = demo_requests(load_trace(trace), shape)
+    except ValueError as error:
+        fail(str(error))
+    _check_reachable(url)
+    spiked = (
+        f", token spike x{spike.factor:g} from {spike.at_s:.0f} s for {spike.seconds:.0f} s" if spike else ""
+    )
+    typer.echo(
+        f"demo: {len(requests)} requests over {duration:.0f} s to {url} "
+        f"(trace x{speed:g}, {keep:.0%} of its requests{spiked})"
+    )
+    stop = threading.Event()
+    for number in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(number, lambda *_: stop.set())
+    driver = LoadDriver(url, concurrency=concurrency)
+    try:
+        done = run_with_progress(
+            driver, requests, progress_every, lambda t, stats: typer.echo(f"[{t:6.0f}s] {stats.line()}"), stop
+        )
+    finally:
+        driver.close()
+    _summary(driver.stats, done)
+    raise typer.Exit(0 if driver.stats.ok else 1)
+
+
+def _check_reachable(url: str) -> None:
+    import httpx
+
+    try:
+        httpx.get(url.rstrip("/") + "/v1/models", timeout=10)
+    except httpx.HTTPError as error:
+        fail(f"nothing answers at {url} ({error}); start it with: inferplane up")
+
+
+def _summary(stats: Any, done: bool) -> None:
+    import statistics
+
+    latencies = sorted(stats.latencies_s)
+    p50 = statistics.median(latencies) if latencies else float("nan")
+    p95 = latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))] if latencies else float("nan")
+    typer.echo(
+        f"summary: {stats.line()}; latency p50 {p50:.2f} s, p95 {p95:.2f} s"
+        f"{'' if done else '; stopped before every answer came back'}"
+    )
