@@ -12,6 +12,7 @@ from inferplane.config import (
     ConfigError,
     GpuHourPrice,
     InferplaneConfig,
+    LocalTarget,
     ScrapeSource,
     TokenPrice,
     check_config,
@@ -51,8 +52,27 @@ def only_problem(path: Path) -> str:
     return caught.value.problems[0]
 
 
-def test_example_loads(tmp_path: Path) -> None:
+FULL_REFERENCE = Path(__file__).resolve().parents[1] / "examples" / "inferplane-full.yaml"
+
+
+def test_the_built_in_config_is_one_local_endpoint_scraped_directly(tmp_path: Path) -> None:
+    # What `inferplane up` runs with no --config: nothing outside this machine.
     path = write(tmp_path, example_config_text())
+    config = load_config(path)
+    (endpoint,) = config.endpoints
+    target = endpoint.target
+    assert isinstance(target, LocalTarget) and target.model == "smollm2-135m-instruct"
+    assert endpoint.autoscaling is not None and isinstance(endpoint.price, GpuHourPrice)
+    (source,) = config.sources
+    assert isinstance(source, ScrapeSource) and target.ports is not None
+    replicas = {f"http://127.0.0.1:{p}/metrics" for p in range(target.ports[0], target.ports[1] + 1)}
+    assert {t.url for t in source.targets} == {f"{target.router_url}/metrics"} | replicas
+    assert config.store.url is None and config.store.url_env is None  # SQLite in $INFERPLANE_HOME
+    assert config.alerts is not None and config.alerts.rules and config.alerts.channels == []
+
+
+def test_example_loads(tmp_path: Path) -> None:
+    path = write(tmp_path, FULL_REFERENCE.read_text(encoding="utf-8"))
     config = load_config(path)
     assert check_config(path) == []
     prices = [type(endpoint.price).__name__ for endpoint in config.endpoints]
