@@ -3,15 +3,18 @@
 The endpoint comes from an inferplane config (its price, TTFT target, replica bounds and
 autoscaling policy); what one replica can do comes from a capacity file, by default the
 config's name with ``.capacity.yaml`` for ``.yaml`` (see ``examples/replay-a100.*``).
+``--save NAME`` keeps the rows (what ``--json`` prints) in the store under the state key
+``replay:NAME``, where the dashboard's autoscaler page charts them.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 import yaml
@@ -20,11 +23,12 @@ from autoscaler.replay import capacity_from_mapping, format_table, replay_rows
 from autoscaler.replay.workload import as_requests, scale_load
 from inference.trace import load_trace, scale_trace
 from inferplane.cli_common import fail
-from inferplane.config import ConfigError, load_config
+from inferplane.config import ConfigError, InferplaneConfig, load_config
 from inferplane.config.endpoints import Endpoint
 
 __all__ = ["replay"]
 
+_SAVE_NAME = re.compile(r"[A-Za-z0-9._-]{1,100}")
 _START = "2026-11-23T10:00:00+00:00"  # a Monday morning, UTC: inside common uptime windows
 
 
@@ -43,8 +47,14 @@ def replay(
     start: Annotated[str, typer.Option(help="wall-clock time of the trace's start (schedules)")] = _START,
     tick: Annotated[float, typer.Option(help="simulation tick, seconds")] = 0.1,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+    save: Annotated[
+        str | None, typer.Option(help="keep the rows in the store as replay:NAME (the dashboard charts them)")
+    ] = None,
+    store: Annotated[str | None, typer.Option(help="store URL for --save (default: the config's)")] = None,
 ) -> None:
     """Replay a request trace against the endpoint's policy and four baselines."""
+    if save is not None and not _SAVE_NAME.fullmatch(save):
+        fail(f"--save {save!r}: use 1-100 letters, digits, '.', '_' or '-'")
     try:
         cfg = load_config(config)
         chosen = _endpoint(cfg.endpoints, endpoint)
@@ -60,21 +70,37 @@ def replay(
     except ValueError as error:
         fail(str(error))
     runtime = time.perf_counter() - clock
+    summary: dict[str, Any] = {
+        "endpoint": chosen.name,
+        "trace": str(trace or "packaged azure_llm_2023_code.csv"),
+        "requests": len(requests.arrival_s),
+        "time_scale": time_scale,
+        "load_scale": load_scale,
+        "ttft_target_seconds": chosen.ttft_target_seconds,
+        "runtime_seconds": round(runtime, 2),
+        "rows": [row.as_json() for row in rows],
+    }
+    if save is not None:
+        _save(save, summary, store, cfg)
     if as_json:
-        summary = {
-            "endpoint": chosen.name,
-            "trace": str(trace or "packaged azure_llm_2023_code.csv"),
-            "requests": len(requests.arrival_s),
-            "time_scale": time_scale,
-            "load_scale": load_scale,
-            "ttft_target_seconds": chosen.ttft_target_seconds,
-            "runtime_seconds": round(runtime, 2),
-            "rows": [row.as_json() for row in rows],
-        }
         typer.echo(json.dumps(summary, indent=2))
     else:
         typer.echo(format_table(rows))
         typer.echo(f"{len(requests.arrival_s)} requests, endpoint {chosen.name}, replayed in {runtime:.1f} s")
+
+
+def _save(name: str, summary: dict[str, Any], store: str | None, cfg: InferplaneConfig) -> None:
+    """Keep the comparison under ``replay:NAME`` (replacing one of the same name)."""
+    from inferplane.store import StoreError, open_store, resolve_store_url
+
+    try:
+        opened = open_store(resolve_store_url(store, cfg.store.url, cfg.store.url_env))
+        try:
+            opened.save_state(f"replay:{name}", summary, datetime.now(UTC))
+        finally:
+            opened.close()
+    except (StoreError, ConfigError) as error:
+        fail(str(error))
 
 
 def _endpoint(endpoints: list[Endpoint], name: str | None) -> Endpoint:

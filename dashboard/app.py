@@ -1,0 +1,28 @@
+"""The dashboard's entry script: the shared sidebar filters, then the chosen page.
+
+``streamlit run dashboard/app.py`` (``inferplane dashboard`` does it with the store in
+``INFERPLANE_DASHBOARD_STORE``; see ``dashboard.data``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from dashboard.filters import sidebar
+
+_PAGES = Path(__file__).resolve().parent / "pages"
+
+st.set_page_config(page_title="inferplane", page_icon=":material/monitoring:", layout="wide")
+navigation = st.navigation(
+    [
+        st.Page(_PAGES / "overview.py", title="Overview", icon=":material/dashboard:", default=True),
+        st.Page(_PAGES / "cost_performance.py", title="Cost versus performance", icon=":material/insights:"),
+        st.Page(_PAGES / "autoscaler.py", title="Autoscaler", icon=":material/tune:"),
+        st.Page(_PAGES / "alerts.py", title="Alerts", icon=":material/notifications:"),
+        st.Page(_PAGES / "what_if.py", title="What-if", icon=":material/calculate:"),
+    ]
+)
+sidebar()
+navigation.run()

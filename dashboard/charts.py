@@ -1,0 +1,181 @@
+"""Plotly figures with one colour per endpoint on every page, and units on the axes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pandas as pd
+import plotly.graph_objects as go
+from plotly import colors
+from plotly.subplots import make_subplots
+
+__all__ = [
+    "endpoint_colours",
+    "line",
+    "policy_comparison",
+    "scatter_cost_latency",
+    "schedule_heatmap",
+    "timeline",
+]
+
+# 24 distinct colours (Dark24), then Light24: 48 endpoints before a colour repeats.
+_PALETTE = colors.qualitative.Dark24 + colors.qualitative.Light24
+_LAYOUT = {"margin": {"l": 10, "r": 10, "t": 30, "b": 10}, "legend": {"title": {"text": "endpoint"}}}
+
+
+def endpoint_colours(names: Sequence[str]) -> dict[str, str]:
+    """A colour per endpoint, fixed by its place among every known endpoint (sorted), so
+    that filtering never changes an endpoint's colour."""
+    return {name: _PALETTE[i % len(_PALETTE)] for i, name in enumerate(sorted(names))}
+
+
+def line(
+    frame: pd.DataFrame, y: str, title: str, axis: str, colours: dict[str, str], percent: bool = False
+) -> go.Figure:
+    """One line per endpoint of ``frame`` (``endpoint, time, <y>``)."""
+    figure = go.Figure()
+    for endpoint, rows in frame.groupby("endpoint", sort=True):
+        figure.add_trace(_trace(rows, y, str(endpoint), colours, show=True))
+    figure.update_layout(title=title, yaxis_title=axis, height=320, **_LAYOUT)
+    if percent:
+        figure.update_yaxes(tickformat=".0%")
+    return figure
+
+
+def _trace(rows: pd.DataFrame, y: str, endpoint: str, colours: dict[str, str], show: bool) -> go.Scatter:
+    return go.Scatter(
+        x=rows["time"],
+        y=rows[y],
+        name=endpoint,
+        legendgroup=endpoint,
+        showlegend=show,
+        mode="lines",
+        line={"color": colours.get(endpoint), "width": 1.5},
+    )
+
+
+# (column, axis title, tick format) of the cost-versus-performance rows.
+_ROWS = (
+    ("usd", "cost $/h", "$,.2f"),
+    ("latency_ms", "p95 latency ms", ",.0f"),
+    ("gpu_utilization", "GPU utilization", ".0%"),
+    ("replicas", "replicas", ",.0f"),
+)
+
+
+def timeline(
+    hourly: pd.DataFrame, scaling: pd.DataFrame, alerts: pd.DataFrame, colours: dict[str, str]
+) -> go.Figure:
+    """Cost per hour, p95 latency, GPU utilization and replicas on one time axis; scaling
+    actions marked on the replicas row (triangles), alerts firing on the cost row (crosses).
+
+    ``hourly``: ``endpoint, time, usd, latency_ms, gpu_utilization, replicas``."""
+    figure = make_subplots(rows=len(_ROWS), cols=1, shared_xaxes=True, vertical_spacing=0.03)
+    for endpoint, rows in hourly.groupby("endpoint", sort=True):
+        for index, (column, _, _) in enumerate(_ROWS, start=1):
+            figure.add_trace(_trace(rows, column, str(endpoint), colours, show=index == 1), row=index, col=1)
+    if not scaling.empty:
+        up = scaling["to_replicas"] > scaling["from_replicas"]
+        figure.add_trace(
+            go.Scatter(
+                x=scaling["time"],
+                y=scaling["to_replicas"],
+                mode="markers",
+                name="scaling action",
+                marker={
+                    "symbol": [("triangle-up" if u else "triangle-down") for u in up],
+                    "size": 8,
+                    "color": "#444",
+                },
+                text=scaling["endpoint"] + ": " + scaling["reason"],
+                hoverinfo="text+x",
+            ),
+            row=4,
+            col=1,
+        )
+    if not alerts.empty:
+        figure.add_trace(
+            go.Scatter(
+                x=alerts["time"],
+                y=[0.0] * len(alerts),
+                mode="markers",
+                name="alert firing",
+                marker={"symbol": "x", "size": 9, "color": "#d62728"},
+                text=alerts["summary"],
+                hoverinfo="text+x",
+            ),
+            row=1,
+            col=1,
+        )
+    for index, (_, title, ticks) in enumerate(_ROWS, start=1):
+        figure.update_yaxes(title_text=title, tickformat=ticks, row=index, col=1)
+    figure.update_layout(height=820, hovermode="x unified", **_LAYOUT)
+    return figure
+
+
+def scatter_cost_latency(points: pd.DataFrame, colours: dict[str, str]) -> go.Figure:
+    """Cost per 1K tokens against p95 latency, one point per endpoint
+    (``endpoint, usd_per_1k_tokens, latency_ms``)."""
+    figure = go.Figure()
+    for row in points.itertuples(index=False):
+        figure.add_trace(
+            go.Scatter(
+                x=[row.latency_ms],
+                y=[row.usd_per_1k_tokens],
+                name=row.endpoint,
+                mode="markers+text",
+                text=[row.endpoint],
+                textposition="top center",
+                marker={"size": 12, "color": colours.get(row.endpoint)},
+            )
+        )
+    figure.update_layout(
+        title="Cost per 1K tokens against p95 latency",
+        xaxis_title="p95 latency ms",
+        yaxis_title="$ per 1K tokens",
+        height=380,
+        **_LAYOUT,
+    )
+    figure.update_yaxes(tickformat="$,.4f")
+    return figure
+
+
+def schedule_heatmap(floors: pd.DataFrame) -> go.Figure:
+    """Replica floor per endpoint and hour (``endpoint, time, floor``): 0 is scaled to zero."""
+    grid = floors.pivot(index="endpoint", columns="time", values="floor")
+    figure = go.Figure(
+        go.Heatmap(
+            z=grid.values,
+            x=grid.columns,
+            y=grid.index,
+            colorscale="Blues",
+            colorbar={"title": {"text": "floor (replicas)"}},
+            hovertemplate="%{y} %{x}: floor %{z}<extra></extra>",
+        )
+    )
+    figure.update_layout(
+        title="Replica floor from the schedules (next 7 days, UTC)",
+        height=120 + 30 * len(grid),
+        margin=_LAYOUT["margin"],
+    )
+    return figure
+
+
+def policy_comparison(rows: pd.DataFrame) -> go.Figure:
+    """Replay rows: cost per policy (bars) and SLO attainment (markers, right axis)."""
+    figure = make_subplots(specs=[[{"secondary_y": True}]])
+    figure.add_trace(go.Bar(x=rows["policy"], y=rows["cost_usd"], name="cost $", marker_color="#1f77b4"))
+    figure.add_trace(
+        go.Scatter(
+            x=rows["policy"],
+            y=rows["slo_attainment"],
+            name="SLO attainment",
+            mode="markers+lines",
+            marker={"size": 10, "color": "#ff7f0e"},
+        ),
+        secondary_y=True,
+    )
+    figure.update_yaxes(title_text="cost $", tickformat="$,.2f", secondary_y=False)
+    figure.update_yaxes(title_text="SLO attainment", tickformat=".0%", range=[0, 1.05], secondary_y=True)
+    figure.update_layout(height=380, margin=_LAYOUT["margin"])
+    return figure

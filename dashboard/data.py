@@ -1,0 +1,248 @@
+"""Every store read of the dashboard, cached for a short time (``TTL_S``).
+
+Where the dashboard looks (environment variables, set by ``inferplane dashboard``):
+
+- ``INFERPLANE_DASHBOARD_STORE``: the store URL (a variable, not argv: a PostgreSQL URL
+  may hold a password). Unset: the embedded SQLite default.
+- ``INFERPLANE_DASHBOARD_CONFIG``: an ``inferplane.yaml`` (prices, targets, schedules);
+  optional.
+- ``INFERPLANE_DASHBOARD_NOW``: an ISO time used as "now" (tests, or a look at an old
+  store); unset: the clock.
+
+Read-only: the store is opened with a plain engine, never migrated (a dashboard must not
+change a production schema), and nothing is written. Series come from the rollups (1m
+for spans up to six hours, 1h beyond), all endpoints and metrics of a page in one query.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+import streamlit as st
+
+from inferplane.config import InferplaneConfig, load_config
+from inferplane.store import Store, default_store_url
+from inferplane.store.engine import create_store_engine
+from inferplane.store.rollup import floor_time
+from inferplane.store.schema import ROLLUP_TABLES, control_state, costs, samples, samples_1h
+
+__all__ = [
+    "ADDITIVE",
+    "CONFIG_ENV",
+    "NOW_ENV",
+    "STORE_ENV",
+    "TTL_S",
+    "alert_events",
+    "bucket_seconds",
+    "config",
+    "config_path",
+    "cost_frame",
+    "deliveries",
+    "endpoints",
+    "has_data",
+    "latest",
+    "now",
+    "replays",
+    "resolution_for",
+    "scaling_events",
+    "series",
+    "store_url",
+]
+
+STORE_ENV, CONFIG_ENV, NOW_ENV = (
+    "INFERPLANE_DASHBOARD_STORE",
+    "INFERPLANE_DASHBOARD_CONFIG",
+    "INFERPLANE_DASHBOARD_NOW",
+)
+TTL_S = 30
+# Metrics that add up over replicas (an endpoint's token rate is its replicas' sum);
+# the others (utilization, latency) are averaged, as the alert readings do.
+ADDITIVE = frozenset(
+    {
+        "prompt_tokens_per_second",
+        "generated_tokens_per_second",
+        "requests_per_second",
+        "replicas",
+        "ready_replicas",
+        "requests_waiting",
+        "requests_running",
+        "gpu_memory_used_bytes",
+    }
+)
+_SERIES_COLUMNS = ["endpoint", "metric", "time", "value"]
+_COST_COLUMNS = ["period_start", "period_end", "endpoint", "service", "amount", "source"]
+
+
+def store_url() -> str:
+    return os.environ.get(STORE_ENV) or default_store_url()
+
+
+def config_path() -> Path | None:
+    value = os.environ.get(CONFIG_ENV)
+    return Path(value) if value else None
+
+
+def now() -> datetime:
+    """Now, to the minute (so that cached reads are shared within a minute)."""
+    fixed = os.environ.get(NOW_ENV)
+    moment = datetime.fromisoformat(fixed) if fixed else datetime.now(UTC)
+    return moment.astimezone(UTC).replace(second=0, microsecond=0)
+
+
+def config() -> InferplaneConfig | None:
+    """The config named by ``CONFIG_ENV``, or None; raises ``ConfigError`` when invalid."""
+    path = config_path()
+    if path is None:
+        return None
+    return _config(str(path), path.stat().st_mtime)
+
+
+@st.cache_resource(show_spinner=False)
+def _config(path: str, _mtime: float) -> InferplaneConfig:
+    return load_config(path)
+
+
+@st.cache_resource(show_spinner=False)
+def _engine(url: str) -> sa.Engine:
+    return create_store_engine(url)
+
+
+def _store(url: str) -> Store:
+    return Store(_engine(url))
+
+
+def resolution_for(start: datetime, end: datetime) -> str:
+    return "1m" if end - start <= timedelta(hours=6) else "1h"
+
+
+def bucket_seconds(resolution: str) -> float:
+    return {"raw": 0.0, "1m": 60.0, "1h": 3600.0}[resolution]
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def has_data(url: str) -> bool:
+    """Whether the store has its tables and at least one sample or cost row."""
+    engine = _engine(url)
+    if not sa.inspect(engine).has_table(samples.name):
+        return False
+    with engine.connect() as connection:
+        for table in (samples, samples_1h, costs):
+            if connection.execute(sa.select(sa.literal(1)).select_from(table).limit(1)).first():
+                return True
+    return False
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def endpoints(url: str) -> list[str]:
+    """Every endpoint with hourly readings or costs, sorted."""
+    query = sa.union(sa.select(samples_1h.c.endpoint).distinct(), sa.select(costs.c.endpoint).distinct())
+    with _engine(url).connect() as connection:
+        return sorted(str(name) for (name,) in connection.execute(query).all())
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def series(
+    url: str,
+    names: tuple[str, ...],
+    metrics: tuple[str, ...],
+    start: datetime,
+    end: datetime,
+    resolution: str,
+) -> pd.DataFrame:
+    """``endpoint, metric, time, value`` of every (endpoint, metric) in one query: per
+    bucket, the sum over replicas for ``ADDITIVE`` metrics, else the mean."""
+    total: sa.ColumnElement[Any]
+    mean: sa.ColumnElement[Any]
+    if resolution == "raw":
+        table, time = samples, samples.c.time
+        total, mean, lo = sa.func.sum(samples.c.value), sa.func.avg(samples.c.value), start
+    else:
+        table = ROLLUP_TABLES[resolution]
+        time = table.c.bucket
+        total = sa.func.sum(table.c["sum"] / table.c["count"])  # each replica's mean, summed
+        mean = sa.func.sum(table.c["sum"]) / sa.func.sum(table.c["count"])
+        lo = floor_time(start, resolution)
+    query = (
+        sa.select(table.c.endpoint, table.c.metric, time, total, mean)
+        .where(table.c.endpoint.in_(names), table.c.metric.in_(metrics), time >= lo, time < end)
+        .group_by(table.c.endpoint, table.c.metric, time)
+        .order_by(table.c.endpoint, table.c.metric, time)
+    )
+    with _engine(url).connect() as connection:
+        rows = connection.execute(query).all()
+    frame = pd.DataFrame(rows, columns=["endpoint", "metric", "time", "total", "mean"])
+    if frame.empty:
+        return pd.DataFrame(columns=_SERIES_COLUMNS).astype({"value": float})
+    frame["time"] = pd.to_datetime(frame["time"], utc=True)
+    frame["value"] = frame["total"].where(frame["metric"].isin(ADDITIVE), frame["mean"]).astype(float)
+    return frame[_SERIES_COLUMNS]
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def latest(url: str, names: tuple[str, ...], metric: str, at: datetime) -> dict[str, float]:
+    """The newest reading of ``metric`` per endpoint within 30 minutes before ``at``
+    (raw samples, summed or averaged over replicas as ``series`` does)."""
+    recent = series(url, names, (metric,), at - timedelta(minutes=30), at + timedelta(minutes=1), "raw")
+    newest = recent.sort_values("time").groupby("endpoint").tail(1)
+    return dict(zip(newest["endpoint"], newest["value"], strict=True))
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def cost_frame(url: str, start: datetime, end: datetime) -> pd.DataFrame:
+    """Cost rows overlapping ``[start, end)`` as a frame (``_COST_COLUMNS``)."""
+    query = sa.select(*(costs.c[name] for name in _COST_COLUMNS)).where(
+        costs.c.period_start < end, costs.c.period_end > start
+    )
+    with _engine(url).connect() as connection:
+        frame = pd.DataFrame(connection.execute(query).all(), columns=_COST_COLUMNS)
+    for column in ("period_start", "period_end"):
+        frame[column] = pd.to_datetime(frame[column], utc=True)
+    return frame.astype({"amount": float})
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def scaling_events(url: str, start: datetime, end: datetime) -> pd.DataFrame:
+    """Scaling decisions in ``[start, end)`` (without their JSON inputs)."""
+    rows = _store(url).read_scaling_events(start, end)
+    columns = ["time", "endpoint", "from_replicas", "to_replicas", "reason", "applied", "dry_run"]
+    return _frame(rows, columns)
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def alert_events(url: str, start: datetime, end: datetime) -> pd.DataFrame:
+    """Alert transitions in ``[start, end)``, oldest first."""
+    rows = _store(url).read_alert_events(start, end)
+    return _frame(rows, ["time", "fingerprint", "endpoint", "rule", "status", "summary"])
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def deliveries(url: str, start: datetime, end: datetime) -> pd.DataFrame:
+    """Delivery attempts in ``[start, end)``: channel names only (the store never holds a
+    channel's URL or address)."""
+    rows = _store(url).read_deliveries(start, end)
+    return _frame(rows, ["time", "fingerprint", "channel", "attempt", "ok", "error"])
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def replays(url: str) -> dict[str, dict[str, Any]]:
+    """Every saved replay comparison (``control_state`` keys ``replay:<name>``) by name.
+
+    Read from the table directly: the Store has no way to list keys by prefix."""
+    import json
+
+    query = sa.select(control_state.c.key, control_state.c.value).where(control_state.c.key.like("replay:%"))
+    with _engine(url).connect() as connection:
+        rows = connection.execute(query).all()
+    return {str(key).removeprefix("replay:"): json.loads(value) for key, value in sorted(rows)}
+
+
+def _frame(rows: list[dict[str, Any]], columns: list[str]) -> pd.DataFrame:
+    frame = pd.DataFrame([{c: row[c] for c in columns} for row in rows], columns=columns)
+    if not frame.empty:
+        frame["time"] = pd.to_datetime(frame["time"], utc=True)
+    return frame

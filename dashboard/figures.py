@@ -1,0 +1,200 @@
+"""The dashboard's figures, computed from store reads (pure: frames in, frames out).
+
+Frames as ``dashboard.data`` returns them:
+
+- costs: ``period_start, period_end, endpoint, service, amount, source`` (one row per
+  cost row; estimated rows are hourly, billed rows usually daily);
+- series: ``endpoint, metric, time, value`` (one row per bucket; additive metrics such
+  as token rates and replica counts are summed over replicas, the others averaged).
+
+Days and months are UTC, as the store keeps them and as cloud bills cut them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+import pandas as pd
+
+__all__ = [
+    "TOTAL",
+    "cost_in_range",
+    "cost_per_1k_tokens",
+    "day_start",
+    "firing_now",
+    "hourly_cost",
+    "hourly_metrics",
+    "idle_hours",
+    "month_hours",
+    "month_start",
+    "off_hours_savings",
+    "spend_summary",
+    "tokens_served",
+]
+
+TOTAL = "All endpoints"
+TOKEN_METRICS = ("prompt_tokens_per_second", "generated_tokens_per_second")
+_SPEND_COLUMNS = [
+    "today_estimated",
+    "today_billed",
+    "month_estimated",
+    "month_billed",
+    "projected_estimated",
+    "projected_billed",
+    "billed_minus_estimated",
+]
+
+
+def day_start(now: datetime) -> datetime:
+    return now.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def month_start(now: datetime) -> datetime:
+    return day_start(now).replace(day=1)
+
+
+def month_hours(now: datetime) -> float:
+    """Hours in the month that holds ``now``."""
+    first = month_start(now)
+    following = first.replace(year=first.year + first.month // 12, month=first.month % 12 + 1)
+    return (following - first) / timedelta(hours=1)
+
+
+def _sum_by_endpoint(costs: pd.DataFrame, source: str, start: datetime, end: datetime) -> pd.Series:
+    """Amount per endpoint of ``source`` rows whose period starts in ``[start, end)``."""
+    rows = costs[
+        (costs["source"] == source) & (costs["period_start"] >= start) & (costs["period_start"] < end)
+    ]
+    return rows.groupby("endpoint")["amount"].sum()
+
+
+def spend_summary(costs: pd.DataFrame, now: datetime) -> pd.DataFrame:
+    """Spend today, month to date and projected for the month, estimated and billed,
+    per endpoint and in total (last row, ``TOTAL``).
+
+    Projection: month to date x hours in the month / hours covered so far. Estimates
+    cover up to ``now``; billed rows lag (a bill arrives a day late), so each endpoint's
+    are projected from the end of its newest billed period. ``billed_minus_estimated``
+    compares both over the same billed days, so the lag does not look like a saving.
+    Billed columns are NaN for an endpoint without billed rows this month; the total
+    sums the endpoints that have them.
+    """
+    if costs.empty:
+        empty = {c: [float("nan") if "billed" in c else 0.0] for c in _SPEND_COLUMNS}
+        return pd.DataFrame(empty, index=pd.Index([TOTAL], name="endpoint"))
+    today, first = day_start(now), month_start(now)
+    frame = pd.DataFrame(
+        {
+            "today_estimated": _sum_by_endpoint(costs, "estimated", today, now),
+            "today_billed": _sum_by_endpoint(costs, "billed", today, now),
+            "month_estimated": _sum_by_endpoint(costs, "estimated", first, now),
+            "month_billed": _sum_by_endpoint(costs, "billed", first, now),
+        }
+    )
+    billed = costs[
+        (costs["source"] == "billed") & (costs["period_start"] >= first) & (costs["period_start"] < now)
+    ]
+    # Per endpoint, the end of its newest billed period (bills lag, and not every
+    # endpoint is billed separately: those without a bill have no billed figures).
+    billed_until = pd.to_datetime(billed.groupby("endpoint")["period_end"].max(), utc=True).clip(upper=now)
+    hours = month_hours(now)
+    frame["projected_estimated"] = frame["month_estimated"] * hours / max(1.0, _hours(now - first))
+    covered = (billed_until - first).dt.total_seconds() / 3600
+    frame["projected_billed"] = frame["month_billed"] * hours / covered.clip(lower=1.0)
+    estimated = costs[(costs["source"] == "estimated") & (costs["period_start"] >= first)]
+    cutoff = estimated["endpoint"].map(billed_until)
+    estimated_then = estimated[estimated["period_end"] <= cutoff].groupby("endpoint")["amount"].sum()
+    frame["billed_minus_estimated"] = frame["month_billed"] - estimated_then.reindex(frame.index).fillna(0.0)
+    frame = frame.sort_index()
+    for column in ("today_estimated", "month_estimated", "projected_estimated"):
+        frame[column] = frame[column].fillna(0.0)
+    frame.loc[frame["month_billed"].notna(), "today_billed"] = frame["today_billed"].fillna(0.0)
+    frame.loc[TOTAL] = frame.sum(min_count=1)
+    frame.index.name = "endpoint"
+    return frame[_SPEND_COLUMNS]
+
+
+def _hours(span: timedelta) -> float:
+    return span / timedelta(hours=1)
+
+
+def cost_in_range(costs: pd.DataFrame, start: datetime, end: datetime) -> pd.Series:
+    """Estimated USD per endpoint for periods starting in ``[start, end)``."""
+    return _sum_by_endpoint(costs, "estimated", start, end)
+
+
+def tokens_served(series: pd.DataFrame, bucket_seconds: float) -> pd.DataFrame:
+    """``prompt`` and ``generated`` tokens per endpoint: each bucket's mean rate times the
+    bucket's length (a bucket with no reading, e.g. at zero replicas, counts nothing)."""
+    rates = series[series["metric"].isin(TOKEN_METRICS)]
+    totals = rates.groupby(["endpoint", "metric"])["value"].sum().unstack("metric") * bucket_seconds
+    totals = totals.reindex(columns=list(TOKEN_METRICS)).fillna(0.0)
+    totals.columns = ["prompt", "generated"]
+    return totals
+
+
+def cost_per_1k_tokens(cost: pd.Series, tokens: pd.Series) -> pd.Series:
+    """USD per 1,000 tokens per endpoint; NaN where no token was served."""
+    served = tokens.where(tokens > 0)
+    return (cost.reindex(served.index).fillna(0.0) / served * 1000).reindex(cost.index.union(served.index))
+
+
+def hourly_cost(costs: pd.DataFrame) -> pd.DataFrame:
+    """Estimated USD per (endpoint, hour): the hourly cost rows, summed per hour."""
+    rows = costs[costs["source"] == "estimated"].copy()
+    rows["time"] = rows["period_start"].dt.floor("h")
+    return (
+        rows.groupby(["endpoint", "time"], as_index=False)["amount"].sum().rename(columns={"amount": "usd"})
+    )
+
+
+def hourly_metrics(series: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
+    """One row per (endpoint, hour) and one column per metric (hourly means)."""
+    rows = series[series["metric"].isin(metrics)].copy()
+    rows["time"] = rows["time"].dt.floor("h")
+    table = rows.pivot_table(index=["endpoint", "time"], columns="metric", values="value", aggfunc="mean")
+    return table.reindex(columns=metrics).reset_index()
+
+
+def idle_hours(hourly: pd.DataFrame, cost: pd.DataFrame, floor: float = 0.1) -> pd.DataFrame:
+    """Hours in which an endpoint had replicas up but its GPUs averaged below ``floor``
+    utilization, with what each such hour cost (``endpoint, time, gpu_utilization,
+    replicas, usd``)."""
+    merged = hourly.merge(cost, on=["endpoint", "time"], how="left").fillna({"usd": 0.0})
+    idle = merged[(merged["gpu_utilization"] < floor) & (merged["replicas"] > 0)]
+    return idle[["endpoint", "time", "gpu_utilization", "replicas", "usd"]].reset_index(drop=True)
+
+
+def off_hours_savings(
+    replicas: pd.DataFrame,
+    is_off_hours: Callable[[str, datetime], bool],
+    uptime_floor: dict[str, int],
+    replica_hour_usd: dict[str, float],
+) -> pd.DataFrame:
+    """What off-hours shutdowns saved per endpoint: in each off-hours hour, the replicas
+    the uptime floor would have kept minus the replicas observed (never below zero),
+    times the replica's price. ``replicas``: hourly ``endpoint, time, replicas``; only
+    endpoints in ``uptime_floor`` (those with a schedule) are counted."""
+    rows = replicas[replicas["endpoint"].isin(list(uptime_floor))].copy()
+    if rows.empty:
+        return pd.DataFrame(columns=["endpoint", "off_hours", "replica_hours_saved", "usd_saved"])
+    rows["off"] = [
+        is_off_hours(e, t.to_pydatetime()) for e, t in zip(rows["endpoint"], rows["time"], strict=True)
+    ]
+    rows = rows[rows["off"]]
+    floor = rows["endpoint"].map(uptime_floor)
+    rows["saved"] = (floor - rows["replicas"]).clip(lower=0)
+    rows["usd"] = rows["saved"] * rows["endpoint"].map(replica_hour_usd)
+    out = rows.groupby("endpoint").agg(
+        off_hours=("off", "size"), replica_hours_saved=("saved", "sum"), usd_saved=("usd", "sum")
+    )
+    return out.reset_index()
+
+
+def firing_now(events: pd.DataFrame) -> pd.DataFrame:
+    """Alerts whose newest transition is "firing" (``events`` oldest first)."""
+    if events.empty:
+        return events
+    newest = events.groupby("fingerprint", sort=False).tail(1)
+    return newest[newest["status"] == "firing"].reset_index(drop=True)

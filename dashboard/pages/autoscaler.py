@@ -1,0 +1,140 @@
+"""Autoscaler: the decision log with reasons, when each endpoint is up, down or at a
+floor (from the config's schedules), what off-hours shutdowns saved, and the replay
+simulator's policy comparison."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from functools import cache
+
+import pandas as pd
+import streamlit as st
+
+from autoscaler.schedule import floor_at
+from dashboard import charts, data, figures, ui
+from dashboard.filters import View
+from inferplane.config import Endpoint, GpuHourPrice, InferplaneConfig
+
+
+def _scheduled(settings: InferplaneConfig | None, names: list[str]) -> dict[str, Endpoint]:
+    endpoints = settings.endpoints if settings else []
+    return {e.name: e for e in endpoints if e.name in names and e.autoscaling and e.autoscaling.schedules}
+
+
+def _uptime_floor(endpoint: Endpoint) -> int:
+    """The replicas kept while an uptime window is open (at least one)."""
+    assert endpoint.autoscaling is not None
+    floors = [
+        w.min_replicas
+        for w in endpoint.autoscaling.schedules
+        if w.kind == "uptime" and w.min_replicas is not None
+    ]
+    return max([endpoint.min_replicas, 1, *floors])
+
+
+def _decision_log(view: View) -> None:
+    st.subheader("Decision log")
+    events = data.scaling_events(view.url, view.start, view.end)
+    holds = st.toggle("Show holds (decisions that changed nothing)", key="show_holds")
+    if not events.empty:
+        events = events[events["endpoint"].isin(view.endpoints)]
+        if not holds:
+            events = events[events["from_replicas"] != events["to_replicas"]]
+    if events.empty:
+        st.info(
+            "No scaling decision in this range (the autoscaler records one per action, and a hold per poll)."
+        )
+        return
+    shown = events.sort_values("time", ascending=False)
+    ui.table(shown, "scaling-decisions", {"reason": st.column_config.TextColumn("reason", width="large")})
+
+
+def _schedules(scheduled: dict[str, Endpoint], now: datetime) -> None:
+    st.subheader("Schedules")
+    if not scheduled:
+        st.info(
+            "No endpoint in the config has `autoscaling.schedules` (or no config was given with `--config`)."
+        )
+        return
+    windows = [
+        {
+            "endpoint": name,
+            "kind": w.kind,
+            "when": w.when.text,
+            "min_replicas": w.min_replicas,
+            "off_hours_replicas": e.autoscaling.off_hours_replicas if e.autoscaling else 0,
+        }
+        for name, e in scheduled.items()
+        for w in (e.autoscaling.schedules if e.autoscaling else [])
+    ]
+    ui.table(pd.DataFrame(windows), "schedules")
+    hours = [now.replace(minute=0) + timedelta(hours=h) for h in range(7 * 24)]
+    floors = pd.DataFrame(
+        [
+            {"endpoint": name, "time": at, "floor": floor_at(e.autoscaling, e.min_replicas, at).floor}
+            for name, e in scheduled.items()
+            if e.autoscaling is not None
+            for at in hours
+        ]
+    )
+    st.plotly_chart(charts.schedule_heatmap(floors), key="schedule")
+
+
+def _savings(view: View, scheduled: dict[str, Endpoint]) -> None:
+    st.subheader("Savings of off-hours shutdowns")
+    priced = {n: e for n, e in scheduled.items() if isinstance(e.price, GpuHourPrice)}
+    if not priced:
+        st.info("No scheduled endpoint priced by the GPU hour.")
+        return
+    series = data.series(view.url, tuple(priced), ("replicas",), view.start, view.end, view.resolution)
+    hourly = figures.hourly_metrics(series, ["replicas"]).dropna()
+
+    @cache
+    def off(endpoint: str, at: datetime) -> bool:
+        policy = priced[endpoint].autoscaling
+        return policy is not None and floor_at(policy, priced[endpoint].min_replicas, at).off_hours
+
+    prices = {n: e.price.replica_hour_usd for n, e in priced.items() if isinstance(e.price, GpuHourPrice)}
+    saved = figures.off_hours_savings(hourly, off, {n: _uptime_floor(e) for n, e in priced.items()}, prices)
+    st.metric(
+        f"Saved off-hours ({view.range_label.lower()})",
+        ui.money(float(saved["usd_saved"].sum())),
+        border=True,
+    )
+    st.caption(
+        "Per off-hours hour: the replicas the uptime floor would have kept, minus those "
+        "observed, times the replica's price."
+    )
+    ui.table(
+        saved, "off-hours-savings", {"usd_saved": st.column_config.NumberColumn("saved", format="$%.2f")}
+    )
+
+
+def _replays(view: View) -> None:
+    st.subheader("Replay: policy comparison")
+    saved = data.replays(view.url)
+    if not saved:
+        st.info("No replay saved yet: run `inferplane replay --config FILE --save NAME`.")
+        return
+    name = st.selectbox("Replay", list(saved), key="replay") if len(saved) > 1 else next(iter(saved))
+    document = saved[str(name)]
+    rows = pd.DataFrame(document.get("rows", []))
+    st.caption(
+        f"{name}: endpoint {document.get('endpoint', '?')}, trace {document.get('trace', '?')}, "
+        f"{document.get('requests', '?')} requests, TTFT target {document.get('ttft_target_seconds', '?')} s"
+    )
+    if {"policy", "cost_usd", "slo_attainment"} <= set(rows.columns):
+        st.plotly_chart(charts.policy_comparison(rows), key="replay-chart")
+    ui.table(rows, f"replay-{name}")
+
+
+def body(view: View) -> None:
+    settings = ui.load_config()
+    scheduled = _scheduled(settings, list(view.endpoints))
+    _decision_log(view)
+    _schedules(scheduled, view.now)
+    _savings(view, scheduled)
+    _replays(view)
+
+
+ui.page("Autoscaler", body)

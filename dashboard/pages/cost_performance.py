@@ -1,0 +1,91 @@
+"""Cost versus performance: cost per hour, p95 latency, GPU utilization and replicas on
+one time axis with scaling actions and alerts marked; cost per 1K tokens against p95
+latency per endpoint; the hours GPUs idled and what they cost."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import charts, data, figures, ui
+from dashboard.filters import View
+
+_METRICS = ["request_latency_seconds_p95", "gpu_utilization", "replicas", *figures.TOKEN_METRICS]
+IDLE_FLOOR = 0.1  # the idle_gpu alert rule's default floor
+
+
+def body(view: View) -> None:
+    names = list(view.endpoints)
+    colours = charts.endpoint_colours(view.all_endpoints)
+    costs = data.cost_frame(view.url, view.start, view.end)
+    costs = costs[costs["endpoint"].isin(names) & (costs["period_start"] >= view.start)]
+    series = data.series(view.url, view.endpoints, tuple(_METRICS), view.start, view.end, view.resolution)
+    cost = figures.hourly_cost(costs)
+    hourly = figures.hourly_metrics(series, _METRICS[:3]).merge(cost, on=["endpoint", "time"], how="outer")
+    hourly["latency_ms"] = hourly["request_latency_seconds_p95"] * 1000
+    hourly = hourly.sort_values(["endpoint", "time"])
+    scaling = data.scaling_events(view.url, view.start, view.end)
+    if not scaling.empty:
+        scaling = scaling[
+            scaling["endpoint"].isin(names) & (scaling["from_replicas"] != scaling["to_replicas"])
+        ]
+    alerts = data.alert_events(view.url, view.start, view.end)
+    if not alerts.empty:
+        alerts = alerts[alerts["endpoint"].isin(names) & (alerts["status"] == "firing")]
+
+    st.caption(f"{view.range_label}, hourly · triangles: scaling actions · crosses: alerts firing")
+    st.plotly_chart(charts.timeline(hourly, scaling, alerts, colours), key="timeline")
+
+    st.subheader("Cost per 1K tokens against p95 latency")
+    tokens = figures.tokens_served(series, data.bucket_seconds(view.resolution)).sum(axis=1)
+    points = pd.DataFrame(
+        {
+            "usd_per_1k_tokens": figures.cost_per_1k_tokens(
+                figures.cost_in_range(costs, view.start, view.end), tokens
+            ),
+            "latency_ms": series[series["metric"] == "request_latency_seconds_p95"]
+            .groupby("endpoint")["value"]
+            .mean()
+            * 1000,
+        }
+    ).dropna()
+    points = points.rename_axis("endpoint").reset_index()
+    if points.empty:
+        st.info("No endpoint has both token counts and p95 latency in this range.")
+    else:
+        st.plotly_chart(charts.scatter_cost_latency(points, colours), key="scatter")
+        ui.table(
+            points,
+            "cost-per-1k-tokens-vs-latency",
+            {
+                "usd_per_1k_tokens": st.column_config.NumberColumn("$ / 1K tokens", format="$%.4f"),
+                "latency_ms": st.column_config.NumberColumn("p95 latency", format="%.0f ms"),
+            },
+        )
+
+    st.subheader(f"Idle GPU hours (replicas up, GPU utilization under {IDLE_FLOOR:.0%})")
+    idle = figures.idle_hours(
+        hourly[["endpoint", "time", "gpu_utilization", "replicas"]].dropna(), cost, IDLE_FLOOR
+    )
+    per_endpoint = (
+        idle.groupby("endpoint").agg(idle_hours=("time", "size"), idle_cost_usd=("usd", "sum")).reset_index()
+    )
+    cols = st.columns(2)
+    cols[0].metric("Idle GPU hours", f"{len(idle):,}", border=True)
+    cols[1].metric("Idle GPU cost", ui.money(float(idle["usd"].sum())), border=True)
+    ui.table(
+        per_endpoint,
+        "idle-gpu-by-endpoint",
+        {"idle_cost_usd": st.column_config.NumberColumn("idle cost", format="$%.2f")},
+    )
+    ui.table(
+        idle,
+        "idle-gpu-hours",
+        {
+            "usd": st.column_config.NumberColumn("cost", format="$%.2f"),
+            "gpu_utilization": st.column_config.NumberColumn("GPU util.", format="percent"),
+        },
+    )
+
+
+ui.page("Cost versus performance", body)
