@@ -35,6 +35,10 @@ def up(
     dashboard: Annotated[bool, typer.Option(help="Start the dashboard.")] = True,
     dashboard_port: Annotated[int, typer.Option(help="Port of the dashboard.")] = 8501,
     dashboard_host: Annotated[str, typer.Option(help="Address the dashboard binds.")] = "127.0.0.1",
+    prometheus: Annotated[
+        bool, typer.Option(help="Start the prometheus on PATH (if any), scraping what the config scrapes.")
+    ] = True,
+    prometheus_port: Annotated[int, typer.Option(help="Port of that Prometheus.")] = 9090,
     ready_file: Annotated[
         Path | None, typer.Option(help="Written (JSON: URLs, pids) once everything is ready.")
     ] = None,
@@ -44,7 +48,8 @@ def up(
     log_level: LogLevelOption = "info",
     log_format: LogFormatOption = "text",
 ) -> None:
-    """Start the control plane, a router with its replicas and the dashboard; Ctrl-C stops all."""
+    """Start the control plane, a router with its replicas, Prometheus (when on PATH) and the
+    dashboard; print their URLs once ready; Ctrl-C (or SIGTERM) drains and stops them all."""
     from inferplane.config import ConfigError, example_config_text, load_config
     from inferplane.control_plane import env_names
     from inferplane.store import StoreError, open_store, resolve_store_url
@@ -63,9 +68,18 @@ def up(
     except (ConfigError, StoreError) as error:
         fail(str(error))
     options = UpOptions(
-        config.resolve(), home, store_url, store, dashboard, dashboard_host, dashboard_port,
-        log_level, log_format,
-    )  # fmt: skip
+        config_path=config.resolve(),
+        home=home,
+        store_url=store_url,
+        store_override=store,
+        dashboard=dashboard,
+        dashboard_host=dashboard_host,
+        dashboard_port=dashboard_port,
+        prometheus=prometheus,
+        prometheus_port=prometheus_port,
+        log_level=log_level,
+        log_format=log_format,
+    )
     plan = plan_up(settings, options)
     if busy := busy_ports(plan.ports):
         fail("; ".join(busy) + "; stop what uses it or change the config")

@@ -1,5 +1,6 @@
 """What ``inferplane up`` starts for a configuration: one router per local endpoint, the
-control plane, the dashboard; with their commands, logs, readiness checks and URLs.
+control plane, Prometheus (when one is on PATH; ``inferplane.up_prometheus``), the
+dashboard; with their commands, logs, readiness checks and URLs.
 
 Pure apart from reading files and probing ports: ``plan_up(config, options)`` returns a
 ``Plan``; the supervisor (``inferplane.up``) runs it.
@@ -38,6 +39,9 @@ class UpOptions:
     dashboard: bool = True
     dashboard_host: str = "127.0.0.1"
     dashboard_port: int = 8501
+    prometheus: bool = True
+    """Start the prometheus found on PATH (if any), scraping what the config scrapes."""
+    prometheus_port: int = 9090
     log_level: str = "info"
     log_format: str = "text"
 
@@ -105,6 +109,8 @@ def plan_up(config: InferplaneConfig, options: UpOptions, environ: Mapping[str, 
         )
     )
     plan.urls["store"] = safe_url(options.store_url)
+    if options.prometheus:
+        _add_prometheus(plan, config, options, env, logs)
     if options.dashboard:
         _add_dashboard(plan, options, env, logs)
     return plan
@@ -142,6 +148,18 @@ def _add_router(
     )  # fmt: skip
     plan.urls[f"api {name}"] = f"{base}/v1"
     plan.urls[f"metrics {name}"] = f"{base}/metrics"
+
+
+def _add_prometheus(
+    plan: Plan, config: InferplaneConfig, options: UpOptions, env: dict[str, str], logs: Path
+) -> None:
+    from inferplane.up_prometheus import prometheus_child
+
+    child = prometheus_child(config, options.home / "run", logs, options.prometheus_port, env)
+    if child is not None:
+        plan.children.append(child)
+        plan.ports[options.prometheus_port] = "--prometheus-port"
+        plan.urls["prometheus"] = f"http://127.0.0.1:{options.prometheus_port}"
 
 
 def _router_ready(base: str, replicas: int) -> bool:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 
 from inferplane.up import ChildSpec, Supervisor, group_members, restart_delay
 from tests.local_servers import free_port, wait_for
@@ -131,6 +133,25 @@ def up(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*CLI, "up", *args], capture_output=True, text=True, env=env, timeout=120)
 
 
+def test_prometheus_scrapes_what_the_config_scrapes(tmp_path: Path) -> None:
+    from inferplane.config import load_config
+    from inferplane.up_prometheus import prometheus_config
+
+    generated = prometheus_config(load_config(write_config(tmp_path, Ports(8100, 8101, 8501))))
+    assert generated is not None
+    (job,) = generated["scrape_configs"]
+    assert (job["job_name"], job["scrape_interval"], job["metrics_path"]) == ("scrape", "1s", "/metrics")
+    assert job["static_configs"] == [
+        {"targets": ["127.0.0.1:8100"], "labels": {"endpoint": "chat"}},
+        {"targets": ["127.0.0.1:8101"], "labels": {"endpoint": "chat", "replica": "r1"}},
+    ]
+    if shutil.which("promtool"):
+        path = tmp_path / "prometheus.yml"
+        path.write_text(yaml.safe_dump(generated))
+        checked = subprocess.run(["promtool", "check", "config", str(path)], capture_output=True, text=True)
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
 def test_up_with_a_bad_config_exits_2_naming_the_field(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text(
@@ -167,6 +188,7 @@ class Ports:
     router: int
     replica: int
     dashboard: int
+    prometheus: int = 0
 
 
 def write_config(tmp_path: Path, ports: Ports) -> Path:
@@ -216,13 +238,13 @@ class Stack:
 def stack(tmp_path: Path, model_path: str) -> Iterator[Stack]:
     home = tmp_path / "home"
     home.mkdir()
-    ports = Ports(free_port(), free_port(), free_port())
+    ports = Ports(free_port(), free_port(), free_port(), free_port())
     config = write_config(tmp_path, ports)
     ready_file = tmp_path / "ready.json"
     env = {**os.environ, "INFERPLANE_HOME": str(home)}
     command = [
         *CLI, "up", "--config", str(config), "--dashboard-port", str(ports.dashboard),
-        "--ready-file", str(ready_file), "--stop-timeout", "30",
+        "--prometheus-port", str(ports.prometheus), "--ready-file", str(ready_file), "--stop-timeout", "30",
     ]  # fmt: skip
     with (home / "up.out").open("w") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, text=True, env=env)
@@ -253,6 +275,11 @@ def _samples_since(home: Path, since: datetime) -> datetime | None:
     return last if last is not None and last > since else None
 
 
+def _scraped_up(prometheus: str) -> bool:
+    query = httpx.get(f"{prometheus}/api/v1/query", params={"query": 'up{endpoint="chat"} == 1'}, timeout=5)
+    return len(query.json()["data"]["result"]) == 2
+
+
 def _pids(state: dict[str, Any]) -> dict[str, int | None]:
     return {name: child["pid"] for name, child in state["children"].items()}
 
@@ -276,6 +303,9 @@ def test_up_serves_collects_restarts_the_control_plane_and_stops_cleanly(stack: 
 
     started = datetime.now(UTC) - timedelta(seconds=1)
     wait_for(lambda: _samples_since(stack.home, started), 60, "samples from the control plane")
+    if shutil.which("prometheus"):  # Debian's, installed by test.sh: it scrapes the same targets
+        prometheus = state["urls"]["prometheus"]
+        wait_for(lambda: _scraped_up(prometheus), 60, "Prometheus scraping the router and the replica")
 
     # kill -9 the control plane: the supervisor starts a new one; the router is untouched.
     before = _pids(state)
