@@ -146,11 +146,14 @@ class Tick:
 def simulate(profile: Profile, times: list[tuple[datetime, timedelta]], rng: random.Random) -> list[Tick]:
     spike = _incident(profile, times, 14) if profile.name == "code-assist" else None
     slow = _incident(profile, times, 11) if profile.name == "chat-small" else None
-    replicas = 1 if profile.is_open(times[0][0]) else 0
+    replicas: int | None = None
     last_change = times[0][0] - timedelta(hours=1)
     ticks = []
     for at, step in times:
         load = _load(profile, at, rng) * (4.0 if spike and spike <= at < spike + timedelta(minutes=30) else 1)
+        if replicas is None:  # the data starts with as many replicas as the load needs
+            floor = 1 if profile.is_open(at) else 0
+            replicas = max(floor, min(profile.max_replicas, math.ceil(load / (profile.capacity_rps * 0.6))))
         ready = replicas  # a replica started at the previous tick is ready now
         util = min(0.98, load / (ready * profile.capacity_rps)) if ready else 0.0
         util = max(0.01, util * rng.uniform(0.95, 1.05)) if ready else 0.0

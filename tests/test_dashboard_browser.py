@@ -84,17 +84,18 @@ def _healthy(url: str) -> bool:
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM to the whole group, SIGKILL after 15 s."""
-    for sig, grace in ((signal.SIGTERM, 15), (signal.SIGKILL, 5)):
-        try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            process.wait(grace)
-            return
-        except subprocess.TimeoutExpired:
-            continue
+    """SIGTERM to the command (it stops Streamlit and removes its sample), then SIGKILL to
+    whatever of its process group is left."""
+    process.terminate()
+    try:
+        process.wait(20)
+    except subprocess.TimeoutExpired:
+        pass
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass  # the group is gone: everything stopped
+    process.wait(5)
 
 
 @pytest.fixture(scope="module")
@@ -110,14 +111,15 @@ def browser() -> Iterator[Any]:
 
 
 def _rendered(page: Any) -> None:
-    """Wait until the script run is over (connected, not running, no status widget) and
-    every plotly chart has drawn its SVG."""
+    """Wait until the script run is over (connected, not running, no status widget), the
+    lazily loaded elements have replaced their skeletons (plotly and dataframes load
+    seconds after the run ends), and every plotly chart has drawn its SVG."""
     app = '[data-testid="stApp"][data-test-connection-state="CONNECTED"][data-test-script-state="notRunning"]'
     page.locator(app).wait_for(timeout=_RENDER_TIMEOUT_MS)
     page.locator('[data-testid="stStatusWidget"]').wait_for(state="detached", timeout=_RENDER_TIMEOUT_MS)
     page.wait_for_function(
-        "() => [...document.querySelectorAll('[data-testid=\"stPlotlyChart\"]')]"
-        ".every(chart => chart.querySelector('.main-svg'))",
+        "() => !document.querySelector('[data-testid=\"stSkeleton\"]') && [...document.querySelectorAll("
+        "'[data-testid=\"stPlotlyChart\"]')].every(chart => chart.querySelector('.main-svg'))",
         timeout=_RENDER_TIMEOUT_MS,
     )
 
@@ -144,7 +146,7 @@ def test_page_renders_in_chromium_without_errors(
     page = browser.new_page(viewport={"width": 1440, "height": 900})
     try:
         page.goto(f"{dashboard_url}/{path}", timeout=_RENDER_TIMEOUT_MS)
-        page.get_by_role("heading", name=heading).first.wait_for(timeout=_RENDER_TIMEOUT_MS)
+        page.get_by_role("heading", name=heading, exact=True).first.wait_for(timeout=_RENDER_TIMEOUT_MS)
         _rendered(page)
         shot = _screenshot(page, path or "overview")
         assert shot.stat().st_size > 10_000, "the screenshot is (nearly) blank"
