@@ -8,6 +8,7 @@ Pure apart from reading files and probing ports: ``plan_up(config, options)`` re
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import sys
@@ -22,6 +23,8 @@ from inferplane.config import Endpoint, InferplaneConfig, LocalTarget
 from inferplane.up import ChildSpec
 
 __all__ = ["Plan", "UpOptions", "busy_ports", "inferplane_home", "plan_up", "safe_url"]
+
+log = logging.getLogger("inferplane.up")
 
 _CLI = (sys.executable, "-m", "inferplane.cli")
 ADMIN_KEY_ENV = "INFERPLANE_ROUTER_ADMIN_KEY"  # the variable the local target sends
@@ -155,6 +158,11 @@ def _add_prometheus(
 ) -> None:
     from inferplane.up_prometheus import prometheus_child
 
+    # Prometheus is an extra: a port in use (a Prometheus of your own, say) skips it
+    # rather than refusing to start.
+    if busy := busy_ports({options.prometheus_port: "--prometheus-port"}):
+        log.warning("not starting Prometheus: %s", busy[0])
+        return
     child = prometheus_child(config, options.home / "run", logs, options.prometheus_port, env)
     if child is not None:
         plan.children.append(child)

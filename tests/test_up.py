@@ -152,6 +152,24 @@ def test_prometheus_scrapes_what_the_config_scrapes(tmp_path: Path) -> None:
         assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
+def test_the_plan_skips_prometheus_when_its_port_is_taken(tmp_path: Path) -> None:
+    import socket
+
+    from inferplane.config import load_config
+    from inferplane.up_plan import UpOptions, plan_up
+
+    config = load_config(write_config(tmp_path, Ports(free_port(), free_port(), free_port())))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        options = UpOptions(tmp_path, tmp_path / "home", "sqlite://", prometheus_port=taken.getsockname()[1])
+        names = [child.name for child in plan_up(config, options).children]
+    assert names == ["router-chat", "control-plane", "dashboard"]
+    free = UpOptions(tmp_path, tmp_path / "home", "sqlite://", prometheus_port=free_port(), dashboard=False)
+    names = [child.name for child in plan_up(config, free).children]
+    assert names == ["router-chat", "control-plane", *(["prometheus"] if shutil.which("prometheus") else [])]
+
+
 def test_up_with_a_bad_config_exits_2_naming_the_field(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text(
