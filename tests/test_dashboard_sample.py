@@ -214,3 +214,29 @@ def test_bench_refuses_bad_options_with_exit_2(args: list[str], message: str) ->
     result = CliRunner().invoke(app, ["bench", "dashboard", *args])
     assert result.exit_code == 2
     assert message in result.output
+
+
+@pytest.mark.slow
+def test_bench_renders_every_page_of_the_app_over_a_small_sample() -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from inferplane.cli import app
+
+    result = CliRunner().invoke(
+        app, ["bench", "dashboard", "--days", "1", "--endpoints", "1", "--runs", "1", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    pages = sorted(
+        p.stem for p in (Path(__file__).resolve().parent.parent / "dashboard" / "pages").glob("*.py")
+    )
+    assert sorted(report["pages"]) == pages and len(pages) == 5
+    for figures in report["pages"].values():
+        assert 0 < figures["warm_median_s"] and 0 < figures["cold_median_s"] <= figures["cold_max_s"]
+    assert report["data"]["rows"]["samples"] > 0 and report["settings"] == {
+        "days": 1,
+        "endpoints": 1,
+        "runs": 1,
+    }
