@@ -166,3 +166,40 @@ def test_demo_against_nothing_exits_2(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "nothing answers at" in result.stderr and "inferplane up" in result.stderr
+
+
+def test_the_default_demo_makes_the_built_in_spike_rule_fire_in_its_spike_only() -> None:
+    # Judged on the tokens the default demo plans (as if every request were answered),
+    # with the token_spike rule of the built-in config: quiet for the first 32 minutes of
+    # the trace's own ups and downs, firing once the spike has lifted the 3-minute mean.
+    import inspect
+    from collections import Counter
+    from datetime import UTC, datetime, timedelta
+
+    from alerts.spike import SpikeSettings, spike_intervals
+    from inferplane.cli_up import demo
+    from inferplane.config import example_config_text, parse_config
+
+    d = {name: p.default for name, p in inspect.signature(demo).parameters.items()}
+    shape = DemoShape(
+        d["speed"], d["duration"], d["keep"], d["max_prompt_tokens"], d["max_generated_tokens"],
+        Spike(d["spike_at"], d["spike_seconds"], d["spike_factor"]),
+    )  # fmt: skip
+    per_minute: Counter[int] = Counter()
+    for request in demo_requests(load_trace(), shape):
+        per_minute[int(request.offset_s // 60)] += request.prompt_tokens + request.generated_tokens
+    start = datetime(2026, 1, 5, tzinfo=UTC)
+    series = [
+        (start + timedelta(minutes=m), float(per_minute[m])) for m in range(int(shape.duration_s // 60))
+    ]
+    config = parse_config(example_config_text())
+    assert config.alerts is not None
+    (rule,) = [r for r in config.alerts.rules if r.kind == "token_spike"]
+    settings = SpikeSettings(
+        factor=rule.factor, floor_per_minute=rule.floor_per_minute, for_minutes=rule.for_minutes,
+        baseline_minutes=rule.baseline_minutes, rate_minutes=rule.rate_minutes, mad_k=rule.mad_k,
+    )  # fmt: skip
+    intervals = spike_intervals(series, settings)
+    assert intervals, "the default demo's spike must fire the built-in rule"
+    spike_start = start + timedelta(seconds=shape.spike.at_s if shape.spike else 0)
+    assert all(spike_start <= first for first, _ in intervals), intervals
