@@ -4,7 +4,7 @@ Reads ``GET .../deployments/{name}/scale`` (``spec.replicas`` is the desired cou
 ``GET .../deployments/{name}`` (``status.readyReplicas``); scales with a merge-patch of
 ``{"spec": {"replicas": n}}`` on the scale subresource, which needs only the RBAC verbs
 ``get``/``patch`` on ``deployments/scale`` and ``get`` on ``deployments``
-(``deploy/kubernetes/autoscaler-rbac.yaml``). Scale-in relies on the pods' own drain
+(``deploy/kubernetes/base/autoscaler-rbac.yaml``). Scale-in relies on the pods' own drain
 (readiness probe and preStop hook).
 
 Errors (``kubernetes.client.ApiException`` and urllib3's) are translated into
