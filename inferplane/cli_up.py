@@ -97,7 +97,7 @@ def _supervise(plan: Any, ready_file: Path | None, stop_timeout: float) -> int:
         signals.append(number)
         wake.set()
 
-    for number in (signal.SIGTERM, signal.SIGINT):
+    for number in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):  # SIGHUP: the terminal closed
         signal.signal(number, on_signal)
     supervisor = Supervisor(plan.children)
     supervisor.start()
