@@ -15,6 +15,7 @@ from dashboard.filters import sidebar
 _PAGES = Path(__file__).resolve().parent / "pages"
 
 st.set_page_config(page_title="inferplane", page_icon=":material/monitoring:", layout="wide")
+sidebar()
 navigation = st.navigation(
     [
         st.Page(_PAGES / "overview.py", title="Overview", icon=":material/dashboard:", default=True),
@@ -24,5 +25,4 @@ navigation = st.navigation(
         st.Page(_PAGES / "what_if.py", title="What-if", icon=":material/calculate:"),
     ]
 )
-sidebar()
 navigation.run()

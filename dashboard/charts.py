@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -11,7 +12,6 @@ from plotly.subplots import make_subplots
 
 __all__ = [
     "endpoint_colours",
-    "line",
     "policy_comparison",
     "scatter_cost_latency",
     "schedule_heatmap",
@@ -23,35 +23,31 @@ _PALETTE = colors.qualitative.Dark24 + colors.qualitative.Light24
 _LAYOUT = {"margin": {"l": 10, "r": 10, "t": 30, "b": 10}, "legend": {"title": {"text": "endpoint"}}}
 
 
+def _utc(times: pd.Series) -> Any:
+    """Naive UTC datetime64 values: plotly copies and encodes them as one array, where
+    aware timestamps are Python objects copied and encoded one by one (seconds per page)."""
+    return times.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy()
+
+
 def endpoint_colours(names: Sequence[str]) -> dict[str, str]:
     """A colour per endpoint, fixed by its place among every known endpoint (sorted), so
     that filtering never changes an endpoint's colour."""
     return {name: _PALETTE[i % len(_PALETTE)] for i, name in enumerate(sorted(names))}
 
 
-def line(
-    frame: pd.DataFrame, y: str, title: str, axis: str, colours: dict[str, str], percent: bool = False
-) -> go.Figure:
-    """One line per endpoint of ``frame`` (``endpoint, time, <y>``)."""
-    figure = go.Figure()
-    for endpoint, rows in frame.groupby("endpoint", sort=True):
-        figure.add_trace(_trace(rows, y, str(endpoint), colours, show=True))
-    figure.update_layout(title=title, yaxis_title=axis, height=320, **_LAYOUT)
-    if percent:
-        figure.update_yaxes(tickformat=".0%")
-    return figure
-
-
-def _trace(rows: pd.DataFrame, y: str, endpoint: str, colours: dict[str, str], show: bool) -> go.Scatter:
-    return go.Scatter(
-        x=rows["time"],
-        y=rows[y],
-        name=endpoint,
-        legendgroup=endpoint,
-        showlegend=show,
-        mode="lines",
-        line={"color": colours.get(endpoint), "width": 1.5},
-    )
+def _line(x: Any, y: Any, endpoint: str, colours: dict[str, str], show: bool) -> dict[str, Any]:
+    # Traces as plain dicts: plotly validates a dict once when the figure takes it, a
+    # go.Scatter twice (when built and when added); with 80 traces that is most of a page.
+    return {
+        "type": "scatter",
+        "x": x,
+        "y": y,
+        "name": endpoint,
+        "legendgroup": endpoint,
+        "showlegend": show,
+        "mode": "lines",
+        "line": {"color": colours.get(endpoint), "width": 1.5},
+    }
 
 
 # (column, axis title, tick format) of the cost-versus-performance rows.
@@ -71,14 +67,20 @@ def timeline(
 
     ``hourly``: ``endpoint, time, usd, latency_ms, gpu_utilization, replicas``."""
     figure = make_subplots(rows=len(_ROWS), cols=1, shared_xaxes=True, vertical_spacing=0.03)
-    for endpoint, rows in hourly.groupby("endpoint", sort=True):
+    traces, places = [], []
+    times = _utc(hourly["time"])
+    for endpoint, where in sorted(hourly.groupby("endpoint").indices.items()):
         for index, (column, _, _) in enumerate(_ROWS, start=1):
-            figure.add_trace(_trace(rows, column, str(endpoint), colours, show=index == 1), row=index, col=1)
+            values = hourly[column].to_numpy()[where]
+            traces.append(_line(times[where], values, str(endpoint), colours, show=index == 1))
+            places.append(index)
+    if traces:
+        figure.add_traces(traces, rows=places, cols=[1] * len(places))
     if not scaling.empty:
         up = scaling["to_replicas"] > scaling["from_replicas"]
         figure.add_trace(
             go.Scatter(
-                x=scaling["time"],
+                x=_utc(scaling["time"]),
                 y=scaling["to_replicas"],
                 mode="markers",
                 name="scaling action",
@@ -96,7 +98,7 @@ def timeline(
     if not alerts.empty:
         figure.add_trace(
             go.Scatter(
-                x=alerts["time"],
+                x=_utc(alerts["time"]),
                 y=[0.0] * len(alerts),
                 mode="markers",
                 name="alert firing",
@@ -110,6 +112,7 @@ def timeline(
     for index, (_, title, ticks) in enumerate(_ROWS, start=1):
         figure.update_yaxes(title_text=title, tickformat=ticks, row=index, col=1)
     figure.update_layout(height=820, hovermode="x unified", **_LAYOUT)
+    figure.update_xaxes(title_text="UTC", row=len(_ROWS), col=1)
     return figure
 
 

@@ -16,6 +16,7 @@ for spans up to six hours, 1h beyond), all endpoints and metrics of a page in on
 
 from __future__ import annotations
 
+import functools
 import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -99,11 +100,13 @@ def config() -> InferplaneConfig | None:
     path = config_path()
     if path is None:
         return None
-    return _config(str(path), path.stat().st_mtime)
+    stat = path.stat()
+    return _config(str(path), stat.st_mtime_ns, stat.st_size)
 
 
-@st.cache_resource(show_spinner=False)
-def _config(path: str, _mtime: float) -> InferplaneConfig:
+# Kept for the process, keyed by the file's identity: an edited file is read again.
+@functools.lru_cache(maxsize=4)
+def _config(path: str, _mtime_ns: int, _size: int) -> InferplaneConfig:
     return load_config(path)
 
 
@@ -174,7 +177,7 @@ def series(
         .order_by(table.c.endpoint, table.c.metric, time)
     )
     with _engine(url).connect() as connection:
-        rows = connection.execute(query).all()
+        rows = [tuple(row) for row in connection.execute(query)]  # plain tuples: pandas reads them fast
     frame = pd.DataFrame(rows, columns=["endpoint", "metric", "time", "total", "mean"])
     if frame.empty:
         return pd.DataFrame(columns=_SERIES_COLUMNS).astype({"value": float})
@@ -199,7 +202,7 @@ def cost_frame(url: str, start: datetime, end: datetime) -> pd.DataFrame:
         costs.c.period_start < end, costs.c.period_end > start
     )
     with _engine(url).connect() as connection:
-        frame = pd.DataFrame(connection.execute(query).all(), columns=_COST_COLUMNS)
+        frame = pd.DataFrame([tuple(row) for row in connection.execute(query)], columns=_COST_COLUMNS)
     for column in ("period_start", "period_end"):
         frame[column] = pd.to_datetime(frame[column], utc=True)
     return frame.astype({"amount": float})

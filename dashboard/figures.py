@@ -102,10 +102,9 @@ def spend_summary(costs: pd.DataFrame, now: datetime) -> pd.DataFrame:
     frame["projected_estimated"] = frame["month_estimated"] * hours / max(1.0, _hours(now - first))
     covered = (billed_until - first).dt.total_seconds() / 3600
     frame["projected_billed"] = frame["month_billed"] * hours / covered.clip(lower=1.0)
-    estimated = costs[(costs["source"] == "estimated") & (costs["period_start"] >= first)]
-    cutoff = estimated["endpoint"].map(billed_until)
-    estimated_then = estimated[estimated["period_end"] <= cutoff].groupby("endpoint")["amount"].sum()
-    frame["billed_minus_estimated"] = frame["month_billed"] - estimated_then.reindex(frame.index).fillna(0.0)
+    frame["billed_minus_estimated"] = frame["month_billed"] - _estimated_until(
+        costs, first, billed_until
+    ).reindex(frame.index).fillna(0.0)
     frame = frame.sort_index()
     for column in ("today_estimated", "month_estimated", "projected_estimated"):
         frame[column] = frame[column].fillna(0.0)
@@ -113,6 +112,16 @@ def spend_summary(costs: pd.DataFrame, now: datetime) -> pd.DataFrame:
     frame.loc[TOTAL] = frame.sum(min_count=1)
     frame.index.name = "endpoint"
     return frame[_SPEND_COLUMNS]
+
+
+def _estimated_until(costs: pd.DataFrame, first: datetime, until: pd.Series) -> pd.Series:
+    """Estimated USD per endpoint from ``first`` up to each endpoint's ``until``."""
+    estimated = costs[(costs["source"] == "estimated") & (costs["period_start"] >= first)]
+    estimated = estimated[estimated["endpoint"].isin(until.index)]
+    if estimated.empty:
+        return pd.Series(dtype=float)
+    cutoff = until.reindex(estimated["endpoint"]).to_numpy()
+    return estimated[estimated["period_end"].to_numpy() <= cutoff].groupby("endpoint")["amount"].sum()
 
 
 def _hours(span: timedelta) -> float:

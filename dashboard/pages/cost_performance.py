@@ -12,6 +12,17 @@ from dashboard.filters import View
 
 _METRICS = ["request_latency_seconds_p95", "gpu_utilization", "replicas", *figures.TOKEN_METRICS]
 IDLE_FLOOR = 0.1  # the idle_gpu alert rule's default floor
+TIMELINE_MAX = 8
+
+
+def _costliest(cost: pd.DataFrame, view: View) -> list[str]:
+    """The endpoints the timeline draws: those chosen in the sidebar, else the
+    ``TIMELINE_MAX`` costliest (more lines than that on one panel cannot be read)."""
+    names = list(view.endpoints)
+    if len(names) <= TIMELINE_MAX or view.endpoints != view.all_endpoints:
+        return names
+    spend = cost.groupby("endpoint")["usd"].sum().reindex(names).fillna(0.0)
+    return sorted(spend.sort_values(ascending=False, kind="stable").index[:TIMELINE_MAX])
 
 
 def body(view: View) -> None:
@@ -33,8 +44,20 @@ def body(view: View) -> None:
     if not alerts.empty:
         alerts = alerts[alerts["endpoint"].isin(names) & (alerts["status"] == "firing")]
 
-    st.caption(f"{view.range_label}, hourly · triangles: scaling actions · crosses: alerts firing")
-    st.plotly_chart(charts.timeline(hourly, scaling, alerts, colours), key="timeline")
+    top = _costliest(cost, view)
+    shown = (
+        ""
+        if len(top) == len(names)
+        else f" · the {len(top)} costliest endpoints (pick others in the sidebar)"
+    )
+    st.caption(f"{view.range_label}, hourly{shown} · triangles: scaling actions · crosses: alerts firing")
+    chart = charts.timeline(
+        hourly[hourly["endpoint"].isin(top)].reset_index(drop=True),
+        scaling[scaling["endpoint"].isin(top)] if not scaling.empty else scaling,
+        alerts[alerts["endpoint"].isin(top)] if not alerts.empty else alerts,
+        colours,
+    )
+    st.plotly_chart(chart, key="timeline")
 
     st.subheader("Cost per 1K tokens against p95 latency")
     tokens = figures.tokens_served(series, data.bucket_seconds(view.resolution)).sum(axis=1)

@@ -93,7 +93,9 @@ def body(view: View) -> None:
     replicas = pd.Series(
         data.latest(view.url, view.endpoints, "replicas", view.now + timedelta(minutes=1)), dtype=float
     )
-    table = spend.drop(index=figures.TOTAL).reindex(names).fillna(0.0)
+    table = spend.drop(index=figures.TOTAL).reindex(names)
+    estimated = ["today_estimated", "month_estimated", "projected_estimated"]
+    table[estimated] = table[estimated].fillna(0.0)  # no estimate is $0; no bill stays unknown
     table["tokens"] = tokens.reindex(names).fillna(0.0)
     table["usd_per_1k_tokens"] = figures.cost_per_1k_tokens(cost_range, tokens).reindex(names)
     table["gpu_utilization"] = means["gpu_utilization"].reindex(names)

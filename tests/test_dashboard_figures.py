@@ -1,0 +1,162 @@
+"""The dashboard's figures (dashboard.figures), pure: frames in, frames out."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, timedelta
+
+import pandas as pd
+import pytest
+
+from dashboard import figures
+
+NOW = datetime(2026, 11, 18, 12, 30, tzinfo=UTC)  # a Wednesday; November has 720 hours
+HOUR = timedelta(hours=1)
+
+
+def _costs(rows: list[tuple[datetime, timedelta, str, float, str]]) -> pd.DataFrame:
+    frame = pd.DataFrame(
+        [
+            {
+                "period_start": s,
+                "period_end": s + d,
+                "endpoint": e,
+                "service": "gpu",
+                "amount": a,
+                "source": src,
+            }
+            for s, d, e, a, src in rows
+        ],
+        columns=["period_start", "period_end", "endpoint", "service", "amount", "source"],
+    )
+    for column in ("period_start", "period_end"):
+        frame[column] = pd.to_datetime(frame[column], utc=True)
+    return frame
+
+
+def _hourly(
+    endpoint: str, day: datetime, hours: range, amount: float
+) -> list[tuple[datetime, timedelta, str, float, str]]:
+    return [(day + h * HOUR, HOUR, endpoint, amount, "estimated") for h in hours]
+
+
+TODAY = NOW.replace(hour=0, minute=0)
+YESTERDAY = TODAY - timedelta(days=1)
+COSTS = _costs(
+    _hourly("alpha", TODAY, range(12), 2.0)
+    + _hourly("alpha", YESTERDAY, range(24), 2.0)
+    + _hourly("beta", TODAY, range(12), 8.0)
+    + [(YESTERDAY, timedelta(days=1), "alpha", 50.0, "billed")]
+    # Last month: outside every figure of this month.
+    + [(datetime(2026, 10, 31, 23, tzinfo=UTC), HOUR, "alpha", 1000.0, "estimated")]
+)
+
+
+def test_spend_today_month_and_projection_per_endpoint_and_total() -> None:
+    spend = figures.spend_summary(COSTS, NOW)
+    assert spend.loc["alpha", "today_estimated"] == pytest.approx(24.0)
+    assert spend.loc["beta", "today_estimated"] == pytest.approx(96.0)
+    assert spend.loc[figures.TOTAL, "today_estimated"] == pytest.approx(120.0)
+    assert spend.loc[figures.TOTAL, "month_estimated"] == pytest.approx(168.0)
+    elapsed = 17 * 24 + 12.5
+    assert spend.loc[figures.TOTAL, "projected_estimated"] == pytest.approx(168.0 * 720 / elapsed)
+
+
+def test_billed_is_compared_with_the_estimate_over_the_billed_days_only() -> None:
+    spend = figures.spend_summary(COSTS, NOW)
+    # Billed covers yesterday: $50 against yesterday's $48 estimate (not today's too).
+    assert spend.loc["alpha", "month_billed"] == pytest.approx(50.0)
+    assert spend.loc["alpha", "billed_minus_estimated"] == pytest.approx(2.0)
+    # Projected from the 17 billed days (up to today's midnight), not from now.
+    assert spend.loc["alpha", "projected_billed"] == pytest.approx(50.0 * 720 / (17 * 24))
+    # beta has no bill: unknown, not zero.
+    assert math.isnan(spend.loc["beta", "month_billed"])
+    assert spend.loc[figures.TOTAL, "month_billed"] == pytest.approx(50.0)
+
+
+def test_spend_of_an_empty_store_is_zero_estimated_and_unknown_billed() -> None:
+    spend = figures.spend_summary(_costs([]), NOW)
+    assert spend.loc[figures.TOTAL, "today_estimated"] == 0.0
+    assert math.isnan(spend.loc[figures.TOTAL, "month_billed"])
+
+
+def test_spend_without_any_bill_leaves_billed_unknown() -> None:
+    spend = figures.spend_summary(COSTS[COSTS["endpoint"] == "beta"], NOW)
+    assert spend.loc["beta", "today_estimated"] == pytest.approx(96.0)
+    assert math.isnan(spend.loc[figures.TOTAL, "billed_minus_estimated"])
+
+
+def test_month_hours_handles_december() -> None:
+    assert figures.month_hours(datetime(2026, 12, 5, tzinfo=UTC)) == 31 * 24
+    assert figures.month_hours(datetime(2027, 2, 5, tzinfo=UTC)) == 28 * 24
+
+
+def _series(rows: list[tuple[str, str, datetime, float]]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows, columns=["endpoint", "metric", "time", "value"])
+    frame["time"] = pd.to_datetime(frame["time"], utc=True)
+    return frame
+
+
+def test_tokens_are_rates_times_bucket_length_and_cost_per_1k_divides_by_them() -> None:
+    series = _series(
+        [
+            ("alpha", "prompt_tokens_per_second", TODAY, 100.0),
+            ("alpha", "prompt_tokens_per_second", TODAY + HOUR, 100.0),
+            ("alpha", "generated_tokens_per_second", TODAY, 50.0),
+            ("beta", "gpu_utilization", TODAY, 0.5),  # not a token metric
+        ]
+    )
+    tokens = figures.tokens_served(series, 3600.0)
+    assert tokens.loc["alpha", "prompt"] == pytest.approx(720_000)
+    assert tokens.loc["alpha", "generated"] == pytest.approx(180_000)
+    per_1k = figures.cost_per_1k_tokens(pd.Series({"alpha": 9.0, "beta": 4.0}), tokens.sum(axis=1))
+    assert per_1k["alpha"] == pytest.approx(9.0 / 900_000 * 1000)
+    assert math.isnan(per_1k["beta"])  # cost but no tokens: undefined
+
+
+def test_idle_hours_are_up_and_under_the_floor_with_their_cost() -> None:
+    hourly = pd.DataFrame(
+        {
+            "endpoint": ["a", "a", "b", "c"],
+            "time": pd.to_datetime([TODAY, TODAY + HOUR, TODAY, TODAY], utc=True),
+            "gpu_utilization": [0.05, 0.5, 0.02, 0.0],
+            "replicas": [2.0, 2.0, 1.0, 0.0],  # c is at zero: not idle, just off
+        }
+    )
+    cost = figures.hourly_cost(_costs(_hourly("a", TODAY, range(2), 8.0)))
+    idle = figures.idle_hours(hourly, cost, floor=0.1)
+    assert list(zip(idle["endpoint"], idle["usd"], strict=True)) == [("a", 8.0), ("b", 0.0)]
+
+
+def test_off_hours_savings_count_the_replicas_the_uptime_floor_would_have_kept() -> None:
+    replicas = pd.DataFrame(
+        {
+            "endpoint": ["a", "a", "a", "b"],
+            "time": pd.to_datetime([TODAY, TODAY + HOUR, TODAY.replace(hour=10), TODAY], utc=True),
+            "replicas": [0.0, 0.5, 3.0, 0.0],
+        }
+    )
+
+    def off(endpoint: str, at: datetime) -> bool:
+        return at.hour < 8
+
+    saved = figures.off_hours_savings(replicas, off, {"a": 2}, {"a": 3.0}).set_index("endpoint")
+    # Off-hours hours 00 and 01: (2 - 0) + (2 - 0.5) replica-hours at $3; 10:00 is uptime; b has no schedule.
+    assert saved.loc["a", "off_hours"] == 2
+    assert saved.loc["a", "replica_hours_saved"] == pytest.approx(3.5)
+    assert saved.loc["a", "usd_saved"] == pytest.approx(10.5)
+    assert "b" not in saved.index
+
+
+def test_firing_now_is_the_newest_transition_of_each_alert() -> None:
+    events = pd.DataFrame(
+        {
+            "time": pd.to_datetime([TODAY, TODAY + HOUR, TODAY + 2 * HOUR], utc=True),
+            "fingerprint": ["x", "y", "x"],
+            "endpoint": ["a", "b", "a"],
+            "rule": ["idle_gpu", "latency_slo", "idle_gpu"],
+            "status": ["firing", "firing", "resolved"],
+            "summary": ["", "", ""],
+        }
+    )
+    assert figures.firing_now(events)["fingerprint"].tolist() == ["y"]
