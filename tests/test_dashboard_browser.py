@@ -2,7 +2,9 @@
 every page opened in headless Chromium (Debian's, driven by Playwright), rendered to the
 end, screenshotted, and failed on any Streamlit error box.
 
-Screenshots stay in ``test-artifacts/screenshots/`` (ignored by git, kept by CI).
+Screenshots stay in ``test-artifacts/screenshots/`` (ignored by git, kept by CI). With
+``INFERPLANE_UPDATE_README_SCREENSHOT=1`` the overview's also replaces
+``docs/img/dashboard-overview.png``, the README's picture.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parent.parent
 SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
+README_SCREENSHOT = ROOT / "docs" / "img" / "dashboard-overview.png"
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -156,5 +159,8 @@ def test_page_renders_in_chromium_without_errors(
         text = page.locator('[data-testid="stApp"]').inner_text()
         assert not _ERROR_TEXT.search(text), f"{heading}: error text on the page (see {shot}): {text[:2000]}"
         assert page.locator('[data-testid="stPlotlyChart"], [data-testid="stMetric"]').count() > 0
+        if not path and os.environ.get("INFERPLANE_UPDATE_README_SCREENSHOT") == "1":
+            README_SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(shot, README_SCREENSHOT)
     finally:
         page.close()
