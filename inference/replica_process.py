@@ -73,7 +73,10 @@ def start_replica(
     """Start ``inferplane serve`` with ``INFERPLANE_<NAME>`` for each setting; wait for /ready."""
     port = port or free_port()
     base = os.environ if environ is None else environ
-    env = {k: v for k, v in base.items() if not k.startswith("INFERPLANE_") or k == "INFERPLANE_MODEL_DIR"}
+    # Settings come only from ``settings``; the model cache and the log choice of
+    # ``inferplane up`` are the exceptions that pass through.
+    passed = {"INFERPLANE_MODEL_DIR", "INFERPLANE_LOG_FORMAT", "INFERPLANE_LOG_LEVEL"}
+    env = {k: v for k, v in base.items() if not k.startswith("INFERPLANE_") or k in passed}
     env.update({f"INFERPLANE_{k.upper()}": str(v) for k, v in (settings or {}).items()})
     log_path = log_dir / f"replica-{port}.log"
     command = [sys.executable, "-m", "inferplane.cli", "serve", "--port", str(port), "--log-level", "warning"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -10,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from inferplane.cli_common import fail, parse_duration
+from inferplane.cli_logging import LogFormatOption, LogLevelOption, start_logging
 
 __all__ = ["alerts_app", "open_engine"]
 
@@ -52,14 +52,15 @@ def evaluate(
     config: ConfigOption = Path("inferplane.yaml"),
     store: StoreOption = None,
     once: Annotated[bool, typer.Option("--once", help="Evaluate once, print the report, exit.")] = False,
-    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    log_level: LogLevelOption = "info",
+    log_format: LogFormatOption = "text",
 ) -> None:
     """Evaluate the alert rules against the store and notify the channels."""
     from alerts.schedule import add_alert_jobs
     from inferplane.control import run_until_stopped
     from inferplane.store import StoreError
 
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    start_logging(log_level, log_format)
     engine = open_engine(config, store)
     if not once:
         typer.echo(f"evaluating alerts every {engine.evaluate_every_s:g} s; Ctrl-C stops")

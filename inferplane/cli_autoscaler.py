@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -11,6 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from inferplane.cli_common import fail, parse_duration
+from inferplane.cli_logging import LogFormatOption, LogLevelOption, start_logging
 
 __all__ = ["autoscaler_app", "scale"]
 
@@ -45,13 +45,14 @@ def run(
     config: ConfigOption = Path("inferplane.yaml"),
     store: StoreOption = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Decide and record, never scale.")] = False,
-    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    log_level: LogLevelOption = "info",
+    log_format: LogFormatOption = "text",
 ) -> None:
     """Poll every autoscaled endpoint on its interval until SIGTERM or Ctrl-C."""
     from autoscaler.jobs import add_autoscale_jobs
     from inferplane.control import run_until_stopped
 
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    start_logging(log_level, log_format)
     engine = _engine(config, store, dry_run)
     if not engine.endpoints:
         engine.close()

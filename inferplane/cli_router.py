@@ -13,6 +13,8 @@ from typing import Annotated
 
 import typer
 
+from inferplane.cli_logging import LogFormatOption, LogLevelOption, start_logging
+
 __all__ = ["router"]
 
 
@@ -31,7 +33,8 @@ def router(
         str | None, typer.Option(help="Variable holding the admin API's Bearer key (the key is never shown).")
     ] = None,
     log_dir: Annotated[Path, typer.Option(help="Where each replica writes its log.")] = Path("router-logs"),
-    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    log_level: LogLevelOption = "info",
+    log_format: LogFormatOption = "text",
 ) -> None:
     """Run the router and its local replicas (OpenAI API on /v1, admin API on /admin/replicas)."""
     import uvicorn
@@ -40,7 +43,7 @@ def router(
     from inference.replica_pool import process_factory
     from inference.router import RouterSettings, create_router_app
 
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    start_logging(log_level, log_format)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per forwarded request and probe
     if replicas > max_replicas:
         raise typer.BadParameter(

@@ -73,6 +73,20 @@ class _Redacting(logging.Formatter):
         return line
 
 
+class _CurrentStderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is when a record comes: a caller that swaps it
+    (typer's test runner, a daemonizing wrapper) would otherwise leave us writing to a
+    closed stream."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> IO[str]:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: IO[str]) -> None:
+        pass
+
+
 def _formatter(log_format: str) -> logging.Formatter:
     if log_format == "json":
         return JsonFormatter(
@@ -101,7 +115,7 @@ def setup_logging(
         raise ValueError(f"--log-level must be one of {', '.join(LOG_LEVELS)}, got {level!r}")
     if log_format not in LOG_FORMATS:
         raise ValueError(f"--log-format must be one of {', '.join(LOG_FORMATS)}, got {log_format!r}")
-    handler = logging.StreamHandler(stream or sys.stderr)
+    handler: logging.Handler = logging.StreamHandler(stream) if stream else _CurrentStderr()
     handler.setFormatter(_Redacting(_formatter(log_format), secret_values(environ, secret_names)))
     logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request and probe

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +18,17 @@ ServiceProcess = ReplicaProcess
 
 # Tests never reach a model hub: everything loads from the local model cache.
 os.environ["HF_HUB_OFFLINE"] = "1"
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """A command run in-process (typer's test runner) sets up logging for a whole process;
+    put the root logger back so its handler does not leak into the next test's output."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 def start_service(tmp_dir: Path, **settings: str | int | float) -> ReplicaProcess:

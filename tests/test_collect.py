@@ -172,9 +172,10 @@ def test_build_plan_from_the_example_config(tmp_path: Path) -> None:
     from collector.sources.azure_monitor import AzureMonitorSource
     from collector.sources.prometheus import PrometheusSource
     from collector.sources.scrape import ScrapeSource
-    from inferplane.config import example_config_text, parse_config
+    from inferplane.config import parse_config
 
-    config = parse_config(example_config_text(), "example.yaml")
+    full = Path(__file__).resolve().parents[1] / "examples" / "inferplane-full.yaml"
+    config = parse_config(full.read_text(), "inferplane-full.yaml")
     credentials: list[str] = []
     plan = build_plan(config, environ={}, azure_credential=lambda: credentials.append("made") or object())
     kinds = {type(source) for source, _ in plan.metric_sources} | {type(s) for s, _ in plan.cost_sources}
