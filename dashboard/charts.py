@@ -133,7 +133,6 @@ def scatter_cost_latency(points: pd.DataFrame, colours: dict[str, str]) -> go.Fi
             )
         )
     figure.update_layout(
-        title="Cost per 1K tokens against p95 latency",
         xaxis_title="p95 latency ms",
         yaxis_title="$ per 1K tokens",
         height=380,
@@ -173,7 +172,7 @@ def policy_comparison(rows: pd.DataFrame) -> go.Figure:
             x=rows["policy"],
             y=rows["slo_attainment"],
             name="SLO attainment",
-            mode="markers+lines",
+            mode="markers",
             marker={"size": 10, "color": "#ff7f0e"},
         ),
         secondary_y=True,

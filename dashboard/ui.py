@@ -14,7 +14,7 @@ from dashboard import data
 from dashboard.filters import View, view
 from inferplane.config import ConfigError, InferplaneConfig
 
-__all__ = ["EMPTY_STATE", "load_config", "money", "ms", "page", "pct", "table"]
+__all__ = ["EMPTY_STATE", "count", "load_config", "money", "ms", "page", "pct", "table"]
 
 EMPTY_STATE = (
     "**No data in the store yet.** Start collecting with `inferplane collect --config "
@@ -36,9 +36,24 @@ def pct(share: float | None) -> str:
     return "—" if share is None or not math.isfinite(share) else f"{share:.0%}"
 
 
+def count(value: float) -> str:
+    """Whole numbers up to a million, then ``4.36 M``, ``1.2 B``: a metric card stays readable."""
+    for limit, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M")):
+        if abs(value) >= limit:
+            return f"{value / limit:,.2f} {suffix}"
+    return f"{value:,.0f}"
+
+
 def table(frame: pd.DataFrame, name: str, column_config: dict[str, Any] | None = None) -> None:
-    """Show ``frame`` with a button that downloads it as ``name``.csv."""
-    st.dataframe(frame, hide_index=True, column_config=column_config, width="stretch")
+    """Show ``frame`` with a button that downloads it as ``name``.csv (times in UTC to the
+    minute on screen, in full in the file)."""
+    config = {
+        column: st.column_config.DatetimeColumn(column, format="YYYY-MM-DD HH:mm", timezone="UTC")
+        for column in frame.columns
+        if pd.api.types.is_datetime64_any_dtype(frame[column])
+    }
+    config.update(column_config or {})
+    st.dataframe(frame, hide_index=True, column_config=config, width="stretch")
     st.download_button(
         f"Download {name}.csv",
         frame.to_csv(index=False).encode("utf-8"),

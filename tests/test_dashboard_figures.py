@@ -160,3 +160,13 @@ def test_firing_now_is_the_newest_transition_of_each_alert() -> None:
         }
     )
     assert figures.firing_now(events)["fingerprint"].tolist() == ["y"]
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [(999_999, "999,999"), (1_224_000, "1.22 M"), (4_359_436_676, "4.36 B"), (0, "0")],
+)
+def test_counts_stay_short_enough_for_a_metric_card(value: float, shown: str) -> None:
+    from dashboard.ui import count
+
+    assert count(value) == shown

@@ -213,7 +213,7 @@ def test_overview_shows_the_seeded_spend_tokens_and_alerts(
     assert shown["Billed month to date"] == "$50.00"
     assert shown["Billed − estimated"] == "$2.00"  # alpha's bill against its $48 estimate
     # alpha 150 tokens/s, beta 2 replicas x 10 tokens/s, for two hours.
-    assert shown["Tokens (last 7 days)"] == f"{(150 + 20) * 7200:,}"
+    assert shown["Tokens (last 7 days)"] == "1.22 M"  # (150 + 20) x 7,200 = 1,224,000
     assert shown["Cost per 1K tokens"] == f"${168 / ((150 + 20) * 7200) * 1000:,.4f}"
     assert shown["Firing alerts"] == "1"
     table = _frames(app)[0].set_index("endpoint")
@@ -246,7 +246,7 @@ def test_overview_follows_the_endpoint_and_range_filters(
     app.session_state["range"] = "Last 6 hours"  # minute rollups
     app.run()
     assert not app.exception
-    assert _metrics(app)["Tokens (last 6 hours)"] == f"{20 * 7200:,}"
+    assert _metrics(app)["Tokens (last 6 hours)"] == f"{20 * 7200:,}"  # 144,000
 
 
 def test_cost_performance_shows_idle_hours_and_their_cost(

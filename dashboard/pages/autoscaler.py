@@ -119,6 +119,10 @@ def _replays(view: View) -> None:
     name = st.selectbox("Replay", list(saved), key="replay") if len(saved) > 1 else next(iter(saved))
     document = saved[str(name)]
     rows = pd.DataFrame(document.get("rows", []))
+    first = [
+        c for c in ("policy", "cost_usd", "slo_attainment", "gpu_hours", "p95_ttft_seconds") if c in rows
+    ]
+    rows = rows[first + [c for c in rows.columns if c not in first]]
     st.caption(
         f"{name}: endpoint {document.get('endpoint', '?')}, trace {document.get('trace', '?')}, "
         f"{document.get('requests', '?')} requests, TTFT target {document.get('ttft_target_seconds', '?')} s"

@@ -99,7 +99,10 @@ def body(view: View) -> None:
     ui.table(
         per_endpoint,
         "idle-gpu-by-endpoint",
-        {"idle_cost_usd": st.column_config.NumberColumn("idle cost", format="$%.2f")},
+        {
+            "idle_hours": st.column_config.NumberColumn("idle hours"),
+            "idle_cost_usd": st.column_config.NumberColumn("idle cost", format="$%.2f"),
+        },
     )
     ui.table(
         idle,

@@ -80,7 +80,7 @@ def body(view: View) -> None:
         help="over the days billed so far",
         border=True,
     )
-    cols[2].metric(f"Tokens ({view.range_label.lower()})", f"{all_tokens:,.0f}", border=True)
+    cols[2].metric(f"Tokens ({view.range_label.lower()})", ui.count(all_tokens), border=True)
     per_1k = float(cost_range.sum()) / all_tokens * 1000 if all_tokens > 0 else None
     cols[3].metric("Cost per 1K tokens", ui.money(per_1k, 4), border=True)
 
@@ -96,7 +96,7 @@ def body(view: View) -> None:
     table = spend.drop(index=figures.TOTAL).reindex(names)
     estimated = ["today_estimated", "month_estimated", "projected_estimated"]
     table[estimated] = table[estimated].fillna(0.0)  # no estimate is $0; no bill stays unknown
-    table["tokens"] = tokens.reindex(names).fillna(0.0)
+    table["tokens"] = tokens.reindex(names).fillna(0.0).round().astype("int64")
     table["usd_per_1k_tokens"] = figures.cost_per_1k_tokens(cost_range, tokens).reindex(names)
     table["gpu_utilization"] = means["gpu_utilization"].reindex(names)
     table["p95_latency_ms"] = means["request_latency_seconds_p95"].reindex(names) * 1000

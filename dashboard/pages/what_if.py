@@ -56,7 +56,7 @@ def _per_million(view: View, gpu: dict[str, GpuHourPrice], hosted: TokenPrice) -
         rows.append(
             {
                 "endpoint": name,
-                "tokens": served,
+                "tokens": round(served),
                 "gpu_usd": float(cost.get(name, 0.0)),
                 "self_hosted_per_1m_usd": whatif.self_hosted_per_1m(float(cost.get(name, 0.0)), served),
                 "hosted_per_1m_usd": whatif.blended_price_per_1m(
