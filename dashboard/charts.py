@@ -119,19 +119,21 @@ def timeline(
 def scatter_cost_latency(points: pd.DataFrame, colours: dict[str, str]) -> go.Figure:
     """Cost per 1K tokens against p95 latency, one point per endpoint
     (``endpoint, usd_per_1k_tokens, latency_ms``)."""
-    figure = go.Figure()
-    for row in points.itertuples(index=False):
-        figure.add_trace(
-            go.Scatter(
-                x=[row.latency_ms],
-                y=[row.usd_per_1k_tokens],
-                name=row.endpoint,
-                mode="markers+text",
-                text=[row.endpoint],
-                textposition="top center",
-                marker={"size": 12, "color": colours.get(row.endpoint)},
-            )
-        )
+    figure = go.Figure(
+        data=[
+            {
+                "type": "scatter",
+                "x": [row.latency_ms],
+                "y": [row.usd_per_1k_tokens],
+                "name": row.endpoint,
+                "mode": "markers+text",
+                "text": [row.endpoint],
+                "textposition": "top center",
+                "marker": {"size": 12, "color": colours.get(row.endpoint)},
+            }
+            for row in points.itertuples(index=False)
+        ]
+    )
     figure.update_layout(
         xaxis_title="p95 latency ms",
         yaxis_title="$ per 1K tokens",

@@ -120,8 +120,8 @@ def _estimated_until(costs: pd.DataFrame, first: datetime, until: pd.Series) -> 
     estimated = estimated[estimated["endpoint"].isin(until.index)]
     if estimated.empty:
         return pd.Series(dtype=float)
-    cutoff = until.reindex(estimated["endpoint"]).to_numpy()
-    return estimated[estimated["period_end"].to_numpy() <= cutoff].groupby("endpoint")["amount"].sum()
+    cutoff = estimated["endpoint"].map(until)
+    return estimated[estimated["period_end"] <= cutoff].groupby("endpoint")["amount"].sum()
 
 
 def _hours(span: timedelta) -> float:

@@ -5,12 +5,11 @@ simulator's policy comparison."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from functools import cache
 
 import pandas as pd
 import streamlit as st
 
-from autoscaler.schedule import floor_at
+from autoscaler.schedule import ScheduleFloor, floor_at
 from dashboard import charts, data, figures, ui
 from dashboard.filters import View
 from inferplane.config import Endpoint, GpuHourPrice, InferplaneConfig
@@ -19,6 +18,32 @@ from inferplane.config import Endpoint, GpuHourPrice, InferplaneConfig
 def _scheduled(settings: InferplaneConfig | None, names: list[str]) -> dict[str, Endpoint]:
     endpoints = settings.endpoints if settings else []
     return {e.name: e for e in endpoints if e.name in names and e.autoscaling and e.autoscaling.schedules}
+
+
+class _Floors:
+    """``floor_at`` for many endpoints, computed once per distinct schedule and hour:
+    endpoints often share a schedule, and 30 days ask for thousands of hours."""
+
+    def __init__(self, endpoints: dict[str, Endpoint]) -> None:
+        self._endpoints = endpoints
+        self._signature = {
+            name: e.autoscaling.model_dump_json(include={"schedules", "off_hours_replicas"})
+            + f"/{e.min_replicas}"
+            for name, e in endpoints.items()
+            if e.autoscaling is not None
+        }
+        self._seen: dict[tuple[str, datetime], ScheduleFloor] = {}
+
+    def at(self, name: str, moment: datetime) -> ScheduleFloor:
+        key = (self._signature[name], moment)
+        if key not in self._seen:
+            endpoint = self._endpoints[name]
+            assert endpoint.autoscaling is not None
+            self._seen[key] = floor_at(endpoint.autoscaling, endpoint.min_replicas, moment)
+        return self._seen[key]
+
+    def off_hours(self, name: str, moment: datetime) -> bool:
+        return self.at(name, moment).off_hours
 
 
 def _uptime_floor(endpoint: Endpoint) -> int:
@@ -49,7 +74,7 @@ def _decision_log(view: View) -> None:
     ui.table(shown, "scaling-decisions", {"reason": st.column_config.TextColumn("reason", width="large")})
 
 
-def _schedules(scheduled: dict[str, Endpoint], now: datetime) -> None:
+def _schedules(scheduled: dict[str, Endpoint], floors_of: _Floors, now: datetime) -> None:
     st.subheader("Schedules")
     if not scheduled:
         st.info(
@@ -71,16 +96,15 @@ def _schedules(scheduled: dict[str, Endpoint], now: datetime) -> None:
     hours = [now.replace(minute=0) + timedelta(hours=h) for h in range(7 * 24)]
     floors = pd.DataFrame(
         [
-            {"endpoint": name, "time": at, "floor": floor_at(e.autoscaling, e.min_replicas, at).floor}
-            for name, e in scheduled.items()
-            if e.autoscaling is not None
+            {"endpoint": name, "time": at, "floor": floors_of.at(name, at).floor}
+            for name in scheduled
             for at in hours
         ]
     )
     st.plotly_chart(charts.schedule_heatmap(floors), key="schedule")
 
 
-def _savings(view: View, scheduled: dict[str, Endpoint]) -> None:
+def _savings(view: View, scheduled: dict[str, Endpoint], floors_of: _Floors) -> None:
     st.subheader("Savings of off-hours shutdowns")
     priced = {n: e for n, e in scheduled.items() if isinstance(e.price, GpuHourPrice)}
     if not priced:
@@ -89,13 +113,10 @@ def _savings(view: View, scheduled: dict[str, Endpoint]) -> None:
     series = data.series(view.url, tuple(priced), ("replicas",), view.start, view.end, view.resolution)
     hourly = figures.hourly_metrics(series, ["replicas"]).dropna()
 
-    @cache
-    def off(endpoint: str, at: datetime) -> bool:
-        policy = priced[endpoint].autoscaling
-        return policy is not None and floor_at(policy, priced[endpoint].min_replicas, at).off_hours
-
     prices = {n: e.price.replica_hour_usd for n, e in priced.items() if isinstance(e.price, GpuHourPrice)}
-    saved = figures.off_hours_savings(hourly, off, {n: _uptime_floor(e) for n, e in priced.items()}, prices)
+    saved = figures.off_hours_savings(
+        hourly, floors_of.off_hours, {n: _uptime_floor(e) for n, e in priced.items()}, prices
+    )
     st.metric(
         f"Saved off-hours ({view.range_label.lower()})",
         ui.money(float(saved["usd_saved"].sum())),
@@ -136,8 +157,9 @@ def body(view: View) -> None:
     settings = ui.load_config()
     scheduled = _scheduled(settings, list(view.endpoints))
     _decision_log(view)
-    _schedules(scheduled, view.now)
-    _savings(view, scheduled)
+    floors_of = _Floors(scheduled)
+    _schedules(scheduled, floors_of, view.now)
+    _savings(view, scheduled, floors_of)
     _replays(view)
 
 
