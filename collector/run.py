@@ -2,7 +2,9 @@
 
 A failing source never stops the others: its error becomes a recorded gap in the store
 (so consumers see the hole and refuse to act on stale data) and a line in the cycle's
-report; it is logged when it first fails and when it recovers, not on every cycle.
+report; it is logged when it first fails and when it recovers, not on every cycle. A
+failing store loses nothing read: samples and gaps wait (``collector.pending``) and go
+in with the next write that succeeds.
 Estimated costs are recomputed from stored readings for the hours a cycle touches;
 writes are idempotent, so recomputing an hour replaces it.
 """
@@ -16,7 +18,9 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from collector.costs import GpuPrice, TokenPrice, estimate_costs
+from collector.pending import Gap, PendingWrites
 from collector.samples import CostSource, MetricSource, Sample, SourceError
+from inferplane.store import StoreError
 
 __all__ = ["Collector", "SourceReport"]
 
@@ -66,6 +70,8 @@ class Collector:
         self._source_endpoints = source_endpoints or {}
         self._last_end: dict[str, datetime] = {}
         self._failing: dict[str, str] = {}
+        self._pending = PendingWrites()
+        self._store_failing = False
 
     def collect_metrics(self, source: MetricSource, now: datetime | None = None) -> SourceReport:
         end = now or self.clock()
@@ -76,16 +82,17 @@ class Collector:
         except SourceError as error:
             self._failed(report, str(error))
             # A gap per endpoint the source covers: that is what marks each one stale.
-            for endpoint in self._source_endpoints.get(source.name, [""]):
-                self.store.record_gap(source.name, endpoint, start, end, str(error))
+            endpoints = self._source_endpoints.get(source.name, [""])
+            self._store_or_keep(report, [], [Gap(source.name, e, start, end, str(error)) for e in endpoints])
             return report
         self._recovered(source.name)
-        report.samples = self.store.write_samples(samples)
         report.failed_targets = dict(getattr(source, "last_errors", {}) or {})
-        for target, message in report.failed_targets.items():
-            endpoint = getattr(target, "endpoint", str(target))
-            self.store.record_gap(source.name, endpoint, start, end, message)
-        self._last_end[source.name] = end
+        gaps = [
+            Gap(source.name, getattr(target, "endpoint", str(target)), start, end, message)
+            for target, message in report.failed_targets.items()
+        ]
+        report.samples = self._store_or_keep(report, samples, gaps)
+        self._last_end[source.name] = end  # what was read is stored, or kept until it can be
         return report
 
     def collect_costs(self, source: CostSource, now: datetime | None = None) -> SourceReport:
@@ -136,6 +143,27 @@ class Collector:
             if close is not None:
                 close()
         self.store.close()
+
+    def _store_or_keep(self, report: SourceReport, samples: list[Sample], gaps: list[Gap]) -> int:
+        """Write ``samples`` and ``gaps`` with whatever still waits from a store outage;
+        if the store fails, keep them all (bounded) for the next cycle. Samples written."""
+        self._pending.add(samples, gaps)
+        try:
+            written = self._pending.flush(self.store)
+        except StoreError as error:
+            note = f"store failed, {len(self._pending)} readings kept for when it is back: {error}"
+            report.error = f"{report.error}; {note}" if report.error else note
+            if not self._store_failing:
+                log.error("collector: %s", note)
+            self._store_failing = True
+            return 0
+        if self._store_failing:
+            dropped = (
+                f" ({self._pending.dropped} oldest dropped by the bound)" if self._pending.dropped else ""
+            )
+            log.info("collector: the store is back; %d kept samples written%s", written, dropped)
+            self._store_failing = False
+        return written
 
     def _failed(self, report: SourceReport, message: str) -> None:
         report.error = message

@@ -14,11 +14,12 @@ from itertools import islice
 from typing import Any, Literal, TypeVar, cast
 
 import sqlalchemy as sa
+import sqlalchemy.exc as sa_exc
 from sqlalchemy.engine import Engine
 
 from collector.samples import CostRow, Sample
 from inferplane.store import schema
-from inferplane.store.errors import safe_url, translate_errors
+from inferplane.store.errors import StoreError, safe_url, translate_errors
 from inferplane.store.reads import costs_query, pick_resolution, series_query
 from inferplane.store.rollup import mark_pending, roll_up
 from inferplane.store.upsert import upsert
@@ -78,8 +79,17 @@ class Store:
     @contextmanager
     def _transaction(self, action: str) -> Iterator[sa.Connection]:
         # The translation wraps the commit too: a failed COMMIT is a StoreError as well.
-        with translate_errors(self._engine.url, action), self._engine.begin() as connection:
-            yield connection
+        try:
+            with translate_errors(self._engine.url, action), self._engine.begin() as connection:
+                yield connection
+        except StoreError as error:
+            if isinstance(error.__cause__, sa_exc.OperationalError):
+                # Start from fresh connections next time: SQLite keeps a connection that
+                # was opened while the disk was read-only read-only for good, and a
+                # dropped server leaves dead ones in the pool. Without this, the store
+                # would not recover when the disk or the server comes back.
+                self._engine.dispose()
+            raise
 
     def write_samples(self, samples: Iterable[Sample]) -> int:
         """Upsert samples in batches; re-writing a (time, endpoint, replica, metric)

@@ -1,0 +1,61 @@
+"""What the collector read but could not store yet, kept until the store is back.
+
+When the store fails (a read-only disk, a dropped database connection) a collect cycle
+still reads its sources; the samples and gaps it could not write wait here, in memory,
+and go in with the next write that succeeds (writes are idempotent upserts, so a sample
+written twice is stored once). The wait is bounded: past ``max_samples`` the oldest
+samples are dropped and counted, so an outage of hours cannot exhaust memory.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from collector.samples import Sample
+
+__all__ = ["Gap", "PendingWrites"]
+
+
+@dataclass(frozen=True)
+class Gap:
+    """A recorded source gap (the arguments of ``store.record_gap``)."""
+
+    source: str
+    endpoint: str
+    start: datetime
+    end: datetime
+    reason: str
+
+
+class PendingWrites:
+    """Samples and gaps waiting for the store, oldest first; ``flush`` writes them."""
+
+    def __init__(self, max_samples: int = 200_000, max_gaps: int = 10_000) -> None:
+        self._samples: deque[Sample] = deque(maxlen=max_samples)
+        self._gaps: deque[Gap] = deque(maxlen=max_gaps)
+        self.dropped = 0  # samples pushed out by the bound, over the collector's life
+
+    def __len__(self) -> int:
+        return len(self._samples) + len(self._gaps)
+
+    def add(self, samples: list[Sample] = [], gaps: list[Gap] = []) -> None:  # noqa: B006 - read only
+        overflow = max(0, len(self._samples) + len(samples) - (self._samples.maxlen or 0))
+        self.dropped += min(overflow, len(self._samples) + len(samples))
+        self._samples.extend(samples)
+        self._gaps.extend(gaps)
+
+    def flush(self, store: Any) -> int:
+        """Write every waiting gap and sample (raises the store's error, keeping them);
+        returns the number of samples written."""
+        while self._gaps:
+            gap = self._gaps[0]
+            store.record_gap(gap.source, gap.endpoint, gap.start, gap.end, gap.reason)
+            self._gaps.popleft()
+        if not self._samples:
+            return 0
+        written = int(store.write_samples(list(self._samples)))
+        self._samples.clear()
+        return written

@@ -1,0 +1,286 @@
+"""Faults of issue 7 on the stack as ``inferplane up`` starts it: a router with a real
+replica of the default model, the control plane (collect from a real Prometheus,
+autoscale) in its own process, the SQLite store in the test's INFERPLANE_HOME; trace
+load throughout. Each test prints what it loaded, what it broke and what was lost
+(run with ``-s``); the goal, asserted, is nothing.
+
+One stack serves the module, in this order: a replica killed, Prometheus stopped, the
+control plane killed, the store's disk made read-only.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import sqlite3
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from inferplane.store import Store, open_store
+from tests.fault_stack import Prometheus, TraceLoad, UpStack, immutable, port_run
+from tests.local_servers import free_port, wait_for
+
+pytestmark = pytest.mark.slow
+
+ENDPOINT = "live"
+
+
+@dataclass
+class Stack:
+    up: UpStack
+    prometheus: Prometheus
+    router: str
+    db: Path
+    store: Store
+
+    def admin(self) -> dict[str, Any]:
+        return dict(httpx.get(self.router + "/admin/replicas", timeout=5).json())
+
+    def events(self, since: datetime) -> list[dict[str, Any]]:
+        return self.store.read_scaling_events(since, datetime.now(UTC) + timedelta(seconds=5), ENDPOINT)
+
+    def rows(self) -> set[tuple[Any, ...]]:
+        """Every stored raw sample, read straight from the file."""
+        with sqlite3.connect(f"file:{self.db}?mode=ro", uri=True) as connection:
+            return set(connection.execute("SELECT time, endpoint, replica, metric, value FROM samples"))
+
+    def sample_times(self, start: datetime, end: datetime) -> list[datetime]:
+        points = self.store.read_series(ENDPOINT, "gpu_utilization", start, end, "raw", replica=None)
+        return [t for t, _ in points]
+
+
+def _config(path: Path, db: Path, router_port: int, ports: tuple[int, int], prometheus: str) -> Path:
+    path.write_text(
+        f"store: {{url: 'sqlite:///{db}'}}\n"
+        "endpoints:\n"
+        f"  - name: {ENDPOINT}\n"
+        "    target: {kind: local, model: smollm2-135m-instruct,"
+        f" router_url: 'http://127.0.0.1:{router_port}', ports: [{ports[0]}, {ports[1]}]}}\n"
+        "    min_replicas: 1\n"
+        "    max_replicas: 2\n"
+        "    price: {gpu_per_hour_usd: 1.0}\n"
+        "    autoscaling:\n"
+        "      poll_interval_s: 1\n"
+        "      scale_out_window_s: 3\n"
+        "      scale_in_window_s: 5\n"
+        "      scale_out_cooldown_s: 2\n"
+        "      scale_in_cooldown_s: 2\n"
+        "      scale_down_stabilization_s: 2\n"
+        "      queue_scale_out_above: 4\n"
+        "      stale_after_s: 4\n"
+        "      cold_start_s: 10\n"
+        "sources:\n"
+        "  - kind: prometheus\n"
+        "    name: prom\n"
+        f"    url: '{prometheus}'\n"
+        "    interval_s: 1\n"
+        "    timeout_s: 2\n"
+        "    retries: 0\n"
+        f"    endpoints: [{{endpoint: {ENDPOINT}, selector: '{{job=\"inferplane\"}}'}}]\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory, model_path: str) -> Iterator[Stack]:
+    tmp = tmp_path_factory.mktemp("faults-up")
+    router_port, ports = free_port(), port_run(2)
+    targets = [f"127.0.0.1:{p}" for p in (router_port, *range(ports[0], ports[1] + 1))]
+    (tmp / "prometheus").mkdir()
+    prometheus = Prometheus(tmp / "prometheus", targets)
+    home = tmp / "home"
+    db = home / "store" / "inferplane.db"
+    config = _config(tmp / "inferplane.yaml", db, router_port, ports, prometheus.url)
+    up = UpStack(home, config)
+    store: Store | None = None
+    try:
+        prometheus.start()
+        up.start()
+        store = open_store(f"sqlite:///{db}")
+        running = Stack(up, prometheus, f"http://127.0.0.1:{router_port}", db, store)
+        wait_for(lambda: running.sample_times(_ago(30), _now()), 60, "the first collected samples")
+        yield running
+    finally:
+        up.stop()
+        prometheus.stop()
+        if store is not None:
+            store.close()
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _ago(seconds: float) -> datetime:
+    return _now() - timedelta(seconds=seconds)
+
+
+def _crashes(stack: Stack) -> dict[str, float]:
+    families = text_string_to_metric_families(httpx.get(stack.router + "/metrics", timeout=5).text)
+    return {
+        s.labels["reason"]: s.value
+        for f in families
+        if f.name == "inferplane_router_replica_failures"
+        for s in f.samples
+        if s.value
+    }
+
+
+def _report(name: str, loaded: str, broke: str, lost: str) -> None:
+    print(f"\n[{name}]\n  loaded: {loaded}\n  broke:  {broke}\n  lost:   {lost}")
+
+
+def test_replica_killed_under_load_nothing_fails_and_it_is_replaced(stack: Stack) -> None:
+    load = TraceLoad(stack.router, time_scale=1.5).start()
+    try:
+        wait_for(lambda: len(load.outcomes) >= 5, 120, "the load to be flowing")
+        victim = stack.up.replica_pids(f"router-{ENDPOINT}")[0]
+        killed_at = time.monotonic()
+        os.kill(victim, signal.SIGKILL)
+        wait_for(lambda: victim not in stack.up.replica_pids(f"router-{ENDPOINT}"), 10, "the replica to die")
+
+        def replaced() -> bool:
+            state = stack.admin()
+            return bool(state["ready"] == state["desired"] == len(state["replicas"]))
+
+        wait_for(lambda: "crashed" in _crashes(stack), 30, "the router to notice the crash")
+        wait_for(replaced, 120, "a replacement replica")
+        replaced_s = time.monotonic() - killed_at
+        wait_for(lambda: len(load.outcomes) >= 15, 120, "load after the replacement")
+    finally:
+        load.stop()
+    _report(
+        "kill -9 a replica",
+        load.summary(),
+        f"replica pid {victim} killed with SIGKILL; a replacement ready {replaced_s:.1f} s later",
+        f"{len(load.failed())} requests",
+    )
+    assert load.failed() == [], load.summary()
+    assert _crashes(stack)["crashed"] == 1.0
+    assert stack.admin()["ready"] >= 1
+
+
+def test_prometheus_stopped_gap_recorded_autoscaler_holds_both_recover(stack: Stack) -> None:
+    load = TraceLoad(stack.router, time_scale=0.5).start()
+    try:
+        stopped = _now()
+        stack.prometheus.stop()
+
+        def stale_decision() -> bool:
+            return any("missing or stale" in e["reason"] for e in stack.events(stopped))
+
+        wait_for(stale_decision, 30, "a decision that says the readings are stale")
+        # Two replicas, set behind the autoscaler's back: an idle endpoint it would scale
+        # in, if it judged on no data.
+        httpx.put(stack.router + "/admin/replicas", json={"replicas": 2}, timeout=5).raise_for_status()
+        held_from = _now()
+        wait_for(
+            lambda: sum(e["from_replicas"] == 2 for e in stack.events(held_from)) >= 8,
+            60,
+            "eight polls at two replicas",
+        )
+        during = [e for e in stack.events(held_from) if e["from_replicas"] == 2]
+        restarted = _now()
+        stack.prometheus.start()
+        wait_for(lambda: stack.sample_times(restarted, _now()), 30, "samples again")
+        wait_for(lambda: stack.admin()["desired"] == 1, 90, "the autoscaler to scale in on fresh data")
+    finally:
+        load.stop()
+    gaps = [g for g in stack.store.read_gaps(stopped, _now()) if g[0] == "prom"]
+    after = [e for e in stack.events(restarted) if e["from_replicas"] != e["to_replicas"]]
+    _report(
+        "Prometheus stopped",
+        load.summary(),
+        f"Prometheus down {(restarted - stopped).total_seconds():.0f} s; replicas set to 2 meanwhile",
+        f"nothing: {len(gaps)} gaps recorded, {len(during)} polls held at 2 ('{during[-1]['reason']}'), "
+        f"then {after[-1]['reason']!r}",
+    )
+    assert gaps and all(g[1] == ENDPOINT for g in gaps)
+    assert all(e["to_replicas"] >= 2 for e in during), [e["reason"] for e in during]
+    assert all("missing or stale" in e["reason"] for e in during), [e["reason"] for e in during]
+    assert after and after[-1]["to_replicas"] == 1 and "stale" not in after[-1]["reason"]
+    assert load.failed() == [], load.summary()
+
+
+def test_control_plane_killed_nothing_lost_no_duplicate_action_jobs_resume(stack: Stack) -> None:
+    load = TraceLoad(stack.router, time_scale=1.0).start()
+    try:
+        wait_for(lambda: len(load.outcomes) >= 3, 60, "the load to be flowing")
+        old = stack.up.pid("control-plane")
+        assert old is not None
+        before_rows = stack.rows()
+        desired = stack.admin()["desired"]
+        killed = _now()
+        os.kill(old, signal.SIGKILL)
+        wait_for(lambda: stack.up.pid("control-plane") not in (None, old), 60, "a restarted control plane")
+        restarted = _now()
+        wait_for(lambda: stack.sample_times(restarted, _now()), 60, "samples collected after the restart")
+        wait_for(lambda: stack.events(restarted), 60, "autoscaler decisions after the restart")
+        after_rows = stack.rows()
+    finally:
+        load.stop()
+    actions = [
+        e for e in stack.events(killed - timedelta(seconds=30)) if e["from_replicas"] != e["to_replicas"]
+    ]
+    lost = before_rows - after_rows
+    _report(
+        "kill -9 the control plane",
+        load.summary(),
+        f"control-plane pid {old} killed with SIGKILL; restarted by up "
+        f"{(restarted - killed).total_seconds():.1f} s later",
+        f"{len(lost)} of {len(before_rows)} stored samples; scale actions around the restart: "
+        f"{[(a['from_replicas'], a['to_replicas']) for a in actions]}",
+    )
+    assert not lost
+    assert stack.admin()["desired"] == desired or actions
+    pairs = [(a["from_replicas"], a["to_replicas"]) for a in actions]
+    assert all(a != b for a, b in itertools.pairwise(pairs)), pairs  # no action repeated
+    assert load.failed() == [], load.summary()
+
+
+def test_store_read_only_clear_error_kept_then_written(stack: Stack) -> None:
+    load = TraceLoad(stack.router, time_scale=1.0).start()
+    pid = stack.up.pid("control-plane")
+    store_dir = stack.db.parent
+    try:
+        wait_for(lambda: stack.sample_times(_ago(5), _now()), 30, "fresh samples")
+        with immutable(stack.db, Path(f"{stack.db}-wal"), store_dir):
+            frozen = _now()
+            wait_for(
+                lambda: "store failed" in stack.up.logs("control-plane"),
+                30,
+                "the collector to report the store failure",
+            )
+            wait_for(lambda: _now() > frozen + timedelta(seconds=6), 10, "six seconds of outage")
+            thawed = _now()
+        wait_for(
+            lambda: "the store is back" in stack.up.logs("control-plane"), 30, "the collector to recover"
+        )
+        written = stack.sample_times(frozen, thawed)
+        wait_for(lambda: stack.sample_times(thawed, _now()), 30, "samples after the outage")
+    finally:
+        load.stop()
+    log = stack.up.logs("control-plane")
+    error = next(line for line in log.splitlines() if "collector: store failed" in line)
+    _report(
+        "store read-only",
+        load.summary(),
+        f"chattr +i on the SQLite file, its -wal, its folder for {(thawed - frozen).total_seconds():.0f} s",
+        f"nothing: {len(written)} utilization samples collected during the outage were written after it; "
+        f"error logged: {error[:160]}...",
+    )
+    assert "Fix:" in error and "inferplane.db" in error
+    assert stack.up.pid("control-plane") == pid  # it kept running
+    # One sample a second was collected during the outage, kept, and written afterwards.
+    assert len(written) >= (thawed - frozen).total_seconds() - 3, written
+    assert load.failed() == [], load.summary()
