@@ -297,6 +297,34 @@ def test_alerts_show_firing_resolved_and_deliveries_by_channel_name(
     assert deliveries["problem"].isna().tolist() == [True, True, False]
 
 
+def test_alerts_follow_the_endpoint_filter(
+    dashboard_env: pytest.MonkeyPatch, full_store: tuple[str, Path]
+) -> None:
+    _use(dashboard_env, full_store)
+    app = _open("alerts")
+    app.session_state["endpoints"] = ["alpha"]
+    app.run()
+    assert not app.exception
+    # alpha's alert fires with no delivery recorded; beta's deliveries are not alpha's.
+    assert _metrics(app) == {
+        "Firing now": "1",
+        "Resolved (last 7 days)": "0",
+        "Failed delivery attempts": "0",
+    }
+
+
+def test_auto_refresh_reruns_the_page_body_as_a_fragment(
+    dashboard_env: pytest.MonkeyPatch, full_store: tuple[str, Path]
+) -> None:
+    _use(dashboard_env, full_store)
+    app = _open("overview")
+    app.session_state["auto_refresh"] = True
+    app.session_state["refresh_every"] = "30 s"
+    app.run()
+    assert not app.exception
+    assert _metrics(app)["Spend today"] == "$120.00"
+
+
 def test_what_if_prices_self_hosted_tokens_against_the_hosted_model(
     dashboard_env: pytest.MonkeyPatch, full_store: tuple[str, Path]
 ) -> None:

@@ -21,6 +21,9 @@ def body(view: View) -> None:
         firing = firing[firing["endpoint"].isin(view.endpoints)]
     if not events.empty:
         events = events[events["endpoint"].isin(view.endpoints)]
+    if not sent.empty:  # the deliveries of the alerts shown (the endpoint filter applies)
+        keys = events.drop_duplicates("fingerprint").set_index("fingerprint")[["endpoint", "rule"]]
+        sent = sent.join(keys, on="fingerprint", how="inner")
     resolved = int((events["status"] == "resolved").sum()) if not events.empty else 0
     failed = int((~sent["ok"].astype(bool)).sum()) if not sent.empty else 0
     cols = st.columns(3)
@@ -49,8 +52,6 @@ def body(view: View) -> None:
     )
 
     st.subheader("Deliveries")
-    keys = events.drop_duplicates("fingerprint").set_index("fingerprint")[["endpoint", "rule"]]
-    sent = sent.join(keys, on="fingerprint", how="inner")
     if sent.empty:
         st.info("No notification was sent for these alerts (no channel configured, or silenced).")
         return
