@@ -31,6 +31,7 @@ from inferplane.store import Store, default_store_url
 from inferplane.store.engine import create_store_engine
 from inferplane.store.rollup import floor_time
 from inferplane.store.schema import ROLLUP_TABLES, control_state, costs, samples, samples_1h
+from inferplane.store.schema import scaling_events as scaling_events_table
 
 __all__ = [
     "ADDITIVE",
@@ -209,10 +210,23 @@ def cost_frame(url: str, start: datetime, end: datetime) -> pd.DataFrame:
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
-def scaling_events(url: str, start: datetime, end: datetime) -> pd.DataFrame:
-    """Scaling decisions in ``[start, end)`` (without their JSON inputs)."""
-    rows = _store(url).read_scaling_events(start, end)
+def scaling_events(url: str, start: datetime, end: datetime, actions_only: bool = True) -> pd.DataFrame:
+    """Scaling decisions in ``[start, end)``, oldest first; ``actions_only`` leaves out the
+    holds (decisions that changed nothing: one per poll, most of the table).
+
+    Read from the table directly: the Store's read parses every decision's JSON inputs,
+    which no page shows, and cannot leave the holds out."""
+    events = scaling_events_table.c
     columns = ["time", "endpoint", "from_replicas", "to_replicas", "reason", "applied", "dry_run"]
+    query = (
+        sa.select(*(events[name] for name in columns))
+        .where(events.time >= start, events.time < end)
+        .order_by(events.time, events.id)
+    )
+    if actions_only:
+        query = query.where(events.from_replicas != events.to_replicas)
+    with _engine(url).connect() as connection:
+        rows = [dict(zip(columns, row, strict=True)) for row in connection.execute(query)]
     return _frame(rows, columns)
 
 

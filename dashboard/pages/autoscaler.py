@@ -59,12 +59,10 @@ def _uptime_floor(endpoint: Endpoint) -> int:
 
 def _decision_log(view: View) -> None:
     st.subheader("Decision log")
-    events = data.scaling_events(view.url, view.start, view.end)
     holds = st.toggle("Show holds (decisions that changed nothing)", key="show_holds")
+    events = data.scaling_events(view.url, view.start, view.end, actions_only=not holds)
     if not events.empty:
         events = events[events["endpoint"].isin(view.endpoints)]
-        if not holds:
-            events = events[events["from_replicas"] != events["to_replicas"]]
     if events.empty:
         st.info(
             "No scaling decision in this range (the autoscaler records one per action, and a hold per poll)."
