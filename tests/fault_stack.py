@@ -313,3 +313,47 @@ def immutable(*paths: Path) -> Iterator[None]:
         yield
     finally:
         subprocess.run(["chattr", "-i", *existing], check=True)
+
+
+def serve_router(port: int, log_dir: str, replica: dict[str, object], **settings: Any) -> None:
+    """Run a router on ``port`` whose replicas get ``replica`` settings (e.g. a small
+    ``max_queue``), until SIGTERM: a separate process, so its memory can be measured.
+    Started as ``python -c "from tests.fault_stack import serve_router; serve_router(...)"``."""
+    import uvicorn
+
+    from inference.replica_pool import process_factory
+    from inference.router import RouterSettings, create_router_app
+
+    app = create_router_app(RouterSettings(**settings), process_factory(Path(log_dir), replica), environ={})
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
+
+
+@contextmanager
+def router_process(folder: Path, replica: dict[str, object], **settings: Any) -> Iterator[tuple[str, int]]:
+    """A router process (``serve_router``); yields its URL and pid, stops it after."""
+    port = free_port()
+    call = f"serve_router({port}, {str(folder)!r}, {replica!r}, **{settings!r})"
+    code = f"from tests.fault_stack import serve_router; {call}"
+    with (folder / "router.log").open("wb") as log:
+        process = subprocess.Popen([sys.executable, "-c", code], stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: _router_up(url, process, folder), 180, "the router and its replicas")
+        yield url, process.pid
+    finally:
+        process.terminate()
+        try:
+            process.wait(60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+
+
+def _router_up(url: str, process: subprocess.Popen[bytes], folder: Path) -> bool:
+    if process.poll() is not None:
+        raise AssertionError((folder / "router.log").read_text(errors="replace"))
+    try:
+        state = httpx.get(url + "/admin/replicas", timeout=2).json()
+    except httpx.TransportError:
+        return False
+    return bool(state["ready"] == state["desired"])

@@ -1,0 +1,165 @@
+"""Faults of issue 7 that need no whole stack: the PostgreSQL connection dropped under
+the collector, and overload beyond every replica's queue at the router (a real replica
+of the default model, the router in its own process to measure its memory). Each test
+prints what it loaded, what it broke and what was lost (run with ``-s``).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from collector.run import Collector
+from collector.samples import Sample
+from inference.trace import load_trace, synthetic_prompt
+from inferplane.store import open_store
+from tests.fault_stack import TcpProxy, router_process, rss_bytes
+from tests.local_servers import wait_for
+
+pytestmark = pytest.mark.slow
+
+PG_URL = os.environ.get("INFERPLANE_TEST_PG_URL") or "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+T0 = datetime(2026, 3, 1, tzinfo=UTC)
+
+
+def _report(name: str, loaded: str, broke: str, lost: str) -> None:
+    print(f"\n[{name}]\n  loaded: {loaded}\n  broke:  {broke}\n  lost:   {lost}")
+
+
+@pytest.fixture
+def pg_schema() -> Iterator[sa.URL]:
+    """A fresh schema on the real PostgreSQL (dropped afterwards); skipped where none runs."""
+    admin = sa.create_engine(PG_URL, connect_args={"connect_timeout": 3})
+    try:
+        with admin.connect():
+            pass
+    except sa.exc.OperationalError:
+        admin.dispose()
+        if os.environ.get("CI"):
+            pytest.fail(f"no PostgreSQL at {PG_URL}: CI must run the fault tests on it")
+        pytest.skip(f"no PostgreSQL at {PG_URL}")
+    schema = f"inferplane_faults_{uuid.uuid4().hex[:12]}"
+    with admin.begin() as connection:
+        connection.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield admin.url.update_query_dict({"options": f"-csearch_path={schema}"})
+    finally:
+        with admin.begin() as connection:
+            connection.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+        admin.dispose()
+
+
+class Ticks:
+    """A metric source giving one utilization reading per collect cycle, at the cycle's
+    time: what a scrape of a replica gives."""
+
+    name = "ticks"
+
+    def fetch(self, start: datetime, end: datetime) -> Iterable[Sample]:
+        return [Sample(end, "chat", "gpu_utilization", 0.5, "r1")]
+
+
+def test_postgresql_connection_dropped_clear_error_kept_then_written(pg_schema: sa.URL) -> None:
+    host, port = pg_schema.host or "127.0.0.1", pg_schema.port or 5432
+    proxy = TcpProxy((host, port)).restore()
+    url = pg_schema.set(host="127.0.0.1", port=proxy.port)
+    store = open_store(url.render_as_string(hide_password=False))
+    collector = Collector(store, [Ticks()])
+    cycles = [T0 + timedelta(seconds=s) for s in range(10)]
+    reports = []
+    try:
+        for at in cycles[:3]:
+            reports.append(collector.run_once(at)[0])
+        proxy.cut()  # every open connection dropped, new ones refused: the server is gone
+        for at in cycles[3:7]:
+            reports.append(collector.run_once(at)[0])
+        proxy.restore()
+        for at in cycles[7:]:
+            reports.append(collector.run_once(at)[0])
+        stored = store.read_series(
+            "chat", "gpu_utilization", T0, T0 + timedelta(minutes=1), "raw", replica=None
+        )
+    finally:
+        collector.close()
+        proxy.cut()
+    during = [r.error for r in reports[3:7]]
+    _report(
+        "PostgreSQL connection dropped",
+        f"{len(cycles)} collect cycles of one reading each, one a second (a fake clock)",
+        "the TCP path to PostgreSQL cut (open connections reset, new ones refused) for 4 cycles",
+        f"{len(cycles) - len(stored)} of {len(cycles)} readings; the cycles said: {during[0]}",
+    )
+    assert [t for t, _ in stored] == cycles  # every reading, once
+    assert all(e and "store failed" in e and "readings kept" in e for e in during), during
+    assert "could not write samples" in during[0] and "Fix:" in during[0]
+    assert "127.0.0.1" in during[0] and (pg_schema.password or "\0") not in during[0]
+    assert reports[7].samples == 5 and reports[7].error is None  # the kept four, and its own
+
+
+def _burst(url: str, n: int, max_tokens: int = 16) -> list[httpx.Response]:
+    """The trace's first ``n`` requests, all at once: far beyond what is admitted."""
+    requests = load_trace()[:n]
+
+    def send(prompt_tokens: int) -> httpx.Response:
+        body = {
+            "prompt": synthetic_prompt(min(prompt_tokens, 48)),
+            "max_tokens": max_tokens,
+            "temperature": 0.8,
+        }
+        return httpx.post(url + "/v1/completions", json=body, timeout=120)
+
+    with ThreadPoolExecutor(n) as pool:
+        return list(pool.map(send, [r.prompt_tokens for r in requests]))
+
+
+def test_overload_429_with_retry_after_bounded_memory_and_recovery(tmp_path: Path, model_path: str) -> None:
+    replica = {"max_batch_size": 2, "max_queue": 2, "max_tokens_limit": 64}
+    settings = {"endpoint": "chat", "initial_replicas": 1, "max_held": 8, "hold_timeout_s": 120.0}
+    with router_process(tmp_path, replica, **settings) as (url, pid):
+        rss_before = rss_bytes(pid)
+        # 1. Every replica's queue overflows: the replica's own 429s pass through.
+        first = _burst(url, 48)
+        # 2. No replica ready (scaled to zero): the router holds 8, refuses the rest.
+        httpx.put(url + "/admin/replicas", json={"replicas": 0}, timeout=5).raise_for_status()
+        wait_for(lambda: httpx.get(url + "/admin/replicas").json()["replicas"] == [], 60, "zero replicas")
+        with ThreadPoolExecutor(1) as pool:
+            second_future = pool.submit(_burst, url, 48)
+            wait_for(lambda: _held(url) == 8, 60, "eight held requests")
+            httpx.put(url + "/admin/replicas", json={"replicas": 1}, timeout=5).raise_for_status()
+            second = second_future.result(timeout=180)
+        rss_after = rss_bytes(pid)
+        # 3. Load falls: every request is answered again.
+        recovered = [_burst(url, 1)[0] for _ in range(3)]
+    codes = [[r.status_code for r in burst] for burst in (first, second)]
+    _report(
+        "overload",
+        "two bursts of the trace's first 48 requests at once (prompts <= 48 tokens, 16 generated) against "
+        "one replica admitting 4 (batch 2 + queue 2); the second at zero replicas, the router holding 8",
+        f"router RSS {rss_before / 2**20:.0f} MiB before, {rss_after / 2**20:.0f} MiB after; "
+        f"burst 1: {codes[0].count(200)} x 200, {codes[0].count(429)} x 429; "
+        f"burst 2: {codes[1].count(200)} x 200, {codes[1].count(429)} x 429",
+        "nothing unanswered: every request got 200 or 429 with Retry-After; 3 of 3 answered after",
+    )
+    for burst, burst_codes in zip((first, second), codes, strict=True):
+        assert set(burst_codes) <= {200, 429}, burst_codes
+        assert 200 in burst_codes and 429 in burst_codes, burst_codes
+        assert all(r.headers.get("retry-after", "").isdigit() for r in burst if r.status_code == 429)
+    assert codes[1].count(200) >= 4  # held ones answered once a replica was ready (it admits 4)
+    assert any("already waiting for a ready replica" in r.text for r in second if r.status_code == 429)
+    assert rss_after - rss_before < 64 * 2**20, (rss_before, rss_after)
+    assert [r.status_code for r in recovered] == [200] * 3
+
+
+def _held(url: str) -> float:
+    for line in httpx.get(url + "/metrics", timeout=5).text.splitlines():
+        if line.startswith("inferplane_requests_waiting{"):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
