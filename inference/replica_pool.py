@@ -7,7 +7,8 @@ callable that starts one replica and returns an object with ``url`` and ``stop()
 servers in tests).
 
 Life of a replica: ``starting`` -> ``ready`` -> ``draining`` (no new requests; waits
-until its outstanding requests finished) -> stopped and removed. A replica found dead
+until its outstanding requests finished; a scale-out meanwhile takes it back to
+``ready``) -> stopped and removed. A replica found dead
 (connection refused) is removed at once, counted, and the pool starts another to keep
 the desired count.
 """
@@ -70,6 +71,7 @@ class Replica:
     handle: ReplicaHandle | None = None
     outstanding: int = 0
     idle: asyncio.Event = field(default_factory=asyncio.Event)
+    drains: int = 0  # times it was taken back from draining (a stale drain task then stops)
 
     @property
     def url(self) -> str | None:
@@ -191,6 +193,8 @@ class ReplicaPool:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     def _reconcile(self) -> None:
+        if not self.closing:
+            self._take_back_draining(self.desired - sum(r.state != "draining" for r in self.replicas))
         active = [r for r in self.replicas if r.state != "draining"]
         for _ in range(self.desired - len(active)):
             if self.closing:
@@ -223,9 +227,21 @@ class ReplicaPool:
         log.info("replica %s is ready", replica.url)
         self._notify()
 
+    def _take_back_draining(self, missing: int) -> None:
+        # A scale-out while a replica still drains (the autoscaler changed its mind) takes
+        # that replica back: it is warm, and its port is not free for a new one anyway.
+        draining = [r for r in self.replicas if r.state == "draining" and r.handle is not None]
+        for replica in draining[: max(0, missing)]:
+            replica.state = "ready"
+            replica.drains += 1  # its pending drain task sees this and leaves it running
+            log.info("replica %s is ready again (scaled out while it drained)", replica.url)
+
     async def _drain(self, replica: Replica) -> None:
+        drain = replica.drains
         if replica.outstanding:
             await replica.idle.wait()
+        if replica.drains != drain or replica.state != "draining":
+            return  # taken back while it drained
         self._remove(replica)
         log.info("replica %s drained; stopping it", replica.url)
         await asyncio.to_thread(_stop_quietly, replica.handle)

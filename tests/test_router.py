@@ -480,3 +480,21 @@ def test_a_body_over_the_limit_gets_413() -> None:
         reply = httpx.post(url + CHAT, json={**ASK, "pad": "x" * 2000})
         assert reply.status_code == 413 and "over 1000 bytes" in reply.json()["error"]["message"]
         assert metric(url, "inferplane_router_requests_total", outcome="too_large") == 1
+
+
+def test_scale_out_while_draining_takes_the_draining_replica_back() -> None:
+    fleet = Fleet()
+    with running_router(fleet, initial_replicas=2) as url, ThreadPoolExecutor(4) as pool:
+        wait_for(lambda: replicas(url)["ready"] == 2, 10, "two ready replicas")
+        fleet.work_gate.clear()
+        slow = [pool.submit(chat, url) for _ in range(4)]
+        wait_for(lambda: outstanding(url) == [2, 2], 10, "four requests in flight")
+        scale(url, 1)
+        assert sorted(r["state"] for r in replicas(url)["replicas"]) == ["draining", "ready"]
+        scale(url, 2)  # changed its mind before the drain ended
+        assert [r["state"] for r in replicas(url)["replicas"]] == ["ready", "ready"]
+        fleet.work_gate.set()
+        assert [f.result(timeout=30).status_code for f in slow] == [200] * 4
+        assert [chat(url).status_code for _ in range(4)] == [200] * 4
+        assert len(fleet.started) == 2 and all(r.in_flight_at_stop is None for r in fleet.started)
+        assert replicas(url)["ready"] == 2
