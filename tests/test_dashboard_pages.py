@@ -6,12 +6,14 @@ tables at all."""
 from __future__ import annotations
 
 import math
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 import streamlit as st
 import yaml
 from streamlit.testing.v1 import AppTest
@@ -20,6 +22,7 @@ from collector.samples import CostRow, Sample
 from dashboard.data import CONFIG_ENV, NOW_ENV, STORE_ENV
 from dashboard.ui import EMPTY_STATE
 from inferplane.store import Store, open_store
+from tests.test_store import pg_admin  # noqa: F401 - the real PostgreSQL, shared with the store tests
 
 APP = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
 PAGES = ["overview", "cost_performance", "autoscaler", "alerts", "what_if"]
@@ -139,8 +142,8 @@ def _events(store: Store) -> None:
     )
 
 
-def _seed(folder: Path, *, events: bool) -> tuple[str, Path]:
-    url = f"sqlite:///{folder / 'store.db'}"
+def _seed(folder: Path, *, events: bool, url: str | None = None) -> tuple[str, Path]:
+    url = url or f"sqlite:///{folder / 'store.db'}"
     store = open_store(url)
     try:
         store.write_samples(_readings())
@@ -158,6 +161,23 @@ def _seed(folder: Path, *, events: bool) -> tuple[str, Path]:
 @pytest.fixture(scope="module")
 def full_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
     return _seed(tmp_path_factory.mktemp("full"), events=True)
+
+
+@pytest.fixture(scope="module")
+def postgres_store(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, Path]]:
+    """The full store on the real PostgreSQL, in a schema of its own."""
+    admin: sa.Engine = request.getfixturevalue("pg_admin")
+    schema = f"dashboard_test_{uuid.uuid4().hex[:12]}"
+    with admin.begin() as connection:
+        connection.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+    url = admin.url.update_query_dict({"options": f"-csearch_path={schema}"})
+    try:
+        yield _seed(tmp_path_factory.mktemp("pg"), events=True, url=url.render_as_string(hide_password=False))
+    finally:
+        with admin.begin() as connection:
+            connection.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
 
 
 @pytest.fixture(scope="module")
@@ -364,6 +384,22 @@ def test_a_secret_in_the_config_never_reaches_the_page(
     for page in PAGES:
         app = _open(page)
         assert secret not in str(app._tree), page
+
+
+def test_pages_read_postgresql_the_same(
+    dashboard_env: pytest.MonkeyPatch, postgres_store: tuple[str, Path]
+) -> None:
+    _use(dashboard_env, postgres_store)
+    overview = _metrics(_open("overview"))
+    assert (overview["Spend today"], overview["Billed − estimated"], overview["Tokens (last 7 days)"]) == (
+        "$120.00",
+        "$2.00",
+        "1.22 M",
+    )
+    assert _metrics(_open("cost_performance"))["Idle GPU cost"] == "$16.00"
+    assert _metrics(_open("autoscaler"))["Saved off-hours (last 7 days)"] == "$2.00"
+    assert _metrics(_open("alerts"))["Failed delivery attempts"] == "1"
+    assert _frames(_open("what_if"))[0].set_index("endpoint").loc["alpha", "tokens"] == 150 * 7200
 
 
 # --- stores without everything ------------------------------------------------------------
