@@ -38,14 +38,11 @@ class View:
     endpoints: tuple[str, ...]  # the chosen ones (all when none is chosen)
     all_endpoints: tuple[str, ...]  # every known one (colours stay the same across filters)
     refresh_s: int | None
+    range_label: str  # "Last 7 days"
 
     @property
     def resolution(self) -> str:
         return data.resolution_for(self.start, self.end)
-
-    @property
-    def range_label(self) -> str:
-        return str(st.session_state.get(_RANGE_KEY, DEFAULT_RANGE))
 
 
 def known_endpoints(url: str) -> tuple[str, ...]:
@@ -75,7 +72,8 @@ def sidebar() -> None:
 def view() -> View:
     """The current filters and clock (read again on every run, so a refresh moves on)."""
     url, now = data.store_url(), data.now()
-    span = RANGES[str(st.session_state.get(_RANGE_KEY, DEFAULT_RANGE))]
+    label = str(st.session_state.get(_RANGE_KEY, DEFAULT_RANGE))
+    span = RANGES[label]
     everything = known_endpoints(url)
     chosen = tuple(name for name in st.session_state.get(_ENDPOINTS_KEY, []) if name in everything)
     refresh = (
@@ -85,4 +83,4 @@ def view() -> View:
     )
     # The end is the next minute: the minute now is in is part of the view.
     end = now + timedelta(minutes=1)
-    return View(url, now, end - span, end, chosen or everything, everything, refresh)
+    return View(url, now, end - span, end, chosen or everything, everything, refresh, label)

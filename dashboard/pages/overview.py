@@ -132,9 +132,13 @@ _COLUMNS = {
     "gpu_utilization": st.column_config.ProgressColumn(
         "GPU util.", format="percent", min_value=0, max_value=1
     ),
-    "p95_latency_ms": st.column_config.NumberColumn("p95 latency", format="%.0f ms"),
+    "p95_latency_ms": st.column_config.NumberColumn(
+        "p95 latency", format="%.0f ms", help="the p95 readings' mean over the range"
+    ),
     "latency_target_ms": st.column_config.NumberColumn("latency target", format="%.0f ms"),
-    "ttft_p95_ms": st.column_config.NumberColumn("p95 TTFT", format="%.0f ms"),
+    "ttft_p95_ms": st.column_config.NumberColumn(
+        "p95 TTFT", format="%.0f ms", help="time to first token: the p95 readings' mean over the range"
+    ),
     "ttft_target_ms": st.column_config.NumberColumn("TTFT target", format="%.0f ms"),
     "replicas_now": st.column_config.NumberColumn("replicas now", format="%.0f"),
     "firing_alerts": st.column_config.NumberColumn("firing alerts"),
