@@ -1,6 +1,6 @@
-"""Real local servers the alert tests deliver to: an aiosmtpd inbox and an HTTP receiver
-that records requests and answers scripted statuses. Synchronization is by events and
-polling with deadlines."""
+"""Real local servers tests start: an aiosmtpd inbox and an HTTP receiver that records
+requests and answers scripted statuses (the alert tests deliver to them), and Debian's
+Prometheus on a free port. Synchronization is by events and polling with deadlines."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import email.policy
 import json
 import socket
 import ssl
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -16,11 +17,21 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 from aiosmtpd.controller import Controller
 
-__all__ = ["Inbox", "Receiver", "Smtp", "free_port", "start_receiver", "start_smtp", "wait_for"]
+__all__ = [
+    "Inbox",
+    "Receiver",
+    "Smtp",
+    "free_port",
+    "running_prometheus",
+    "start_receiver",
+    "start_smtp",
+    "wait_for",
+]
 
 
 def free_port() -> int:
@@ -37,6 +48,46 @@ def wait_for(predicate: Any, timeout_s: float = 10.0, what: str = "condition") -
             return result
         time.sleep(0.05)
     raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+
+
+def _prometheus_ready(url: str) -> bool:
+    import httpx
+
+    try:
+        return httpx.get(url + "/-/ready", timeout=1).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+@contextmanager
+def running_prometheus(config: Path, folder: Path) -> Iterator[str]:
+    """Debian's ``prometheus`` on ``config`` and a free port, its data and log in
+    ``folder``; yields its URL once ``/-/ready`` answers, stops it on the way out."""
+    url = f"http://127.0.0.1:{free_port()}"
+    log_path = folder / "prometheus.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [
+                "prometheus",
+                f"--config.file={config}",
+                f"--storage.tsdb.path={folder / 'data'}",
+                f"--web.listen-address={url.removeprefix('http://')}",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            wait_for(lambda: process.poll() is not None or _prometheus_ready(url), 60, "Prometheus")
+            if process.poll() is not None:
+                raise AssertionError(f"prometheus exited: {log_path.read_text(errors='replace')}")
+            yield url
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
 
 
 class Inbox:

@@ -9,7 +9,6 @@ the scrape job, the selector, the metric names or the two files drift apart.
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -20,18 +19,11 @@ import pytest
 from collector.main import build_collector
 from inferplane.config import load_config
 from tests.conftest import ServiceProcess
-from tests.local_servers import free_port, wait_for
+from tests.local_servers import free_port, running_prometheus, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 PROMETHEUS_CONFIG = ROOT / "deploy" / "prometheus" / "prometheus.yml"
 PLANE_CONFIG = ROOT / "deploy" / "compose" / "inferplane.yaml"
-
-
-def _ready(url: str) -> bool:
-    try:
-        return httpx.get(url + "/-/ready", timeout=1).status_code == 200
-    except httpx.TransportError:
-        return False
 
 
 @pytest.fixture(scope="module")
@@ -43,25 +35,8 @@ def prometheus(service: ServiceProcess, tmp_path_factory: pytest.TempPathFactory
     assert "inference:8000" in text and "dcgm-exporter:9400" in text
     text = text.replace("inference:8000", urlsplit(service.url).netloc)
     (tmp / "prometheus.yml").write_text(text.replace("dcgm-exporter:9400", f"127.0.0.1:{free_port()}"))
-    url = f"http://127.0.0.1:{free_port()}"
-    with (tmp / "prometheus.log").open("wb") as log:
-        process = subprocess.Popen(
-            [
-                "prometheus",
-                f"--config.file={tmp / 'prometheus.yml'}",
-                f"--storage.tsdb.path={tmp / 'data'}",
-                f"--web.listen-address={urlsplit(url).netloc}",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            wait_for(lambda: process.poll() is not None or _ready(url), 60, "Prometheus to be ready")
-            assert process.poll() is None, (tmp / "prometheus.log").read_text()
-            yield url
-        finally:
-            process.terminate()
-            process.wait(timeout=30)
+    with running_prometheus(tmp / "prometheus.yml", tmp) as url:
+        yield url
 
 
 @pytest.mark.slow

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import subprocess
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
@@ -14,7 +11,8 @@ import pytest
 
 from collector.samples import Sample, SourceError
 from collector.sources import METRIC_SOURCES, PromEndpoint, PrometheusSource
-from tests.conftest import ServiceProcess, free_port
+from tests.conftest import ServiceProcess
+from tests.local_servers import free_port, running_prometheus, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -28,56 +26,13 @@ scrape_configs:
 """
 
 
-def _poll(check, deadline_s: float, what: str):  # type: ignore[no-untyped-def]
-    """Call ``check`` until it returns something truthy or the deadline passes."""
-    deadline = time.monotonic() + deadline_s
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {deadline_s}s waiting for {what}")
-        time.sleep(0.2)  # poll interval, not synchronization: the loop checks the condition
-
-
-def _ready(url: str) -> bool:
-    try:
-        return httpx.get(url + "/-/ready", timeout=1).status_code == 200
-    except httpx.TransportError:
-        return False
-
-
 @pytest.fixture(scope="module")
 def prometheus(service: ServiceProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     tmp = tmp_path_factory.mktemp("prometheus")
     config = tmp / "prometheus.yml"
     config.write_text(CONFIG.replace("{target}", urlsplit(service.url).netloc))
-    port = free_port()
-    log = (tmp / "prometheus.log").open("wb")
-    process = subprocess.Popen(
-        [
-            "prometheus",
-            f"--config.file={config}",
-            f"--storage.tsdb.path={tmp / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _poll(lambda: process.poll() is not None or _ready(url), 60, "Prometheus to be ready")
-        if process.poll() is not None:
-            raise AssertionError(f"prometheus exited: {Path(log.name).read_text()}")
+    with running_prometheus(config, tmp) as url:
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-        log.close()
 
 
 def _fetch(source: PrometheusSource, window_s: float = 30) -> dict[str, Sample]:
@@ -96,7 +51,7 @@ def _generate(service: ServiceProcess, n: int) -> None:
 def test_figures_read_back_through_prometheus(service: ServiceProcess, prometheus: str) -> None:
     source = PrometheusSource("prom", prometheus, [PromEndpoint("chat", 'job="inferplane"')], timeout_s=10)
     try:
-        _poll(lambda: "requests_running" in _fetch(source), 60, "a first scrape")
+        wait_for(lambda: "requests_running" in _fetch(source), 60, "a first scrape")
         _generate(service, 3)
 
         def ready() -> dict[str, Sample] | None:
@@ -108,7 +63,7 @@ def test_figures_read_back_through_prometheus(service: ServiceProcess, prometheu
             )
             return got if all(got.get(m) and got[m].value > 0 for m in wanted) else None
 
-        got = _poll(ready, 60, "token rates and latency in Prometheus")
+        got = wait_for(ready, 60, "token rates and latency in Prometheus")
 
         def several_points() -> list[Sample] | None:
             end = datetime.now(UTC)
@@ -120,7 +75,7 @@ def test_figures_read_back_through_prometheus(service: ServiceProcess, prometheu
         # Fresh traffic, so the range's short rate windows see tokens however slowly the
         # earlier polling went on a loaded machine.
         _generate(service, 3)
-        series = _poll(several_points, 30, "a range with several points and token rates")
+        series = wait_for(several_points, 30, "a range with several points and token rates")
     finally:
         source.close()
     assert got["generated_tokens_per_second"].value > 0
