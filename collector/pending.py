@@ -10,6 +10,7 @@ samples are dropped and counted, so an outage of hours cannot exhaust memory.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -41,7 +42,8 @@ class PendingWrites:
     def __len__(self) -> int:
         return len(self._samples) + len(self._gaps)
 
-    def add(self, samples: list[Sample] = [], gaps: list[Gap] = []) -> None:  # noqa: B006 - read only
+    def add(self, samples: Sequence[Sample] = (), gaps: Sequence[Gap] = ()) -> None:
+        """Keep ``samples`` and ``gaps`` (after those already kept); count what the bound drops."""
         overflow = max(0, len(self._samples) + len(samples) - (self._samples.maxlen or 0))
         self.dropped += min(overflow, len(self._samples) + len(samples))
         self._samples.extend(samples)

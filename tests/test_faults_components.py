@@ -17,10 +17,11 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
+from collector.pending import Gap, PendingWrites
 from collector.run import Collector
 from collector.samples import Sample
 from inference.trace import load_trace, synthetic_prompt
-from inferplane.store import open_store
+from inferplane.store import StoreError, open_store
 from tests.fault_stack import TcpProxy, router_process, rss_bytes
 from tests.local_servers import wait_for
 
@@ -163,3 +164,33 @@ def _held(url: str) -> float:
         if line.startswith("inferplane_requests_waiting{"):
             return float(line.rsplit(" ", 1)[1])
     return 0.0
+
+
+class _DownStore:
+    """A store whose every write fails, as ``Store`` fails while its database is gone."""
+
+    def write_samples(self, samples: object) -> int:
+        raise StoreError("store sqlite:///x.db: could not write samples: disk I/O error")
+
+    def record_gap(self, *args: object) -> None:
+        raise StoreError("store sqlite:///x.db: could not record a source gap: disk I/O error")
+
+
+def test_kept_readings_are_bounded_and_the_oldest_dropped_first(tmp_path: Path) -> None:
+    pending = PendingWrites(max_samples=3)
+    samples = [Sample(T0 + timedelta(seconds=s), "chat", "gpu_utilization", 0.1 * s, "r1") for s in range(5)]
+    pending.add(samples[:2], [Gap("ticks", "chat", T0, T0 + timedelta(seconds=1), "down")])
+    pending.add(samples[2:])
+    with pytest.raises(StoreError):
+        pending.flush(_DownStore())
+    assert len(pending) == 4 and pending.dropped == 2  # three samples and the gap, kept
+    store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    try:
+        assert pending.flush(store) == 3 and len(pending) == 0
+        stored = store.read_series(
+            "chat", "gpu_utilization", T0, T0 + timedelta(minutes=1), "raw", replica=None
+        )
+        assert [t for t, _ in stored] == [s.time for s in samples[2:]]
+        assert len(store.read_gaps(T0, T0 + timedelta(minutes=1))) == 1
+    finally:
+        store.close()
