@@ -31,7 +31,8 @@ from autoscaler.jobs import add_autoscale_jobs
 from autoscaler.main import build_engine
 from collector.main import build_collector
 from collector.schedule import add_collect_jobs
-from inference.trace import load_trace, scale_trace, synthetic_prompt
+from inference.trace import TraceRequest, load_trace, scale_trace
+from inferplane.demo import LoadDriver
 from tests.local_servers import free_port, wait_for
 
 pytestmark = pytest.mark.slow
@@ -138,38 +139,10 @@ def _ready(router: Router) -> int:
         return 0
 
 
-class Load:
-    """Send the trace's requests at their (compressed) times; keep every outcome."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.outcomes: list[int | str] = []
-        self._threads: list[threading.Thread] = []
-
-    def send(self, prompt_tokens: int, max_tokens: int) -> None:
-        body = {"prompt": synthetic_prompt(prompt_tokens), "max_tokens": max_tokens, "temperature": 0}
-        try:
-            answer = httpx.post(self.url + "/v1/completions", json=body, timeout=300)
-            self.outcomes.append(answer.status_code)
-        except httpx.HTTPError as error:
-            self.outcomes.append(f"{type(error).__name__}: {error}")
-
-    def replay(self, seconds: float, time_scale: float) -> None:
-        requests = scale_trace(
-            load_trace(), time_scale=time_scale, max_prompt_tokens=96, max_generated_tokens=24
-        )
-        started = time.monotonic()
-        for request in (r for r in requests if r.offset_s < seconds):
-            time.sleep(max(0.0, started + request.offset_s - time.monotonic()))  # pacing, not sync
-            thread = threading.Thread(
-                target=self.send, args=(request.prompt_tokens, request.generated_tokens)
-            )
-            thread.start()
-            self._threads.append(thread)
-
-    def join(self) -> None:
-        for thread in self._threads:
-            thread.join(timeout=300)
+def trace_start(seconds: float, time_scale: float) -> list[TraceRequest]:
+    """The trace's first ``seconds`` (after compressing it ``time_scale`` times), cut small."""
+    requests = scale_trace(load_trace(), time_scale=time_scale, max_prompt_tokens=96, max_generated_tokens=24)
+    return [r for r in requests if r.offset_s < seconds]
 
 
 def test_scale_out_in_to_zero_and_wake(
@@ -187,9 +160,9 @@ def test_scale_out_in_to_zero_and_wake(
     seen: list[int] = []
     try:
         # 1 -> 3: the trace's first 40 s, four times faster, on one replica.
-        load = Load(live.url)
+        load = LoadDriver(live.url, temperature=0)
         load_started = time.monotonic()
-        sender = threading.Thread(target=load.replay, args=(40, 4.0))
+        sender = threading.Thread(target=load.replay, args=(trace_start(40, 4.0),))
         sender.start()
         wait_for(lambda: _ready(live) >= 2, 180, "a second ready replica")
         to_two = time.monotonic() - load_started
@@ -200,8 +173,10 @@ def test_scale_out_in_to_zero_and_wake(
 
         wait_for(reached_three, 180, "three replicas")
         sender.join()
-        load.join()
-        assert load.outcomes and all(outcome == 200 for outcome in load.outcomes), load.outcomes
+        assert load.join(300), "answers still out after 300 s"
+        load.close()
+        outcomes = load.stats.outcomes
+        assert outcomes and all(outcome == 200 for outcome in outcomes), outcomes
         # ... and back to 1 once the load is gone.
         wait_for(lambda: live.replicas()["desired"] == 1, 180, "scale-in to one replica")
         wait_for(lambda: len(live.replicas()["replicas"]) == 1, 120, "draining done")
@@ -220,11 +195,12 @@ def test_scale_out_in_to_zero_and_wake(
         wait_for(lambda: live.replicas()["replicas"] == [], 120, "no replica left")
 
         # A request at zero waits at the router until the autoscaler wakes a replica.
-        woken = Load(live.url)
+        woken = LoadDriver(live.url, temperature=0)
         asked = time.monotonic()
         woken.send(16, 8)
         wake_s = time.monotonic() - asked
-        assert woken.outcomes == [200]
+        woken.close()
+        assert woken.stats.outcomes == [200]
         assert live.replicas()["desired"] == 1
     finally:
         scheduler.shutdown(wait=False)
@@ -247,7 +223,7 @@ def test_scale_out_in_to_zero_and_wake(
     print(
         f"\nlive autoscaling: load step -> 2nd replica ready {to_two:.1f} s; "
         f"request at zero -> answered {wake_s:.1f} s; actions {path}; "
-        f"{len(load.outcomes)} trace requests, all 200; whole test {time.monotonic() - load_started:.0f} s"
+        f"{len(load.stats.outcomes)} trace requests, all 200; whole test {time.monotonic() - load_started:.0f} s"
     )
 
 
