@@ -35,7 +35,8 @@ _STOP_GRACE_S = 10
 
 def streamlit_argv(host: str, port: int) -> list[str]:
     """The child's command line: headless, no usage statistics, no file watcher (the
-    dashboard's code does not change under a running server)."""
+    dashboard's code does not change under a running server), and a toolbar without
+    Streamlit's developer entries ("Deploy", rerun settings): the viewer sees the app."""
     return [
         sys.executable,
         "-m",
@@ -52,6 +53,8 @@ def streamlit_argv(host: str, port: int) -> list[str]:
         "none",
         "--browser.gatherUsageStats",
         "false",
+        "--client.toolbarMode",
+        "minimal",
     ]
 
 

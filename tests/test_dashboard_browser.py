@@ -159,6 +159,7 @@ def test_page_renders_in_chromium_without_errors(
         text = page.locator('[data-testid="stApp"]').inner_text()
         assert not _ERROR_TEXT.search(text), f"{heading}: error text on the page (see {shot}): {text[:2000]}"
         assert page.locator('[data-testid="stPlotlyChart"], [data-testid="stMetric"]').count() > 0
+        assert page.locator('[data-testid="stAppDeployButton"]').count() == 0  # a viewer's toolbar
         if not path and os.environ.get("INFERPLANE_UPDATE_README_SCREENSHOT") == "1":
             README_SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(shot, README_SCREENSHOT)

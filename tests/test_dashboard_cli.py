@@ -58,6 +58,7 @@ def test_streamlit_runs_headless_on_the_given_address_without_usage_statistics()
     assert options["--server.port"] == "8600"
     assert options["--server.headless"] == "true"
     assert options["--browser.gatherUsageStats"] == "false"
+    assert options["--client.toolbarMode"] == "minimal"  # no "Deploy" button for viewers
 
 
 def _children(pid: int) -> list[int]:
