@@ -2,9 +2,13 @@
 
 It writes a sample store (``dashboard.sample``, 30 days of 20 endpoints by default) in
 a temporary folder, or uses ``--store`` and ``--config``, then renders each page with
-Streamlit's ``AppTest`` (as the page tests do): per run, once with every cache cleared
-(cold) and once more (warm). It prints the median of each, the machine and the data
-size. The issue's goal: every page within 2 s.
+Streamlit's ``AppTest`` (as the page tests do). It prints the median of each, the
+machine and the data size. The issue's goal: every page within 2 s.
+
+``COLD`` and ``WARM`` say what each figure measures: a run renders the page once
+uncounted in a fresh ``AppTest`` (Streamlit's start-up work, paid once by a real server),
+clears every cache, then times a render (cold: every store read and the engine afresh)
+and one more (warm: the reads cached, as for a second viewer within the TTL).
 """
 
 from __future__ import annotations
@@ -26,9 +30,15 @@ import typer
 
 from inferplane.cli_common import fail
 
-__all__ = ["GOAL_SECONDS", "PageError", "bench_dashboard", "measure_pages", "summarize"]
+__all__ = ["COLD", "GOAL_SECONDS", "WARM", "PageError", "bench_dashboard", "measure_pages", "summarize"]
 
 GOAL_SECONDS = 2.0
+COLD = (
+    "cold: a page's first render after every st.cache_data and st.cache_resource cache was "
+    "cleared (store reads and the engine afresh), in an AppTest that had rendered it once "
+    "uncounted (Streamlit's one-off start-up work, which a server pays once when it starts)"
+)
+WARM = "warm: the same page rendered again right after, its store reads cached (30 s TTL)"
 _DASHBOARD = Path(__file__).resolve().parent.parent / "dashboard"
 
 
@@ -91,11 +101,15 @@ def measure_pages(store_url: str, config: Path, runs: int) -> dict[str, dict[str
         for page in page_scripts():
             seen = timings.setdefault(page.stem, {"cold": [], "warm": []})
             for _ in range(runs):
-                with _no_warnings():  # clearing caches outside a server warns too
+                with _no_warnings():  # AppTest warns when made, clearing caches too
                     app = AppTest.from_file(str(entry), default_timeout=120)
+                    app.switch_page(str(page.relative_to(_DASHBOARD)))
+                    # A first render of each fresh AppTest is not counted: it pays
+                    # Streamlit's one-off component scan (0.5-1.9 s), which a real
+                    # server pays once when it starts, never per page view.
+                    app.run()
                     st.cache_data.clear()
                     st.cache_resource.clear()
-                app.switch_page(str(page.relative_to(_DASHBOARD)))
                 for kind in ("cold", "warm"):
                     clock = time.perf_counter()
                     app.run()
@@ -125,6 +139,8 @@ def summarize(
         figures["within_goal"] = figures["cold_median_s"] <= GOAL_SECONDS
     return {
         "goal_seconds": GOAL_SECONDS,
+        "cold": COLD,
+        "warm": WARM,
         "pages": pages,
         "all_within_goal": all(p["within_goal"] for p in pages.values()),
         "machine": {
@@ -154,6 +170,7 @@ def format_report(report: Mapping[str, Any]) -> str:
     lines.append(f"machine: {machine['platform']}, {machine['cores']} cores, Python {machine['python']}")
     rows = ", ".join(f"{table} {count:,}" for table, count in data.get("rows", {}).items())
     lines.append(f"data: {data.get('megabytes', '?')} MB; rows: {rows}")
+    lines += [COLD, WARM]
     if report["sample_generation_s"] is not None:
         settings = report["settings"]
         lines.append(

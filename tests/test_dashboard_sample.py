@@ -184,7 +184,7 @@ def test_bad_arguments_are_refused_with_the_reason(tmp_path: Path, kwargs: Any, 
 
 
 def test_bench_summary_takes_medians_and_flags_pages_over_the_goal() -> None:
-    from inferplane.cli_bench_dashboard import summarize
+    from inferplane.cli_bench_dashboard import COLD, format_report, summarize
 
     timings = {
         "overview": {"cold": [1.0, 3.0, 1.5], "warm": [0.2, 0.3, 0.1]},
@@ -195,6 +195,9 @@ def test_bench_summary_takes_medians_and_flags_pages_over_the_goal() -> None:
     assert (overview["cold_median_s"], overview["warm_median_s"], overview["cold_max_s"]) == (1.5, 0.2, 3.0)
     assert (overview["within_goal"], alerts["within_goal"], report["all_within_goal"]) == (True, False, False)
     assert report["machine"]["cores"] and report["sample_generation_s"] == 12.3
+    # The output says what "cold" means: caches cleared, Streamlit's start-up not counted.
+    assert "cleared" in report["cold"] and "uncounted" in report["cold"]
+    assert COLD in format_report(report).splitlines()
 
 
 @pytest.mark.parametrize(
