@@ -180,6 +180,8 @@ def policy_comparison(rows: pd.DataFrame) -> go.Figure:
         secondary_y=True,
     )
     figure.update_yaxes(title_text="cost $", tickformat="$,.2f", secondary_y=False)
-    figure.update_yaxes(title_text="SLO attainment", tickformat=".0%", range=[0, 1.05], secondary_y=True)
+    figure.update_yaxes(
+        title_text="SLO attainment", tickformat=".0%", range=[0, 1.05], dtick=0.2, secondary_y=True
+    )
     figure.update_layout(height=380, margin=_LAYOUT["margin"])
     return figure

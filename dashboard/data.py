@@ -111,7 +111,13 @@ def _config(path: str, _mtime_ns: int, _size: int) -> InferplaneConfig:
     return load_config(path)
 
 
-@st.cache_resource(show_spinner=False)
+def _dispose(engine: sa.Engine) -> None:
+    engine.dispose()
+
+
+# Disposed when the cache lets it go (cleared, or evicted): its pooled connections are
+# closed then, not left to the garbage collector (which warns about unclosed ones).
+@st.cache_resource(show_spinner=False, on_release=_dispose)
 def _engine(url: str) -> sa.Engine:
     return create_store_engine(url)
 

@@ -30,6 +30,7 @@ __all__ = [
     "month_start",
     "off_hours_savings",
     "spend_summary",
+    "tokens_per_hour",
     "tokens_served",
 ]
 
@@ -141,6 +142,13 @@ def tokens_served(series: pd.DataFrame, bucket_seconds: float) -> pd.DataFrame:
     totals = totals.reindex(columns=list(TOKEN_METRICS)).fillna(0.0)
     totals.columns = ["prompt", "generated"]
     return totals
+
+
+def tokens_per_hour(series: pd.DataFrame, bucket_seconds: float) -> pd.Series:
+    """Tokens served per hour by all endpoints together (a trend line), counted as
+    ``tokens_served`` counts them."""
+    rates = series[series["metric"].isin(TOKEN_METRICS)]
+    return (rates["value"] * bucket_seconds).groupby(rates["time"].dt.floor("h")).sum()
 
 
 def cost_per_1k_tokens(cost: pd.Series, tokens: pd.Series) -> pd.Series:

@@ -112,6 +112,8 @@ def test_tokens_are_rates_times_bucket_length_and_cost_per_1k_divides_by_them() 
     per_1k = figures.cost_per_1k_tokens(pd.Series({"alpha": 9.0, "beta": 4.0}), tokens.sum(axis=1))
     assert per_1k["alpha"] == pytest.approx(9.0 / 900_000 * 1000)
     assert math.isnan(per_1k["beta"])  # cost but no tokens: undefined
+    by_hour = figures.tokens_per_hour(series, 3600.0)  # every endpoint together, per hour
+    assert by_hour.tolist() == [540_000, 360_000] and by_hour.index[1] == TODAY + HOUR
 
 
 def test_idle_hours_are_up_and_under_the_floor_with_their_cost() -> None:
@@ -170,3 +172,22 @@ def test_counts_stay_short_enough_for_a_metric_card(value: float, shown: str) ->
     from dashboard.ui import count
 
     assert count(value) == shown
+
+
+def test_csv_downloads_keep_iso_times_and_empty_cells_and_leave_out_trend_lines() -> None:
+    from dashboard.ui import csv_bytes
+
+    frame = pd.DataFrame(
+        {
+            "time": pd.to_datetime([NOW, NOW + HOUR], utc=True),
+            "endpoint": ["alpha", "beta"],
+            "billed": [50.0, float("nan")],
+            "problem": [None, "HTTP 503"],
+            "cost_trend": [[1.0, 2.0], [3.0]],
+        }
+    )
+    assert csv_bytes(frame).decode().splitlines() == [
+        "time,endpoint,billed,problem",
+        "2026-11-18T12:30:00Z,alpha,50.0,",
+        "2026-11-18T13:30:00Z,beta,,HTTP 503",
+    ]

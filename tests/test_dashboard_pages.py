@@ -5,11 +5,13 @@ tables at all."""
 
 from __future__ import annotations
 
+import json
 import math
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -176,6 +178,7 @@ def postgres_store(
     try:
         yield _seed(tmp_path_factory.mktemp("pg"), events=True, url=url.render_as_string(hide_password=False))
     finally:
+        st.cache_resource.clear()  # disposes the dashboard's engine: its connections close now
         with admin.begin() as connection:
             connection.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
 
@@ -214,6 +217,14 @@ def _metrics(app: AppTest) -> dict[str, str]:
     return {m.label: m.value for m in app.metric}
 
 
+def _column_config(app: AppTest, index: int) -> dict[str, Any]:
+    """The column settings the page gave its ``index``-th table (as sent to the browser)."""
+    return {
+        name.removeprefix("col:name:"): value
+        for name, value in json.loads(app.dataframe[index].proto.columns).items()
+    }
+
+
 def _frames(app: AppTest) -> list[pd.DataFrame]:
     return [frame.value for frame in app.dataframe]
 
@@ -236,18 +247,35 @@ def test_overview_shows_the_seeded_spend_tokens_and_alerts(
     assert shown["Tokens (last 7 days)"] == "1.22 M"  # (150 + 20) x 7,200 = 1,224,000
     assert shown["Cost per 1K tokens"] == f"${168 / ((150 + 20) * 7200) * 1000:,.4f}"
     assert shown["Firing alerts"] == "1"
-    table = _frames(app)[0].set_index("endpoint")
-    assert table.loc["beta", "today_estimated"] == pytest.approx(96.0)
-    assert math.isnan(table.loc["beta", "month_billed"])  # beta has no bill: unknown, not $0
-    assert table.loc["beta", "gpu_utilization"] == pytest.approx(0.05)  # mean of its replicas
-    assert table.loc["beta", "tokens"] == pytest.approx(20 * 7200)  # sum of its replicas
-    assert table.loc["alpha", "p95_latency_ms"] == pytest.approx(800)
-    assert table.loc["alpha", "latency_target_ms"] == pytest.approx(1000)
-    assert table.loc["alpha", "ttft_p95_ms"] == pytest.approx(300)
-    assert table.loc["alpha", "replicas_now"] == 1
-    assert table.loc["beta", "replicas_now"] == 2
-    assert table.loc["alpha", "firing_alerts"] == 1
-    assert table.loc["alpha", "usd_per_1k_tokens"] == pytest.approx(72 / (150 * 7200) * 1000)
+    assert shown["GPU utilization"] == "28%"  # alpha's 2 hours at 50%, beta's at 5%
+    assert shown["Replicas now"] == "3"  # alpha 1 + beta 2
+    assert shown["p95 latency over target"] == "0 of 1"  # alpha 800 ms against 1,000 ms
+    assert shown["p95 TTFT over target"] == "0 of 1"
+    # Trend lines under the headline figures (hourly over the range, daily over the month).
+    trends = {m.label: list(m.proto.chart_data) for m in app.metric}
+    assert len(trends["Spend today"]) == 36  # the hours with an estimate: yesterday 00:00 on
+    assert trends["Month to date"] == [48.0, 168.0]
+    assert trends["Tokens (last 7 days)"] == [(150 + 20) * 3600] * 2
+    assert trends["GPU utilization"] == pytest.approx([0.275, 0.275])
+    spend, performance = (frame.set_index("endpoint") for frame in _frames(app)[:2])
+    assert spend.index.tolist() == ["alpha", "beta", "hosted", "All endpoints"]
+    assert spend.loc["beta", "today_estimated"] == pytest.approx(96.0)
+    assert math.isnan(spend.loc["beta", "month_billed"])  # beta has no bill: unknown, not $0
+    assert spend.loc["All endpoints", "month_estimated"] == pytest.approx(168.0)
+    assert performance.loc["beta", "gpu_utilization"] == pytest.approx(0.05)  # mean of its replicas
+    assert performance.loc["beta", "tokens"] == pytest.approx(20 * 7200)  # sum of its replicas
+    assert performance.loc["alpha", "p95_latency_ms"] == pytest.approx(800)
+    assert performance.loc["alpha", "latency_target_ms"] == pytest.approx(1000)
+    assert performance.loc["alpha", "ttft_p95_ms"] == pytest.approx(300)
+    assert performance.loc["alpha", "replicas_now"] == 1
+    assert performance.loc["beta", "replicas_now"] == 2
+    assert performance.loc["alpha", "firing_alerts"] == 1
+    assert performance.loc["alpha", "usd_per_1k_tokens"] == pytest.approx(72 / (150 * 7200) * 1000)
+    assert performance.loc["alpha", "latency_trend"] == pytest.approx([800, 800])
+    # The screen: a dash for no value, dollars with thousands separators, times in UTC.
+    assert [frame.proto.placeholder for frame in app.dataframe] == ["—"] * 3
+    assert _column_config(app, 0)["projected_billed"]["type_config"]["format"] == "dollar"
+    assert _column_config(app, 2)["time"]["type_config"]["format"] == "YYYY-MM-DD HH:mm [UTC]"
 
 
 def test_overview_follows_the_endpoint_and_range_filters(
@@ -295,6 +323,9 @@ def test_autoscaler_shows_decisions_schedules_savings_and_the_replay(
     assert _metrics(app)["Saved off-hours (last 7 days)"] == "$2.00"
     assert savings["replica_hours_saved"].tolist() == [1.0]
     assert replay["policy"].tolist() == ["configured", "oracle"]
+    assert replay.columns.tolist() == ["policy", "gpu_hours", "cost_usd", "slo_attainment"]
+    assert app.dataframe[0].proto.row_height > 64  # reasons wrap (Streamlit: rows over 4rem)
+    assert _column_config(app, 0)["reason"]["width"] == "large"
     app.toggle(key="show_holds").set_value(True).run()
     assert _frames(app)[0]["reason"].tolist() == ["hold", "schedule opens: floor 1"]
 
@@ -315,6 +346,14 @@ def test_alerts_show_firing_resolved_and_deliveries_by_channel_name(
     assert deliveries["channel"].tolist() == ["oncall-hook", "oncall-mail", "oncall-hook"]
     assert deliveries["problem"].tolist()[2] == "HTTP 503"
     assert deliveries["problem"].isna().tolist() == [True, True, False]
+    # On screen: no "None" for a delivery without a problem, summaries wrap, times in UTC.
+    assert {frame.proto.placeholder for frame in app.dataframe} == {"—"}
+    assert [frame.proto.row_height > 64 for frame in app.dataframe] == [True, True, False]
+    firing_since = _column_config(app, 0)["time"]
+    assert (firing_since["label"], firing_since["type_config"]["format"]) == (
+        "firing since",
+        "YYYY-MM-DD HH:mm [UTC]",
+    )
 
 
 def test_alerts_follow_the_endpoint_filter(

@@ -38,7 +38,8 @@ def body(view: View) -> None:
         ui.table(
             firing[["time", "endpoint", "rule", "summary"]],
             "alerts-firing",
-            {"time": st.column_config.DatetimeColumn("firing since")},
+            {"time": ui.time_column("firing since")},
+            wrap=True,
         )
 
     st.subheader("Firing and resolved")
@@ -49,6 +50,7 @@ def body(view: View) -> None:
         events.sort_values("time", ascending=False).drop(columns="fingerprint"),
         "alert-events",
         {"summary": st.column_config.TextColumn("summary", width="large")},
+        wrap=True,
     )
 
     st.subheader("Deliveries")
@@ -61,7 +63,10 @@ def body(view: View) -> None:
     ui.table(
         sent.sort_values("time", ascending=False),
         "alert-deliveries",
-        {"ok": st.column_config.CheckboxColumn("delivered")},
+        {
+            "ok": st.column_config.CheckboxColumn("delivered"),
+            "problem": st.column_config.TextColumn("problem", width="large"),
+        },
     )
 
 

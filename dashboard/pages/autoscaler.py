@@ -69,7 +69,17 @@ def _decision_log(view: View) -> None:
         )
         return
     shown = events.sort_values("time", ascending=False)
-    ui.table(shown, "scaling-decisions", {"reason": st.column_config.TextColumn("reason", width="large")})
+    ui.table(
+        shown,
+        "scaling-decisions",
+        {
+            "from_replicas": st.column_config.NumberColumn("from"),
+            "to_replicas": st.column_config.NumberColumn("to"),
+            "reason": st.column_config.TextColumn("reason", width="large"),
+            "dry_run": st.column_config.CheckboxColumn("dry run"),
+        },
+        wrap=True,
+    )
 
 
 def _schedules(scheduled: dict[str, Endpoint], floors_of: _Floors, now: datetime) -> None:
@@ -90,7 +100,15 @@ def _schedules(scheduled: dict[str, Endpoint], floors_of: _Floors, now: datetime
         for name, e in scheduled.items()
         for w in (e.autoscaling.schedules if e.autoscaling else [])
     ]
-    ui.table(pd.DataFrame(windows), "schedules")
+    ui.table(
+        pd.DataFrame(windows),
+        "schedules",
+        {
+            "when": st.column_config.TextColumn("when", width="medium"),
+            "min_replicas": st.column_config.NumberColumn("min replicas"),
+            "off_hours_replicas": st.column_config.NumberColumn("off-hours replicas"),
+        },
+    )
     hours = [now.replace(minute=0) + timedelta(hours=h) for h in range(7 * 24)]
     floors = pd.DataFrame(
         [
@@ -125,7 +143,13 @@ def _savings(view: View, scheduled: dict[str, Endpoint], floors_of: _Floors) -> 
         "observed, times the replica's price."
     )
     ui.table(
-        saved, "off-hours-savings", {"usd_saved": st.column_config.NumberColumn("saved", format="$%.2f")}
+        saved,
+        "off-hours-savings",
+        {
+            "off_hours": st.column_config.NumberColumn("off-hours hours"),
+            "replica_hours_saved": st.column_config.NumberColumn("replica-hours saved", format="%.1f"),
+            "usd_saved": st.column_config.NumberColumn("saved", format="dollar"),
+        },
     )
 
 
@@ -138,9 +162,7 @@ def _replays(view: View) -> None:
     name = st.selectbox("Replay", list(saved), key="replay") if len(saved) > 1 else next(iter(saved))
     document = saved[str(name)]
     rows = pd.DataFrame(document.get("rows", []))
-    first = [
-        c for c in ("policy", "cost_usd", "slo_attainment", "gpu_hours", "p95_ttft_seconds") if c in rows
-    ]
+    first = [c for c in _REPLAY_COLUMNS if c in rows]
     rows = rows[first + [c for c in rows.columns if c not in first]]
     st.caption(
         f"{name}: endpoint {document.get('endpoint', '?')}, trace {document.get('trace', '?')}, "
@@ -148,7 +170,19 @@ def _replays(view: View) -> None:
     )
     if {"policy", "cost_usd", "slo_attainment"} <= set(rows.columns):
         st.plotly_chart(charts.policy_comparison(rows), key="replay-chart")
-    ui.table(rows, f"replay-{name}")
+    ui.table(rows, f"replay-{name}", _REPLAY_COLUMNS)
+
+
+# The replay table's columns, in this order (the rest follow as saved).
+_REPLAY_COLUMNS = {
+    "policy": st.column_config.TextColumn("policy", pinned=True),
+    "gpu_hours": st.column_config.NumberColumn("GPU hours", format="%.2f"),
+    "cost_usd": st.column_config.NumberColumn("cost", format="dollar"),
+    "slo_attainment": st.column_config.NumberColumn("SLO attainment", format="percent"),
+    "p95_ttft_seconds": st.column_config.NumberColumn("p95 TTFT", format="%.2f s"),
+    "scale_actions": st.column_config.NumberColumn("scale actions"),
+    "max_queue": st.column_config.NumberColumn("max queue"),
+}
 
 
 def body(view: View) -> None:
