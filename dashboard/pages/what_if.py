@@ -83,13 +83,14 @@ def _break_even(view: View, table: pd.DataFrame) -> None:
     hours = (view.end - view.start).total_seconds() / 3600
     observed = float(table["tokens"].sum()) / hours * whatif.HOURS_PER_MONTH if hours else 0.0
     cols = st.columns(3)
-    monthly = cols[0].number_input(
-        "Tokens per month",
+    # In millions: an input box shows no thousands separators, and 15824621273 cannot be read.
+    monthly = 1e6 * cols[0].number_input(
+        "Million tokens per month",
         min_value=0.0,
-        value=float(round(observed)),
-        step=1e6,
-        format="%.0f",
-        key="monthly_tokens",
+        value=round(observed / 1e6, 1),
+        step=100.0,
+        format="%.1f",
+        key="monthly_mtokens",
     )
     units = cols[1].number_input("Provisioned units", min_value=1, value=1, step=1, key="ptu_units")
     unit_hour = cols[2].number_input("$ per unit-hour", min_value=0.0, value=1.0, step=0.1, key="ptu_price")
@@ -103,10 +104,10 @@ def _break_even(view: View, table: pd.DataFrame) -> None:
     cols = st.columns(3)
     cols[0].metric("Pay-per-token / month", ui.money(result.pay_per_token_usd), border=True)
     cols[1].metric("Provisioned / month", ui.money(result.provisioned_usd), border=True)
-    cols[2].metric("Break-even tokens / month", f"{result.break_even_tokens:,.0f}", border=True)
+    cols[2].metric("Break-even tokens / month", ui.count(result.break_even_tokens), border=True)
     st.caption(
         f"Cheaper at this volume: **{result.cheaper}**. Observed volume scaled to a month: "
-        f"{observed:,.0f} tokens. Per-token price {ui.money(price, 4)} per 1M (the observed "
+        f"{ui.count(observed)} tokens. Per-token price {ui.money(price, 4)} per 1M (the observed "
         "input/output mix). Assumes the provisioned units carry the whole volume, including "
         "its peaks, and no volume discount."
     )
