@@ -64,6 +64,7 @@ def create_app(settings: ServiceSettings | None = None, service: InferenceServic
             "draining": service.draining,
             "in_flight": service.in_flight,
             "model": service.settings.served_name,
+            "cpu_threads": service.cpu_threads,
         }
         return JSONResponse(body, status_code=200 if body["ready"] else 503)
 

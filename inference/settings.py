@@ -28,6 +28,9 @@ class ServiceSettings(BaseSettings):
     served_model_name: str | None = Field(None, description="name shown in /v1/models")
     device: str = Field("auto", description="auto, cpu, cuda or cuda:N")
     engine: Literal["dynamic", "continuous"] = "dynamic"
+    cpu_threads: int = Field(
+        0, ge=0, le=1024, description="torch's CPU threads; 0: its default (one per core)"
+    )
     endpoint: str = Field("default", description="endpoint label on every metric")
     replica: str = Field("0", description="replica label on every metric")
 

@@ -8,6 +8,7 @@ lets requests in flight finish, then the pool drains and stops every child.
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -15,7 +16,7 @@ import typer
 
 from inferplane.cli_logging import LogFormatOption, LogLevelOption, start_logging
 
-__all__ = ["router"]
+__all__ = ["router", "split_cores"]
 
 
 def router(
@@ -32,6 +33,13 @@ def router(
     admin_key_env: Annotated[
         str | None, typer.Option(help="Variable holding the admin API's Bearer key (the key is never shown).")
     ] = None,
+    replica_cpu_threads: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="torch CPU threads of each replica; 0: this machine's cores split over --max-replicas.",
+        ),
+    ] = 0,
     log_dir: Annotated[Path, typer.Option(help="Where each replica writes its log.")] = Path("router-logs"),
     log_level: LogLevelOption = "info",
     log_format: LogFormatOption = "text",
@@ -59,13 +67,24 @@ def router(
         hold_timeout_s=hold_timeout,
         admin_key_env=admin_key_env,
     )
-    served = {"endpoint": endpoint, **({"model": model} if model else {})}
+    served = {
+        "endpoint": endpoint,
+        "cpu_threads": replica_cpu_threads or split_cores(max_replicas),
+        **({"model": model} if model else {}),
+    }
     try:
         app = create_router_app(settings, process_factory(log_dir, served, port_range))
     except ValueError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(code=2) from None
     uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=600)
+
+
+def split_cores(replicas: int) -> int:
+    """CPU threads for each of ``replicas`` replicas so that together they use this
+    machine's cores once (at least one each): replicas that each take every core spin
+    against each other and serve a tenth of what they could."""
+    return max(1, len(os.sched_getaffinity(0)) // replicas)
 
 
 def _port_range(text: str) -> tuple[int, int]:
