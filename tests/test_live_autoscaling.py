@@ -223,7 +223,8 @@ def test_scale_out_in_to_zero_and_wake(
     print(
         f"\nlive autoscaling: load step -> 2nd replica ready {to_two:.1f} s; "
         f"request at zero -> answered {wake_s:.1f} s; actions {path}; "
-        f"{len(load.stats.outcomes)} trace requests, all 200; whole test {time.monotonic() - load_started:.0f} s"
+        f"{len(load.stats.outcomes)} trace requests, all 200; "
+        f"whole test {time.monotonic() - load_started:.0f} s"
     )
 
 
