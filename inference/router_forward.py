@@ -86,6 +86,7 @@ async def forward(
             problem = f"closed the connection before answering ({type(error).__name__})"
         except httpx.TransportError as error:
             pool.release(replica)
+            log.warning("replica %s failed before answering: %r; not retried", replica.url, error)
             metrics.count("replica_error")
             return error_response(502, f"the replica failed before answering ({type(error).__name__})")
         else:
