@@ -30,6 +30,9 @@ def router(
     max_replicas: Annotated[int, typer.Option(min=1, help="Most replicas the admin API may ask for.")] = 8,
     ports: Annotated[str | None, typer.Option(help="Port range for replicas, FIRST-LAST.")] = None,
     hold_timeout: Annotated[float, typer.Option(help="Seconds a request waits for a ready replica.")] = 300,
+    max_held: Annotated[
+        int, typer.Option(min=0, help="Most requests held while no replica is ready; then 429.")
+    ] = 256,
     admin_key_env: Annotated[
         str | None, typer.Option(help="Variable holding the admin API's Bearer key (the key is never shown).")
     ] = None,
@@ -65,6 +68,7 @@ def router(
         initial_replicas=replicas,
         max_replicas=max_replicas,
         hold_timeout_s=hold_timeout,
+        max_held=max_held,
         admin_key_env=admin_key_env,
     )
     served = {
