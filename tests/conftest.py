@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from inference.model_store import DEFAULT_MODEL, resolve
-from inference.replica_process import ReplicaProcess, free_port, start_replica
+from inference.replica_process import ReplicaProcess, start_replica
+from tests.local_servers import free_port
 
 __all__ = ["ServiceProcess", "free_port", "start_service"]
 

@@ -31,29 +31,8 @@ __all__ = [
     "TcpProxy",
     "TraceLoad",
     "UpStack",
-    "port_run",
     "rss_bytes",
 ]
-
-
-def port_run(size: int) -> tuple[int, int]:
-    """``size`` consecutive loopback ports nothing listens on right now."""
-    for _ in range(50):
-        first = free_port()
-        if first + size > 65535:
-            continue
-        with suppress(OSError):
-            socks = []
-            try:
-                for port in range(first, first + size):
-                    sock = socket.socket()
-                    socks.append(sock)
-                    sock.bind(("127.0.0.1", port))
-                return first, first + size - 1
-            finally:
-                for sock in socks:
-                    sock.close()
-    raise RuntimeError("no run of free ports")
 
 
 def rss_bytes(pid: int) -> int:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import email
 import email.policy
 import json
+import random
 import socket
 import ssl
 import subprocess
@@ -27,6 +28,7 @@ __all__ = [
     "Receiver",
     "Smtp",
     "free_port",
+    "free_port_range",
     "running_prometheus",
     "start_receiver",
     "start_smtp",
@@ -34,10 +36,35 @@ __all__ = [
 ]
 
 
+# Below Linux's ephemeral range (32768-60999): a port picked there can be taken by any
+# outgoing connection between the test picking it and a server binding it.
+_TEST_PORTS = range(20000, 32768)
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A loopback port nothing listens on, outside the range outgoing connections use."""
+    first, _ = free_port_range(1)
+    return first
+
+
+def free_port_range(size: int) -> tuple[int, int]:
+    """``size`` consecutive free loopback ports ``(first, last)``, outside the range
+    outgoing connections use."""
+    for _ in range(200):
+        first = random.randrange(_TEST_PORTS.start, _TEST_PORTS.stop - size)
+        sockets: list[socket.socket] = []
+        try:
+            for port in range(first, first + size):
+                sock = socket.socket()
+                sockets.append(sock)
+                sock.bind(("127.0.0.1", port))
+            return first, first + size - 1
+        except OSError:
+            continue
+        finally:
+            for sock in sockets:
+                sock.close()
+    raise RuntimeError(f"no run of {size} free ports in {_TEST_PORTS}")
 
 
 def wait_for(predicate: Any, timeout_s: float = 10.0, what: str = "condition") -> Any:

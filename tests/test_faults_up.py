@@ -26,8 +26,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from inferplane.store import Store, open_store
-from tests.fault_stack import Prometheus, TraceLoad, UpStack, immutable, port_run
-from tests.local_servers import free_port, wait_for
+from tests.fault_stack import Prometheus, TraceLoad, UpStack, immutable
+from tests.local_servers import free_port, free_port_range, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -94,7 +94,7 @@ def _config(path: Path, db: Path, router_port: int, ports: tuple[int, int], prom
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory, model_path: str) -> Iterator[Stack]:
     tmp = tmp_path_factory.mktemp("faults-up")
-    router_port, ports = free_port(), port_run(2)
+    router_port, ports = free_port(), free_port_range(2)
     targets = [f"127.0.0.1:{p}" for p in (router_port, *range(ports[0], ports[1] + 1))]
     (tmp / "prometheus").mkdir()
     prometheus = Prometheus(tmp / "prometheus", targets)

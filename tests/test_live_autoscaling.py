@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -33,7 +32,7 @@ from collector.main import build_collector
 from collector.schedule import add_collect_jobs
 from inference.trace import TraceRequest, load_trace, scale_trace
 from inferplane.demo import LoadDriver
-from tests.local_servers import free_port, wait_for
+from tests.local_servers import free_port, free_port_range, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -50,27 +49,6 @@ POLICY = """\
       stale_after_s: 5
       cold_start_s: 10
 """
-
-
-def port_range(size: int) -> tuple[int, int]:
-    """``size`` consecutive loopback ports nothing listens on."""
-    for _ in range(50):
-        first = free_port()
-        if first + size > 65535:
-            continue
-        sockets = []
-        try:
-            for port in range(first, first + size):
-                sock = socket.socket()
-                sock.bind(("127.0.0.1", port))
-                sockets.append(sock)
-            return first, first + size - 1
-        except OSError:
-            continue
-        finally:
-            for sock in sockets:
-                sock.close()
-    raise RuntimeError("no run of free ports")
 
 
 def write_config(path: Path, store: Path, router: str, ports: tuple[int, int], schedule: str = "") -> Path:
@@ -109,7 +87,7 @@ class Router:
 
 @pytest.fixture
 def router(tmp_path: Path, model_path: str) -> Iterator[tuple[Router, tuple[int, int]]]:
-    port, ports = free_port(), port_range(3)
+    port, ports = free_port(), free_port_range(3)
     log = tmp_path / "router.log"
     command = [
         *(sys.executable, "-m", "inferplane.cli", "router", "--port", str(port), "--endpoint", "live"),
