@@ -43,6 +43,12 @@ def router(
             help="torch CPU threads of each replica; 0: this machine's cores split over --max-replicas.",
         ),
     ] = 0,
+    replica_setting: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A setting of every replica's service, KEY=VALUE (e.g. max_queue=4); repeatable.",
+        ),
+    ] = None,
     log_dir: Annotated[Path, typer.Option(help="Where each replica writes its log.")] = Path("router-logs"),
     log_level: LogLevelOption = "info",
     log_format: LogFormatOption = "text",
@@ -61,6 +67,7 @@ def router(
             f"{replicas} is above --max-replicas {max_replicas}", param_hint="--replicas"
         )
     port_range = _port_range(ports) if ports else None
+    extra = _replica_settings(replica_setting or [])
     log_dir.mkdir(parents=True, exist_ok=True)
     settings = RouterSettings(
         model=model or DEFAULT_MODEL,  # the label each replica's own metrics carry
@@ -75,6 +82,7 @@ def router(
         "endpoint": endpoint,
         "cpu_threads": replica_cpu_threads or split_cores(max_replicas),
         **({"model": model} if model else {}),
+        **extra,
     }
     try:
         app = create_router_app(settings, process_factory(log_dir, served, port_range))
@@ -89,6 +97,23 @@ def split_cores(replicas: int) -> int:
     machine's cores once (at least one each): replicas that each take every core spin
     against each other and serve a tenth of what they could."""
     return max(1, len(os.sched_getaffinity(0)) // replicas)
+
+
+def _replica_settings(pairs: list[str]) -> dict[str, str]:
+    """``--replica-setting KEY=VALUE`` options, each checked as the config checks them."""
+    from inferplane.config import LocalTarget
+
+    settings = {}
+    for pair in pairs:
+        key, equals, value = pair.partition("=")
+        if not equals or not key.strip():
+            raise typer.BadParameter(f"expected KEY=VALUE, got {pair!r}", param_hint="--replica-setting")
+        try:
+            LocalTarget.replica_setting(key.strip(), value)
+        except ValueError as error:
+            raise typer.BadParameter(f"{pair!r}: {error}", param_hint="--replica-setting") from None
+        settings[key.strip()] = value  # a string, as the replica reads it from INFERPLANE_<KEY>
+    return settings
 
 
 def _port_range(text: str) -> tuple[int, int]:

@@ -141,6 +141,8 @@ def _add_router(
         argv += ["--ports", f"{target.ports[0]}-{target.ports[1]}"]
         for replica_port in range(target.ports[0], target.ports[1] + 1):
             plan.ports[replica_port] = f"a replica port of endpoint {name}"
+    for key, value in target.replica_settings.items():
+        argv += ["--replica-setting", f"{key}={_setting_text(value)}"]
     if env.get(ADMIN_KEY_ENV):
         argv += ["--admin-key-env", ADMIN_KEY_ENV]
     base = target.router_url.rstrip("/")
@@ -151,6 +153,11 @@ def _add_router(
     )  # fmt: skip
     plan.urls[f"api {name}"] = f"{base}/v1"
     plan.urls[f"metrics {name}"] = f"{base}/metrics"
+
+
+def _setting_text(value: object) -> str:
+    # As the replica reads it back from INFERPLANE_<KEY>: YAML's true is "true", not "True".
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def _add_prometheus(

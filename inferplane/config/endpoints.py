@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import Discriminator, Field, Tag, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    Discriminator,
+    Field,
+    Tag,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from .autoscaling import AutoscalingPolicy
@@ -37,6 +46,53 @@ class LocalTarget(StrictModel):
     router_url: HttpUrl = Field(
         "http://127.0.0.1:8100", description="The router (inferplane router) that owns the replicas."
     )
+    replica_settings: dict[str, Any] = Field(
+        default_factory=dict,
+        description=(
+            "Settings of each replica's inference service (inference.settings.ServiceSettings), "
+            "e.g. {max_batch_size: 4, max_queue: 4}; not model, endpoint, replica (the router "
+            "sets them) nor api_keys, api_keys_file, redis_url (secrets: environment only)."
+        ),
+    )
+
+    ROUTER_SETS: ClassVar[frozenset[str]] = frozenset({"model", "endpoint", "replica"})
+    SECRETS: ClassVar[frozenset[str]] = frozenset({"api_keys", "api_keys_file", "redis_url"})
+
+    @staticmethod
+    def replica_setting(key: str, value: Any) -> Any:
+        """``value`` checked (and converted) as the replica setting ``key``; ``ValueError``
+        naming the problem when the key is not a setting a config may give, or the value
+        does not fit it. Shared by the config and ``inferplane router --replica-setting``."""
+        from inference.settings import ServiceSettings
+
+        if key in LocalTarget.ROUTER_SETS:
+            raise ValueError(f"{key} is not a replica setting here: the router sets it for each replica")
+        if key in LocalTarget.SECRETS:
+            raise ValueError(f"{key} holds a secret: set INFERPLANE_{key.upper()} in the environment instead")
+        info = ServiceSettings.model_fields.get(key)
+        if info is None:
+            off_limits = LocalTarget.ROUTER_SETS | LocalTarget.SECRETS
+            allowed = sorted(ServiceSettings.model_fields.keys() - off_limits)
+            raise ValueError(f"unknown replica setting {key!r}; expected one of: {', '.join(allowed)}")
+        kind: Any = Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation
+        try:
+            return TypeAdapter(kind).validate_python(value)
+        except ValidationError as error:
+            raise ValueError(error.errors(include_url=False)[0]["msg"]) from None
+
+    @field_validator("replica_settings")
+    @classmethod
+    def _known_replica_settings(cls, settings: dict[str, Any]) -> dict[str, Any]:
+        checked = {}
+        for key, value in settings.items():
+            try:
+                checked[key] = cls.replica_setting(key, value)
+            except ValueError as error:
+                # "at" points the loader at the key: endpoints[i].target.replica_settings.<key>.
+                raise PydanticCustomError(
+                    "replica_setting", "{problem}", {"problem": str(error), "at": [key]}
+                ) from None
+        return checked
 
     @model_validator(mode="after")
     def _ports_ordered(self) -> LocalTarget:
