@@ -4,8 +4,10 @@ autoscale) in its own process, the SQLite store in the test's INFERPLANE_HOME; t
 load throughout. Each test prints what it loaded, what it broke and what was lost
 (run with ``-s``); the goal, asserted, is nothing.
 
-One stack serves the module, in this order: a replica killed, Prometheus stopped, the
-control plane killed, the store's disk made read-only.
+Overload first, on a stack of its own (one replica admitting 4 through the config's
+replica_settings, no autoscaling). Then one stack serves the rest of the module, in this
+order: a replica killed, Prometheus stopped, the control plane killed, the store's disk
+made read-only.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import signal
 import sqlite3
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,8 +28,9 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from inference.trace import load_trace, synthetic_prompt
 from inferplane.store import Store, open_store
-from tests.fault_stack import Prometheus, TraceLoad, UpStack, immutable
+from tests.fault_stack import Prometheus, TraceLoad, UpStack, immutable, rss_bytes
 from tests.local_servers import free_port, free_port_range, wait_for
 
 pytestmark = pytest.mark.slow
@@ -138,6 +142,80 @@ def _crashes(stack: Stack) -> dict[str, float]:
 
 def _report(name: str, loaded: str, broke: str, lost: str) -> None:
     print(f"\n[{name}]\n  loaded: {loaded}\n  broke:  {broke}\n  lost:   {lost}")
+
+
+def _burst(url: str, n: int, max_tokens: int = 16) -> list[httpx.Response]:
+    """The trace's first ``n`` requests, all at once: far beyond what is admitted."""
+
+    def send(prompt_tokens: int) -> httpx.Response:
+        body = {
+            "prompt": synthetic_prompt(min(prompt_tokens, 48)),
+            "max_tokens": max_tokens,
+            "temperature": 0.8,
+        }
+        return httpx.post(url + "/v1/completions", json=body, timeout=120)
+
+    with ThreadPoolExecutor(n) as pool:
+        return list(pool.map(send, [r.prompt_tokens for r in load_trace()[:n]]))
+
+
+def test_overload_beyond_the_replica_queue_429_with_retry_after_bounded_memory_and_recovery(
+    tmp_path: Path, model_path: str
+) -> None:
+    router_port, ports = free_port(), free_port_range(1)
+    config = tmp_path / "overload.yaml"
+    config.write_text(
+        f"store: {{url: 'sqlite:///{tmp_path / 'overload.db'}'}}\n"
+        "endpoints:\n"
+        "  - name: burst\n"
+        "    target:\n"
+        "      kind: local\n"
+        "      model: smollm2-135m-instruct\n"
+        f"      router_url: 'http://127.0.0.1:{router_port}'\n"
+        f"      ports: [{ports[0]}, {ports[1]}]\n"
+        "      replica_settings: {max_batch_size: 2, max_queue: 2, max_tokens_limit: 64}\n"
+        "    min_replicas: 1\n"
+        "    max_replicas: 1\n"
+        "    price: {gpu_per_hour_usd: 1.0}\n",
+        encoding="utf-8",
+    )
+    up = UpStack(tmp_path / "home", config)
+    url = f"http://127.0.0.1:{router_port}"
+    try:
+        up.start()
+        router = up.pid("router-burst")
+        assert router is not None
+        rss_before = rss_bytes(router)
+        # Three bursts, each far beyond the one replica's batch of 2 and queue of 2: its
+        # 429s (with Retry-After) pass through the router; memory must not grow with them.
+        bursts = [_burst(url, 48) for _ in range(3)]
+        rss_after = rss_bytes(router)
+        # Load falls: every request is answered again.
+        recovered = [_burst(url, 1)[0] for _ in range(3)]
+        replica_logs = (tmp_path / "home" / "logs" / "burst").glob("*.log")
+        replica_log = "".join(p.read_text(errors="replace") for p in replica_logs)
+    finally:
+        up.stop()
+    codes = [[r.status_code for r in burst] for burst in bursts]
+    _report(
+        "overload beyond the replica's queue",
+        "three bursts of the trace's first 48 requests at once (prompts <= 48 tokens, 16 generated) "
+        "against one replica admitting 4 (replica_settings: batch 2 + queue 2)",
+        f"router RSS {rss_before / 2**20:.0f} MiB before, {rss_after / 2**20:.0f} MiB after; "
+        + "; ".join(
+            f"burst {i + 1}: {c.count(200)} x 200, {c.count(429)} x 429" for i, c in enumerate(codes)
+        ),
+        "nothing unanswered: every request got 200 or 429 with Retry-After; 3 of 3 answered after",
+    )
+    for burst, burst_codes in zip(bursts, codes, strict=True):
+        assert set(burst_codes) <= {200, 429}, burst_codes
+        assert 200 in burst_codes and 429 in burst_codes, burst_codes
+        # The replica admits 4 (2 in the batch, 2 queued): most of 48 at once are refused.
+        assert burst_codes.count(429) >= 24, burst_codes
+        assert all(r.headers.get("retry-after", "").isdigit() for r in burst if r.status_code == 429)
+    assert rss_after - rss_before < 64 * 2**20, (rss_before, rss_after)
+    assert [r.status_code for r in recovered] == [200] * 3
+    assert "Traceback" not in replica_log
 
 
 def test_replica_killed_under_load_nothing_fails_and_it_is_replaced(stack: Stack) -> None:
