@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
@@ -21,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
+import sqlalchemy as sa
 
 from inference.trace import load_trace, scale_trace, synthetic_prompt
 from inferplane.up import group_members
@@ -31,8 +34,35 @@ __all__ = [
     "TcpProxy",
     "TraceLoad",
     "UpStack",
+    "postgres_schema",
     "rss_bytes",
 ]
+
+PG_URL = os.environ.get("INFERPLANE_TEST_PG_URL") or "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+@contextmanager
+def postgres_schema() -> Iterator[sa.URL]:
+    """A fresh schema on the real PostgreSQL at ``PG_URL`` (dropped afterwards), as a URL
+    whose search_path is that schema; skipped where none runs (failed on CI)."""
+    admin = sa.create_engine(PG_URL, connect_args={"connect_timeout": 3})
+    try:
+        with admin.connect():
+            pass
+    except sa.exc.OperationalError:
+        admin.dispose()
+        if os.environ.get("CI"):
+            pytest.fail(f"no PostgreSQL at {PG_URL}: CI must run the fault tests on it")
+        pytest.skip(f"no PostgreSQL at {PG_URL}")
+    schema = f"inferplane_faults_{uuid.uuid4().hex[:12]}"
+    with admin.begin() as connection:
+        connection.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield admin.url.update_query_dict({"options": f"-csearch_path={schema}"})
+    finally:
+        with admin.begin() as connection:
+            connection.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+        admin.dispose()
 
 
 def rss_bytes(pid: int) -> int:
@@ -161,9 +191,10 @@ class Prometheus:
 class UpStack:
     """``inferplane up --config CONFIG`` as a child process with its own INFERPLANE_HOME."""
 
-    def __init__(self, home: Path, config: Path) -> None:
+    def __init__(self, home: Path, config: Path, *args: str) -> None:
         self.home = home
         self.config = config
+        self.args = args  # more options of ``up`` (``--store URL``, say)
         self.ready_file = home.parent / f"{home.name}-ready.json"
         self.log_path = home.parent / f"{home.name}-up.log"
         self.process: subprocess.Popen[bytes] | None = None
@@ -181,6 +212,7 @@ class UpStack:
         command = [
             *(sys.executable, "-m", "inferplane.cli", "up", "--config", str(self.config), "--no-dashboard"),
             *("--ready-file", str(self.ready_file), "--stop-timeout", "30"),
+            *self.args,
         ]
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)

@@ -6,8 +6,6 @@ prints what it loaded, what it broke and what was lost (run with ``-s``).
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -22,12 +20,11 @@ from collector.run import Collector
 from collector.samples import Sample
 from inference.trace import load_trace, synthetic_prompt
 from inferplane.store import StoreError, open_store
-from tests.fault_stack import TcpProxy, router_process, rss_bytes
+from tests.fault_stack import TcpProxy, postgres_schema, router_process, rss_bytes
 from tests.local_servers import wait_for
 
 pytestmark = pytest.mark.slow
 
-PG_URL = os.environ.get("INFERPLANE_TEST_PG_URL") or "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 
 
@@ -37,25 +34,8 @@ def _report(name: str, loaded: str, broke: str, lost: str) -> None:
 
 @pytest.fixture
 def pg_schema() -> Iterator[sa.URL]:
-    """A fresh schema on the real PostgreSQL (dropped afterwards); skipped where none runs."""
-    admin = sa.create_engine(PG_URL, connect_args={"connect_timeout": 3})
-    try:
-        with admin.connect():
-            pass
-    except sa.exc.OperationalError:
-        admin.dispose()
-        if os.environ.get("CI"):
-            pytest.fail(f"no PostgreSQL at {PG_URL}: CI must run the fault tests on it")
-        pytest.skip(f"no PostgreSQL at {PG_URL}")
-    schema = f"inferplane_faults_{uuid.uuid4().hex[:12]}"
-    with admin.begin() as connection:
-        connection.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-    try:
-        yield admin.url.update_query_dict({"options": f"-csearch_path={schema}"})
-    finally:
-        with admin.begin() as connection:
-            connection.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
-        admin.dispose()
+    with postgres_schema() as url:
+        yield url
 
 
 class Ticks:

@@ -30,7 +30,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from inference.trace import load_trace, synthetic_prompt
 from inferplane.store import Store, open_store
-from tests.fault_stack import Prometheus, TraceLoad, UpStack, immutable, rss_bytes
+from tests.fault_stack import Prometheus, TcpProxy, TraceLoad, UpStack, immutable, postgres_schema, rss_bytes
 from tests.local_servers import free_port, free_port_range, wait_for
 
 pytestmark = pytest.mark.slow
@@ -216,6 +216,67 @@ def test_overload_beyond_the_replica_queue_429_with_retry_after_bounded_memory_a
     assert rss_after - rss_before < 64 * 2**20, (rss_before, rss_after)
     assert [r.status_code for r in recovered] == [200] * 3
     assert "Traceback" not in replica_log
+
+
+def test_postgresql_dropped_under_up_control_plane_keeps_running_readings_kept(
+    tmp_path: Path, model_path: str
+) -> None:
+    with postgres_schema() as schema:
+        # Trust auth ignores the password; it is there to show it is never logged.
+        direct = schema.set(password="not-the-password-7f3")
+        proxy = TcpProxy((direct.host or "127.0.0.1", direct.port or 5432)).restore()
+        through = direct.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+        router_port, ports = free_port(), free_port_range(2)
+        tmp = tmp_path
+        (tmp / "prometheus").mkdir()
+        targets = [f"127.0.0.1:{p}" for p in (router_port, *range(ports[0], ports[1] + 1))]
+        prometheus = Prometheus(tmp / "prometheus", targets)
+        config = _config(tmp / "inferplane.yaml", tmp / "unused.db", router_port, ports, prometheus.url)
+        up = UpStack(tmp / "home", config, "--store", through)
+        store: Store | None = None
+        try:
+            prometheus.start()
+            up.start()
+            store = open_store(direct.render_as_string(hide_password=False))  # not through the proxy
+
+            def times(start: datetime, end: datetime) -> list[datetime]:
+                assert store is not None
+                points = store.read_series(ENDPOINT, "gpu_utilization", start, end, "raw", replica=None)
+                return [t for t, _ in points]
+
+            wait_for(lambda: times(_ago(30), _now()), 90, "samples in PostgreSQL")
+            pid = up.pid("control-plane")
+            cut = _now()
+            proxy.cut()  # open connections reset, new ones refused: the server is gone
+            wait_for(lambda: "store failed" in up.logs("control-plane"), 30, "the store failure logged")
+            wait_for(lambda: _now() > cut + timedelta(seconds=6), 10, "six seconds of outage")
+            restored = _now()
+            proxy.restore()
+            wait_for(lambda: "the store is back" in up.logs("control-plane"), 60, "the collector to recover")
+            written = times(cut, restored)
+            wait_for(lambda: times(restored, _now()), 30, "samples after the outage")
+            still = up.pid("control-plane")
+            logs = up.logs() + up.logs("control-plane")
+        finally:
+            up.stop()
+            prometheus.stop()
+            proxy.cut()
+            if store is not None:
+                store.close()
+    error = next(line for line in logs.splitlines() if "collector: store failed" in line)
+    _report(
+        "PostgreSQL connection dropped under up",
+        "the control plane collecting one utilization sample a second from a real Prometheus "
+        "into PostgreSQL (up --store through a TCP proxy)",
+        f"the TCP path to PostgreSQL cut for {(restored - cut).total_seconds():.0f} s "
+        "(open connections reset, new ones refused)",
+        f"nothing: {len(written)} utilization samples collected during the cut were written after it; "
+        f"error logged: {error[:160]}...",
+    )
+    assert still == pid  # the control plane kept running: no restart
+    assert len(written) >= (restored - cut).total_seconds() - 3, written
+    assert "Fix:" in error and f"127.0.0.1:{proxy.port}" in error, error
+    assert "not-the-password-7f3" not in logs
 
 
 def test_replica_killed_under_load_nothing_fails_and_it_is_replaced(stack: Stack) -> None:
