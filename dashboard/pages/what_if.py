@@ -100,6 +100,12 @@ def _break_even(view: View, table: pd.DataFrame) -> None:
         if weights.notna().any()
         else float(table["hosted_per_1m_usd"].mean())
     )
+    if not price > 0:  # both hosted prices 0 (or no endpoint): pay-per-token costs nothing
+        st.info(
+            "With a hosted price of $0 per token, pay-per-token costs nothing at any volume: "
+            "there is no break-even volume. Enter the hosted model's prices above."
+        )
+        return
     result = whatif.break_even(monthly, price, units * unit_hour * whatif.HOURS_PER_MONTH)
     cols = st.columns(3)
     cols[0].metric("Pay-per-token / month", ui.money(result.pay_per_token_usd), border=True)
