@@ -26,11 +26,13 @@ import pandas as pd
 import sqlalchemy as sa
 import streamlit as st
 
+from dashboard.redact import redact
 from inferplane.config import InferplaneConfig, load_config
 from inferplane.store import Store, default_store_url
 from inferplane.store.engine import create_store_engine
 from inferplane.store.rollup import floor_time
 from inferplane.store.schema import ROLLUP_TABLES, control_state, costs, samples, samples_1h
+from inferplane.store.schema import alert_events as alert_events_table
 from inferplane.store.schema import scaling_events as scaling_events_table
 
 __all__ = [
@@ -40,6 +42,7 @@ __all__ = [
     "STORE_ENV",
     "TTL_S",
     "alert_events",
+    "alert_names",
     "bucket_seconds",
     "config",
     "config_path",
@@ -245,10 +248,29 @@ def alert_events(url: str, start: datetime, end: datetime) -> pd.DataFrame:
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
 def deliveries(url: str, start: datetime, end: datetime) -> pd.DataFrame:
-    """Delivery attempts in ``[start, end)``: channel names only (the store never holds a
-    channel's URL or address)."""
+    """Delivery attempts in ``[start, end)`` by channel name, each error with its e-mail
+    addresses and URLs redacted (an SMTP refusal names the refused recipients, a webhook's
+    answer may quote its URL: the store keeps the channel's words as they were)."""
     rows = _store(url).read_deliveries(start, end)
-    return _frame(rows, ["time", "fingerprint", "channel", "attempt", "ok", "error"])
+    frame = _frame(rows, ["time", "fingerprint", "channel", "attempt", "ok", "error"])
+    frame["error"] = frame["error"].map(redact, na_action="ignore")
+    return frame
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def alert_names(url: str, fingerprints: tuple[str, ...]) -> pd.DataFrame:
+    """``endpoint, rule`` per alert fingerprint, from its transitions at any time (a
+    delivery in the range may belong to an alert that started firing before it)."""
+    events = alert_events_table.c
+    query = (
+        sa.select(events.fingerprint, events.endpoint, events.rule)
+        .where(events.fingerprint.in_(fingerprints))
+        .distinct()
+    )
+    with _engine(url).connect() as connection:
+        rows = [tuple(row) for row in connection.execute(query)]
+    frame = pd.DataFrame(rows, columns=["fingerprint", "endpoint", "rule"])
+    return frame.drop_duplicates("fingerprint").set_index("fingerprint")
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)

@@ -5,13 +5,18 @@ an hour, replicas up for part of an hour, a range longer than the data."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import streamlit as st
 
+from dashboard import ui
 from dashboard.data import CONFIG_ENV, NOW_ENV
-from tests.test_dashboard_pages import NOW, _metrics, _open, _seed, _use
+from dashboard.redact import redact
+from inferplane.store import open_store
+from tests.test_dashboard_pages import NOW, TODAY, _frames, _metrics, _open, _seed, _use
 
 
 @pytest.fixture(scope="module")
@@ -42,3 +47,82 @@ def test_what_if_with_free_hosted_prices_says_there_is_no_break_even(
     assert any("no break-even volume" in i.value for i in app.info)
     assert "Break-even tokens / month" not in _metrics(app)
     assert "Saving per month" in _metrics(app)  # the sections after it still render
+
+
+# Words a channel might answer with: a refused recipient, a webhook URL with its token.
+_ADDRESS, _TOKEN = "oncall.lead@example.com", "T000/B000/s3cret-hook-token"
+_OLD_ALERT = NOW - timedelta(days=10)  # fires before "Last 7 days" and never resolves
+
+
+@pytest.fixture(scope="module")
+def alert_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
+    """The full store, plus: a delivery whose error names an address and a webhook URL,
+    and an alert that started firing 10 days ago, repeated (delivered) yesterday."""
+    url, config = _seed(tmp_path_factory.mktemp("alerts"), events=True)
+    store = open_store(url)
+    try:
+        at = TODAY.replace(hour=11)
+        problem = (
+            f"channel 'oncall-mail': smtp.example.com:587 refused recipients ['{_ADDRESS}']; "
+            f"channel 'oncall-hook': HTTP 400: invalid_token for https://hooks.slack.com/services/{_TOKEN}"
+        )
+        store.write_delivery(at, "fp-slow", "oncall-mail", 1, False, problem)
+        store.write_alert_event(
+            _OLD_ALERT, "fp-old", "beta", "cost_budget", "firing", "beta over budget", {"severity": "warning"}
+        )
+        store.write_delivery(NOW - timedelta(days=1), "fp-old", "oncall-mail", 1, True)
+    finally:
+        store.close()
+    return url, config
+
+
+def _csv_spy(env: pytest.MonkeyPatch) -> list[bytes]:
+    """Every CSV a page offers for download, as the page made it."""
+    made: list[bytes] = []
+    real = ui.csv_bytes
+
+    def spy(frame: pd.DataFrame) -> bytes:
+        made.append(real(frame))
+        return made[-1]
+
+    env.setattr(ui, "csv_bytes", spy)
+    return made
+
+
+def test_addresses_and_urls_in_delivery_errors_are_never_shown(
+    dashboard_env: pytest.MonkeyPatch, alert_store: tuple[str, Path]
+) -> None:
+    _use(dashboard_env, alert_store)
+    csv = _csv_spy(dashboard_env)
+    app = _open("alerts")
+    problems = _frames(app)[2].set_index("time")["problem"]
+    assert problems[pd.Timestamp(TODAY.replace(hour=11))] == (
+        "channel 'oncall-mail': smtp.example.com:587 refused recipients ['<address>']; "
+        "channel 'oncall-hook': HTTP 400: invalid_token for <url>"
+    )
+    shown = str(app._tree) + b"".join(csv).decode()
+    assert csv and "<address>" in shown
+    for secret in (_ADDRESS, "oncall.lead", _TOKEN, "hooks.slack.com"):
+        assert secret not in shown, secret
+
+
+def test_deliveries_of_an_alert_that_fired_before_the_range_are_shown(
+    dashboard_env: pytest.MonkeyPatch, alert_store: tuple[str, Path]
+) -> None:
+    _use(dashboard_env, alert_store)
+    app = _open("alerts")
+    deliveries = _frames(app)[2]
+    repeat = deliveries[deliveries["time"] == pd.Timestamp(NOW - timedelta(days=1))]
+    assert repeat[["endpoint", "rule", "channel"]].values.tolist() == [["beta", "cost_budget", "oncall-mail"]]
+    assert _metrics(app)["Firing now"] == "2"  # alpha is slow; beta over budget since 10 days
+    app.session_state["endpoints"] = ["alpha"]  # the endpoint filter still applies
+    app.run()
+    assert "beta" not in _frames(app)[2]["endpoint"].tolist()
+
+
+def test_redact_replaces_every_address_and_url() -> None:
+    assert redact(None) is None
+    assert redact("HTTP 503") == "HTTP 503"
+    assert redact("to <a.b+c@mail.example.org>, x@y") == "to <<address>>, <address>"
+    assert redact("POST smtp://u:pw@host:25/x?y=1 failed") == "POST <url> failed"
+    assert redact("'https://h/p?token=abc'") == "'<url>'"

@@ -39,6 +39,7 @@ NOW = datetime(2026, 11, 18, 12, 30, tzinfo=UTC)  # a Wednesday; November has 72
 TODAY = NOW.replace(hour=0, minute=0)
 HOUR = timedelta(hours=1)
 MINUTE = timedelta(minutes=1)
+PG_PASSWORD = "s3cret-pg-password"
 
 
 def _config(store_url: str) -> dict[str, object]:
@@ -156,7 +157,9 @@ def _seed(folder: Path, *, events: bool, url: str | None = None) -> tuple[str, P
     finally:
         store.close()
     config = folder / "inferplane.yaml"
-    config.write_text(yaml.safe_dump(_config(url)), encoding="utf-8")
+    # A config holds no secret (its check refuses a password): the dashboard gets the URL.
+    bare = sa.make_url(url)._replace(password=None).render_as_string(hide_password=False)
+    config.write_text(yaml.safe_dump(_config(bare)), encoding="utf-8")
     return url, config
 
 
@@ -175,6 +178,8 @@ def postgres_store(
     with admin.begin() as connection:
         connection.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
     url = admin.url.update_query_dict({"options": f"-csearch_path={schema}"})
+    # A password the pages must never show: the server's own, or one it does not ask for.
+    url = url if url.password else url.set(password=PG_PASSWORD)
     try:
         yield _seed(tmp_path_factory.mktemp("pg"), events=True, url=url.render_as_string(hide_password=False))
     finally:
@@ -435,16 +440,23 @@ def test_pages_read_postgresql_the_same(
     dashboard_env: pytest.MonkeyPatch, postgres_store: tuple[str, Path]
 ) -> None:
     _use(dashboard_env, postgres_store)
-    overview = _metrics(_open("overview"))
+    apps = {page: _open(page) for page in PAGES}
+    overview = _metrics(apps["overview"])
     assert (overview["Spend today"], overview["Billed − estimated"], overview["Tokens (last 7 days)"]) == (
         "$120.00",
         "$2.00",
         "1.22 M",
     )
-    assert _metrics(_open("cost_performance"))["Idle GPU cost"] == "$16.00"
-    assert _metrics(_open("autoscaler"))["Saved off-hours (last 7 days)"] == "$2.00"
-    assert _metrics(_open("alerts"))["Failed delivery attempts"] == "1"
-    assert _frames(_open("what_if"))[0].set_index("endpoint").loc["alpha", "tokens"] == 150 * 7200
+    assert _metrics(apps["cost_performance"])["Idle GPU cost"] == "$16.00"
+    assert _metrics(apps["autoscaler"])["Saved off-hours (last 7 days)"] == "$2.00"
+    assert _metrics(apps["alerts"])["Failed delivery attempts"] == "1"
+    assert _frames(apps["what_if"])[0].set_index("endpoint").loc["alpha", "tokens"] == 150 * 7200
+    # The store URL's password, in every element of every page (its sidebar included).
+    password = sa.make_url(postgres_store[0]).password
+    assert password
+    for page, app in apps.items():
+        assert password not in str(app._tree), page
+        assert postgres_store[0] not in str(app._tree), page
 
 
 # --- stores without everything ------------------------------------------------------------

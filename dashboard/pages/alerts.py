@@ -1,5 +1,6 @@
-"""Alerts: those firing now, every transition in the range, and their deliveries (the
-channel's name and the outcome; a channel's URL or address is never stored nor shown)."""
+"""Alerts: those firing now, every transition in the range, and the deliveries in the
+range (the channel's name and the outcome; addresses and URLs in a delivery's problem
+are redacted by ``dashboard.data``)."""
 
 from __future__ import annotations
 
@@ -21,9 +22,10 @@ def body(view: View) -> None:
         firing = firing[firing["endpoint"].isin(view.endpoints)]
     if not events.empty:
         events = events[events["endpoint"].isin(view.endpoints)]
-    if not sent.empty:  # the deliveries of the alerts shown (the endpoint filter applies)
-        keys = events.drop_duplicates("fingerprint").set_index("fingerprint")[["endpoint", "rule"]]
+    if not sent.empty:  # named by their alert, which may have started before the range
+        keys = data.alert_names(view.url, tuple(sorted(set(sent["fingerprint"]))))
         sent = sent.join(keys, on="fingerprint", how="inner")
+        sent = sent[sent["endpoint"].isin(view.endpoints)].reset_index(drop=True)
     resolved = int((events["status"] == "resolved").sum()) if not events.empty else 0
     failed = int((~sent["ok"].astype(bool)).sum()) if not sent.empty else 0
     cols = st.columns(3)
@@ -45,13 +47,13 @@ def body(view: View) -> None:
     st.subheader("Firing and resolved")
     if events.empty:
         st.info("No alert fired or resolved in this range.")
-        return
-    ui.table(
-        events.sort_values("time", ascending=False).drop(columns="fingerprint"),
-        "alert-events",
-        {"summary": st.column_config.TextColumn("summary", width="large")},
-        wrap=True,
-    )
+    else:
+        ui.table(
+            events.sort_values("time", ascending=False).drop(columns="fingerprint"),
+            "alert-events",
+            {"summary": st.column_config.TextColumn("summary", width="large")},
+            wrap=True,
+        )
 
     st.subheader("Deliveries")
     if sent.empty:
