@@ -152,9 +152,16 @@ def has_data(url: str) -> bool:
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
 def endpoints(url: str) -> list[str]:
-    """Every endpoint with hourly readings or costs, sorted."""
-    query = sa.union(sa.select(samples_1h.c.endpoint).distinct(), sa.select(costs.c.endpoint).distinct())
+    """Every endpoint with hourly readings, costs or raw samples since the newest hourly
+    bucket (a store younger than an hour has no hourly bucket yet), sorted."""
     with _engine(url).connect() as connection:
+        newest = connection.execute(sa.select(sa.func.max(samples_1h.c.bucket))).scalar()
+        recent = sa.select(samples.c.endpoint).distinct()
+        if newest is not None:  # through the time index: only the last hour or two
+            recent = recent.where(samples.c.time >= newest)
+        query = sa.union(
+            sa.select(samples_1h.c.endpoint).distinct(), sa.select(costs.c.endpoint).distinct(), recent
+        )
         return sorted(str(name) for (name,) in connection.execute(query).all())
 
 
@@ -189,8 +196,10 @@ def series(
     with _engine(url).connect() as connection:
         rows = [tuple(row) for row in connection.execute(query)]  # plain tuples: pandas reads them fast
     frame = pd.DataFrame(rows, columns=["endpoint", "metric", "time", "total", "mean"])
-    if frame.empty:
-        return pd.DataFrame(columns=_SERIES_COLUMNS).astype({"value": float})
+    if frame.empty:  # typed as a full one is: the pages' .dt and arithmetic work on it
+        return pd.DataFrame(columns=_SERIES_COLUMNS).astype(
+            {"endpoint": object, "metric": object, "time": "datetime64[ns, UTC]", "value": float}
+        )
     frame["time"] = pd.to_datetime(frame["time"], utc=True)
     frame["value"] = frame["total"].where(frame["metric"].isin(ADDITIVE), frame["mean"]).astype(float)
     return frame[_SERIES_COLUMNS]
@@ -288,6 +297,5 @@ def replays(url: str) -> dict[str, dict[str, Any]]:
 
 def _frame(rows: list[dict[str, Any]], columns: list[str]) -> pd.DataFrame:
     frame = pd.DataFrame([{c: row[c] for c in columns} for row in rows], columns=columns)
-    if not frame.empty:
-        frame["time"] = pd.to_datetime(frame["time"], utc=True)
+    frame["time"] = pd.to_datetime(frame["time"], utc=True)  # datetime64 even when empty
     return frame

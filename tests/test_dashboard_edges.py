@@ -12,11 +12,12 @@ import pandas as pd
 import pytest
 import streamlit as st
 
+from collector.samples import Sample
 from dashboard import ui
-from dashboard.data import CONFIG_ENV, NOW_ENV
+from dashboard.data import CONFIG_ENV, NOW_ENV, STORE_ENV
 from dashboard.redact import redact
 from inferplane.store import open_store
-from tests.test_dashboard_pages import NOW, TODAY, _frames, _metrics, _open, _seed, _use
+from tests.test_dashboard_pages import HOUR, MINUTE, NOW, TODAY, _frames, _metrics, _open, _seed, _use
 
 
 @pytest.fixture(scope="module")
@@ -126,3 +127,34 @@ def test_redact_replaces_every_address_and_url() -> None:
     assert redact("to <a.b+c@mail.example.org>, x@y") == "to <<address>>, <address>"
     assert redact("POST smtp://u:pw@host:25/x?y=1 failed") == "POST <url> failed"
     assert redact("'https://h/p?token=abc'") == "'<url>'"
+
+
+def test_a_store_younger_than_an_hour_lists_its_endpoints(
+    dashboard_env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'young.db'}"
+    store = open_store(url)
+    try:  # 20 minutes of readings, rolled up: minute buckets, no hourly one yet
+        store.write_samples(
+            [Sample(NOW - i * MINUTE, "gamma", "prompt_tokens_per_second", 10.0) for i in range(1, 21)]
+        )
+        store.rollup(NOW)
+    finally:
+        store.close()
+    dashboard_env.setenv(STORE_ENV, url)
+    app = _open("overview")
+    assert _frames(app)[1]["endpoint"].tolist() == ["gamma"]
+    app.session_state["range"] = "Last 6 hours"  # minute rollups
+    app.run()
+    assert _frames(app)[1].set_index("endpoint").loc["gamma", "tokens"] == 20 * 60 * 10
+    store = open_store(url)
+    try:  # delta, 3 hours ago: hourly buckets now exist, and gamma is newer than them
+        store.write_samples(
+            [Sample(NOW - 3 * HOUR + i * MINUTE, "delta", "replicas", 1.0) for i in range(60)]
+        )
+        store.rollup(NOW)
+    finally:
+        store.close()
+    st.cache_data.clear()
+    app.run()
+    assert _frames(app)[1]["endpoint"].tolist() == ["delta", "gamma"]
