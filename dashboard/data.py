@@ -26,6 +26,7 @@ import pandas as pd
 import sqlalchemy as sa
 import streamlit as st
 
+from dashboard import rollups
 from dashboard.redact import redact
 from inferplane.config import InferplaneConfig, load_config
 from inferplane.store import Store, default_store_url
@@ -79,7 +80,6 @@ ADDITIVE = frozenset(
         "gpu_memory_used_bytes",
     }
 )
-_SERIES_COLUMNS = ["endpoint", "metric", "time", "value"]
 _COST_COLUMNS = ["period_start", "period_end", "endpoint", "service", "amount", "source"]
 
 
@@ -175,34 +175,60 @@ def series(
     resolution: str,
 ) -> pd.DataFrame:
     """``endpoint, metric, time, value`` of every (endpoint, metric) in one query: per
-    bucket, the sum over replicas for ``ADDITIVE`` metrics, else the mean."""
-    total: sa.ColumnElement[Any]
-    mean: sa.ColumnElement[Any]
+    bucket, the sum over replicas for ``ADDITIVE`` metrics, else the mean; token and
+    request rates weighted by the share of the bucket each replica was read in
+    (``dashboard.rollups``)."""
     if resolution == "raw":
-        table, time = samples, samples.c.time
-        total, mean, lo = sa.func.sum(samples.c.value), sa.func.avg(samples.c.value), start
-    else:
-        table = ROLLUP_TABLES[resolution]
-        time = table.c.bucket
-        total = sa.func.sum(table.c["sum"] / table.c["count"])  # each replica's mean, summed
-        mean = sa.func.sum(table.c["sum"]) / sa.func.sum(table.c["count"])
-        lo = floor_time(start, resolution)
+        return _raw_series(url, names, metrics, start, end)
+    table = ROLLUP_TABLES[resolution]
+    bucket, count = table.c.bucket, table.c["count"]
     query = (
-        sa.select(table.c.endpoint, table.c.metric, time, total, mean)
-        .where(table.c.endpoint.in_(names), table.c.metric.in_(metrics), time >= lo, time < end)
-        .group_by(table.c.endpoint, table.c.metric, time)
-        .order_by(table.c.endpoint, table.c.metric, time)
+        sa.select(
+            table.c.endpoint, table.c.metric, bucket, count, sa.func.sum(table.c["sum"]), sa.func.count()
+        )
+        .where(
+            table.c.endpoint.in_(names),
+            table.c.metric.in_(metrics),
+            bucket >= floor_time(start, resolution),
+            bucket < end,
+        )
+        .group_by(table.c.endpoint, table.c.metric, bucket, count)
     )
     with _engine(url).connect() as connection:
         rows = [tuple(row) for row in connection.execute(query)]  # plain tuples: pandas reads them fast
+    if not rows:
+        return _empty_series()
+    frame = rollups.combine(pd.DataFrame(rows, columns=rollups.ROW_COLUMNS), ADDITIVE)
+    frame["time"] = pd.to_datetime(frame["time"], utc=True)
+    return frame
+
+
+def _raw_series(
+    url: str, names: tuple[str, ...], metrics: tuple[str, ...], start: datetime, end: datetime
+) -> pd.DataFrame:
+    """Per raw reading time: the sum over replicas for ``ADDITIVE`` metrics, else the mean."""
+    time, value = samples.c.time, samples.c.value
+    query = (
+        sa.select(samples.c.endpoint, samples.c.metric, time, sa.func.sum(value), sa.func.avg(value))
+        .where(samples.c.endpoint.in_(names), samples.c.metric.in_(metrics), time >= start, time < end)
+        .group_by(samples.c.endpoint, samples.c.metric, time)
+        .order_by(samples.c.endpoint, samples.c.metric, time)
+    )
+    with _engine(url).connect() as connection:
+        rows = [tuple(row) for row in connection.execute(query)]
+    if not rows:
+        return _empty_series()
     frame = pd.DataFrame(rows, columns=["endpoint", "metric", "time", "total", "mean"])
-    if frame.empty:  # typed as a full one is: the pages' .dt and arithmetic work on it
-        return pd.DataFrame(columns=_SERIES_COLUMNS).astype(
-            {"endpoint": object, "metric": object, "time": "datetime64[ns, UTC]", "value": float}
-        )
     frame["time"] = pd.to_datetime(frame["time"], utc=True)
     frame["value"] = frame["total"].where(frame["metric"].isin(ADDITIVE), frame["mean"]).astype(float)
-    return frame[_SERIES_COLUMNS]
+    return frame[rollups.SERIES_COLUMNS]
+
+
+def _empty_series() -> pd.DataFrame:
+    """No readings, typed as readings are: the pages' ``.dt`` and arithmetic work on it."""
+    return pd.DataFrame(columns=rollups.SERIES_COLUMNS).astype(
+        {"endpoint": object, "metric": object, "time": "datetime64[ns, UTC]", "value": float}
+    )
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)

@@ -135,8 +135,9 @@ def cost_in_range(costs: pd.DataFrame, start: datetime, end: datetime) -> pd.Ser
 
 
 def tokens_served(series: pd.DataFrame, bucket_seconds: float) -> pd.DataFrame:
-    """``prompt`` and ``generated`` tokens per endpoint: each bucket's mean rate times the
-    bucket's length (a bucket with no reading, e.g. at zero replicas, counts nothing)."""
+    """``prompt`` and ``generated`` tokens per endpoint: each bucket's rate times the
+    bucket's length (``series`` weighs each replica's rate by the share of the bucket it
+    was read in; a bucket with no reading, e.g. at zero replicas, counts nothing)."""
     rates = series[series["metric"].isin(TOKEN_METRICS)]
     totals = rates.groupby(["endpoint", "metric"])["value"].sum().unstack("metric") * bucket_seconds
     totals = totals.reindex(columns=list(TOKEN_METRICS)).fillna(0.0)

@@ -158,3 +158,28 @@ def test_a_store_younger_than_an_hour_lists_its_endpoints(
     st.cache_data.clear()
     app.run()
     assert _frames(app)[1]["endpoint"].tolist() == ["delta", "gamma"]
+
+
+def test_a_replica_up_for_a_quarter_hour_counts_a_quarter_hour_of_tokens(
+    dashboard_env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """r1 serves 10 prompt tokens/s from 10:00 to 12:00; r2 20 tokens/s from 11:00 to
+    11:15 only: 10 x 7,200 + 20 x 900 = 90,000 tokens, hourly or by the minute."""
+    url = f"sqlite:///{tmp_path / 'partial.db'}"
+    start = TODAY.replace(hour=10)
+    readings = [Sample(start + i * MINUTE, "eps", "prompt_tokens_per_second", 10.0, "r1") for i in range(120)]
+    readings += [
+        Sample(start + HOUR + i * MINUTE, "eps", "prompt_tokens_per_second", 20.0, "r2") for i in range(15)
+    ]
+    store = open_store(url)
+    try:
+        store.write_samples(readings)
+        store.rollup(NOW)
+    finally:
+        store.close()
+    dashboard_env.setenv(STORE_ENV, url)
+    app = _open("overview")  # last 7 days: the hourly rollup
+    assert _frames(app)[1].set_index("endpoint").loc["eps", "tokens"] == 90_000
+    app.session_state["range"] = "Last 6 hours"  # the minute rollup
+    app.run()
+    assert _frames(app)[1].set_index("endpoint").loc["eps", "tokens"] == 90_000
