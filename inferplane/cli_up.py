@@ -71,7 +71,6 @@ def up(
         config_path=config.resolve(),
         home=home,
         store_url=store_url,
-        store_override=store,
         dashboard=dashboard,
         dashboard_host=dashboard_host,
         dashboard_port=dashboard_port,

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 
 from inferplane.config import Endpoint, InferplaneConfig, LocalTarget
+from inferplane.store import STORE_URL_ENV
 from inferplane.up import ChildSpec
 
 __all__ = ["Plan", "UpOptions", "busy_ports", "inferplane_home", "plan_up", "safe_url"]
@@ -37,8 +38,7 @@ class UpOptions:
     config_path: Path
     home: Path
     store_url: str
-    store_override: str | None = None
-    """``--store``, handed to the control plane; else it reads the config's store."""
+    """The store up opened; every child opens it too (through ``$INFERPLANE_STORE_URL``)."""
     dashboard: bool = True
     dashboard_host: str = "127.0.0.1"
     dashboard_port: int = 8501
@@ -94,6 +94,9 @@ def plan_up(config: InferplaneConfig, options: UpOptions, environ: Mapping[str, 
     env = dict(os.environ if environ is None else environ)
     env["INFERPLANE_LOG_LEVEL"] = options.log_level
     env["INFERPLANE_LOG_FORMAT"] = options.log_format
+    # Every child opens the store up opened, through the environment: a URL with a
+    # password stays out of argv, where ps would show it.
+    env[STORE_URL_ENV] = options.store_url
     plan = Plan()
     logs = options.home / "logs"
     for index, endpoint in enumerate(config.endpoints):
@@ -104,7 +107,7 @@ def plan_up(config: InferplaneConfig, options: UpOptions, environ: Mapping[str, 
     plan.children.append(
         ChildSpec(
             "control-plane",
-            argv + (["--store", options.store_override] if options.store_override else []),
+            argv,
             logs / "control-plane.log",
             env=env,
             ready=ready_file.exists,
@@ -187,10 +190,6 @@ def _add_dashboard(plan: Plan, options: UpOptions, env: dict[str, str], logs: Pa
         *_CLI, "dashboard", "--config", str(options.config_path),
         "--port", str(options.dashboard_port), "--host", options.dashboard_host,
     ]  # fmt: skip
-    if urlsplit(options.store_url).password is None:
-        # A URL with a password stays off the command line (ps shows it): the dashboard
-        # then resolves the store from the config and the environment itself.
-        argv += ["--store", options.store_url]
     plan.ports[options.dashboard_port] = "--dashboard-port"
     base = f"http://{options.dashboard_host}:{options.dashboard_port}"
     plan.children.append(

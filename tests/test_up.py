@@ -170,6 +170,31 @@ def test_the_plan_skips_prometheus_when_its_port_is_taken(tmp_path: Path) -> Non
     assert names == ["router-chat", "control-plane", *(["prometheus"] if shutil.which("prometheus") else [])]
 
 
+def test_every_child_opens_up_s_store_and_no_argv_holds_its_password(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from inferplane.cli_dashboard import _store_url
+    from inferplane.config import load_config
+    from inferplane.store import STORE_URL_ENV, resolve_store_url
+    from inferplane.up_plan import UpOptions, plan_up
+
+    config_path = write_config(tmp_path, Ports(free_port(), free_port(), free_port()))
+    url = "postgresql+psycopg://inferplane:s3cret-pw@127.0.0.1:5432/test"
+    options = UpOptions(config_path, tmp_path / "home", url, prometheus=False)
+    children = plan_up(load_config(config_path), options).children
+    assert [child.name for child in children] == ["router-chat", "control-plane", "dashboard"]
+    for child in children:
+        assert not any("s3cret-pw" in arg for arg in child.argv), child.argv
+        assert child.env is not None and child.env[STORE_URL_ENV] == url
+    # What the control plane and the dashboard resolve from that environment, over the
+    # config's own store (the example's default SQLite):
+    environ = children[1].env
+    assert resolve_store_url(None, "sqlite:///other.db", None, environ) == url
+    monkeypatch.setenv(STORE_URL_ENV, url)
+    assert _store_url(None, config_path) == url  # the dashboard's resolution
+    assert resolve_store_url("sqlite:///given.db", None, None, environ) == "sqlite:///given.db"
+
+
 def test_up_with_a_bad_config_exits_2_naming_the_field(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text(
@@ -360,3 +385,60 @@ def _zombie(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
     except OSError:
         return True
+
+
+DEFAULT_PORTS = {8100: "router", 8101: "replica", 8102: "replica", 8103: "replica", 8501: "dashboard"}
+
+
+@pytest.mark.slow
+def test_the_readme_run_command_with_the_built_in_config(tmp_path: Path, model_path: str) -> None:
+    """``inferplane up`` exactly as ``./run.sh`` runs it: no config, the default ports."""
+    from inferplane.up_plan import busy_ports
+
+    if busy := busy_ports(DEFAULT_PORTS):
+        pytest.skip(f"a default port is taken on this machine: {busy[0]}")
+    home = tmp_path / "home"
+    env = {**os.environ, "INFERPLANE_HOME": str(home), "OMP_NUM_THREADS": "1"}
+    ready_file = tmp_path / "ready.json"
+    command = [*CLI, "up", "--ready-file", str(ready_file), "--no-prometheus", "--stop-timeout", "30"]
+    out_path = tmp_path / "up.out"
+    with out_path.open("w") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, text=True, env=env)
+    try:
+
+        def ready() -> bool:
+            if process.poll() is not None:
+                raise AssertionError(f"up exited with {process.returncode}:\n{out_path.read_text()}")
+            return ready_file.exists()
+
+        wait_for(ready, 180, "inferplane up with the built-in config")
+        printed = out_path.read_text()
+        for line in ("api chat      http://127.0.0.1:8100/v1", "metrics chat  http://127.0.0.1:8100/metrics",
+                     "dashboard     http://127.0.0.1:8501"):  # fmt: skip
+            assert line in printed, printed
+        assert (home / "run" / "inferplane.yaml").read_text().startswith("# inferplane.yaml — the built-in")
+        answer = httpx.post(
+            "http://127.0.0.1:8100/v1/chat/completions",
+            json={"messages": [{"role": "user", "content": "Say hi"}], "max_tokens": 8},
+            timeout=120,
+        )
+        assert answer.status_code == 200, answer.text
+        health = wait_for(lambda: _dashboard_health("http://127.0.0.1:8501"), 120, "the dashboard")
+        assert health == "ok"
+        children = json.loads(ready_file.read_text())["children"]
+        groups = [g for child in children.values() for g in child["groups"]]
+        process.send_signal(signal.SIGINT)  # Ctrl-C
+        assert process.wait(timeout=90) == 0, out_path.read_text()
+        assert [g for g in groups if group_members(g)] == [], "every child stopped"
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(30)
+
+
+def _dashboard_health(base: str) -> str | None:
+    try:
+        answer = httpx.get(base + "/_stcore/health", timeout=5)
+    except httpx.TransportError:
+        return None
+    return answer.text if answer.status_code == 200 else None

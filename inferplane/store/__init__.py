@@ -22,7 +22,11 @@ from inferplane.store.engine import create_store_engine, migrate
 from inferplane.store.errors import StoreError, translate_errors
 from inferplane.store.store import Store
 
-__all__ = ["Store", "StoreError", "default_store_url", "open_store", "resolve_store_url"]
+__all__ = ["STORE_URL_ENV", "Store", "StoreError", "default_store_url", "open_store", "resolve_store_url"]
+
+# A store URL in the environment beats the config's: how `inferplane up` hands its
+# --store to the processes it starts without a password ever reaching their argv.
+STORE_URL_ENV = "INFERPLANE_STORE_URL"
 
 
 def default_store_url(environ: Mapping[str, str] | None = None) -> str:
@@ -45,11 +49,19 @@ def resolve_store_url(
     url_env: str | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> str:
-    """The store to open: ``override`` (a ``--store`` option), else the config's ``url``,
-    else the variable its ``url_env`` names, else the embedded SQLite default."""
+    """The store to open: ``override`` (a ``--store`` option), else ``$INFERPLANE_STORE_URL``,
+    else the config's ``url``, else the variable its ``url_env`` names, else the embedded
+    SQLite default."""
     from inferplane.config import resolve_secret
 
-    return override or url or resolve_secret(url_env, None, environ) or default_store_url(environ)
+    env = os.environ if environ is None else environ
+    return (
+        override
+        or env.get(STORE_URL_ENV)
+        or url
+        or resolve_secret(url_env, None, environ)
+        or default_store_url(environ)
+    )
 
 
 def open_store(url: str) -> Store:
