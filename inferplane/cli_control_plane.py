@@ -37,6 +37,10 @@ def control_plane(
     from inferplane.control_plane import control_plane_jobs, env_names
     from inferplane.store import StoreError
 
+    if ready_file is not None:
+        # A restarted container keeps its /tmp: a file from the last run must not say
+        # ready before this run's jobs are scheduled.
+        ready_file.unlink(missing_ok=True)
     try:
         names = env_names(load_config(config))
     except ConfigError as error:
@@ -53,5 +57,9 @@ def control_plane(
             ready_file.parent.mkdir(parents=True, exist_ok=True)
             ready_file.write_text("ready\n", encoding="utf-8")
 
-    run_until_stopped(jobs.adders, jobs.closers, on_start=started)
+    try:
+        run_until_stopped(jobs.adders, jobs.closers, on_start=started)
+    finally:
+        if ready_file is not None:
+            ready_file.unlink(missing_ok=True)
     log.info("control plane stopped")

@@ -130,19 +130,28 @@ def write_config(tmp_path: Path) -> Path:
     return config
 
 
+def _says_ready(ready: Path) -> bool:
+    try:
+        return ready.read_text() == "ready\n"
+    except FileNotFoundError:
+        return False
+
+
 def test_the_control_plane_logs_one_json_object_a_line(tmp_path: Path) -> None:
     ready = tmp_path / "ready"
+    ready.write_text("left by the last run\n")  # as a restarted container keeps its /tmp
     command = [*CLI, "control-plane", "--config", str(write_config(tmp_path)), "--ready-file", str(ready)]
     env = {**os.environ, "INFERPLANE_LOG_FORMAT": "json"}  # as inferplane up hands it down
     process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=env)
     try:
-        wait_for(lambda: ready.exists() or process.poll() is not None, 60, "the control plane")
+        wait_for(lambda: _says_ready(ready) or process.poll() is not None, 60, "the control plane")
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=30)
     finally:
         if process.poll() is None:
             process.kill()
     assert process.returncode == 0, stderr
+    assert not ready.exists()  # a stopped control plane is not ready
     records = [json.loads(line) for line in stderr.splitlines()]
     messages = [r["message"] for r in records if r["logger"] == "inferplane.control_plane"]
     assert messages[0].startswith("control plane running: collecting from 0 source(s)")
