@@ -7,6 +7,7 @@ runs again at the next interval; it never stops the scheduler or the other jobs.
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 
 from apscheduler.schedulers.base import BaseScheduler
 
@@ -19,14 +20,15 @@ log = logging.getLogger(__name__)
 
 
 def add_alert_jobs(scheduler: BaseScheduler, engine: AlertEngine, every_s: float | None = None) -> list[str]:
-    """Add the evaluation job (every ``every_s`` seconds, default the engine's
-    ``evaluate_every_s``; never overlapping itself)."""
+    """Add the evaluation job (at once, then every ``every_s`` seconds, default the
+    engine's ``evaluate_every_s``; never overlapping itself)."""
     job = scheduler.add_job(
         _evaluate,
         "interval",
         seconds=every_s or engine.evaluate_every_s,
         args=[engine],
         id="alerts:evaluate",
+        next_run_time=datetime.now(UTC),  # a restarted control plane evaluates at once
         max_instances=1,
         coalesce=True,
         replace_existing=True,

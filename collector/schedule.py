@@ -1,10 +1,11 @@
 """The collector's jobs on an APScheduler scheduler (the control plane's one scheduler).
 
 Each source runs on its own interval; rollups every minute, estimated costs every five,
-retention hourly. A job never overlaps itself (``max_instances=1``) and a late run is
-folded into one (``coalesce``). Errors inside a job are the job's own: a source error is
-recorded by the collector, anything else is logged by APScheduler, and the scheduler and
-every other job keep running.
+retention hourly. Every job first runs at start: a control plane restarted more often
+than an hour must still roll up, estimate and prune. A job never overlaps itself
+(``max_instances=1``) and a late run is folded into one (``coalesce``). Errors inside a
+job are the job's own: a source error is recorded by the collector, anything else is
+logged by APScheduler, and the scheduler and every other job keep running.
 """
 
 from __future__ import annotations
@@ -54,5 +55,8 @@ def add_collect_jobs(
         ),
     ]
     for job_id, function, every, kwargs in jobs:
-        ids.append(scheduler.add_job(function, "interval", id=job_id, kwargs=kwargs, **every, **common).id)
+        job = scheduler.add_job(
+            function, "interval", id=job_id, kwargs=kwargs, next_run_time=now, **every, **common
+        )
+        ids.append(job.id)
     return ids

@@ -152,17 +152,34 @@ def test_scheduler_runs_every_job_and_a_failing_job_does_not_stop_it(store) -> N
     broken = ScriptedSource("broken", [SourceError("down")] * 50)
     collector = Collector(store, [good, broken])
     plan = Plan(metric_sources=[(good, 0.2), (broken, 0.2)])
+    # The housekeeping jobs run once at start too, not only an interval later (a control
+    # plane restarted more often than hourly would never prune otherwise).
+    housekeeping: list[str] = []
+    for name in ("rollup", "apply_retention"):
+        setattr(store, name, _counted(getattr(store, name), name, housekeeping))
+    collector.estimate = _counted(collector.estimate, "estimate", housekeeping)  # type: ignore[method-assign]
     scheduler = BackgroundScheduler(timezone="UTC")
     ids = add_collect_jobs(scheduler, collector, plan)
     assert set(ids) == {"collect:good", "collect:broken", "rollup", "estimate-costs", "retention"}
     scheduler.start()
     try:
         deadline = datetime.now(UTC) + timedelta(seconds=20)
-        while datetime.now(UTC) < deadline and (len(good.calls) < 3 or len(broken.calls) < 3):
+        while datetime.now(UTC) < deadline and (
+            len(good.calls) < 3 or len(broken.calls) < 3 or len(set(housekeeping)) < 3
+        ):
             pass  # busy-poll with a deadline: the jobs run on the scheduler's threads
     finally:
         scheduler.shutdown()
     assert len(good.calls) >= 3 and len(broken.calls) >= 3
+    assert sorted(set(housekeeping)) == ["apply_retention", "estimate", "rollup"]
+
+
+def _counted(function, name: str, calls: list[str]):  # type: ignore[no-untyped-def]
+    def counted(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(name)
+        return function(*args, **kwargs)
+
+    return counted
 
 
 def test_build_plan_from_the_example_config(tmp_path: Path) -> None:
