@@ -242,4 +242,42 @@ def test_bench_renders_every_page_of_the_app_over_a_small_sample() -> None:
         "days": 1,
         "endpoints": 1,
         "runs": 1,
+        "range": "Last 24 hours",  # the range that covers the data
     }
+
+
+@pytest.mark.parametrize(
+    ("days", "label"),
+    [
+        (1, "Last 24 hours"),
+        (2, "Last 7 days"),
+        (7, "Last 7 days"),
+        (30, "Last 30 days"),
+        (90, "Last 30 days"),
+    ],
+)
+def test_bench_shows_the_shortest_range_that_covers_the_data(days: int, label: str) -> None:
+    from inferplane.cli_bench_dashboard import range_label
+
+    assert range_label(days) == label
+
+
+def test_bench_renders_each_page_over_the_range_it_is_given(
+    sample: SampleSet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dashboard import ui
+    from inferplane.cli_bench_dashboard import measure_pages
+
+    seen: list[str] = []
+    real = ui.view
+
+    def spy() -> Any:
+        current = real()
+        seen.append(current.range_label)
+        return current
+
+    monkeypatch.setattr(ui, "view", spy)
+    timings = measure_pages(sample.store_url, sample.config_path, 1, "Last 30 days")
+    assert len(timings) == 5
+    # Per page: the uncounted render at the default range, then cold and warm at 30 days.
+    assert seen.count("Last 30 days") >= 2 * 5 and set(seen) <= {"Last 7 days", "Last 30 days"}
