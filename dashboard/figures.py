@@ -25,6 +25,7 @@ __all__ = [
     "firing_now",
     "hourly_cost",
     "hourly_metrics",
+    "hours_read",
     "idle_hours",
     "month_hours",
     "month_start",
@@ -150,6 +151,15 @@ def tokens_per_hour(series: pd.DataFrame, bucket_seconds: float) -> pd.Series:
     ``tokens_served`` counts them."""
     rates = series[series["metric"].isin(TOKEN_METRICS)]
     return (rates["value"] * bucket_seconds).groupby(rates["time"].dt.floor("h")).sum()
+
+
+def hours_read(series: pd.DataFrame, bucket_seconds: float) -> float:
+    """Hours from the first bucket with a token reading to the end of the last: the span
+    a volume was observed over (a 30-day range over 7 days of data is 7 days)."""
+    times = series.loc[series["metric"].isin(TOKEN_METRICS), "time"]
+    if times.empty:
+        return 0.0
+    return ((times.max() - times.min()).total_seconds() + bucket_seconds) / 3600
 
 
 def cost_per_1k_tokens(cost: pd.Series, tokens: pd.Series) -> pd.Series:

@@ -183,3 +183,16 @@ def test_a_replica_up_for_a_quarter_hour_counts_a_quarter_hour_of_tokens(
     app.session_state["range"] = "Last 6 hours"  # the minute rollup
     app.run()
     assert _frames(app)[1].set_index("endpoint").loc["eps", "tokens"] == 90_000
+
+
+def test_what_if_scales_the_volume_read_not_the_range_to_a_month(
+    dashboard_env: pytest.MonkeyPatch, full_store: tuple[str, Path]
+) -> None:
+    _use(dashboard_env, full_store)
+    app = _open("what_if")
+    volumes = [app.number_input(key="monthly_mtokens").value]
+    app.session_state["range"] = "Last 30 days"  # two hours of readings in either range
+    app.run()
+    volumes.append(app.number_input(key="monthly_mtokens").value)
+    assert volumes == [round(1_224_000 / 2 * 730.5 / 1e6, 1)] * 2
+    assert any("1.22 M tokens over the 2.0 h with token readings" in c.value for c in app.caption)

@@ -402,7 +402,8 @@ def test_what_if_prices_self_hosted_tokens_against_the_hosted_model(
     assert shown["Saving per month"] == f"${2.0 * 730.5 * (168 - 65) / 168:,.2f}"  # alpha: 1 replica at $2/h
     assert shown["On demand / month"] == f"${2.0 * 730.5:,.2f}"
     # Volumes in millions (readable in an input box) and compact on the cards.
-    assert app.number_input(key="monthly_mtokens").value == round(1_224_000 / 168 * 730.5 / 1e6, 1)
+    # Over the 2 hours with token readings (10:00-12:00), not the range's 168.
+    assert app.number_input(key="monthly_mtokens").value == round(1_224_000 / 2 * 730.5 / 1e6, 1)
     price = ((0.001 * 2 / 3 + 0.002 / 3) * 1000 * 1_080_000 + 1.5 * 144_000) / 1_224_000  # $ per 1M
     assert shown["Break-even tokens / month"] == f"{730.5 / price:,.2f} M"
     app.number_input(key="monthly_mtokens").set_value(1000.0).run()

@@ -41,13 +41,13 @@ def _hosted_price(settings: InferplaneConfig | None) -> TokenPrice:
     return TokenPrice(input_per_1k_usd=price_in, output_per_1k_usd=price_out)
 
 
-def _per_million(view: View, gpu: dict[str, GpuHourPrice], hosted: TokenPrice) -> pd.DataFrame:
-    """Self-hosted cost per 1M tokens over the range, beside the hosted price of the same mix."""
+def _per_million(view: View, gpu: dict[str, GpuHourPrice], hosted: TokenPrice) -> tuple[pd.DataFrame, float]:
+    """Self-hosted cost per 1M tokens over the range, beside the hosted price of the same
+    mix; and the hours of the range that have token readings."""
     names = tuple(n for n in view.endpoints if n in gpu) or tuple(view.endpoints)
     series = data.series(view.url, names, figures.TOKEN_METRICS, view.start, view.end, view.resolution)
-    tokens = (
-        figures.tokens_served(series, data.bucket_seconds(view.resolution)).reindex(list(names)).fillna(0.0)
-    )
+    bucket = data.bucket_seconds(view.resolution)
+    tokens = figures.tokens_served(series, bucket).reindex(list(names)).fillna(0.0)
     cost = figures.cost_in_range(data.cost_frame(view.url, view.start, view.end), view.start, view.end)
     rows = []
     for name, (prompt, generated) in tokens.iterrows():
@@ -65,7 +65,7 @@ def _per_million(view: View, gpu: dict[str, GpuHourPrice], hosted: TokenPrice) -
                 "input_share": share,
             }
         )
-    return pd.DataFrame(
+    frame = pd.DataFrame(
         rows,
         columns=[
             "endpoint",
@@ -76,11 +76,11 @@ def _per_million(view: View, gpu: dict[str, GpuHourPrice], hosted: TokenPrice) -
             "input_share",
         ],
     )
+    return frame, figures.hours_read(series, bucket)
 
 
-def _break_even(view: View, table: pd.DataFrame) -> None:
+def _break_even(table: pd.DataFrame, hours: float) -> None:
     st.subheader("Pay-per-token against provisioned throughput")
-    hours = (view.end - view.start).total_seconds() / 3600
     observed = float(table["tokens"].sum()) / hours * whatif.HOURS_PER_MONTH if hours else 0.0
     cols = st.columns(3)
     # In millions: an input box shows no thousands separators, and 15824621273 cannot be read.
@@ -94,6 +94,11 @@ def _break_even(view: View, table: pd.DataFrame) -> None:
     )
     units = cols[1].number_input("Provisioned units", min_value=1, value=1, step=1, key="ptu_units")
     unit_hour = cols[2].number_input("$ per unit-hour", min_value=0.0, value=1.0, step=0.1, key="ptu_price")
+    st.caption(
+        f"Observed: {ui.count(float(table['tokens'].sum()))} tokens over the {_span(hours)} "
+        f"with token readings in the range, scaled to a month ({whatif.HOURS_PER_MONTH} h): "
+        f"{ui.count(observed)}."
+    )
     weights = table["tokens"].where(table["tokens"] > 0)
     price = (
         float((table["hosted_per_1m_usd"] * weights).sum() / weights.sum())
@@ -112,11 +117,14 @@ def _break_even(view: View, table: pd.DataFrame) -> None:
     cols[1].metric("Provisioned / month", ui.money(result.provisioned_usd), border=True)
     cols[2].metric("Break-even tokens / month", ui.count(result.break_even_tokens), border=True)
     st.caption(
-        f"Cheaper at this volume: **{result.cheaper}**. Observed volume scaled to a month: "
-        f"{ui.count(observed)} tokens. Per-token price {ui.money(price, 4)} per 1M (the observed "
-        "input/output mix). Assumes the provisioned units carry the whole volume, including "
-        "its peaks, and no volume discount."
+        f"Cheaper at this volume: **{result.cheaper}**. Per-token price {ui.money(price, 4)} per "
+        "1M (the observed input/output mix). Assumes the provisioned units carry the whole "
+        "volume, including its peaks, and no volume discount."
     )
+
+
+def _span(hours: float) -> str:
+    return f"{hours / 24:,.1f} days" if hours >= 48 else f"{hours:,.1f} h"
 
 
 def _scale_to_zero(gpu: dict[str, GpuHourPrice]) -> None:
@@ -173,7 +181,7 @@ def body(view: View) -> None:
         return
     st.subheader("Cost per 1M tokens: self-hosted against hosted")
     hosted = _hosted_price(settings)
-    table = _per_million(view, gpu, hosted)
+    table, hours = _per_million(view, gpu, hosted)
     st.caption(
         f"Self-hosted: estimated GPU dollars over tokens served ({view.range_label.lower()}). "
         "Hosted: the per-token prices above, for each endpoint's own input/output mix."
@@ -189,7 +197,7 @@ def body(view: View) -> None:
             "input_share": st.column_config.NumberColumn("input share", format="percent"),
         },
     )
-    _break_even(view, table)
+    _break_even(table, hours)
     _scale_to_zero(gpu)
     _spot(gpu)
 
