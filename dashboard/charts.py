@@ -1,7 +1,12 @@
-"""Plotly figures with one colour per endpoint on every page, and units on the axes."""
+"""Plotly figures with one colour per endpoint on every page, and units on the axes.
+
+Every chart that tells endpoints apart takes its colours from ``endpoint_colours`` (by
+every known endpoint, so that a filter never changes one); markers that are not an
+endpoint (scaling actions, alerts, a hosted price) have colours no endpoint gets."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -11,15 +16,31 @@ from plotly import colors
 from plotly.subplots import make_subplots
 
 __all__ = [
+    "ALERT_COLOUR",
+    "MARKER_COLOUR",
     "endpoint_colours",
+    "per_million",
     "policy_comparison",
     "scatter_cost_latency",
     "schedule_heatmap",
     "timeline",
 ]
 
-# 24 distinct colours (Dark24), then Light24: 48 endpoints before a colour repeats.
-_PALETTE = colors.qualitative.Dark24 + colors.qualitative.Light24
+ALERT_COLOUR, MARKER_COLOUR = "#d62728", "#444444"  # alerts firing; scaling actions, prices
+_NEAR = 80  # RGB distance under which two colours read as one on a chart
+
+
+def _rgb(colour: str) -> tuple[int, ...]:
+    return tuple(int(colour[i : i + 2], 16) for i in (1, 3, 5))
+
+
+def _apart(colour: str) -> bool:
+    return all(math.dist(_rgb(colour), _rgb(marker)) >= _NEAR for marker in (ALERT_COLOUR, MARKER_COLOUR))
+
+
+# Dark24, then Light24, less the colours a marker could be taken for: 39 endpoints
+# before a colour repeats.
+_PALETTE = [c for c in colors.qualitative.Dark24 + colors.qualitative.Light24 if _apart(c)]
 _LAYOUT = {"margin": {"l": 10, "r": 10, "t": 30, "b": 10}, "legend": {"title": {"text": "endpoint"}}}
 
 
@@ -87,7 +108,7 @@ def timeline(
                 marker={
                     "symbol": [("triangle-up" if u else "triangle-down") for u in up],
                     "size": 8,
-                    "color": "#444",
+                    "color": MARKER_COLOUR,
                 },
                 text=scaling["endpoint"] + ": " + scaling["reason"],
                 hoverinfo="text+x",
@@ -102,7 +123,7 @@ def timeline(
                 y=[0.0] * len(alerts),
                 mode="markers",
                 name="alert firing",
-                marker={"symbol": "x", "size": 9, "color": "#d62728"},
+                marker={"symbol": "x", "size": 9, "color": ALERT_COLOUR},
                 text=alerts["summary"],
                 hoverinfo="text+x",
             ),
@@ -144,8 +165,9 @@ def scatter_cost_latency(points: pd.DataFrame, colours: dict[str, str]) -> go.Fi
     return figure
 
 
-def schedule_heatmap(floors: pd.DataFrame) -> go.Figure:
-    """Replica floor per endpoint and hour (``endpoint, time, floor``): 0 is scaled to zero."""
+def schedule_heatmap(floors: pd.DataFrame, colours: dict[str, str]) -> go.Figure:
+    """Replica floor per endpoint and hour (``endpoint, time, floor``): 0 is scaled to
+    zero. The cells' colour is the floor; each endpoint's name is in its own colour."""
     grid = floors.pivot(index="endpoint", columns="time", values="floor")
     figure = go.Figure(
         go.Heatmap(
@@ -162,6 +184,39 @@ def schedule_heatmap(floors: pd.DataFrame) -> go.Figure:
         height=120 + 30 * len(grid),
         margin=_LAYOUT["margin"],
     )
+    names = [str(name) for name in grid.index]
+    figure.update_yaxes(
+        tickmode="array",
+        tickvals=names,
+        ticktext=[f'<span style="color:{colours.get(n, MARKER_COLOUR)}">{n}</span>' for n in names],
+    )
+    return figure
+
+
+def per_million(table: pd.DataFrame, colours: dict[str, str]) -> go.Figure:
+    """Self-hosted cost per 1M tokens per endpoint (bars in its colour) and the hosted
+    price of the same mix (a marker), from ``endpoint, self_hosted_per_1m_usd,
+    hosted_per_1m_usd``."""
+    names = table["endpoint"].astype(str).tolist()
+    figure = go.Figure(
+        [
+            go.Bar(
+                x=names,
+                y=table["self_hosted_per_1m_usd"],
+                name="self-hosted",
+                marker_color=[colours.get(n, MARKER_COLOUR) for n in names],
+            ),
+            go.Scatter(
+                x=names,
+                y=table["hosted_per_1m_usd"],
+                name="hosted, same mix",
+                mode="markers",
+                marker={"symbol": "line-ew-open", "size": 28, "color": MARKER_COLOUR, "line": {"width": 3}},
+            ),
+        ]
+    )
+    figure.update_layout(height=300, margin=_LAYOUT["margin"], yaxis_title="$ per 1M tokens")
+    figure.update_yaxes(tickformat="$,.2f")
     return figure
 
 

@@ -137,16 +137,18 @@ def load_config() -> InferplaneConfig | None:
 
 
 def page(title: str, body: Callable[[View], None]) -> None:
-    """Draw a page: its title, the empty state when the store has nothing, else ``body``
-    (rerun every few seconds as a fragment while auto-refresh is on)."""
+    """Draw a page: its title, then the empty state when the store has nothing, else
+    ``body``; both rerun every few seconds as a fragment while auto-refresh is on (a page
+    left open on a new store shows the first data without a reload)."""
     st.title(title)
     current = view()
-    if not data.has_data(current.url):
-        st.info(EMPTY_STATE)
-        return
 
     def run() -> None:
-        body(view())  # a fresh view: a refresh moves "now" on
+        fresh = view()  # a refresh moves "now" on
+        if data.has_data(fresh.url):
+            body(fresh)
+        else:
+            st.info(EMPTY_STATE)
 
     if current.refresh_s:
         st.fragment(run, run_every=current.refresh_s)()

@@ -82,7 +82,7 @@ def _decision_log(view: View) -> None:
     )
 
 
-def _schedules(scheduled: dict[str, Endpoint], floors_of: _Floors, now: datetime) -> None:
+def _schedules(scheduled: dict[str, Endpoint], floors_of: _Floors, view: View) -> None:
     st.subheader("Schedules")
     if not scheduled:
         st.info(
@@ -109,7 +109,7 @@ def _schedules(scheduled: dict[str, Endpoint], floors_of: _Floors, now: datetime
             "off_hours_replicas": st.column_config.NumberColumn("off-hours replicas"),
         },
     )
-    hours = [now.replace(minute=0) + timedelta(hours=h) for h in range(7 * 24)]
+    hours = [view.now.replace(minute=0) + timedelta(hours=h) for h in range(7 * 24)]
     floors = pd.DataFrame(
         [
             {"endpoint": name, "time": at, "floor": floors_of.at(name, at).floor}
@@ -117,7 +117,8 @@ def _schedules(scheduled: dict[str, Endpoint], floors_of: _Floors, now: datetime
             for at in hours
         ]
     )
-    st.plotly_chart(charts.schedule_heatmap(floors), key="schedule")
+    colours = charts.endpoint_colours(view.all_endpoints)
+    st.plotly_chart(charts.schedule_heatmap(floors, colours), key="schedule")
 
 
 def _savings(view: View, scheduled: dict[str, Endpoint], floors_of: _Floors) -> None:
@@ -190,7 +191,7 @@ def body(view: View) -> None:
     scheduled = _scheduled(settings, list(view.endpoints))
     _decision_log(view)
     floors_of = _Floors(scheduled)
-    _schedules(scheduled, floors_of, view.now)
+    _schedules(scheduled, floors_of, view)
     _savings(view, scheduled, floors_of)
     _replays(view)
 

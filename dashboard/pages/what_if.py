@@ -7,7 +7,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from dashboard import data, figures, ui, whatif
+from dashboard import charts, data, figures, ui, whatif
 from dashboard.filters import View
 from inferplane.config import GpuHourPrice, InferplaneConfig, TokenPrice
 
@@ -186,6 +186,10 @@ def body(view: View) -> None:
         f"Self-hosted: estimated GPU dollars over tokens served ({view.range_label.lower()}). "
         "Hosted: the per-token prices above, for each endpoint's own input/output mix."
     )
+    priced = table.dropna(subset=["self_hosted_per_1m_usd"])
+    if not priced.empty:
+        colours = charts.endpoint_colours(view.all_endpoints)
+        st.plotly_chart(charts.per_million(priced, colours), key="per-million")
     ui.table(
         table,
         "cost-per-1m-tokens",
