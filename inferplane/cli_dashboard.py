@@ -7,7 +7,8 @@ argv is visible to every user of the machine. It prints the dashboard's URL, nev
 store's. ``--sample-data`` writes a sample store and config (``dashboard.sample``) into
 a temporary folder, removed on exit, and opens the dashboard over it.
 
-The store is only checked for reachability, never migrated: the dashboard reads.
+The store is only checked for reachability, never migrated: the dashboard reads. A
+SQLite store must exist (opening a mistyped path would create an empty file there).
 """
 
 from __future__ import annotations
@@ -80,6 +81,7 @@ def dashboard(
             store_url, config = _sample(Path(folder))
         else:
             store_url = _store_url(store, config)
+            _check_sqlite_file(store_url)
         _check_reachable(store_url)
         env = {**os.environ, "INFERPLANE_DASHBOARD_STORE": store_url}
         env.pop("INFERPLANE_DASHBOARD_NOW", None)  # a live dashboard reads the clock
@@ -117,6 +119,25 @@ def _store_url(store: str | None, config: Path | None) -> str:
         return resolve_store_url(store, settings.store.url, settings.store.url_env)
     except ConfigError as error:  # url_env names a variable that is not set
         fail(str(error))
+
+
+def _check_sqlite_file(url: str) -> None:
+    """Refuse a SQLite URL whose file does not exist: connecting would create it empty."""
+    import sqlalchemy as sa
+
+    try:
+        parsed = sa.make_url(url)
+    except sa.exc.ArgumentError:
+        return  # not a URL: _check_reachable names the problem
+    database = parsed.database or ""
+    if parsed.get_backend_name() != "sqlite" or database in ("", ":memory:") or database.startswith("file:"):
+        return
+    if not Path(database).is_file():
+        fail(
+            f"no store at {database}: the dashboard only reads a store, it creates none. Fill it "
+            "first with `inferplane up --config inferplane.yaml` (or `inferplane collect`), check "
+            "the path, or look around with `inferplane dashboard --sample-data`"
+        )
 
 
 def _check_reachable(url: str) -> None:

@@ -15,6 +15,7 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
+from inferplane import cli_dashboard
 from inferplane.cli import app
 from inferplane.cli_dashboard import streamlit_argv
 from inferplane.store import open_store
@@ -47,6 +48,18 @@ def test_an_unreachable_store_is_named_without_its_password() -> None:
     assert result.exit_code == 2
     assert "could not connect to the store" in result.output
     assert "s3cret-pw" not in result.output
+
+
+def test_a_sqlite_store_that_does_not_exist_is_refused_not_created(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cli_dashboard, "_run", lambda argv, env: 0)  # never start Streamlit here
+    missing = tmp_path / "typo" / "inferplane.db"
+    result = runner.invoke(app, ["dashboard", "--store", f"sqlite:///{missing}"])
+    assert result.exit_code == 2
+    assert f"no store at {missing}" in result.output
+    assert "inferplane up" in result.output and "--sample-data" in result.output
+    assert not missing.exists() and not missing.parent.exists()
 
 
 def test_streamlit_runs_headless_on_the_given_address_without_usage_statistics() -> None:
