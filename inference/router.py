@@ -59,6 +59,7 @@ class RouterSettings:
     restart_delay_s: float = 1.0
     max_held: int = 256  # requests held while no replica is ready; beyond: 429
     max_attempts: int = 3  # replicas tried for a request that got no answer at all
+    retry_backoff_s: float = 0.5  # before retrying on a replica that broke off (doubling)
     max_body_bytes: int = 8 * 1024 * 1024  # a larger request body gets 413
     admin_key_env: str | None = None  # the variable's name; the key itself is never logged
 

@@ -4,8 +4,13 @@ A request goes to the least busy ready replica (``ReplicaPool.acquire``; held wh
 is ready, 429 when the hold queue is full). If the connection to that replica fails
 before any byte of its answer arrived (refused: the replica is gone; reset or closed
 mid-request: it died, e.g. kill -9), nothing has reached the client, so the request is
-sent again to another replica, up to ``max_attempts`` tries in all; then 502. A timeout
-is not retried: the replica may still be working on it, and a second copy doubles load.
+sent again to another replica, up to ``max_attempts`` tries in all; then 502. When the
+only replica left to try is one that broke off, the retry waits ``retry_backoff_s``
+(doubling) first: a replica killed with SIGKILL still completes connections for a moment
+while its memory is torn down, then breaks them off, and tries sent at once would all be
+spent on it; after the wait it refuses, is replaced, and the request is held for the
+new one. A timeout is not retried: the replica may still be working on it, and a second
+copy doubles load.
 
 Once the answer has begun to flow, it cannot be taken back: if the replica breaks off
 then, a streamed answer (server-sent events) ends with an OpenAI-shaped ``error`` event,
@@ -16,6 +21,7 @@ hanging, and the replica's request slot is released.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import logging
@@ -84,6 +90,8 @@ async def forward(
         except _BROKE_OFF as error:
             pool.release(replica)
             problem = f"closed the connection before answering ({type(error).__name__})"
+            if attempt + 1 < s.max_attempts and not [r for r in pool.ready if r not in (*tried, replica)]:
+                await asyncio.sleep(s.retry_backoff_s * 2**attempt)
         except httpx.TransportError as error:
             pool.release(replica)
             log.warning("replica %s failed before answering: %r; not retried", replica.url, error)

@@ -427,6 +427,52 @@ def test_a_replica_dying_before_answering_is_retried_on_another() -> None:
         assert metric(url, "inferplane_router_requests_total", outcome="replica_error") == 0
 
 
+class KilledReplica(RawReplica):
+    """A replica killed with SIGKILL: after the first request breaks off, it goes on
+    completing connections and closing them for ``dying_s`` (its memory being torn down),
+    then refuses them."""
+
+    def __init__(self, dying_s: float) -> None:
+        super().__init__()
+        self.dying_s = dying_s
+        self.timer: threading.Timer | None = None
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return  # gone
+            with conn:
+                conn.recv(65536)
+                self.requests += 1
+            if self.timer is None:
+                self.timer = threading.Timer(self.dying_s, self._gone)
+                self.timer.start()
+
+    def _gone(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept() (Linux)
+        self.sock.close()
+
+    def handle_exit(self) -> None:
+        if self.timer is not None:
+            self.timer.join(10)
+
+
+def test_the_only_replica_killed_mid_request_the_retry_waits_for_its_replacement() -> None:
+    fleet, killed = Fleet(), KilledReplica(dying_s=0.2)
+    with running_router(Mixed(fleet, killed), initial_replicas=1, probe_interval_s=60) as url:
+        wait_for(lambda: replicas(url)["ready"] == 1, 10, "the replica")
+        reply = chat(url)
+        killed.handle_exit()
+        # Tries sent at once would all have met the dying replica (3 x broken off: 502).
+        assert reply.status_code == 200, reply.text
+        assert killed.requests == 1
+        assert metric(url, "inferplane_router_replica_failures_total", reason="crashed") == 1
+        assert metric(url, "inferplane_router_retries_total") == 2  # refused, then held for the new one
+
+
 def test_every_replica_dying_gives_a_clean_502() -> None:
     dying = [RawReplica(), RawReplica()]
     with running_router(Mixed(Fleet(), *dying), initial_replicas=2, probe_interval_s=60) as url:
