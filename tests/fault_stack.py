@@ -237,6 +237,11 @@ class UpStack:
         assert leader is not None
         return [p for p in group_members(leader) if p != leader and b"serve" in _cmdline(p)]
 
+    def replica_pid(self, router: str, port: int) -> int | None:
+        """The replica of ``router`` serving on ``port``, if it runs."""
+        flag = b"--port\x00%d\x00" % port
+        return next((p for p in self.replica_pids(router) if flag in _cmdline(p)), None)
+
     def logs(self, name: str | None = None) -> str:
         if name is None:
             return self.log_path.read_text(errors="replace")

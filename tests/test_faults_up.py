@@ -12,10 +12,11 @@ made read-only.
 
 from __future__ import annotations
 
-import itertools
 import os
 import signal
 import sqlite3
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -138,6 +140,33 @@ def _crashes(stack: Stack) -> dict[str, float]:
         for s in f.samples
         if s.value
     }
+
+
+def _router_counter(stack: Stack, name: str) -> float:
+    families = text_string_to_metric_families(httpx.get(stack.router + "/metrics", timeout=5).text)
+    return sum(s.value for f in families if f.name == name for s in f.samples if s.name == name + "_total")
+
+
+LONG_REQUESTS, LONG_TOKENS = 4, 192
+
+
+def _long_request(router: str) -> int:
+    body = {"prompt": synthetic_prompt(32), "max_tokens": LONG_TOKENS, "temperature": 0.8}
+    return httpx.post(router + "/v1/completions", json=body, timeout=300).status_code
+
+
+def _outstanding(stack: Stack) -> int:
+    return sum(replica["outstanding"] for replica in stack.admin()["replicas"])
+
+
+def _busiest_replica(stack: Stack) -> int:
+    """The pid of the ready replica with the most requests in flight."""
+    ready = [r for r in stack.admin()["replicas"] if r["state"] == "ready"]
+    port = urlsplit(max(ready, key=lambda r: r["outstanding"])["url"]).port
+    assert port is not None
+    pid = stack.up.replica_pid(f"router-{ENDPOINT}", port)
+    assert pid is not None, f"no replica process serves port {port}"
+    return pid
 
 
 def _report(name: str, loaded: str, broke: str, lost: str) -> None:
@@ -281,9 +310,15 @@ def test_postgresql_dropped_under_up_control_plane_keeps_running_readings_kept(
 
 def test_replica_killed_under_load_nothing_fails_and_it_is_replaced(stack: Stack) -> None:
     load = TraceLoad(stack.router, time_scale=1.5).start()
+    long_requests = ThreadPoolExecutor(LONG_REQUESTS)
     try:
         wait_for(lambda: len(load.outcomes) >= 5, 120, "the load to be flowing")
-        victim = stack.up.replica_pids(f"router-{ENDPOINT}")[0]
+        # Long requests (seconds each on this CPU) spread over the replicas by least
+        # outstanding: the busiest replica surely has one in flight when it is killed.
+        retries_before = _router_counter(stack, "inferplane_router_retries")
+        long_answers = [long_requests.submit(_long_request, stack.router) for _ in range(LONG_REQUESTS)]
+        wait_for(lambda: _outstanding(stack) >= LONG_REQUESTS, 30, "the long requests in flight")
+        victim = _busiest_replica(stack)
         killed_at = time.monotonic()
         os.kill(victim, signal.SIGKILL)
         wait_for(lambda: victim not in stack.up.replica_pids(f"router-{ENDPOINT}"), 10, "the replica to die")
@@ -296,15 +331,23 @@ def test_replica_killed_under_load_nothing_fails_and_it_is_replaced(stack: Stack
         wait_for(replaced, 120, "a replacement replica")
         replaced_s = time.monotonic() - killed_at
         wait_for(lambda: len(load.outcomes) >= 15, 120, "load after the replacement")
+        long_codes = [answer.result(timeout=180) for answer in long_answers]
     finally:
         load.stop()
+        long_requests.shutdown(wait=True)
+    retried = _router_counter(stack, "inferplane_router_retries") - retries_before
     _report(
         "kill -9 a replica",
-        load.summary(),
-        f"replica pid {victim} killed with SIGKILL; a replacement ready {replaced_s:.1f} s later",
-        f"{len(load.failed())} requests",
+        load.summary() + f"; {LONG_REQUESTS} long requests ({LONG_TOKENS} tokens): {long_codes}",
+        f"replica pid {victim} killed with SIGKILL while serving; {retried:.0f} retries of requests "
+        f"it had or was sent before the router saw it gone; a replacement ready {replaced_s:.1f} s later",
+        f"{len(load.failed()) + sum(code != 200 for code in long_codes)} requests",
     )
-    assert load.failed() == [], load.summary()
+    router_log = stack.up.logs(f"router-{ENDPOINT}").splitlines()
+    warnings = "\n".join(line for line in router_log if "uvicorn.access" not in line)
+    assert load.failed() == [], load.summary() + "\n" + warnings[-4000:]
+    assert long_codes == [200] * LONG_REQUESTS, warnings[-4000:]
+    assert retried >= 1
     assert _crashes(stack)["crashed"] == 1.0
     assert stack.admin()["ready"] >= 1
 
@@ -353,38 +396,64 @@ def test_prometheus_stopped_gap_recorded_autoscaler_holds_both_recover(stack: St
 
 def test_control_plane_killed_nothing_lost_no_duplicate_action_jobs_resume(stack: Stack) -> None:
     load = TraceLoad(stack.router, time_scale=1.0).start()
+    pinned = 1 if stack.admin()["desired"] == 2 else 2
     try:
         wait_for(lambda: len(load.outcomes) >= 3, 60, "the load to be flowing")
         old = stack.up.pid("control-plane")
         assert old is not None
+        # A scale action just before the kill, and a timed control kept in the store: the
+        # restarted control plane must neither take the action again nor forget the pin.
+        ordered = _now()
+        _cli(stack, "scale", ENDPOINT, str(pinned), "--for", "10m", "--reason", "fault test")
+        wait_for(lambda: _pinned_polls(stack, ordered, pinned), 30, "the control plane to hold the pin")
         before_rows = stack.rows()
-        desired = stack.admin()["desired"]
         killed = _now()
         os.kill(old, signal.SIGKILL)
         wait_for(lambda: stack.up.pid("control-plane") not in (None, old), 60, "a restarted control plane")
         restarted = _now()
         wait_for(lambda: stack.sample_times(restarted, _now()), 60, "samples collected after the restart")
-        wait_for(lambda: stack.events(restarted), 60, "autoscaler decisions after the restart")
+        resumed = wait_for(lambda: _at_least(3, stack.events(restarted)), 60, "decisions after the restart")
         after_rows = stack.rows()
+        desired = stack.admin()["desired"]
+        changes = [e for e in stack.events(ordered) if e["from_replicas"] != e["to_replicas"]]
+        actions = [e for e in changes if e["applied"]]
     finally:
         load.stop()
-    actions = [
-        e for e in stack.events(killed - timedelta(seconds=30)) if e["from_replicas"] != e["to_replicas"]
-    ]
+        _cli(stack, "autoscaler", "resume", ENDPOINT)  # ends the pin for the tests after this one
     lost = before_rows - after_rows
     _report(
         "kill -9 the control plane",
         load.summary(),
-        f"control-plane pid {old} killed with SIGKILL; restarted by up "
+        f"control-plane pid {old} killed with SIGKILL {(killed - ordered).total_seconds():.1f} s after "
+        f"`inferplane scale {ENDPOINT} {pinned}`; restarted by up "
         f"{(restarted - killed).total_seconds():.1f} s later",
-        f"{len(lost)} of {len(before_rows)} stored samples; scale actions around the restart: "
-        f"{[(a['from_replicas'], a['to_replicas']) for a in actions]}",
+        f"{len(lost)} of {len(before_rows)} stored samples; scale actions from the pin on: "
+        f"{[(a['from_replicas'], a['to_replicas']) for a in actions]}; {len(resumed)} decisions after the "
+        f"restart, the first {resumed[0]['reason']!r}",
     )
     assert not lost
-    assert stack.admin()["desired"] == desired or actions
-    pairs = [(a["from_replicas"], a["to_replicas"]) for a in actions]
-    assert all(a != b for a, b in itertools.pairwise(pairs)), pairs  # no action repeated
+    # One action reached the pinned count (the CLI's, or the autoscaler's own just before
+    # it) and none came after the restart: nothing was taken twice.
+    assert [a["to_replicas"] for a in actions] in ([pinned], []), actions
+    assert all(a["time"] < killed for a in actions), actions
+    assert desired == pinned
+    assert all(e["to_replicas"] == pinned and "manual override" in e["reason"] for e in resumed), resumed
     assert load.failed() == [], load.summary()
+
+
+def _cli(stack: Stack, *args: str) -> None:
+    command = [sys.executable, "-m", "inferplane.cli", *args, "--config", str(stack.up.config)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def _pinned_polls(stack: Stack, since: datetime, pinned: int) -> bool:
+    events = stack.events(since)
+    return len([e for e in events if "manual override" in e["reason"] and e["from_replicas"] == pinned]) >= 2
+
+
+def _at_least(count: int, events: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+    return events if len(events) >= count else None
 
 
 def test_store_read_only_clear_error_kept_then_written(stack: Stack) -> None:
