@@ -195,15 +195,17 @@ def test_inference_probes_and_drain(variant: str, request: pytest.FixtureRequest
 
 
 def test_gpu_in_the_base_and_none_in_the_cpu_overlay(base: Docs, cpu: Docs) -> None:
-    gpu = only_container(base, "chat-llm").resources.limits
-    assert gpu["nvidia.com/gpu"] == "1"
+    resources = only_container(base, "chat-llm").resources
+    assert resources.requests["nvidia.com/gpu"] == resources.limits["nvidia.com/gpu"] == "1"
     assert [t.key for t in pod_spec(base, "chat-llm").tolerations] == ["nvidia.com/gpu"]
     assert "nvidia.com/gpu" not in only_container(cpu, "chat-llm").resources.limits
+    assert "nvidia.com/gpu" not in only_container(cpu, "chat-llm").resources.requests
     assert pod_spec(cpu, "chat-llm").tolerations is None
     # The overlay changes nothing else, in that Deployment or any other resource.
     api = k8s.ApiClient()
     restored = api.sanitize_for_serialization(cpu[("Deployment", "chat-llm")])
-    restored["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] = "1"
+    for kind in ("requests", "limits"):
+        restored["spec"]["template"]["spec"]["containers"][0]["resources"][kind]["nvidia.com/gpu"] = "1"
     restored["spec"]["template"]["spec"]["tolerations"] = api.sanitize_for_serialization(
         pod_spec(base, "chat-llm").tolerations
     )
