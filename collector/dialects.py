@@ -140,6 +140,10 @@ _INFERPLANE = Dialect(
             aggregate="mean",
         ),
         _gauge("gpu_memory_used_bytes", "inferplane_gpu_memory_used_bytes"),
+        # The router's own view of its replicas (set and ready): what a local endpoint's
+        # GPU cost is priced from, whichever source reads the router.
+        _gauge("replicas", "inferplane_router_replicas"),
+        _gauge("ready_replicas", "inferplane_router_ready_replicas"),
     ),
     replica_labels=("replica",),
 )

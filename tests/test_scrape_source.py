@@ -173,3 +173,52 @@ def test_nan_and_counter_resets_are_handled_and_logged_once(caplog: pytest.LogCa
     assert source.non_finite_total == 3
     assert caplog.text.count("non-finite") == 1 and caplog.text.count("counter reset") == 1
     assert "source 'scrape'" in caplog.text
+
+
+ROUTER_METRICS = (
+    "# TYPE inferplane_router_replicas gauge\n"
+    'inferplane_router_replicas{endpoint="chat",model="m",replica="router"} 2.0\n'
+    "# TYPE inferplane_router_ready_replicas gauge\n"
+    'inferplane_router_ready_replicas{endpoint="chat",model="m",replica="router"} 1.0\n'
+)
+REPLICA_METRICS = (
+    '# TYPE inferplane_requests_running gauge\ninferplane_requests_running{replica="0"} 1.0\n'
+)
+
+
+def _answering(routes: dict[str, str]) -> httpx.Client:
+    def handle(request: httpx.Request) -> httpx.Response:
+        text = routes.get(request.url.host + ":" + str(request.url.port))
+        if text is None:
+            raise httpx.ConnectError("refused", request=request)
+        return httpx.Response(200, text=text, headers={"content-type": "text/plain"})
+
+    return httpx.Client(transport=httpx.MockTransport(handle))
+
+
+@pytest.mark.parametrize(
+    ("with_router", "expected"),
+    [
+        # The router's report is the count: its target is no replica (counted, it doubled
+        # the GPU cost of a one-replica endpoint), and it knows the starting one too.
+        pytest.param(True, {("replicas", "router"): 2.0, ("ready_replicas", "router"): 1.0}, id="router"),
+        # No router: every target is a replica, ready when it answered.
+        pytest.param(False, {("replicas", ""): 2.0, ("ready_replicas", ""): 1.0}, id="replicas-only"),
+    ],
+)
+def test_replica_counts_come_from_the_router_when_it_reports_them(
+    with_router: bool, expected: dict[tuple[str, str], float]
+) -> None:
+    routes = {"router:8100": ROUTER_METRICS, "replica:8101": REPLICA_METRICS}
+    targets = [
+        *([ScrapeTarget("chat", "http://router:8100/metrics")] if with_router else []),
+        ScrapeTarget("chat", "http://replica:8101/metrics", replica="8101"),
+        ScrapeTarget("chat", "http://replica:8102/metrics", replica="8102"),  # no replica there now
+    ]
+    source = ScrapeSource("local", targets, retries=1, client=_answering(routes))
+    try:
+        samples = _fetch(source)
+    finally:
+        source.close()
+    counts = {(s.metric, s.replica): s.value for s in samples if s.metric in ("replicas", "ready_replicas")}
+    assert counts == expected

@@ -95,16 +95,23 @@ class ScrapeSource:
         if errors and len(errors) == len(self.targets):
             detail = "; ".join(errors.values())
             raise SourceError(f"source {self.name!r}: every target failed: {detail}")
-        return samples + self._replica_counts(errors, end)
+        reported = {s.endpoint for s in samples if s.metric == "ready_replicas"}
+        return samples + self._replica_counts(errors, end, reported)
 
-    def _replica_counts(self, errors: dict[ScrapeTarget, str], end: datetime) -> list[Sample]:
+    def _replica_counts(
+        self, errors: dict[ScrapeTarget, str], end: datetime, reported: set[str]
+    ) -> list[Sample]:
         """Each target is a replica; one that answered its scrape counts as ready.
 
-        This is what prices a self-hosted endpoint (ready replica-seconds) when no
-        orchestrator reports replica counts.
+        This is what prices a self-hosted endpoint (ready replica-seconds) when nothing
+        reports replica counts. An endpoint whose router (or orchestrator) reported them
+        this time is left to that report: its own target is no replica, and it knows the
+        replicas starting and draining too.
         """
         counts: dict[str, list[int]] = {}
         for target in self.targets:
+            if target.endpoint in reported:
+                continue
             configured_and_ready = counts.setdefault(target.endpoint, [0, 0])
             configured_and_ready[0] += 1
             configured_and_ready[1] += target not in errors
