@@ -181,9 +181,7 @@ ROUTER_METRICS = (
     "# TYPE inferplane_router_ready_replicas gauge\n"
     'inferplane_router_ready_replicas{endpoint="chat",model="m",replica="router"} 1.0\n'
 )
-REPLICA_METRICS = (
-    '# TYPE inferplane_requests_running gauge\ninferplane_requests_running{replica="0"} 1.0\n'
-)
+REPLICA_METRICS = '# TYPE inferplane_requests_running gauge\ninferplane_requests_running{replica="0"} 1.0\n'
 
 
 def _answering(routes: dict[str, str]) -> httpx.Client:
