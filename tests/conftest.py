@@ -49,3 +49,29 @@ def service(tmp_path_factory: pytest.TempPathFactory, model_path: str) -> Iterat
     replica = start_service(tmp_path_factory.mktemp("service"), max_tokens_limit=256)
     yield replica
     replica.stop()
+
+
+# --- the dashboard tests' store and environment (tests/test_dashboard_*.py) ---------------
+
+
+@pytest.fixture(scope="module")
+def full_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
+    """A store seeded with known figures (``test_dashboard_pages._seed``) and its config."""
+    from tests.test_dashboard_pages import _seed
+
+    return _seed(tmp_path_factory.mktemp("full"), events=True)
+
+
+@pytest.fixture
+def dashboard_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
+    """The seeded "now", no config, empty caches; tests point the store with it."""
+    import streamlit as st
+
+    from dashboard.data import CONFIG_ENV, NOW_ENV
+    from tests.test_dashboard_pages import NOW
+
+    monkeypatch.setenv(NOW_ENV, NOW.isoformat())
+    monkeypatch.delenv(CONFIG_ENV, raising=False)
+    st.cache_data.clear()
+    yield monkeypatch
+    st.cache_data.clear()

@@ -8,7 +8,7 @@ from __future__ import annotations
 import base64
 import json
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -19,26 +19,10 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from dashboard import charts
-from dashboard.data import CONFIG_ENV, NOW_ENV, STORE_ENV
+from dashboard.data import NOW_ENV, STORE_ENV
 from dashboard.ui import EMPTY_STATE
 from inferplane.store import open_store
-from tests.test_dashboard_pages import NOW, PAGES, TODAY, _metrics, _open, _seed, _use
-
-
-@pytest.fixture(scope="module")
-def full_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
-    """The page tests' full store (``_seed``), a copy of this module's own."""
-    return _seed(tmp_path_factory.mktemp("full"), events=True)
-
-
-@pytest.fixture
-def dashboard_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
-    """As in the page tests: the seeded "now", no config, empty caches."""
-    monkeypatch.setenv(NOW_ENV, NOW.isoformat())
-    monkeypatch.delenv(CONFIG_ENV, raising=False)
-    st.cache_data.clear()
-    yield monkeypatch
-    st.cache_data.clear()
+from tests.test_dashboard_pages import NOW, PAGES, TODAY, _metrics, _open, _use
 
 
 def _figures(app: AppTest) -> dict[str, dict[str, Any]]:

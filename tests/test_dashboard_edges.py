@@ -4,7 +4,6 @@ an hour, replicas up for part of an hour, a range longer than the data."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -14,26 +13,10 @@ import streamlit as st
 
 from collector.samples import Sample
 from dashboard import ui
-from dashboard.data import CONFIG_ENV, NOW_ENV, STORE_ENV
+from dashboard.data import STORE_ENV
 from dashboard.redact import redact
 from inferplane.store import open_store
 from tests.test_dashboard_pages import HOUR, MINUTE, NOW, TODAY, _frames, _metrics, _open, _seed, _use
-
-
-@pytest.fixture(scope="module")
-def full_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
-    """The page tests' full store (``_seed``), a copy of this module's own."""
-    return _seed(tmp_path_factory.mktemp("full"), events=True)
-
-
-@pytest.fixture
-def dashboard_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
-    """As in the page tests: the seeded "now", no config, empty caches."""
-    monkeypatch.setenv(NOW_ENV, NOW.isoformat())
-    monkeypatch.delenv(CONFIG_ENV, raising=False)
-    st.cache_data.clear()
-    yield monkeypatch
-    st.cache_data.clear()
 
 
 def test_what_if_with_free_hosted_prices_says_there_is_no_break_even(

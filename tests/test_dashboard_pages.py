@@ -21,7 +21,7 @@ import yaml
 from streamlit.testing.v1 import AppTest
 
 from collector.samples import CostRow, Sample
-from dashboard.data import CONFIG_ENV, NOW_ENV, STORE_ENV
+from dashboard.data import CONFIG_ENV, STORE_ENV
 from dashboard.ui import EMPTY_STATE
 from inferplane.store import Store, open_store
 from tests.test_store import pg_admin  # noqa: F401 - the real PostgreSQL, shared with the store tests
@@ -164,11 +164,6 @@ def _seed(folder: Path, *, events: bool, url: str | None = None) -> tuple[str, P
 
 
 @pytest.fixture(scope="module")
-def full_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
-    return _seed(tmp_path_factory.mktemp("full"), events=True)
-
-
-@pytest.fixture(scope="module")
 def postgres_store(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[str, Path]]:
@@ -191,15 +186,6 @@ def postgres_store(
 @pytest.fixture(scope="module")
 def quiet_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
     return _seed(tmp_path_factory.mktemp("quiet"), events=False)
-
-
-@pytest.fixture
-def dashboard_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
-    monkeypatch.setenv(NOW_ENV, NOW.isoformat())
-    monkeypatch.delenv(CONFIG_ENV, raising=False)
-    st.cache_data.clear()
-    yield monkeypatch
-    st.cache_data.clear()
 
 
 def _open(page: str) -> AppTest:
