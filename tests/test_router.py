@@ -396,6 +396,10 @@ class RawReplica:
                 conn.recv(65536)
                 self.requests += 1
                 conn.sendall(self.reply)
+            self.answered()
+
+    def answered(self) -> None:
+        """Called after each request's connection is closed."""
 
     def stop(self) -> None:
         with contextlib.suppress(OSError):
@@ -433,22 +437,14 @@ class KilledReplica(RawReplica):
     then refuses them."""
 
     def __init__(self, dying_s: float) -> None:
-        super().__init__()
         self.dying_s = dying_s
         self.timer: threading.Timer | None = None
+        super().__init__()
 
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return  # gone
-            with conn:
-                conn.recv(65536)
-                self.requests += 1
-            if self.timer is None:
-                self.timer = threading.Timer(self.dying_s, self._gone)
-                self.timer.start()
+    def answered(self) -> None:
+        if self.timer is None:
+            self.timer = threading.Timer(self.dying_s, self._gone)
+            self.timer.start()
 
     def _gone(self) -> None:
         with contextlib.suppress(OSError):
