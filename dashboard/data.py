@@ -30,7 +30,7 @@ from dashboard import rollups
 from dashboard.redact import redact
 from inferplane.config import InferplaneConfig, load_config
 from inferplane.store import Store, default_store_url
-from inferplane.store.engine import create_store_engine
+from inferplane.store.engine import create_store_engine, read_only
 from inferplane.store.rollup import floor_time
 from inferplane.store.schema import ROLLUP_TABLES, control_state, costs, samples, samples_1h
 from inferplane.store.schema import alert_events as alert_events_table
@@ -122,7 +122,7 @@ def _dispose(engine: sa.Engine) -> None:
 # closed then, not left to the garbage collector (which warns about unclosed ones).
 @st.cache_resource(show_spinner=False, on_release=_dispose)
 def _engine(url: str) -> sa.Engine:
-    return create_store_engine(url)
+    return read_only(create_store_engine(url))
 
 
 def _store(url: str) -> Store:

@@ -446,6 +446,18 @@ def test_pages_read_postgresql_the_same(
         assert postgres_store[0] not in str(app._tree), page
 
 
+@pytest.mark.parametrize("store", ["full_store", "postgres_store"])
+def test_the_dashboard_cannot_write_to_the_store(request: pytest.FixtureRequest, store: str) -> None:
+    from dashboard.data import _engine
+    from inferplane.store.schema import samples
+
+    url = request.getfixturevalue(store)[0]
+    with pytest.raises(sa.exc.DBAPIError, match=r"(?i)read-?only"), _engine(url).begin() as connection:
+        connection.execute(sa.delete(samples))
+    with _engine(url).connect() as connection:  # and it still reads
+        assert connection.execute(sa.select(sa.func.count()).select_from(samples)).scalar()
+
+
 # --- stores without everything ------------------------------------------------------------
 
 

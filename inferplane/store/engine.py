@@ -14,7 +14,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy.engine import URL, Engine, make_url
 
-__all__ = ["BUSY_TIMEOUT_MS", "create_store_engine", "migrate"]
+__all__ = ["BUSY_TIMEOUT_MS", "create_store_engine", "migrate", "read_only"]
 
 BUSY_TIMEOUT_MS = 5000
 _MIGRATIONS = Path(__file__).parent / "migrations"
@@ -58,6 +58,19 @@ def _sqlite_engine(url: URL) -> Engine:
         connection.exec_driver_sql("BEGIN")
 
     return engine
+
+
+def read_only(engine: Engine) -> Engine:
+    """``engine`` with every write refused by the database itself (the dashboard's: it
+    only reads, and a bug there must not be able to change the store)."""
+    if engine.dialect.name == "sqlite":
+
+        @sa.event.listens_for(engine, "connect")
+        def _query_only(dbapi_connection: Any, _record: Any) -> None:
+            dbapi_connection.execute("PRAGMA query_only=ON")  # after the WAL pragmas above
+
+        return engine
+    return engine.execution_options(postgresql_readonly=True)  # every transaction READ ONLY
 
 
 def migrate(engine: Engine, revision: str = "head") -> None:
