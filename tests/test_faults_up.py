@@ -84,6 +84,8 @@ def _config(path: Path, db: Path, router_port: int, ports: tuple[int, int], prom
         "      queue_scale_out_above: 4\n"
         "      stale_after_s: 4\n"
         "      cold_start_s: 10\n"
+        # Always open: it changes nothing here, but every decision evaluates it (and says so).
+        "      schedules: [{when: 'Daily 00:00-24:00 UTC'}]\n"
         "sources:\n"
         "  - kind: prometheus\n"
         "    name: prom\n"
@@ -429,7 +431,8 @@ def test_control_plane_killed_nothing_lost_no_duplicate_action_jobs_resume(stack
         f"{(restarted - killed).total_seconds():.1f} s later",
         f"{len(lost)} of {len(before_rows)} stored samples; scale actions from the pin on: "
         f"{[(a['from_replicas'], a['to_replicas']) for a in actions]}; {len(resumed)} decisions after the "
-        f"restart, the first {resumed[0]['reason']!r}",
+        f"restart, the first {resumed[0]['reason']!r}, "
+        f"each with the schedule: {resumed[0]['inputs'].get('schedule')}",
     )
     assert not lost
     # One action reached the pinned count (the CLI's, or the autoscaler's own just before
@@ -438,7 +441,12 @@ def test_control_plane_killed_nothing_lost_no_duplicate_action_jobs_resume(stack
     assert all(a["time"] < killed for a in actions), actions
     assert desired == pinned
     assert all(e["to_replicas"] == pinned and "manual override" in e["reason"] for e in resumed), resumed
+    # The schedules are evaluated again from the first decision after the restart.
+    assert all(e["inputs"].get("schedule") == SCHEDULE for e in resumed), [e["inputs"] for e in resumed]
     assert load.failed() == [], load.summary()
+
+
+SCHEDULE = "uptime window 'Daily 00:00-24:00 UTC'"
 
 
 def _cli(stack: Stack, *args: str) -> None:
