@@ -77,6 +77,17 @@ def wait_for(predicate: Any, timeout_s: float = 10.0, what: str = "condition") -
     raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
 
 
+def streamlit_healthy(url: str) -> bool:
+    """Whether the Streamlit server at ``url`` answers its health check ("ok")."""
+    import httpx
+
+    try:
+        answer = httpx.get(f"{url}/_stcore/health", timeout=2)
+    except httpx.HTTPError:
+        return False
+    return answer.status_code == 200 and answer.text == "ok"
+
+
 def _prometheus_ready(url: str) -> bool:
     import httpx
 

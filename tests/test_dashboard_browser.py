@@ -19,10 +19,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from tests.local_servers import free_port, wait_for
+from tests.local_servers import free_port, streamlit_healthy, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -72,18 +71,13 @@ def dashboard_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_for(lambda: _healthy(url) or process.poll() is not None, _START_TIMEOUT_S, "the dashboard")
+        wait_for(
+            lambda: streamlit_healthy(url) or process.poll() is not None, _START_TIMEOUT_S, "the dashboard"
+        )
         assert process.poll() is None, f"the dashboard exited: {log_path.read_text(errors='replace')[-3000:]}"
         yield url
     finally:
         _stop(process)
-
-
-def _healthy(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/_stcore/health", timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:

@@ -19,7 +19,7 @@ from inferplane import cli_dashboard
 from inferplane.cli import app
 from inferplane.cli_dashboard import streamlit_argv
 from inferplane.store import open_store
-from tests.local_servers import free_port, wait_for
+from tests.local_servers import free_port, streamlit_healthy, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 runner = CliRunner()
@@ -105,18 +105,11 @@ def running_dashboard(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes],
             process.wait()
 
 
-def _healthy(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/_stcore/health", timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
 def test_dashboard_serves_on_localhost_gets_the_store_by_environment_and_stops_on_sigterm(
     running_dashboard: tuple[subprocess.Popen[bytes], str, str, Path],
 ) -> None:
     process, url, store, log = running_dashboard
-    wait_for(lambda: _healthy(url) or process.poll() is not None, _START_TIMEOUT_S, "the dashboard")
+    wait_for(lambda: streamlit_healthy(url) or process.poll() is not None, _START_TIMEOUT_S, "the dashboard")
     assert process.poll() is None, log.read_text(errors="replace")
     assert httpx.get(url, timeout=5).status_code == 200
     assert f"dashboard: {url}" in log.read_text()

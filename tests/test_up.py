@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from inferplane.up import ChildSpec, Supervisor, group_members, restart_delay
-from tests.local_servers import free_port, wait_for
+from tests.local_servers import free_port, streamlit_healthy, wait_for
 
 CLI = [sys.executable, "-m", "inferplane.cli"]
 
@@ -423,8 +423,7 @@ def test_the_readme_run_command_with_the_built_in_config(tmp_path: Path, model_p
             timeout=120,
         )
         assert answer.status_code == 200, answer.text
-        health = wait_for(lambda: _dashboard_health("http://127.0.0.1:8501"), 120, "the dashboard")
-        assert health == "ok"
+        wait_for(lambda: streamlit_healthy("http://127.0.0.1:8501"), 120, "the dashboard")
         children = json.loads(ready_file.read_text())["children"]
         groups = [g for child in children.values() for g in child["groups"]]
         process.send_signal(signal.SIGINT)  # Ctrl-C
@@ -434,11 +433,3 @@ def test_the_readme_run_command_with_the_built_in_config(tmp_path: Path, model_p
         if process.poll() is None:
             process.kill()
             process.wait(30)
-
-
-def _dashboard_health(base: str) -> str | None:
-    try:
-        answer = httpx.get(base + "/_stcore/health", timeout=5)
-    except httpx.TransportError:
-        return None
-    return answer.text if answer.status_code == 200 else None
