@@ -134,19 +134,18 @@ def _ago(seconds: float) -> datetime:
 
 
 def _crashes(stack: Stack) -> dict[str, float]:
-    families = text_string_to_metric_families(httpx.get(stack.router + "/metrics", timeout=5).text)
-    return {
-        s.labels["reason"]: s.value
-        for f in families
-        if f.name == "inferplane_router_replica_failures"
-        for s in f.samples
-        if s.value
-    }
+    samples = _router_counter_samples(stack, "inferplane_router_replica_failures")
+    return {s.labels["reason"]: s.value for s in samples if s.value}
 
 
 def _router_counter(stack: Stack, name: str) -> float:
+    return sum(s.value for s in _router_counter_samples(stack, name))
+
+
+def _router_counter_samples(stack: Stack, name: str) -> list[Any]:
+    """The ``<name>_total`` samples on the router's /metrics, one per label set."""
     families = text_string_to_metric_families(httpx.get(stack.router + "/metrics", timeout=5).text)
-    return sum(s.value for f in families if f.name == name for s in f.samples if s.name == name + "_total")
+    return [s for f in families if f.name == name for s in f.samples if s.name == name + "_total"]
 
 
 LONG_REQUESTS, LONG_TOKENS = 4, 192
