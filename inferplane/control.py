@@ -8,7 +8,7 @@ until SIGTERM or Ctrl-C, then closes what the jobs used::
 from __future__ import annotations
 
 import signal
-import threading
+import time
 from collections.abc import Callable, Sequence
 
 from apscheduler.schedulers.base import BaseScheduler
@@ -16,40 +16,52 @@ from apscheduler.schedulers.base import BaseScheduler
 __all__ = ["run_until_stopped"]
 
 
+_STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
+
+
+class _Stop(Exception):
+    """SIGTERM, raised in the main thread as Ctrl-C raises KeyboardInterrupt."""
+
+
+def _raise_stop(*_: object) -> None:
+    raise _Stop
+
+
 def run_until_stopped(
     add_jobs: Sequence[Callable[[BaseScheduler], object]],
     closers: Sequence[Callable[[], None]] = (),
     on_start: Callable[[], None] | None = None,
 ) -> None:
-    """Run the jobs on a blocking UTC scheduler until SIGTERM or Ctrl-C; then call ``closers``.
+    """Run the jobs on a UTC scheduler until SIGTERM or Ctrl-C; then call ``closers``.
 
     ``on_start`` runs once the scheduler runs with every job added (a readiness signal
-    for a supervisor: a SIGTERM sent as soon as it is seen must stop the scheduler)."""
-    from apscheduler.events import EVENT_SCHEDULER_STARTED
-    from apscheduler.schedulers.blocking import BlockingScheduler
+    for a supervisor). The jobs run on the scheduler's threads; the main thread only
+    waits. The signal handler itself only raises: shutting the scheduler down from
+    inside it deadlocked when the signal landed while the main thread held the thread
+    pool's lock (submitting a job), so the shutdown happens after the raise unwinds."""
+    from apscheduler.schedulers.background import BackgroundScheduler
 
-    scheduler = BlockingScheduler(timezone="UTC")
+    scheduler = BackgroundScheduler(timezone="UTC")
     for add in add_jobs:
         add(scheduler)
-    stopping = threading.Event()
-
-    def stop(*_: object) -> None:
-        stopping.set()
-        if scheduler.running:
-            scheduler.shutdown(wait=False)
-
-    def started(_: object) -> None:
-        if stopping.is_set():  # SIGTERM came while it was starting
-            scheduler.shutdown(wait=False)
-        elif on_start is not None:
-            on_start()
-
-    scheduler.add_listener(started, EVENT_SCHEDULER_STARTED)
-    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGTERM, _raise_stop)
     try:
-        scheduler.start()
-    except KeyboardInterrupt:
+        # The scheduler's threads (and the job threads they start) inherit this mask, so
+        # the kernel hands SIGTERM and SIGINT to this thread, whose wait they interrupt.
+        signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+        try:
+            scheduler.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
+        if on_start is not None:
+            on_start()
+        while True:  # a thread started before the mask may take a signal: then the
+            time.sleep(1.0)  # handler runs when this sleep ends
+    except (_Stop, KeyboardInterrupt):
         pass
     finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the closing short
+        if scheduler.running:
+            scheduler.shutdown(wait=False)
         for close in closers:
             close()
