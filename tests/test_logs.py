@@ -150,6 +150,7 @@ def test_the_control_plane_logs_one_json_object_a_line(tmp_path: Path) -> None:
     finally:
         if process.poll() is None:
             process.kill()
+            process.communicate()  # closes the stderr pipe here, not in a later test's GC
     assert process.returncode == 0, stderr
     assert not ready.exists()  # a stopped control plane is not ready
     records = [json.loads(line) for line in stderr.splitlines()]
