@@ -203,11 +203,16 @@ def _capacity_rule(window: Window, policy: AutoscalingPolicy, s: _Signals, waiti
         gpu = f"GPU {out:.0%} over {policy.scale_out_window_s:g} s > {policy.scale_out_utilization:.0%}"
         if need is not None and need <= ready:
             # Under continuous batching one decoding sequence keeps the device ~100% busy:
-            # a saturated busy fraction alone is no proof of missing capacity.
+            # a saturated busy fraction alone is no proof of missing capacity, nor of
+            # needing every replica: the requests in flight size the endpoint then.
+            if need < current:
+                return _scale_in_rule(window, policy, s, waiting, need)
             return _Proposal(
                 current, f"hold: {gpu}, but {_per_replica(load, ready, policy)}", record=max(1, need)
             )
-        wanted = max(current + 1, _proportional(ready, out, target), need or 0)
+        # A saturated busy fraction says nothing of how far over it is: with the requests
+        # in flight known, they size the step; without, the HPA's proportional step.
+        wanted = max(current + 1, need if need is not None else _proportional(ready, out, target))
         return _Proposal(wanted, gpu)
     if need is not None and need > current:
         return _Proposal(need, f"concurrency: {_per_replica(load, ready, policy)}")

@@ -250,10 +250,22 @@ def test_missing_data_records_the_current_count() -> None:
 @pytest.mark.parametrize(
     ("win", "expected", "reason_part"),
     [
+        # Under continuous batching one decoding sequence keeps a GPU ~100% busy: with
+        # target_concurrency set, a saturated busy fraction defers to the requests in flight.
         pytest.param(
-            window(4, 0.95, running=3), 4, "but 3 requests in flight", id="busy-gpu-with-room-holds"
+            window(4, 0.95, running=14), 4, "but 14 requests in flight", id="busy-gpu-all-needed-holds"
         ),
-        pytest.param(window(2, 0.95, running=9), 4, "GPU 95% over 60 s > 80%", id="busy-gpu-without-room"),
+        pytest.param(
+            window(4, 0.95, running=3),
+            1,
+            "concurrency: 3 requests in flight",
+            id="busy-gpu-with-room-scales-in",
+        ),
+        pytest.param(
+            window(4, 0.95, running=3, waiting=1), 4, "but 1 requests wait", id="busy-gpu-waiting-holds"
+        ),
+        # ceil(9 / 4) = 3, not the HPA step ceil(2 x .95 / .6) = 4: saturation says not how far.
+        pytest.param(window(2, 0.95, running=9), 3, "GPU 95% over 60 s > 80%", id="busy-gpu-without-room"),
         pytest.param(
             window(2, 0.5, running=20), 5, "concurrency: 20 requests in flight", id="concurrency-out"
         ),
