@@ -10,6 +10,11 @@ Cron scalers, and the Kubernetes HPA v2 API):
   ``averageValue`` = ``target_utilization`` (same rule).
 - Queue -> ``sum(inferplane_requests_waiting)`` with ``AverageValue`` =
   ``queue_per_replica`` (``ceil(waiting / per_replica)`` replicas).
+- ``target_concurrency``, when set, replaces the GPU metric: running + waiting
+  requests (KEDA) or running requests per pod (HPA) with ``AverageValue`` = the target.
+  inferplane's engine lets a saturated busy fraction defer to the requests in flight;
+  an HPA takes the largest of its metrics, so a GPU metric kept beside it would hold
+  every decode-bound replica (one sequence keeps a GPU ~100% busy) and never scale in.
 - Uptime windows -> KEDA cron triggers (``desiredReplicas`` = the window's floor);
   outside them the floor is ``off_hours_replicas`` (``minReplicaCount``).
 - Stabilization windows and ``max_step`` per cooldown -> ``behavior`` (both outputs).
@@ -46,14 +51,25 @@ def keda_scaled_object(
     triggers querying ``prometheus_url``."""
     target, policy = _kubernetes(endpoint)
     uptime = [w for w in policy.schedules if w.kind == "uptime"]
-    triggers = [
+    load = (
         _prometheus(
             prometheus_url,
             "gpu",
             _gpu_query(endpoint, target, gpu_source),
             policy.target_utilization,
             "Value",
-        ),
+        )
+        if policy.target_concurrency is None
+        else _prometheus(
+            prometheus_url,
+            "concurrency",
+            _in_flight_query(endpoint),
+            policy.target_concurrency,
+            "AverageValue",
+        )
+    )
+    triggers = [
+        load,
         _prometheus(
             prometheus_url, "queue", _queue_query(endpoint), policy.queue_per_replica, "AverageValue"
         ),
@@ -81,7 +97,9 @@ def hpa(endpoint: Endpoint) -> dict[str, Any]:
     custom-metrics adapter such as prometheus-adapter from the replicas' own metrics)."""
     target, policy = _kubernetes(endpoint)
     metrics = [
-        _pods_metric("inferplane_gpu_utilization_ratio", policy.target_utilization),
+        _pods_metric("inferplane_gpu_utilization_ratio", policy.target_utilization)
+        if policy.target_concurrency is None
+        else _pods_metric("inferplane_requests_running", policy.target_concurrency),
         _pods_metric("inferplane_requests_waiting", policy.queue_per_replica),
     ]
     spec: dict[str, Any] = {
@@ -143,6 +161,11 @@ def _gpu_query(endpoint: Endpoint, target: KubernetesTarget, source: GpuSource) 
 
 def _queue_query(endpoint: Endpoint) -> str:
     return f'sum(inferplane_requests_waiting{{endpoint="{endpoint.name}"}})'
+
+
+def _in_flight_query(endpoint: Endpoint) -> str:
+    selector = f'{{endpoint="{endpoint.name}"}}'
+    return f"sum(inferplane_requests_running{selector}) + sum(inferplane_requests_waiting{selector})"
 
 
 def _prometheus(url: str, name: str, query: str, threshold: float, metric_type: str) -> dict[str, Any]:

@@ -116,6 +116,25 @@ def test_keda_scaled_object_triggers_and_bounds() -> None:
     assert model.scale_down.stabilization_window_seconds == 300
 
 
+def test_target_concurrency_replaces_the_gpu_metric() -> None:
+    # An HPA scales to the largest of its metrics: a GPU metric kept beside concurrency
+    # would pin every decode-bound replica (one sequence keeps a GPU ~100% busy).
+    spec = deserialize(hpa(endpoint(target_concurrency=24)), "V2HorizontalPodAutoscaler").spec
+    running, queue = spec.metrics
+    assert (running.pods.metric.name, running.pods.target.average_value) == (
+        "inferplane_requests_running",
+        "24",
+    )
+    assert queue.pods.metric.name == "inferplane_requests_waiting"
+    triggers = keda_scaled_object(endpoint(target_concurrency=24), PROM)["spec"]["triggers"]
+    assert [t["name"] for t in triggers] == ["concurrency", "queue"]
+    assert triggers[0]["metricType"] == "AverageValue" and triggers[0]["metadata"]["threshold"] == "24"
+    assert triggers[0]["metadata"]["query"] == (
+        'sum(inferplane_requests_running{endpoint="chat"})'
+        ' + sum(inferplane_requests_waiting{endpoint="chat"})'
+    )
+
+
 def test_keda_dcgm_query_selects_the_deployments_pods() -> None:
     gpu = keda_scaled_object(endpoint(), PROM, gpu_source="dcgm")["spec"]["triggers"][0]
     assert (
