@@ -39,7 +39,7 @@ __all__ = ["HOSTED", "SampleSet", "endpoint_names", "write_sample"]
 # The replay comparison saved as "replay:sample": `inferplane replay --config
 # examples/replay-a100.yaml --trace azure_llm_2023_code.csv --json` (figures from the README).
 _REPLAY_ROWS = (
-    ("configured", 6.021, 22.10, 0.9670, 1.595, 16, 80, "1-9"),
+    ("configured", 6.021, 22.10, 0.9610, 1.783, 18, 80, "1-9"),
     ("static_peak", 8.625, 31.65, 0.9932, 0.757, 0, 74, "9"),
     ("static_mean", 1.925, 7.06, 0.5120, 18.567, 0, 332, "2"),
     ("threshold_80_30", 1.363, 5.00, 0.3576, 87.698, 2, 552, "1-2"),

@@ -13,7 +13,7 @@ import yaml
 
 from autoscaler.replay.capacity import Capacity, capacity_from_mapping
 from autoscaler.replay.policies import ConfiguredPolicy, drive, static
-from autoscaler.replay.report import ReplayRow, replay_rows
+from autoscaler.replay.report import ReplayRow, replay_rows, row_from
 from autoscaler.replay.simulator import Simulation
 from autoscaler.replay.workload import as_requests, scale_load, synthetic_trace
 from inference.trace import TraceRequest, load_trace, scale_trace
@@ -201,17 +201,55 @@ def test_replay_cli_prints_json(tmp_path: Path) -> None:
     ]
 
 
+def example() -> tuple[Capacity, Endpoint]:
+    cap = capacity_from_mapping(yaml.safe_load((ROOT / "examples/replay-a100.capacity.yaml").read_text()))
+    return cap, load_config(ROOT / "examples/replay-a100.yaml").endpoints[0]
+
+
+def test_example_sizes_decode_heavy_traffic_by_requests_in_flight() -> None:
+    # Chat-like traffic (long answers): continuous batching keeps every replica's GPU
+    # ~100% busy, so a policy that reads only the busy fraction scales out and never in.
+    trace = synthetic_trace(
+        1800, 5.0, period_s=1200, swing=0.5, prompt_tokens=(300, 3000), generated_tokens=(50, 800)
+    )
+    cap, ep = example()
+    assert ep.autoscaling is not None and ep.autoscaling.target_concurrency is not None
+    busy_only = ep.model_copy(
+        update={"autoscaling": ep.autoscaling.model_copy(update={"target_concurrency": None})}
+    )
+    rows = {r.policy: r for r in replay_rows(as_requests(trace), cap, ep, start=START)}
+    mine, peak, plain = rows["configured"], rows["static_peak"], rows["threshold_80_30"]
+    assert mine.slo_attainment >= 0.99
+    assert mine.gpu_hours <= 1.2 * peak.gpu_hours
+    assert mine.gpu_hours < 0.7 * plain.gpu_hours and plain.slo_attainment <= mine.slo_attainment
+    blind = next(r for r in replay_rows(as_requests(trace), cap, busy_only, start=START))
+    assert blind.gpu_hours > 3 * peak.gpu_hours
+
+
+def test_dynamic_policies_start_sized_for_the_opening_traffic() -> None:
+    # Three replicas' worth of traffic from the first second: a replay that started
+    # every dynamic policy at one replica would charge them a cold start of misses.
+    requests, ep = as_requests(steady(9.0, 300)), endpoint()
+    rows = {r.policy: r for r in replay_rows(requests, CAP, ep, start=START)}
+    assert rows["configured"].slo_attainment >= 0.99
+    assert rows["threshold_80_30"].slo_attainment >= 0.99  # the baseline starts the same way
+    from_one = drive(requests, CAP, ConfiguredPolicy(ep, START), initial=1, poll_s=15)
+    assert row_from("one", from_one, ep, 1.0, "").slo_attainment < 0.9
+
+
 def shared_rows() -> dict[str, ReplayRow]:
     path = ROOT.parent / "shared/traces/azure_llm_2023_code.csv"
     requests = as_requests(load_trace(path if path.exists() else None))
-    cap = capacity_from_mapping(yaml.safe_load((ROOT / "examples/replay-a100.capacity.yaml").read_text()))
-    ep = load_config(ROOT / "examples/replay-a100.yaml").endpoints[0]
+    cap, ep = example()
     return {r.policy: r for r in replay_rows(requests, cap, ep, start=START)}
 
 
 def test_example_beats_the_plain_threshold_rule_on_latency_for_less_than_static_peak() -> None:
     rows = shared_rows()
     mine, peak, plain = rows["configured"], rows["static_peak"], rows["threshold_80_30"]
+    # 0.961 from the one replica the opening minute needs; the bursts make it path-dependent
+    # (0.947, 0.963, 0.975 from 2, 3, 4 replicas): a replica started on a small queue is
+    # ready, or not, for a burst a minute later.
     assert mine.slo_attainment > 0.95 and mine.slo_attainment > plain.slo_attainment
     assert (mine.p95_ttft_seconds or math.inf) < (plain.p95_ttft_seconds or math.inf) / 10
     assert mine.gpu_hours < 0.75 * peak.gpu_hours
@@ -221,7 +259,7 @@ def test_example_beats_the_plain_threshold_rule_on_latency_for_less_than_static_
     reason="the goals are jointly infeasible on this trace with a 60 s cold start and a 2 s TTFT target: "
     "the oracle (1.40 GPU-h) is dearer than threshold_80_30 (1.36), so 0.99 attainment cannot also be "
     "no dearer than it; the oracle's own schedule started a cold start ahead needs 3.2 GPU-h (2.3x); "
-    "fixed fleets need 9 replicas (8.6 GPU-h) for 0.99. The policy reaches ~0.967 at ~6.0 GPU-h",
+    "fixed fleets need 9 replicas (8.6 GPU-h) for 0.99. The policy reaches ~0.96 at ~6.0 GPU-h",
     strict=True,
 )
 def test_example_meets_its_goals_on_the_shared_trace() -> None:

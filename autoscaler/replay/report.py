@@ -3,7 +3,12 @@
 The rows, in order:
 
 - ``configured``: the endpoint's own policy (``decide`` every ``poll_interval_s``),
-  starting from ``min_replicas`` warm replicas (at least one).
+  starting from the warm replicas the traffic at the trace's start needs: the oracle's
+  mean count over the first cold start (the time before any scale-out could serve),
+  rounded up, at least ``min_replicas`` and one (the mean, so that one burst in the
+  first minute does not start the replay over-provisioned). A recorded trace begins mid-traffic; a live
+  endpoint would already have been scaled to it, and starting every dynamic policy at
+  one replica would charge it a cold start the trace never had.
 - ``static_peak``: the fewest fixed replicas whose SLO attainment reaches ``slo_goal``
   (found by bisection; ``max_replicas`` when none does).
 - ``static_mean``: a fixed count sized for the mean demand: the oracle's mean replica
@@ -113,12 +118,14 @@ def replay_rows(
     duration = oracle.now_s or 1.0
     mean_n = max(1, math.ceil(oracle.billed_replica_s() / duration - 1e-9))
     peak_n, peak = _static_peak(run, high, target, slo_goal)
-    configured = run(ConfiguredPolicy(endpoint, start), low)
+    opening = schedule[: max(1, math.ceil(capacity.cold_start_s / poll))] or [low]
+    first = max(low, min(high, math.ceil(sum(opening) / len(opening) - 1e-9)))
+    configured = run(ConfiguredPolicy(endpoint, start), first)
     return [
         row("configured", configured, _span(configured)),
         row("static_peak", peak, str(peak_n)),
         row("static_mean", run(static(mean_n), mean_n), str(mean_n)),
-        row("threshold_80_30", (th := run(ThresholdPolicy(low, high), low)), _span(th)),
+        row("threshold_80_30", (th := run(ThresholdPolicy(low, high), first)), _span(th)),
         row("oracle", oracle, f"{min(schedule, default=0)}-{max(schedule, default=0)}"),
     ]
 
