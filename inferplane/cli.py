@@ -11,6 +11,7 @@ import typer
 from inferplane.cli_alerts import alerts_app
 from inferplane.cli_autoscaler import autoscaler_app, scale
 from inferplane.cli_bench_dashboard import bench_dashboard
+from inferplane.cli_bench_replay import bench_replay
 from inferplane.cli_common import fail
 from inferplane.cli_config_reference import config_reference
 from inferplane.cli_control_plane import control_plane
@@ -46,6 +47,7 @@ app.command("up")(up)
 app.command("demo")(demo)
 app.command("control-plane")(control_plane)
 bench_app.command("dashboard")(bench_dashboard)
+bench_app.command("replay")(bench_replay)
 
 
 @app.command()

@@ -19,14 +19,14 @@ from typing import Annotated, Any
 import typer
 import yaml
 
-from autoscaler.replay import capacity_from_mapping, format_table, replay_rows
+from autoscaler.replay import Capacity, capacity_from_mapping, format_table, replay_rows
 from autoscaler.replay.workload import as_requests, scale_load
 from inference.trace import load_trace, scale_trace
 from inferplane.cli_common import fail
 from inferplane.config import ConfigError, InferplaneConfig, load_config
 from inferplane.config.endpoints import Endpoint
 
-__all__ = ["replay"]
+__all__ = ["replay", "replay_inputs"]
 
 _SAVE_NAME = re.compile(r"[A-Za-z0-9._-]{1,100}")
 _START = "2026-11-23T10:00:00+00:00"  # a Monday morning, UTC: inside common uptime windows
@@ -56,10 +56,7 @@ def replay(
     if save is not None and not _SAVE_NAME.fullmatch(save):
         fail(f"--save {save!r}: use 1-100 letters, digits, '.', '_' or '-'")
     try:
-        cfg = load_config(config)
-        chosen = _endpoint(cfg.endpoints, endpoint)
-        cap_path = capacity or config.with_name(config.name.removesuffix(".yaml") + ".capacity.yaml")
-        cap = capacity_from_mapping(yaml.safe_load(cap_path.read_text(encoding="utf-8")))
+        cfg, chosen, cap = replay_inputs(config, capacity, endpoint)
         requests = as_requests(scale_load(scale_trace(load_trace(trace), time_scale=time_scale), load_scale))
         begin = datetime.fromisoformat(start)
     except (ConfigError, OSError, ValueError, yaml.YAMLError) as error:
@@ -87,6 +84,18 @@ def replay(
     else:
         typer.echo(format_table(rows))
         typer.echo(f"{len(requests.arrival_s)} requests, endpoint {chosen.name}, replayed in {runtime:.1f} s")
+
+
+def replay_inputs(
+    config: Path, capacity: Path | None, endpoint: str | None
+) -> tuple[InferplaneConfig, Endpoint, Capacity]:
+    """The config, the endpoint to replay and its replica capacity (``CONFIG.capacity.yaml``
+    beside the config unless ``capacity`` names one). Raises ConfigError, OSError,
+    ValueError or yaml.YAMLError on bad input."""
+    cfg = load_config(config)
+    chosen = _endpoint(cfg.endpoints, endpoint)
+    cap_path = capacity or config.with_name(config.name.removesuffix(".yaml") + ".capacity.yaml")
+    return cfg, chosen, capacity_from_mapping(yaml.safe_load(cap_path.read_text(encoding="utf-8")))
 
 
 def _save(name: str, summary: dict[str, Any], store: str | None, cfg: InferplaneConfig) -> None:
