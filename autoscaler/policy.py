@@ -8,12 +8,16 @@ Rules, in the order they are judged:
    starting), skipping cooldowns.
 3. Missing or stale utilization: hold; never scale in on no data.
 4. GPU utilization over ``scale_out_utilization`` (mean of ``scale_out_window_s``) scales
-   out proportionally, as Kubernetes' HPA does: ceil(ready x utilization / target) — unless
-   ``target_concurrency`` is set and the requests in flight (running + waiting) fit the
-   ready replicas at that concurrency: under continuous batching a replica decoding one
-   sequence is ~100% busy, so a saturated busy fraction alone adds nothing then.
-5. Concurrency (only with ``target_concurrency``, as Knative/KServe size by it): more in
-   flight than the replicas hold at the target scales out to ceil(in flight / target).
+   out proportionally, as Kubernetes' HPA does: ceil(ready x utilization / target). With
+   ``target_concurrency`` set the requests in flight (running + waiting) decide instead:
+   under continuous batching a replica decoding one sequence is ~100% busy, so a
+   saturated busy fraction says neither that capacity is missing nor how much. Unless
+   they crowd the ready replicas (below) it adds nothing, and scales in to what they
+   need when that is fewer; when they do, they size the step.
+5. Concurrency (only with ``target_concurrency``, as Knative/KServe size by it): crowded,
+   more in flight than the replicas hold at the target times the GPU rules' headroom
+   (``scale_out_utilization / target_utilization``), scales out to ceil(in flight /
+   target): a count sized to the target is not crowded again at once, so it never flaps.
 6. Under ``scale_in_utilization`` (mean of the longer ``scale_in_window_s``, fully
    covered) scales in proportionally, but only to a count whose projected utilization
    stays under the scale-out threshold (as Azure Monitor autoscale checks) and that holds
@@ -201,7 +205,7 @@ def _capacity_rule(window: Window, policy: AutoscalingPolicy, s: _Signals, waiti
     need = _concurrency_need(policy, load)
     if out > policy.scale_out_utilization:
         gpu = f"GPU {out:.0%} over {policy.scale_out_window_s:g} s > {policy.scale_out_utilization:.0%}"
-        if need is not None and need <= ready:
+        if need is not None and not _crowded(policy, load, ready):
             # Under continuous batching one decoding sequence keeps the device ~100% busy:
             # a saturated busy fraction alone is no proof of missing capacity, nor of
             # needing every replica: the requests in flight size the endpoint then.
@@ -214,7 +218,7 @@ def _capacity_rule(window: Window, policy: AutoscalingPolicy, s: _Signals, waiti
         # in flight known, they size the step; without, the HPA's proportional step.
         wanted = max(current + 1, need if need is not None else _proportional(ready, out, target))
         return _Proposal(wanted, gpu)
-    if need is not None and need > current:
+    if need is not None and need > current and _crowded(policy, load, current):
         return _Proposal(need, f"concurrency: {_per_replica(load, ready, policy)}")
     return _scale_in_rule(window, policy, s, waiting, need)
 
@@ -277,6 +281,16 @@ def _concurrency_need(policy: AutoscalingPolicy, load: float | None) -> int | No
     if policy.target_concurrency is None or load is None:
         return None
     return math.ceil(load / policy.target_concurrency - 1e-9)
+
+
+def _crowded(policy: AutoscalingPolicy, load: float | None, replicas: int) -> bool:
+    """More in flight than ``replicas`` hold at the concurrency target, with the same
+    headroom the GPU rules keep (scale out at 80 % for a target of 60 %: 1.33 x the
+    target): a count sized to the target is not at once crowded again, so it never flaps."""
+    if policy.target_concurrency is None or load is None:
+        return False
+    headroom = policy.scale_out_utilization / policy.target_utilization
+    return load > policy.target_concurrency * max(replicas, 1) * headroom + 1e-9
 
 
 def _per_replica(load: float | None, ready: int, policy: AutoscalingPolicy) -> str:

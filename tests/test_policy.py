@@ -264,8 +264,15 @@ def test_missing_data_records_the_current_count() -> None:
         pytest.param(
             window(4, 0.95, running=3, waiting=1), 4, "but 1 requests wait", id="busy-gpu-waiting-holds"
         ),
-        # ceil(9 / 4) = 3, not the HPA step ceil(2 x .95 / .6) = 4: saturation says not how far.
-        pytest.param(window(2, 0.95, running=9), 3, "GPU 95% over 60 s > 80%", id="busy-gpu-without-room"),
+        # 11 > 2 x 4 x (0.8 / 0.6): crowded. ceil(11 / 4) = 3, not the HPA step
+        # ceil(2 x .95 / .6) = 4: saturation says not how far over it is.
+        pytest.param(window(2, 0.95, running=11), 3, "GPU 95% over 60 s > 80%", id="busy-gpu-without-room"),
+        # 10 in flight for 2 x 4: over the target but within the headroom the GPU rules keep
+        # (scale out at 80 % for 60 %), so the count sized to the target is not crowded again.
+        pytest.param(
+            window(2, 0.95, running=10), 2, "but 10 requests in flight", id="busy-gpu-within-headroom"
+        ),
+        pytest.param(window(2, 0.5, running=10), 2, "within thresholds", id="concurrency-within-headroom"),
         pytest.param(
             window(2, 0.5, running=20), 5, "concurrency: 20 requests in flight", id="concurrency-out"
         ),
