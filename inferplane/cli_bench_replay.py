@@ -24,7 +24,7 @@ from autoscaler.replay.suite import GOALS, WORKLOADS, GoalCheck, build_workload,
 from autoscaler.replay.workload import as_requests
 from inference.trace import load_trace
 from inferplane.cli_common import fail
-from inferplane.cli_replay import replay_inputs
+from inferplane.cli_replay import progress_for, replay_inputs
 from inferplane.config import ConfigError
 
 __all__ = ["bench_replay", "format_checks"]
@@ -63,7 +63,8 @@ def bench_replay(
         requests = build_workload(name, base)
         clock = time.perf_counter()
         try:
-            rows = replay_rows(as_requests(requests), cap, chosen, start=_START)
+            simulated = as_requests(requests)
+            rows = replay_rows(simulated, cap, chosen, start=_START, progress=progress_for(simulated))
         except ValueError as error:
             fail(str(error))
         seconds = time.perf_counter() - clock

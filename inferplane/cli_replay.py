@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -20,16 +21,18 @@ import typer
 import yaml
 
 from autoscaler.replay import Capacity, capacity_from_mapping, format_table, replay_rows
+from autoscaler.replay.replica import Requests
 from autoscaler.replay.workload import as_requests, scale_load
 from inference.trace import load_trace, scale_trace
 from inferplane.cli_common import fail
 from inferplane.config import ConfigError, InferplaneConfig, load_config
 from inferplane.config.endpoints import Endpoint
 
-__all__ = ["replay", "replay_inputs"]
+__all__ = ["PROGRESS_AFTER_S", "progress_for", "replay", "replay_inputs"]
 
 _SAVE_NAME = re.compile(r"[A-Za-z0-9._-]{1,100}")
-_START = "2026-11-23T10:00:00+00:00"  # a Monday morning, UTC: inside common uptime windows
+_START = "2026-11-23T10:00:00+00:00"
+PROGRESS_AFTER_S = 6 * 3600.0  # a Monday morning, UTC: inside common uptime windows
 
 
 def replay(
@@ -63,7 +66,15 @@ def replay(
         fail(str(error))
     clock = time.perf_counter()
     try:
-        rows = replay_rows(requests, cap, chosen, start=begin, slo_goal=slo_goal, tick_s=tick)
+        rows = replay_rows(
+            requests,
+            cap,
+            chosen,
+            start=begin,
+            slo_goal=slo_goal,
+            tick_s=tick,
+            progress=progress_for(requests),
+        )
     except ValueError as error:
         fail(str(error))
     runtime = time.perf_counter() - clock
@@ -84,6 +95,15 @@ def replay(
     else:
         typer.echo(format_table(rows))
         typer.echo(f"{len(requests.arrival_s)} requests, endpoint {chosen.name}, replayed in {runtime:.1f} s")
+
+
+def progress_for(requests: Requests) -> Callable[[str], None] | None:
+    """Progress lines on stderr for a trace long enough to take a while (over
+    ``PROGRESS_AFTER_S`` of traffic: about a minute of replay on 2 cores); none else."""
+    span = requests.arrival_s[-1] - requests.arrival_s[0] if requests.arrival_s else 0.0
+    if span <= PROGRESS_AFTER_S:
+        return None
+    return lambda line: typer.echo(line, err=True)
 
 
 def replay_inputs(

@@ -159,6 +159,22 @@ def test_oracle_is_the_lower_bound() -> None:
     assert oracle.gpu_hours <= rows["static_peak"].gpu_hours
 
 
+def test_long_replays_report_progress_by_tenths() -> None:
+    lines: list[str] = []
+    replay_rows(as_requests(steady(2.0, 300)), CAP, endpoint(), start=START, progress=lines.append)
+    for name in ("oracle", "configured", "threshold_80_30", "static_mean (1)"):
+        mine = [line for line in lines if line.startswith(f"{name}: ")]
+        assert mine == [f"{name}: {k * 10}% of the trace" for k in range(1, 11)], lines
+    assert any(line.startswith("static_peak (trying ") for line in lines)
+
+
+def test_the_cli_reports_progress_only_for_long_traces() -> None:
+    from inferplane.cli_replay import PROGRESS_AFTER_S, progress_for
+
+    assert progress_for(as_requests(steady(1.0, 3600))) is None
+    assert progress_for(as_requests(steady(0.01, PROGRESS_AFTER_S + 200))) is not None
+
+
 def test_static_runs_hold_their_count() -> None:
     sim = drive(as_requests(steady(2.0, 60)), CAP, static(3), initial=3, poll_s=15)
     assert sim.scale_actions == 0 and sim.fewest == sim.most == 3

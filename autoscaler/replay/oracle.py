@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from autoscaler.replay.capacity import Capacity
+from autoscaler.replay.policies import Tenths
 from autoscaler.replay.replica import Requests
 from autoscaler.replay.simulator import Simulation
 
@@ -35,8 +36,10 @@ def oracle_schedule(
     poll_s: float,
     tick_s: float = 0.1,
     scrape_s: float = 15.0,
+    progress: Callable[[float], None] | None = None,
 ) -> tuple[list[int], Simulation]:
-    """The per-interval replica counts and the finished simulation that used them."""
+    """The per-interval replica counts and the finished simulation that used them
+    (``progress`` hears the share of the trace's span done, every tenth of it)."""
     sim = Simulation(requests, capacity, 0, cold_start_s=0.0, tick_s=tick_s, scrape_s=scrape_s)
     feasible = [capacity.alone_ttft_s(p) <= ttft_target_s for p in requests.prompt_tokens]
     arrivals = requests.arrival_s
@@ -44,7 +47,9 @@ def oracle_schedule(
     schedule: list[int] = []
     first = 0  # the oldest request that may still be judged
     n, start = 0, 0.0
+    tenths = Tenths(last, progress)
     while start <= last or not sim.finished():
+        tenths.reached(start)
         end = start + poll_s
         while first < len(arrivals) and arrivals[first] < start - ttft_target_s:
             first += 1
@@ -62,6 +67,7 @@ def oracle_schedule(
         sim.set_replicas(n, start)
         sim.run_until(end)
         start = end
+    tenths.finish()
     return schedule, sim
 
 

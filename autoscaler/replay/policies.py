@@ -21,7 +21,7 @@ from autoscaler.replay.simulator import Scrape, Simulation
 from inferplane.config.autoscaling import AutoscalingPolicy
 from inferplane.config.endpoints import Endpoint
 
-__all__ = ["ConfiguredPolicy", "Controller", "FleetView", "ThresholdPolicy", "drive", "static"]
+__all__ = ["ConfiguredPolicy", "Controller", "FleetView", "Tenths", "ThresholdPolicy", "drive", "static"]
 
 MAX_TAIL_S = 1800.0  # after the last arrival, how long the queue may take to empty
 
@@ -104,6 +104,24 @@ class ConfiguredPolicy:
         return self.start + timedelta(seconds=seconds)
 
 
+class Tenths:
+    """Tells ``progress`` each time a run passes another tenth of ``span`` seconds."""
+
+    def __init__(self, span: float, progress: Callable[[float], None] | None) -> None:
+        self.span, self.progress, self.done = span, progress, 0
+
+    def reached(self, now_s: float) -> None:
+        if self.progress is None or self.span <= 0:
+            return
+        tenth = min(10, int(10 * now_s / self.span))
+        if tenth > self.done:
+            self.done = tenth
+            self.progress(tenth / 10)
+
+    def finish(self) -> None:
+        self.reached(self.span)
+
+
 def drive(
     requests: Requests,
     capacity: Capacity,
@@ -113,17 +131,22 @@ def drive(
     poll_s: float,
     tick_s: float = 0.1,
     scrape_s: float = 15.0,
+    progress: Callable[[float], None] | None = None,
 ) -> Simulation:
     """Replay the whole trace under ``controller``, polled every ``poll_s``.
 
     It starts with ``initial`` warm replicas and runs until every request has completed
-    (at most ``MAX_TAIL_S`` after the last arrival; requests left then never got a token)."""
+    (at most ``MAX_TAIL_S`` after the last arrival; requests left then never got a token).
+    ``progress`` hears the share of the trace's span done, every tenth of it."""
     sim = Simulation(requests, capacity, initial, tick_s=tick_s, scrape_s=scrape_s)
     last = requests.arrival_s[-1] if requests.arrival_s else 0.0
     now = 0.0
+    tenths = Tenths(last, progress)
     while now <= last or (not sim.finished() and now <= last + MAX_TAIL_S):
+        tenths.reached(now)
         view = FleetView(sim.target, sim.ready, sim.scrapes)
         sim.set_replicas(max(0, controller(now, view)), now)
         now += poll_s
         sim.run_until(now)
+    tenths.finish()
     return sim

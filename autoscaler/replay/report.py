@@ -97,8 +97,10 @@ def replay_rows(
     start: datetime,
     slo_goal: float = 0.99,
     tick_s: float = 0.1,
+    progress: Callable[[str], None] | None = None,
 ) -> list[ReplayRow]:
-    """Run the five policies on ``requests`` and return their rows."""
+    """Run the five policies on ``requests`` and return their rows; ``progress`` hears
+    a line as each run passes each tenth of the trace (for traces that take minutes)."""
     if endpoint.ttft_target_seconds is None:
         raise ValueError(f"endpoint {endpoint.name} has no ttft_target_seconds to judge the replay against")
     target = endpoint.ttft_target_seconds
@@ -106,37 +108,51 @@ def replay_rows(
     poll = policy.poll_interval_s
     low, high = max(endpoint.min_replicas, 1), endpoint.max_replicas
 
-    def run(controller: Controller, initial: int) -> Simulation:
-        return drive(requests, capacity, controller, initial=initial, poll_s=poll, tick_s=tick_s)
+    def tell(name: str) -> Callable[[float], None] | None:
+        if progress is None:
+            return None
+        say = progress
+        return lambda done: say(f"{name}: {done:.0%} of the trace")
+
+    def run(controller: Controller, initial: int, name: str) -> Simulation:
+        return drive(
+            requests, capacity, controller, initial=initial, poll_s=poll, tick_s=tick_s, progress=tell(name)
+        )
 
     def row(name: str, sim: Simulation, replicas: str) -> ReplayRow:
         return row_from(name, sim, endpoint, target, replicas)
 
     schedule, oracle = oracle_schedule(
-        requests, capacity, ttft_target_s=target, max_replicas=high, poll_s=poll, tick_s=tick_s
+        requests,
+        capacity,
+        ttft_target_s=target,
+        max_replicas=high,
+        poll_s=poll,
+        tick_s=tick_s,
+        progress=tell("oracle"),
     )
     duration = oracle.now_s or 1.0
     mean_n = max(1, math.ceil(oracle.billed_replica_s() / duration - 1e-9))
     peak_n, peak = _static_peak(run, high, target, slo_goal)
     opening = schedule[: max(1, math.ceil(capacity.cold_start_s / poll))] or [low]
     first = max(low, min(high, math.ceil(sum(opening) / len(opening) - 1e-9)))
-    configured = run(ConfiguredPolicy(endpoint, start), first)
+    configured = run(ConfiguredPolicy(endpoint, start), first, "configured")
     return [
         row("configured", configured, _span(configured)),
         row("static_peak", peak, str(peak_n)),
-        row("static_mean", run(static(mean_n), mean_n), str(mean_n)),
-        row("threshold_80_30", (th := run(ThresholdPolicy(low, high), first)), _span(th)),
+        row("static_mean", run(static(mean_n), mean_n, f"static_mean ({mean_n})"), str(mean_n)),
+        row("threshold_80_30", (th := run(ThresholdPolicy(low, high), first, "threshold_80_30")), _span(th)),
         row("oracle", oracle, f"{min(schedule, default=0)}-{max(schedule, default=0)}"),
     ]
 
 
 def _static_peak(
-    run: Callable[[Controller, int], Simulation], high: int, target: float, goal: float
+    run: Callable[[Controller, int, str], Simulation], high: int, target: float, goal: float
 ) -> tuple[int, Simulation]:
     runs: dict[int, Simulation] = {}
 
     def attains(n: int) -> bool:
-        sim = runs[n] = run(static(n), n)
+        sim = runs[n] = run(static(n), n, f"static_peak (trying {n})")
         met = sum(1 for f, a in zip(sim.first_token, sim.requests.arrival_s, strict=True) if f - a <= target)
         return met >= goal * len(sim.first_token)
 
@@ -147,7 +163,7 @@ def _static_peak(
             hi = mid
         else:
             lo = mid + 1
-    return lo, runs[lo] if lo in runs else run(static(lo), lo)
+    return lo, runs[lo] if lo in runs else run(static(lo), lo, f"static_peak (trying {lo})")
 
 
 def _span(sim: Simulation) -> str:
