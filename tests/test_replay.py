@@ -175,6 +175,20 @@ def test_the_cli_reports_progress_only_for_long_traces() -> None:
     assert progress_for(as_requests(steady(0.01, PROGRESS_AFTER_S + 200))) is not None
 
 
+def test_a_clone_runs_on_without_touching_its_parent() -> None:
+    sim = Simulation(as_requests(steady(1.0, 20)), CAP, 1, tick_s=0.05)
+    sim.run_until(10)
+    served = [t for t in sim.first_token if math.isfinite(t)]
+    trial = sim.clone()
+    trial.run_until(30)
+    assert trial.finished() and all(math.isfinite(t) for t in trial.first_token)
+    assert list(trial.first_token)[: len(served)] == served  # the parent's times, shared
+    assert [t for t in sim.first_token if math.isfinite(t)] == served  # the trial's stayed its own
+    assert [s.time_s for s in trial.scrapes] == [15, 30] and sim.scrapes == []  # its own scrapes only
+    sim.run_until(30)
+    assert list(sim.first_token) == list(trial.first_token)  # the same inputs, the same run
+
+
 def test_static_runs_hold_their_count() -> None:
     sim = drive(as_requests(steady(2.0, 60)), CAP, static(3), initial=3, poll_s=15)
     assert sim.scale_actions == 0 and sim.fewest == sim.most == 3

@@ -9,12 +9,14 @@ time over an interval is what nvidia-smi reports as utilization.
 from __future__ import annotations
 
 import heapq
+import math
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from autoscaler.replay.capacity import Capacity
 
-__all__ = ["Replica", "Requests"]
+__all__ = ["Replica", "Requests", "Times"]
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,42 @@ class Requests:
     arrival_s: tuple[float, ...]
     prompt_tokens: tuple[int, ...]
     generated_tokens: tuple[int, ...]
+
+
+class Times:
+    """A time per request, ``inf`` until known. :meth:`fork` gives a copy whose writes stay
+    its own and that reads the rest from this one, at no cost per request: the oracle
+    forks the simulation a few times every interval, and copying a week-long trace's
+    times each time would make it quadratic. A fork must be dropped before this one is
+    written again (the oracle's trials are)."""
+
+    def __init__(self, n: int) -> None:
+        self._base = [math.inf] * n
+        self._own: dict[int, float] | None = None
+
+    def fork(self) -> Times:
+        copy = object.__new__(Times)
+        copy._base = self._base
+        copy._own = dict(self._own) if self._own is not None else {}
+        return copy
+
+    def __getitem__(self, i: int) -> float:
+        own = self._own
+        if own is not None and i in own:
+            return own[i]
+        return self._base[i]
+
+    def __setitem__(self, i: int, value: float) -> None:
+        if self._own is None:
+            self._base[i] = value
+        else:
+            self._own[i] = value
+
+    def __len__(self) -> int:
+        return len(self._base)
+
+    def __iter__(self) -> Iterator[float]:
+        return (self[i] for i in range(len(self._base))) if self._own else iter(self._base)
 
 
 @dataclass
@@ -67,7 +105,7 @@ class Replica:
         self.kv_tokens += tokens
 
     def advance(
-        self, t: float, dt: float, cap: Capacity, reqs: Requests, first_token: list[float], done: list[float]
+        self, t: float, dt: float, cap: Capacity, reqs: Requests, first_token: Times, done: Times
     ) -> None:
         """Run the tick ``[t, t + dt)``, writing first-token and completion times."""
         batch = len(self.decoding)
@@ -99,7 +137,7 @@ class Replica:
                 heapq.heappush(self.decoding, (finish, i))
 
     def _decode(
-        self, t0: float, budget: float, batch: int, cap: Capacity, reqs: Requests, done: list[float]
+        self, t0: float, budget: float, batch: int, cap: Capacity, reqs: Requests, done: Times
     ) -> float:
         if not self.decoding or budget <= 0:
             return 0.0
@@ -112,6 +150,6 @@ class Replica:
             self._finish(i, t0 + (finish - begin) * step, reqs, done)
         return ran * step
 
-    def _finish(self, i: int, at: float, reqs: Requests, done: list[float]) -> None:
+    def _finish(self, i: int, at: float, reqs: Requests, done: Times) -> None:
         done[i] = at
         self.kv_tokens -= reqs.prompt_tokens[i] + reqs.generated_tokens[i]

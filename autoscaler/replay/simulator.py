@@ -24,7 +24,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from autoscaler.replay.capacity import Capacity
-from autoscaler.replay.replica import Replica, Requests
+from autoscaler.replay.replica import Replica, Requests, Times
 
 __all__ = ["Scrape", "Simulation"]
 
@@ -55,7 +55,7 @@ class Simulation:
         self.requests, self.capacity, self.tick_s, self.scrape_s = requests, capacity, tick_s, scrape_s
         self.cold_start_s = capacity.cold_start_s if cold_start_s is None else cold_start_s
         n = len(requests.arrival_s)
-        self.first_token, self.done = [math.inf] * n, [math.inf] * n
+        self.first_token, self.done = Times(n), Times(n)
         self.replicas = [Replica(0.0, 0.0) for _ in range(replicas)]  # warm at the start
         self.router: deque[int] = deque()
         self.next_arrival, self.tick = 0, 0
@@ -78,12 +78,15 @@ class Simulation:
         return sum(1 for r in self.replicas if not r.draining and r.ready_s <= self.now_s)
 
     def clone(self) -> Simulation:
-        """An independent copy (the trace and capacity are shared: they never change)."""
+        """A copy to try a choice on, at a cost that does not grow with the trace: the
+        trace and capacity are shared (they never change), the per-request times are
+        forked (see :class:`Times`: drop the copy before advancing this one), and the copy
+        keeps only the scrapes it takes itself."""
         copy = object.__new__(Simulation)
         copy.__dict__.update(self.__dict__)
-        copy.first_token, copy.done = list(self.first_token), list(self.done)
+        copy.first_token, copy.done = self.first_token.fork(), self.done.fork()
         copy.replicas = [r.clone() for r in self.replicas]
-        copy.router, copy.scrapes = deque(self.router), list(self.scrapes)
+        copy.router, copy.scrapes = deque(self.router), []
         return copy
 
     def billed_replica_s(self) -> float:
