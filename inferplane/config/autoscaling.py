@@ -172,7 +172,9 @@ class AutoscalingPolicy(StrictModel):
     queue_per_replica: float = Field(8, gt=0, description="waiting requests one new replica absorbs")
     # Concurrency (Knative/KServe style): requests in flight (running + waiting) one ready
     # replica is sized for; None leaves capacity to the GPU rules alone.
-    target_concurrency: float | None = Field(None, gt=0)
+    target_concurrency: float | None = Field(
+        None, gt=0, description="requests in flight per replica; decides while the GPU reads saturated"
+    )
     # Flap guards (Kubernetes HPA behaviour; Azure Monitor autoscale cooldowns).
     scale_up_stabilization_s: float = Field(0, ge=0)
     scale_down_stabilization_s: float = Field(300, ge=0)
