@@ -6,9 +6,9 @@ The rows, in order:
   starting from the warm replicas the traffic at the trace's start needs: the oracle's
   mean count over the first cold start (the time before any scale-out could serve),
   rounded up, at least ``min_replicas`` and one (the mean, so that one burst in the
-  first minute does not start the replay over-provisioned). A recorded trace begins mid-traffic; a live
-  endpoint would already have been scaled to it, and starting every dynamic policy at
-  one replica would charge it a cold start the trace never had.
+  first minute does not start the replay over-provisioned). A recorded trace begins
+  mid-traffic; a live endpoint would already have been scaled to it, and starting every
+  dynamic policy at one replica would charge it a cold start the trace never had.
 - ``static_peak``: the fewest fixed replicas whose SLO attainment reaches ``slo_goal``
   (found by bisection; ``max_replicas`` when none does).
 - ``static_mean``: a fixed count sized for the mean demand: the oracle's mean replica
