@@ -112,13 +112,13 @@ def format_checks(checks: list[GoalCheck]) -> str:
                 c.workload,
                 str(c.requests),
                 f"{c.slo_attainment:.4f}",
-                _seconds(c.p95_ttft_seconds),
+                _cell(c.p95_ttft_seconds),
                 f"{c.gpu_hours:.2f}",
-                f"{c.oracle_ratio:.2f}",
-                f"{c.static_peak_ratio:.2f}",
-                f"{c.threshold_cost_ratio:.2f}",
+                _cell(c.oracle_ratio),
+                _cell(c.static_peak_ratio),
+                _cell(c.threshold_cost_ratio),
                 f"{c.threshold_slo_attainment:.4f}",
-                _seconds(c.threshold_p95_ttft_seconds),
+                _cell(c.threshold_p95_ttft_seconds),
                 met,
             ]
         )
@@ -132,5 +132,6 @@ def format_checks(checks: list[GoalCheck]) -> str:
     return "\n".join(lines)
 
 
-def _seconds(value: float | None) -> str:
+def _cell(value: float | None) -> str:
+    """A ratio or seconds to two places; "-" where there is none."""
     return "-" if value is None else f"{value:.2f}"

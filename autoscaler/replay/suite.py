@@ -106,9 +106,9 @@ class GoalCheck:
     slo_attainment: float
     p95_ttft_seconds: float | None
     gpu_hours: float
-    oracle_ratio: float
-    static_peak_ratio: float
-    threshold_cost_ratio: float
+    oracle_ratio: float | None  # None where the other row cost nothing (no ratio to give)
+    static_peak_ratio: float | None
+    threshold_cost_ratio: float | None
     threshold_slo_attainment: float
     threshold_p95_ttft_seconds: float | None
     met: dict[str, bool]
@@ -156,5 +156,5 @@ def _p95(row: ReplayRow) -> float:
     return row.p95_ttft_seconds if row.p95_ttft_seconds is not None else math.inf
 
 
-def _ratio(mine: float, other: float) -> float:
-    return round(mine / other, 3) if other > 0 else math.inf
+def _ratio(mine: float, other: float) -> float | None:
+    return round(mine / other, 3) if other > 0 else None
