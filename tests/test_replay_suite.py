@@ -107,3 +107,26 @@ def test_cli_refuses_an_unknown_workload() -> None:
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 2
     assert "unknown workload 'weekly'" in result.output and all(name in result.output for name in WORKLOADS)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        pytest.param(
+            ["--config", "/nonexistent/inferplane.yaml"], "/nonexistent/inferplane.yaml", id="config"
+        ),
+        pytest.param(
+            ["--config", str(ROOT / "examples/replay-a100.yaml"), "--trace", "/nonexistent/t.csv"],
+            "cannot read trace file /nonexistent/t.csv",
+            id="trace",
+        ),
+        pytest.param(
+            ["--config", str(ROOT / "examples/replay-a100.yaml"), "--endpoint", "nope"],
+            "no endpoint named 'nope'",
+            id="endpoint",
+        ),
+    ],
+)
+def test_cli_bad_input_exits_2_naming_it(args: list[str], message: str) -> None:
+    result = CliRunner().invoke(app, ["bench", "replay", *args])
+    assert result.exit_code == 2 and message in result.output, result.output

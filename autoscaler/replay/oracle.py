@@ -20,9 +20,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from autoscaler.replay.capacity import Capacity
-from autoscaler.replay.policies import Tenths
 from autoscaler.replay.replica import Requests
-from autoscaler.replay.simulator import Simulation
+from autoscaler.replay.simulator import Simulation, Tenths
 
 __all__ = ["oracle_schedule"]
 

@@ -17,11 +17,11 @@ from autoscaler.model import PolicyState, Reading, Window
 from autoscaler.policy import decide
 from autoscaler.replay.capacity import Capacity
 from autoscaler.replay.replica import Requests
-from autoscaler.replay.simulator import Scrape, Simulation
+from autoscaler.replay.simulator import Scrape, Simulation, Tenths
 from inferplane.config.autoscaling import AutoscalingPolicy
 from inferplane.config.endpoints import Endpoint
 
-__all__ = ["ConfiguredPolicy", "Controller", "FleetView", "Tenths", "ThresholdPolicy", "drive", "static"]
+__all__ = ["ConfiguredPolicy", "Controller", "FleetView", "ThresholdPolicy", "drive", "static"]
 
 MAX_TAIL_S = 1800.0  # after the last arrival, how long the queue may take to empty
 
@@ -102,24 +102,6 @@ class ConfiguredPolicy:
 
     def _at(self, seconds: float) -> datetime:
         return self.start + timedelta(seconds=seconds)
-
-
-class Tenths:
-    """Tells ``progress`` each time a run passes another tenth of ``span`` seconds."""
-
-    def __init__(self, span: float, progress: Callable[[float], None] | None) -> None:
-        self.span, self.progress, self.done = span, progress, 0
-
-    def reached(self, now_s: float) -> None:
-        if self.progress is None or self.span <= 0:
-            return
-        tenth = min(10, int(10 * now_s / self.span))
-        if tenth > self.done:
-            self.done = tenth
-            self.progress(tenth / 10)
-
-    def finish(self) -> None:
-        self.reached(self.span)
 
 
 def drive(

@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from autoscaler.replay.capacity import Capacity
 from autoscaler.replay.replica import Replica, Requests, Times
 
-__all__ = ["Scrape", "Simulation"]
+__all__ = ["Scrape", "Simulation", "Tenths"]
 
 
 @dataclass(frozen=True)
@@ -197,3 +198,21 @@ class Simulation:
         util = sum(utils) / len(utils) if utils else None
         self.scrapes.append(Scrape(now, util, waiting, running))
         self._last_scrape = now
+
+
+class Tenths:
+    """Tells ``progress`` each time a run passes another tenth of ``span`` seconds."""
+
+    def __init__(self, span: float, progress: Callable[[float], None] | None) -> None:
+        self.span, self.progress, self.done = span, progress, 0
+
+    def reached(self, now_s: float) -> None:
+        if self.progress is None or self.span <= 0:
+            return
+        tenth = min(10, int(10 * now_s / self.span))
+        if tenth > self.done:
+            self.done = tenth
+            self.progress(tenth / 10)
+
+    def finish(self) -> None:
+        self.reached(self.span)
