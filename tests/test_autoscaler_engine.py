@@ -109,6 +109,31 @@ def test_hot_gpu_scales_out_and_the_decision_is_recorded_with_its_inputs(store: 
     assert event["inputs"]["utilization_out"] == 0.95 and event["inputs"]["cost_after_usd_per_hour"] == 8.0
 
 
+@pytest.mark.parametrize(
+    ("policy", "expected", "reason"),
+    [
+        pytest.param("", 6, "4 -> 6: GPU 99% over 60 s > 80%", id="busy-fraction-alone"),
+        pytest.param(
+            ", target_concurrency: 8",
+            2,  # at most max_step (2) per action
+            "4 -> 2: concurrency: 1 requests in flight on 4 ready replicas, target 8",
+            id="target-concurrency",
+        ),
+    ],
+)
+def test_a_saturated_gpu_defers_to_the_requests_in_flight_read_from_the_store(
+    store: Store, policy: str, expected: int, reason: str
+) -> None:
+    # Continuous batching: one decoding sequence keeps the GPU ~100% busy. From the same
+    # stored readings, the busy fraction alone scales out; target_concurrency scales in.
+    load(store, 0.99, T0)
+    target = ScriptedTarget(replicas=4)
+    text = CONFIG.replace("scale_out_cooldown_s: 120}", f"scale_out_cooldown_s: 120{policy}}}")
+    assert engine_for(store, target, text).poll("chat", T0).applied
+    assert target.calls == [expected]
+    assert reason in events(store)[-1]["reason"]
+
+
 def test_a_restart_remembers_the_cooldown(store: Store) -> None:
     target = ScriptedTarget(replicas=2)
     load(store, 0.95, T0)
