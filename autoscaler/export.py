@@ -164,8 +164,7 @@ def _queue_query(endpoint: Endpoint) -> str:
 
 
 def _in_flight_query(endpoint: Endpoint) -> str:
-    selector = f'{{endpoint="{endpoint.name}"}}'
-    return f"sum(inferplane_requests_running{selector}) + sum(inferplane_requests_waiting{selector})"
+    return f'sum(inferplane_requests_running{{endpoint="{endpoint.name}"}}) + {_queue_query(endpoint)}'
 
 
 def _prometheus(url: str, name: str, query: str, threshold: float, metric_type: str) -> dict[str, Any]:

@@ -218,7 +218,7 @@ def _capacity_rule(window: Window, policy: AutoscalingPolicy, s: _Signals, waiti
         # in flight known, they size the step; without, the HPA's proportional step.
         wanted = max(current + 1, need if need is not None else _proportional(ready, out, target))
         return _Proposal(wanted, gpu)
-    if need is not None and need > current and _crowded(policy, load, current):
+    if need is not None and _crowded(policy, load, current):  # crowded: need > current
         return _Proposal(need, f"concurrency: {_per_replica(load, ready, policy)}")
     return _scale_in_rule(window, policy, s, waiting, need)
 

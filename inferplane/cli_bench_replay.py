@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import platform
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -20,16 +20,17 @@ import typer
 import yaml
 
 from autoscaler.replay import replay_rows
+from autoscaler.replay.report import aligned
 from autoscaler.replay.suite import GOALS, WORKLOADS, GoalCheck, build_workload, judge
 from autoscaler.replay.workload import as_requests
 from inference.trace import load_trace
 from inferplane.cli_common import fail
-from inferplane.cli_replay import progress_for, replay_inputs
+from inferplane.cli_replay import REPLAY_START, progress_for, replay_inputs
 from inferplane.config import ConfigError
 
 __all__ = ["bench_replay", "format_checks"]
 
-_START = datetime(2026, 11, 23, 10, tzinfo=UTC)  # the replay command's default start
+_START = datetime.fromisoformat(REPLAY_START)
 
 
 def bench_replay(
@@ -122,14 +123,7 @@ def format_checks(checks: list[GoalCheck]) -> str:
                 met,
             ]
         )
-    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    lines = []
-    for row in cells:
-        first = [row[0].ljust(widths[0])] + [
-            cell.rjust(w) for cell, w in zip(row[1:-1], widths[1:], strict=True)
-        ]
-        lines.append("  ".join([*first, row[-1]]))
-    return "\n".join(lines)
+    return aligned(cells, free_text_last=True)
 
 
 def _cell(value: float | None) -> str:

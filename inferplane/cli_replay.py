@@ -28,10 +28,10 @@ from inferplane.cli_common import fail
 from inferplane.config import ConfigError, InferplaneConfig, load_config
 from inferplane.config.endpoints import Endpoint
 
-__all__ = ["PROGRESS_AFTER_S", "progress_for", "replay", "replay_inputs"]
+__all__ = ["PROGRESS_AFTER_S", "REPLAY_START", "progress_for", "replay", "replay_inputs"]
 
 _SAVE_NAME = re.compile(r"[A-Za-z0-9._-]{1,100}")
-_START = "2026-11-23T10:00:00+00:00"
+REPLAY_START = "2026-11-23T10:00:00+00:00"
 PROGRESS_AFTER_S = 6 * 3600.0  # a Monday morning, UTC: inside common uptime windows
 
 
@@ -47,7 +47,9 @@ def replay(
     time_scale: Annotated[float, typer.Option(help="replay this many times faster")] = 1.0,
     load_scale: Annotated[float, typer.Option(help="this many times the requests, same shape")] = 1.0,
     slo_goal: Annotated[float, typer.Option(help="attainment static_peak must reach")] = 0.99,
-    start: Annotated[str, typer.Option(help="wall-clock time of the trace's start (schedules)")] = _START,
+    start: Annotated[
+        str, typer.Option(help="wall-clock time of the trace's start (schedules)")
+    ] = REPLAY_START,
     tick: Annotated[float, typer.Option(help="simulation tick, seconds")] = 0.1,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
     save: Annotated[

@@ -35,7 +35,7 @@ from autoscaler.replay.simulator import Simulation
 from inferplane.config.autoscaling import AutoscalingPolicy
 from inferplane.config.endpoints import Endpoint, GpuHourPrice
 
-__all__ = ["ReplayRow", "format_table", "replay_rows", "row_from"]
+__all__ = ["ReplayRow", "aligned", "format_table", "replay_rows", "row_from"]
 
 _COLUMNS = (
     "policy",
@@ -184,9 +184,18 @@ def format_table(rows: Sequence[ReplayRow]) -> str:
         ]
         for r in rows
     ]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(_COLUMNS))]
+    return aligned(cells)
+
+
+def aligned(cells: Sequence[Sequence[str]], *, free_text_last: bool = False) -> str:
+    """Rows of cells as text columns: the first left-aligned, the others right-aligned
+    (figures), except a last column of free text when ``free_text_last``, left as it is."""
+    padded = len(cells[0]) - (1 if free_text_last else 0)
+    widths = [max(len(row[i]) for row in cells) for i in range(padded)]
     lines = []
     for row in cells:
-        pairs = enumerate(zip(row, widths, strict=True))
-        lines.append("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in pairs))
+        line = [row[0].ljust(widths[0])] + [
+            c.rjust(w) for c, w in zip(row[1:padded], widths[1:], strict=True)
+        ]
+        lines.append("  ".join(line + list(row[padded:])))
     return "\n".join(lines)
