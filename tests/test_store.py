@@ -114,7 +114,7 @@ def test_migrates_from_empty_and_reopens(store_url: str) -> None:
         with store._engine.connect() as connection:
             assert TABLES <= set(sa.inspect(connection).get_table_names())
             assert (
-                connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one() == "0002"
+                connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one() == "0003"
             )
         store.close()
 
@@ -139,6 +139,69 @@ def test_rewriting_costs_does_not_duplicate(store: Store) -> None:
     assert [(c.source, c.amount) for c in read] == [("billed", 1.5), ("estimated", 2.0)]
     assert store.read_costs(T0, T0 + timedelta(days=1), endpoint="chat", source="billed") == [billed]
     assert store.read_costs(T0 + timedelta(hours=1), T0 + timedelta(days=1)) == []
+
+
+def test_a_growing_estimate_replaces_itself(store: Store) -> None:
+    # The collector re-estimates the current hour every few minutes: each estimate is
+    # longer than the one before, and the hour must still be one row, the newest.
+    for minutes in (5, 10, 15, 60):
+        end = T0 + timedelta(minutes=minutes)
+        store.write_costs([CostRow(T0, end, "chat", "gpu", minutes / 60 * 3.6, "USD", "estimated")])
+    read = store.read_costs(T0, T0 + timedelta(days=1))
+    assert [(c.period_end, c.amount) for c in read] == [(T0 + timedelta(hours=1), 3.6)]
+
+
+def test_a_restated_billed_day_replaces_the_day(store: Store) -> None:
+    day = timedelta(days=1)
+    store.write_costs([CostRow(T0, T0 + day, "chat", "gpu", 80.0, "USD", "billed")])
+    store.write_costs([CostRow(T0, T0 + day, "chat", "gpu", 86.4, "USD", "billed")])
+    assert [c.amount for c in store.read_costs(T0, T0 + day)] == [86.4]
+
+
+def test_migration_collapses_partial_estimates_to_the_longest_row(store_url: str) -> None:
+    """A store written before 0003 holds every partial estimate of an hour as its own
+    row; upgrading keeps one per period, the longest (ties: the newest row)."""
+    from inferplane.store.engine import create_store_engine, migrate
+
+    engine = create_store_engine(store_url)
+    migrate(engine, "0002")
+    hour = timedelta(hours=1)
+    rows = [  # (start, end, amount, source): what the old collector left behind
+        (T0, T0 + timedelta(minutes=5), 0.30, "estimated"),
+        (T0, T0 + timedelta(minutes=57), 3.42, "estimated"),
+        (T0, T0 + hour, 3.60, "estimated"),
+        (T0 + hour, T0 + hour + timedelta(minutes=2), 0.12, "estimated"),
+        (T0 + hour, T0 + hour + timedelta(minutes=7), 0.42, "estimated"),
+        (T0, T0 + timedelta(days=1), 80.0, "billed"),
+    ]
+    from inferplane.store.schema import costs
+
+    with engine.begin() as connection:  # through the column types, as the old store wrote
+        connection.execute(
+            sa.insert(costs),
+            [
+                {"period_start": start, "period_end": end, "endpoint": "chat", "service": "gpu"}
+                | {"amount": amount, "currency": "USD", "source": source}
+                for start, end, amount, source in rows
+            ],
+        )
+    engine.dispose()
+    store = open_store(store_url)
+    try:
+        kept = sorted(
+            (c.source, c.period_start, c.period_end, c.amount)
+            for c in store.read_costs(T0, T0 + timedelta(days=2))
+        )
+        assert kept == [
+            ("billed", T0, T0 + timedelta(days=1), 80.0),
+            ("estimated", T0, T0 + hour, 3.60),
+            ("estimated", T0 + hour, T0 + hour + timedelta(minutes=7), 0.42),
+        ]
+        # And the new key holds from now on: a longer estimate of the hour replaces the row.
+        store.write_costs([CostRow(T0 + hour, T0 + 2 * hour, "chat", "gpu", 3.6, "USD", "estimated")])
+        assert len(store.read_costs(T0 + hour, T0 + 2 * hour, source="estimated")) == 1
+    finally:
+        store.close()
 
 
 def test_rollup_computes_count_sum_min_max_and_avg(store: Store) -> None:

@@ -81,9 +81,8 @@ costs = sa.Table(
     sa.Column("amount", sa.Float, nullable=False),
     sa.Column("currency", sa.String(8), nullable=False),
     sa.Column("source", sa.String(16), nullable=False),
-    sa.UniqueConstraint(
-        "period_start", "period_end", "endpoint", "service", "source", name="uq_costs_period"
-    ),
+    # One row per period: a growing estimate (or a restated bill) replaces its earlier self.
+    sa.UniqueConstraint("period_start", "endpoint", "service", "source", name="uq_costs_period"),
     sa.CheckConstraint("source IN ('estimated', 'billed')", name="ck_costs_source"),
     sa.Index("ix_costs_period_start", "period_start"),
 )

@@ -30,7 +30,9 @@ __all__ = ["CHUNK_ROWS", "Store"]
 # PostgreSQL's multi-row statements well under its parameter limit.
 CHUNK_ROWS = 5000
 _SAMPLE_KEY = ("endpoint", "metric", "replica", "time")
-_COST_KEY = ("period_start", "period_end", "endpoint", "service", "source")
+# Without period_end: the current hour's estimate grows (21:00-21:05, then 21:00-21:10)
+# and must replace itself, not add up.
+_COST_KEY = ("period_start", "endpoint", "service", "source")
 _T = TypeVar("_T")
 _CostSource = Literal["estimated", "billed"]
 
@@ -101,8 +103,9 @@ class Store:
         return len(rows)
 
     def write_costs(self, rows: Iterable[CostRow]) -> int:
-        """Upsert cost rows; the same (period, endpoint, service, source) replaces the
-        amount. Returns the number of rows written."""
+        """Upsert cost rows; the same (period start, endpoint, service, source) replaces
+        the period's end and amount: one row per period, however often it is estimated
+        or restated. Returns the number of rows written."""
         with self._transaction("write costs") as connection:
             return len(_upsert_batches(connection, schema.costs, _COST_KEY, rows))
 
