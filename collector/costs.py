@@ -5,11 +5,20 @@
 - A token-priced endpoint costs prompt tokens × its input price per 1K tokens plus
   generated tokens × its output price per 1K.
 
-Readings arrive as samples (``ready_replicas``, and token rates per second); each reading
-holds until the next one, but never longer than ``max_hold``: a gap in the data is time
-we know nothing about, and it is left out rather than guessed (so an outage never looks
-free, nor expensive). Costs are cut into whole hours so that the store can keep
-estimated and billed figures side by side.
+What is counted, exactly, where the endpoint reports it: increases of counters
+(``ready_replica_seconds`` from the router, ``prompt_tokens`` and ``generated_tokens``),
+summed over the hour of the reading that saw them. An increase covers the time since
+the previous reading, so the few seconds before an hour boundary that the first reading
+after it saw are counted in the later hour; the total is exact.
+
+Where an endpoint reports only gauges and rates (a replica count from Kubernetes, token
+rates from Azure Monitor), each reading holds until the next one, but never longer than
+``max_hold``: a gap in the data is time we know nothing about, and it is left out rather
+than guessed (so an outage never looks free, nor expensive). That is exact to within a
+reading interval at each change.
+
+Costs are cut into whole hours so that the store can keep estimated and billed figures
+side by side; the current hour's row grows until the hour ends (one row per period).
 """
 
 from __future__ import annotations
@@ -59,6 +68,11 @@ def _hours(start: datetime, end: datetime) -> Iterator[tuple[datetime, datetime]
         hour += HOUR
 
 
+def _counted(samples: list[Sample], metric: str, start: datetime, end: datetime) -> float:
+    """The sum of ``metric``'s increases read in ``[start, end)``, over every replica."""
+    return sum(s.value for s in samples if s.metric == metric and start <= s.time < end)
+
+
 def _series(samples: Iterable[Sample], metric: str) -> list[tuple[datetime, float]]:
     """One endpoint-level series: per-replica readings at the same time are summed."""
     totals: dict[datetime, float] = {}
@@ -79,17 +93,23 @@ def estimate_costs(
 ) -> list[CostRow]:
     """Hourly estimated cost rows of ``endpoint`` over [start, end) from its samples."""
     mine = [s for s in samples if s.endpoint == endpoint]
+    reported = {s.metric for s in mine}
+
+    def total(count: str, fallback: str, hour_start: datetime, hour_end: datetime) -> float:
+        # Counted increases where the endpoint reports them; else the held gauge or rate.
+        if count in reported:
+            return _counted(mine, count, hour_start, hour_end)
+        return hold_integral(_series(mine, fallback), hour_start, hour_end, max_hold)
+
     rows = []
     for hour_start, hour_end in _hours(start, end):
         if isinstance(price, GpuPrice):
-            replica_seconds = hold_integral(_series(mine, "ready_replicas"), hour_start, hour_end, max_hold)
+            replica_seconds = total("ready_replica_seconds", "ready_replicas", hour_start, hour_end)
             amount = replica_seconds * price.gpus_per_replica * price.gpu_per_hour_usd / 3600
             service = "gpu"
         else:
-            prompt = hold_integral(_series(mine, "prompt_tokens_per_second"), hour_start, hour_end, max_hold)
-            generated = hold_integral(
-                _series(mine, "generated_tokens_per_second"), hour_start, hour_end, max_hold
-            )
+            prompt = total("prompt_tokens", "prompt_tokens_per_second", hour_start, hour_end)
+            generated = total("generated_tokens", "generated_tokens_per_second", hour_start, hour_end)
             amount = prompt / 1000 * price.input_per_1k_usd + generated / 1000 * price.output_per_1k_usd
             service = "tokens"
         rows.append(CostRow(hour_start, hour_end, endpoint, service, amount, currency, "estimated"))

@@ -2,7 +2,8 @@
 
 A ``Dialect`` lists ``Mapping`` rows. Each row names one vocabulary metric (see
 ``collector.samples.METRICS``), how the series is read (``gauge``: the value as is;
-``counter``: a per-second rate between two readings; ``histogram``: p50 and p95 of the
+``counter``: a per-second rate between two readings and, where the row names one, the
+increase itself (``Mapping.increase``: what money and volume figures sum); ``histogram``: p50 and p95 of the
 bucket deltas between two readings) and one or more ``Field`` alternatives (series name
 and unit scale); the first alternative present in a reading wins. The same rows drive
 the scrape normalizer (``collector.normalize``) and the PromQL of
@@ -89,12 +90,16 @@ class Mapping:
     kind: Kind
     fields: tuple[Field, ...]
     aggregate: Literal["sum", "mean"] = "sum"
+    increase: str | None = None  # counters: the vocabulary name of the increase, if kept
 
     def vocabulary_names(self) -> tuple[str, ...]:
         """The Sample metric names this row produces."""
         if self.kind == "histogram":
             return tuple(f"{self.metric}_{q}" for q in QUANTILES)
-        return (self.metric,)
+        if self.increase is None:
+            return (self.metric,)
+        # A counter kept only as increases names itself as both (ready_replica_seconds).
+        return tuple(dict.fromkeys((self.metric, self.increase)))
 
 
 @dataclass(frozen=True)
@@ -115,7 +120,10 @@ def _gauge(metric: str, *names: str, scale: float = 1.0, aggregate: str = "sum")
 
 
 def _counter(metric: str, *names: str, scale: float = 1.0) -> Mapping:
-    return Mapping(metric, "counter", tuple(Field(n, scale) for n in names))
+    # Every counter the vocabulary rates is also kept as increases (money and volumes sum
+    # those): prompt_tokens_per_second -> prompt_tokens, requests_per_second -> requests.
+    increase = metric.removesuffix("_per_second")
+    return Mapping(metric, "counter", tuple(Field(n, scale) for n in names), increase=increase)
 
 
 def _histogram(metric: str, name: str, scale: float = 1.0) -> Mapping:
@@ -144,6 +152,14 @@ _INFERPLANE = Dialect(
         # GPU cost is priced from, whichever source reads the router.
         _gauge("replicas", "inferplane_router_replicas"),
         _gauge("ready_replicas", "inferplane_router_ready_replicas"),
+        # Ready replica-seconds as the router counts them: prices a local endpoint exactly,
+        # where a replica count read every few seconds misses the moments between reads.
+        Mapping(
+            "ready_replica_seconds",
+            "counter",
+            (Field("inferplane_router_ready_replica_seconds_total"),),
+            increase="ready_replica_seconds",
+        ),
     ),
     replica_labels=("replica",),
 )

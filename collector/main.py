@@ -28,6 +28,7 @@ def build_collector(
         [source for source, _ in plan.cost_sources],
         plan.prices,
         source_endpoints=plan.source_endpoints,
+        source_intervals={source.name: interval for source, interval in plan.metric_sources},
     )
     retention = config.store.retention.model_dump()
     return collector, plan, retention

@@ -8,11 +8,17 @@ How each kind of mapping (``collector.dialects``) is read:
 
 - gauge: value times the unit scale; several series of one replica are summed or
   averaged as the mapping says.
-- counter: a per-second rate against the previous reading of the same series (kept in
-  ``CounterState``). The first reading of a series gives no sample (not zero). A value
-  below the previous one is a counter reset (the process restarted): the rate is the new
-  value over the elapsed time, as Prometheus' ``rate()`` assumes a restart from zero.
-  A reading not later than the previous one gives no rate.
+- counter: the increase against the previous reading of the same series (kept in
+  ``CounterState``), as a per-second rate and, where the mapping names one, as the
+  increase itself (what money and volumes sum). A value below the previous one is a
+  counter reset (the process restarted): the increase is the new value, as Prometheus'
+  ``increase()`` assumes a restart from zero. A reading not later than the previous one
+  gives nothing. The first reading of a series gives nothing either (its start is
+  unknown), unless the series says when it was created (``<name>_created``, which
+  prometheus_client exports) and that is after this target was last read, or after the
+  state began: then it started from zero while we watched, and its whole value is the
+  increase. That is how the tokens a new replica serves before its first scrape count,
+  and how a restart that served more than before is still seen as one.
 - histogram: p50 and p95 of the bucket DELTAS between two readings, interpolating
   linearly inside the bucket the rank falls in (what
   ``histogram_quantile(q, sum by (le) (rate(x_bucket[w])))`` does). No request finished
@@ -49,9 +55,32 @@ Parsed = dict[str, list[tuple[Labels, float]]]
 
 @dataclass(frozen=True)
 class CounterState:
-    """Previous readings of cumulative series: key -> (unix seconds, value)."""
+    """Previous readings of cumulative series: key -> (unix seconds, value), and since
+    when (unix seconds) this state has watched: a series created later started at zero
+    while we watched."""
 
     readings: MappingABC[SeriesKey, tuple[float, float]] = field(default_factory=dict)
+    since: float | None = None
+
+    def to_json(self) -> dict[str, object]:
+        """A JSON document of this state (``from_json`` reads it back)."""
+        rows = [
+            [*key[:3], [list(pair) for pair in key[3]], *reading] for key, reading in self.readings.items()
+        ]
+        return {"since": self.since, "readings": rows}
+
+    @classmethod
+    def from_json(cls, document: MappingABC[str, object]) -> CounterState:
+        """The state ``to_json`` wrote; raises ``ValueError`` on a malformed document."""
+        try:
+            readings = {
+                (str(e), str(r), str(n), tuple((str(k), str(v)) for k, v in labels)): (float(t), float(x))
+                for e, r, n, labels, t, x in document["readings"]  # type: ignore[attr-defined]
+            }
+            since = document.get("since")
+            return cls(readings, None if since is None else float(since))  # type: ignore[arg-type]
+        except (KeyError, TypeError, ValueError) as error:
+            raise ValueError(f"malformed counter state: {error}") from error
 
 
 @dataclass(frozen=True)
@@ -115,12 +144,14 @@ def normalize(
     """Vocabulary samples of one scrape of one target; see the module docstring."""
     d = get_dialect(dialect) if isinstance(dialect, str) else dialect
     parsed, dropped = parse_exposition(text, source or endpoint)
-    reader = _Reader(endpoint, replica, d, time.timestamp(), state.readings)
+    now = time.timestamp()
+    since = now if state.since is None else state.since
+    reader = _Reader(endpoint, replica, d, now, state.readings, since)
     samples: list[Sample] = []
     for mapping in d.mappings:
         for (rep, metric), value in reader.read(mapping, parsed).items():
             samples.append(Sample(time, endpoint, metric, value, rep))
-    return Normalized(samples, CounterState(reader.next_state()), dropped, reader.resets)
+    return Normalized(samples, CounterState(reader.next_state(), since), dropped, reader.resets)
 
 
 class _Reader:
@@ -133,9 +164,13 @@ class _Reader:
         dialect: Dialect,
         now: float,
         previous: MappingABC[SeriesKey, tuple[float, float]],
+        since: float,
     ) -> None:
         self._endpoint, self._replica, self._dialect, self._now = endpoint, replica, dialect, now
         self._previous = previous
+        # A series created after this is new since we last looked: it started at zero.
+        mine = [t for (e, r, _, _), (t, _) in previous.items() if (e, r) == (endpoint, replica)]
+        self._last_read = max(mine, default=since)
         self._seen: dict[SeriesKey, tuple[float, float]] = {}
         self.resets = 0
 
@@ -152,7 +187,8 @@ class _Reader:
         if mapping.kind == "gauge":
             return self._gauge(mapping, chosen, parsed[chosen.name])
         if mapping.kind == "counter":
-            return self._counter(mapping, chosen, parsed[chosen.name])
+            created = dict(parsed.get(_created_name(chosen.name), []))
+            return self._counter(mapping, chosen, parsed[chosen.name], created)
         return self._histogram(mapping, chosen, parsed[chosen.name + "_bucket"])
 
     def _replica_of(self, labels: Labels) -> str:
@@ -170,11 +206,17 @@ class _Reader:
         combine = (lambda v: sum(v) / len(v)) if m.aggregate == "mean" else sum
         return {(rep, m.metric): combine(values) for rep, values in groups.items()}
 
-    def _delta(self, name: str, labels: Labels, value: float) -> tuple[float, float] | None:
+    def _delta(
+        self, name: str, labels: Labels, value: float, created: float | None = None
+    ) -> tuple[float, float] | None:
         """(increase, elapsed seconds) since the previous reading of this series, or None."""
         key = (self._endpoint, self._replica, name, labels)
         self._seen[key] = (self._now, value)
         previous = self._previous.get(key)
+        # Born (or born again: a restarted process) since we last looked: it started at zero.
+        last = self._last_read if previous is None else previous[0]
+        if created is not None and last <= created < self._now:
+            return value, self._now - max(created, last)
         if previous is None or self._now <= previous[0]:
             return None
         increase = value - previous[1]
@@ -184,14 +226,19 @@ class _Reader:
         return increase, self._now - previous[0]
 
     def _counter(
-        self, m: Mapping, f: Field, series: list[tuple[Labels, float]]
+        self, m: Mapping, f: Field, series: list[tuple[Labels, float]], created: dict[Labels, float]
     ) -> dict[tuple[str, str], float]:
         rates: dict[str, float] = defaultdict(float)
+        increases: dict[str, float] = defaultdict(float)
         for labels, value in series:
-            delta = self._delta(f.name, labels, value)
+            delta = self._delta(f.name, labels, value, created.get(labels))
             if delta is not None:
                 rates[self._replica_of(labels)] += delta[0] / delta[1] * f.scale
-        return {(rep, m.metric): rate for rep, rate in rates.items()}
+                increases[self._replica_of(labels)] += delta[0] * f.scale
+        out = {} if m.metric == m.increase else {(rep, m.metric): rate for rep, rate in rates.items()}
+        if m.increase is not None:
+            out.update({(rep, m.increase): increase for rep, increase in increases.items()})
+        return out
 
     def _histogram(
         self, m: Mapping, f: Field, series: list[tuple[Labels, float]]
@@ -211,6 +258,14 @@ class _Reader:
                 if quantile is not None:
                     out[(rep, f"{m.metric}_{suffix}")] = quantile * f.scale
         return out
+
+
+def _created_name(counter: str) -> str:
+    """``x_total`` (or a histogram's ``x_sum``) -> ``x_created``, as prometheus_client names it."""
+    for suffix in ("_total", "_sum", "_count"):
+        if counter.endswith(suffix):
+            return counter.removesuffix(suffix) + "_created"
+    return counter + "_created"
 
 
 def _first_present(mapping: Mapping, parsed: Parsed) -> Field | None:

@@ -49,15 +49,16 @@ class PendingWrites:
         self._samples.extend(samples)
         self._gaps.extend(gaps)
 
-    def flush(self, store: Any) -> int:
-        """Write every waiting gap and sample (raises the store's error, keeping them);
+    def flush(self, store: Any, state: tuple[str, dict[str, Any], datetime] | None = None) -> int:
+        """Write every waiting gap and sample, and ``state`` (key, document, now) in the
+        same transaction as the samples (raises the store's error, keeping them);
         returns the number of samples written."""
         while self._gaps:
             gap = self._gaps[0]
             store.record_gap(gap.source, gap.endpoint, gap.start, gap.end, gap.reason)
             self._gaps.popleft()
-        if not self._samples:
+        if not self._samples and state is None:
             return 0
-        written = int(store.write_samples(list(self._samples)))
+        written = int(store.write_samples(list(self._samples), state=state))
         self._samples.clear()
         return written

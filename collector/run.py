@@ -7,6 +7,12 @@ failing store loses nothing read: samples and gaps wait (``collector.pending``) 
 in with the next write that succeeds.
 Estimated costs are recomputed from stored readings for the hours a cycle touches;
 writes are idempotent, so recomputing an hour replaces it.
+
+A restarted collector picks up where the last one stopped: each metric source's last
+read time and counter baselines are saved with its samples (one transaction), so the
+first read after a restart counts what was served while it was down, and a source that
+reads only the present (``live``: a scrape) records the time it could not read as a gap
+(``DOWN_REASON``) instead of leaving a silent hole.
 """
 
 from __future__ import annotations
@@ -22,11 +28,23 @@ from collector.pending import Gap, PendingWrites
 from collector.samples import CostSource, MetricSource, Sample, SourceError
 from inferplane.store import StoreError
 
-__all__ = ["Collector", "SourceReport"]
+__all__ = ["DOWN_REASON", "Collector", "SourceReport"]
 
 log = logging.getLogger(__name__)
 
-_ESTIMATE_METRICS = ("ready_replicas", "prompt_tokens_per_second", "generated_tokens_per_second")
+DOWN_REASON = "no readings: the collector was not running"
+# A source reading history (Prometheus) catches up on at most this much after a restart;
+# anything older is a gap.
+_MAX_CATCH_UP = timedelta(hours=1)
+
+_ESTIMATE_METRICS = (
+    "ready_replica_seconds",
+    "ready_replicas",
+    "prompt_tokens",
+    "generated_tokens",
+    "prompt_tokens_per_second",
+    "generated_tokens_per_second",
+)
 
 
 @dataclass
@@ -59,6 +77,7 @@ class Collector:
         first_window: timedelta = timedelta(minutes=1),
         cost_days: int = 3,
         source_endpoints: dict[str, list[str]] | None = None,
+        source_intervals: dict[str, float] | None = None,
     ) -> None:
         self.store = store
         self.metric_sources = list(metric_sources)
@@ -68,22 +87,26 @@ class Collector:
         self._first_window = first_window
         self._cost_days = cost_days
         self._source_endpoints = source_endpoints or {}
+        self._source_intervals = source_intervals or {}
         self._last_end: dict[str, datetime] = {}
+        self._resumed: set[str] = set()
         self._failing: dict[str, str] = {}
         self._pending = PendingWrites()
         self._store_failing = False
 
     def collect_metrics(self, source: MetricSource, now: datetime | None = None) -> SourceReport:
         end = now or self.clock()
+        resumed = self._resume(source, end)
         start = self._last_end.get(source.name, end - self._first_window)
         report = SourceReport(source.name)
+        endpoints = self._source_endpoints.get(source.name, [""])
         try:
             samples: list[Sample] = list(source.fetch(start, end))
         except SourceError as error:
             self._failed(report, str(error))
             # A gap per endpoint the source covers: that is what marks each one stale.
-            endpoints = self._source_endpoints.get(source.name, [""])
-            self._store_or_keep(report, [], [Gap(source.name, e, start, end, str(error)) for e in endpoints])
+            gaps = [Gap(source.name, e, start, end, str(error)) for e in endpoints]
+            self._store_or_keep(report, [], resumed + gaps)
             return report
         self._recovered(source.name)
         report.failed_targets = dict(getattr(source, "last_errors", {}) or {})
@@ -91,9 +114,44 @@ class Collector:
             Gap(source.name, getattr(target, "endpoint", str(target)), start, end, message)
             for target, message in report.failed_targets.items()
         ]
-        report.samples = self._store_or_keep(report, samples, gaps)
+        saved = {"last_end": end.isoformat()}
+        counter_state = getattr(source, "counter_state", None)
+        if counter_state is not None:
+            saved["counters"] = counter_state()
+        state = (_state_key(source.name), saved, end)
+        report.samples = self._store_or_keep(report, samples, resumed + gaps, state)
         self._last_end[source.name] = end  # what was read is stored, or kept until it can be
         return report
+
+    def _resume(self, source: MetricSource, end: datetime) -> list[Gap]:
+        """On this process's first read of ``source``: take up the last process's read
+        time and counter baselines; the gaps of the time nobody read it."""
+        if source.name in self._resumed:
+            return []
+        try:
+            saved = self.store.load_state(_state_key(source.name))
+        except StoreError:
+            return []  # tried again next cycle
+        self._resumed.add(source.name)
+        if not saved:
+            return []
+        restore = getattr(source, "restore", None)
+        if restore is not None and saved.get("counters"):
+            try:
+                restore(saved["counters"])
+            except ValueError as error:
+                log.warning("collector: %s: saved counter state ignored: %s", source.name, error)
+        last_end = datetime.fromisoformat(saved["last_end"])
+        live = getattr(source, "live", False)
+        resume_from = last_end if live else max(last_end, end - _MAX_CATCH_UP)
+        if resume_from < end:
+            self._last_end[source.name] = resume_from
+        interval = timedelta(seconds=self._source_intervals.get(source.name, 20.0))
+        missed_until = resume_from if not live else end
+        if missed_until - last_end <= 3 * interval:
+            return []
+        endpoints = self._source_endpoints.get(source.name, [""])
+        return [Gap(source.name, e, last_end, missed_until, DOWN_REASON) for e in endpoints]
 
     def collect_costs(self, source: CostSource, now: datetime | None = None) -> SourceReport:
         today = (now or self.clock()).date()
@@ -144,12 +202,19 @@ class Collector:
                 close()
         self.store.close()
 
-    def _store_or_keep(self, report: SourceReport, samples: list[Sample], gaps: list[Gap]) -> int:
-        """Write ``samples`` and ``gaps`` with whatever still waits from a store outage;
-        if the store fails, keep them all (bounded) for the next cycle. Samples written."""
+    def _store_or_keep(
+        self,
+        report: SourceReport,
+        samples: list[Sample],
+        gaps: list[Gap],
+        state: tuple[str, dict[str, Any], datetime] | None = None,
+    ) -> int:
+        """Write ``samples`` and ``gaps`` with whatever still waits from a store outage,
+        and the source's ``state`` with them; if the store fails, keep them all (bounded)
+        for the next cycle. Samples written."""
         self._pending.add(samples, gaps)
         try:
-            written = self._pending.flush(self.store)
+            written = self._pending.flush(self.store, state)
         except StoreError as error:
             note = f"store failed, {len(self._pending)} readings kept for when it is back: {error}"
             report.error = f"{report.error}; {note}" if report.error else note
@@ -174,3 +239,7 @@ class Collector:
     def _recovered(self, source: str) -> None:
         if self._failing.pop(source, None) is not None:
             log.info("source %s recovered", source)
+
+
+def _state_key(source: str) -> str:
+    return f"collector:{source}"

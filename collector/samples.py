@@ -5,6 +5,12 @@ names, per endpoint and, where known, per replica. Counters (tokens) are stored 
 per second; latency and time to first token as their p50 and p95 quantiles. A missing
 or non-finite reading is never a sample: "no data" is the absence of a sample (or a
 ``SourceError``), not a zero.
+
+Counters are kept twice: as a rate (``*_per_second``: what policies and the spike rule
+judge) and as an increase (``COUNTS``: the tokens, requests or replica-seconds added
+since the previous reading of the same series, stamped at the reading that saw them).
+A sum of increases over any range is what was served in it, exactly; a rate times a
+span is not, so every money and volume figure sums the increases.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from datetime import date, datetime
 from typing import Literal, Protocol
 
 __all__ = [
+    "COUNTS",
     "METRICS",
     "CostRow",
     "CostSource",
@@ -39,7 +46,14 @@ METRICS: dict[str, str] = {
     "requests_per_second": "requests/s",
     "replicas": "replicas",
     "ready_replicas": "replicas",
+    # Increases since the previous reading (see the module docstring).
+    "prompt_tokens": "tokens",
+    "generated_tokens": "tokens",
+    "requests": "requests",
+    "ready_replica_seconds": "replica-seconds",
 }
+# The metrics that hold increases: a sum over time (and over replicas) is meaningful.
+COUNTS = frozenset({"prompt_tokens", "generated_tokens", "requests", "ready_replica_seconds"})
 
 
 class SourceError(Exception):

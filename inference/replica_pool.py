@@ -20,6 +20,7 @@ import itertools
 import logging
 import socket
 import threading
+import time
 from collections.abc import Callable, Collection, Coroutine, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -92,6 +93,29 @@ class PoolCounts:
     start_failed: int = 0
 
 
+class ReadySeconds:
+    """Ready replica-seconds since the pool began: what a self-hosted endpoint is priced
+    on, counted at every change of the ready count rather than sampled (a reading every
+    few seconds misses the moments between readings). ``clock``: monotonic seconds."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._total = 0.0
+        self._count = 0
+        self._since = clock()
+        self.created = time.time()  # exported as the counter's _created (unix seconds)
+
+    def changed(self, ready: int) -> None:
+        """The ready count is now ``ready``: the time since the last change is charged at
+        the count that held during it."""
+        now = self._clock()
+        self._total += self._count * (now - self._since)
+        self._count, self._since = ready, now
+
+    def total(self) -> float:
+        return self._total + self._count * (self._clock() - self._since)
+
+
 class ReplicaPool:
     """Keeps ``desired`` replicas running and hands out the least busy ready one."""
 
@@ -108,6 +132,7 @@ class ReplicaPool:
         self.held = 0  # requests waiting in acquire() for a ready replica
         self.closing = False
         self.counts = PoolCounts()
+        self.ready_seconds = ReadySeconds()
 
     @property
     def ready(self) -> list[Replica]:
@@ -252,6 +277,9 @@ class ReplicaPool:
         self._notify()
 
     def _notify(self) -> None:
+        # Every change of a replica's state ends here, right after it: charge the time
+        # before it at the old ready count.
+        self.ready_seconds.changed(len(self.ready))
         # Wake every waiter; the next waiters wait on a fresh event.
         self._changed.set()
         self._changed = asyncio.Event()

@@ -6,6 +6,8 @@ Labels ``model``, ``endpoint``, ``replica`` as in ``inference.metrics``::
     inferplane_router_requests_outstanding{replica=port}  requests in flight per replica
     inferplane_router_replicas{replica="router"}          desired (set) replica count
     inferplane_router_ready_replicas{replica="router"}    ready replicas
+    inferplane_router_ready_replica_seconds_total         ready replica-seconds, counted at
+                                                          every change (what cost is priced on)
     inferplane_router_requests_total{..., outcome}        see ``OUTCOMES``
     inferplane_router_retries_total                       retried on another replica
     inferplane_router_replica_failures_total{..., reason} crashed | start_failed
@@ -88,6 +90,15 @@ class RouterMetrics(Collector):
         yield self._gauge(
             "inferplane_router_ready_replicas", "Replicas ready for requests.", {"router": len(pool.ready)}
         )
+        ready_seconds = CounterMetricFamily(
+            "inferplane_router_ready_replica_seconds",
+            "Ready replica-seconds since the router started, counted at every change.",
+            labels=[*self._base, "replica"],
+        )
+        ready_seconds.add_metric(
+            [*self._base.values(), "router"], pool.ready_seconds.total(), created=pool.ready_seconds.created
+        )
+        yield ready_seconds
         failures = CounterMetricFamily(
             "inferplane_router_replica_failures",
             "Replicas that crashed or failed to start.",

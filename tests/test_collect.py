@@ -147,6 +147,94 @@ def test_estimated_cost_from_stored_readings(store) -> None:  # type: ignore[no-
     assert len(store.read_costs(T0, T0 + timedelta(hours=1), endpoint="chat")) == len(rows), "idempotent"
 
 
+def test_estimating_every_five_minutes_over_hours_adds_up_to_the_true_cost(store) -> None:  # type: ignore[no-untyped-def]
+    """The collector's real writer run as the scheduler runs it: readings every 15 s and
+    an estimate every 5 minutes, over three hours. Three replicas at $3.60/h for three
+    hours cost $32.40, once: every partial estimate of an hour replaces the last."""
+    collector = Collector(store, prices={"chat": GpuPrice(3.6)})
+    at = T0 + timedelta(seconds=15)
+    while at <= T0 + timedelta(hours=3):
+        store.write_samples([Sample(at, "chat", "ready_replica_seconds", 3 * 15.0)])
+        if at.second == 0 and at.minute % 5 == 0:
+            collector.estimate(at)
+        at += timedelta(seconds=15)
+    collector.estimate(T0 + timedelta(hours=3, seconds=1))
+    rows = store.read_costs(T0, T0 + timedelta(hours=4), endpoint="chat")
+    assert [r.period_start for r in rows] == [T0 + timedelta(hours=h) for h in range(4)]
+    assert sum(r.amount for r in rows) == pytest.approx(32.40)
+
+
+class _CounterServer:
+    """/metrics of one replica whose token counter the test advances (a real HTTP server)."""
+
+    def __init__(self) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.tokens = 0.0
+        self.created = datetime.now(UTC).timestamp() - 60
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                body = (
+                    "# TYPE inferplane_prompt_tokens counter\n"
+                    f'inferplane_prompt_tokens_total{{replica="r1"}} {owner.tokens}\n'
+                    f'inferplane_prompt_tokens_created{{replica="r1"}} {owner.created}\n'
+                ).encode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/metrics"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_restarted_collector_counts_what_was_served_while_it_was_down(store) -> None:  # type: ignore[no-untyped-def]
+    """Counter baselines are saved with the samples: the collector that comes back counts
+    the tokens served while none ran, and records the time it could not read as a gap."""
+    from collector.run import DOWN_REASON
+    from collector.sources import ScrapeSource, ScrapeTarget
+
+    server = _CounterServer()
+    server.tokens = 1000.0  # served before anyone watched: not ours to count
+    try:
+
+        def collector() -> Collector:
+            source = ScrapeSource("live", [ScrapeTarget("chat", server.url)], retries=1)
+            return Collector(
+                store, [source], source_endpoints={"live": ["chat"]}, source_intervals={"live": 5}
+            )
+
+        first = collector()
+        for i, served in enumerate((0, 40, 25)):
+            server.tokens += served
+            first.collect_metrics(first.metric_sources[0], T0 + timedelta(seconds=5 * i))
+        # The process is killed here: nothing more is written or closed.
+        server.tokens += 300  # served while the control plane was down
+        second = collector()
+        second.collect_metrics(second.metric_sources[0], T0 + timedelta(minutes=10))
+        server.tokens += 7
+        second.collect_metrics(second.metric_sources[0], T0 + timedelta(minutes=10, seconds=5))
+        counted = store.read_series("chat", "prompt_tokens", T0, T0 + timedelta(hours=1), "raw", replica="r1")
+        assert sum(v for _, v in counted) == 40 + 25 + 300 + 7
+        gaps = store.read_gaps(T0, T0 + timedelta(hours=1))
+        assert [(g[1], g[2], g[3], g[4]) for g in gaps] == [
+            ("chat", T0 + timedelta(seconds=10), T0 + timedelta(minutes=10), DOWN_REASON)
+        ]
+    finally:
+        server.close()
+
+
 def test_scheduler_runs_every_job_and_a_failing_job_does_not_stop_it(store) -> None:  # type: ignore[no-untyped-def]
     good = ScriptedSource("good", [[Sample(datetime.now(UTC), "chat", "gpu_utilization", 0.7)]] * 50)
     broken = ScriptedSource("broken", [SourceError("down")] * 50)

@@ -250,6 +250,23 @@ def test_metrics_read_the_pool_at_scrape_time() -> None:
         assert slow.result(timeout=30).status_code == 200
         assert metric(url, "inferplane_router_requests_total", outcome="forwarded") == 1
         assert metric(url, "inferplane_router_replica_failures_total", reason="crashed") == 0
+        # Two replicas ready all along: the replica-seconds counter grows at two per second.
+        first = metric(url, "inferplane_router_ready_replica_seconds_total")
+        wait_for(lambda: metric(url, "inferplane_router_ready_replica_seconds_total") > first + 1, 10, "time")
+        assert metric(url, "inferplane_router_ready_replica_seconds_created") is not None
+
+
+def test_ready_seconds_charge_each_span_at_the_count_that_held() -> None:
+    from inference.replica_pool import ReadySeconds
+
+    now = [100.0]
+    counter = ReadySeconds(clock=lambda: now[0])
+    for at, ready in ((110.0, 1), (130.0, 3), (131.5, 2), (200.0, 0)):
+        now[0] = at
+        counter.changed(ready)
+    now[0] = 260.0
+    # 10 s at 0, 20 s at 1, 1.5 s at 3, 68.5 s at 2, then 60 s at 0.
+    assert counter.total() == 20 + 4.5 + 137
 
 
 @pytest.mark.parametrize(

@@ -1,8 +1,11 @@
 """``ScrapeSource``: read ``/metrics`` of each target directly and normalize it.
 
 Each target is fetched with retries (exponential backoff on transport errors and 5xx
-answers) and normalized with its dialect; counter state is kept between fetches, so the
-first fetch gives gauges only and rates start from the second. One failing target never
+answers) and normalized with its dialect; counter state is kept between fetches (and,
+through ``counter_state``/``restore``, across restarts of the collector), so the first
+fetch gives gauges only and rates and increases start from the second, except for
+counters created since the source began watching (a replica started since), which
+count from zero. One failing target never
 stops the others: its message lands in ``last_errors`` and the fetch returns the rest.
 Only when every target fails does ``fetch`` raise ``SourceError``. Each distinct failure
 of a target is logged once (and its recovery once), not on every cycle.
@@ -53,7 +56,11 @@ class _ServerError(Exception):
 
 
 class ScrapeSource:
-    """A ``MetricSource`` that scrapes Prometheus exposition text from each target."""
+    """A ``MetricSource`` that scrapes Prometheus exposition text from each target.
+
+    It reads what the targets say now, never the past: time it was not running is a gap."""
+
+    live = True
 
     def __init__(
         self,
@@ -81,8 +88,19 @@ class ScrapeSource:
     def close(self) -> None:
         self._client.close()
 
+    def counter_state(self) -> dict[str, object]:
+        """The counter baselines as a JSON document, for ``restore`` after a restart."""
+        return self._state.to_json()
+
+    def restore(self, document: dict[str, object]) -> None:
+        """Start from saved baselines: the first fetch then counts what the targets served
+        while the collector was down. Raises ``ValueError`` on a malformed document."""
+        self._state = CounterState.from_json(document)
+
     def fetch(self, start: datetime, end: datetime) -> Iterable[Sample]:
         """Samples read now, stamped ``end``; rates are over the time since the last fetch."""
+        if self._state.since is None:  # watching begins with the first try, answered or not
+            self._state = CounterState(self._state.readings, end.timestamp())
         samples: list[Sample] = []
         errors: dict[ScrapeTarget, str] = {}
         for target in self.targets:

@@ -93,13 +93,21 @@ class Store:
                 self._engine.dispose()
             raise
 
-    def write_samples(self, samples: Iterable[Sample]) -> int:
+    def write_samples(
+        self, samples: Iterable[Sample], *, state: tuple[str, Mapping[str, Any], datetime] | None = None
+    ) -> int:
         """Upsert samples in batches; re-writing a (time, endpoint, replica, metric)
-        replaces its value. Returns the number of rows written."""
+        replaces its value. Returns the number of rows written.
+
+        ``state`` (key, document, now) is saved in the same transaction: a collector's
+        counter baselines go in with the increases computed from them, so a crash can
+        neither count an increase twice nor lose one."""
         with self._transaction("write samples") as connection:
             rows = _upsert_batches(connection, schema.samples, _SAMPLE_KEY, samples)
             if rows:
                 mark_pending(connection, min(row["time"] for row in rows))
+            if state is not None:
+                self._save_state(connection, *state)
         return len(rows)
 
     def write_costs(self, rows: Iterable[CostRow]) -> int:
@@ -331,9 +339,14 @@ class Store:
 
     def save_state(self, key: str, value: Mapping[str, Any], now: datetime) -> None:
         """Keep one JSON document under ``key`` (replacing the previous one)."""
-        statement = upsert(self._engine.dialect.name, schema.control_state, ("key",))
         with self._transaction(f"save state {key!r}") as connection:
-            connection.execute(statement, {"key": key, "value": _json(value), "updated_at": now})
+            self._save_state(connection, key, value, now)
+
+    def _save_state(
+        self, connection: sa.Connection, key: str, value: Mapping[str, Any], now: datetime
+    ) -> None:
+        statement = upsert(self._engine.dialect.name, schema.control_state, ("key",))
+        connection.execute(statement, {"key": key, "value": _json(value), "updated_at": now})
 
     def load_state(self, key: str) -> dict[str, Any] | None:
         """The document saved under ``key``, or None when nothing was saved yet."""
