@@ -31,9 +31,8 @@ from dashboard.redact import redact
 from inferplane.config import InferplaneConfig, load_config
 from inferplane.store import Store, default_store_url
 from inferplane.store.engine import create_store_engine, read_only
-from inferplane.store.rollup import floor_time
-from inferplane.store.schema import ROLLUP_TABLES, control_state, costs, samples, samples_1h
 from inferplane.store.schema import alert_events as alert_events_table
+from inferplane.store.schema import control_state, costs, samples, samples_1h
 from inferplane.store.schema import scaling_events as scaling_events_table
 
 __all__ = [
@@ -50,6 +49,7 @@ __all__ = [
     "cost_frame",
     "deliveries",
     "endpoints",
+    "first_reading",
     "has_data",
     "latest",
     "now",
@@ -73,6 +73,10 @@ ADDITIVE = frozenset(
         "prompt_tokens_per_second",
         "generated_tokens_per_second",
         "requests_per_second",
+        "prompt_tokens",
+        "generated_tokens",
+        "requests",
+        "ready_replica_seconds",
         "replicas",
         "ready_replicas",
         "requests_waiting",
@@ -174,28 +178,14 @@ def series(
     end: datetime,
     resolution: str,
 ) -> pd.DataFrame:
-    """``endpoint, metric, time, value`` of every (endpoint, metric) in one query: per
-    bucket, the sum over replicas for ``ADDITIVE`` metrics, else the mean; token and
-    request rates weighted by the share of the bucket each replica was read in
-    (``dashboard.rollups``)."""
+    """``endpoint, metric, time, value`` of every (endpoint, metric): per bucket, the sum
+    over replicas for ``ADDITIVE`` metrics and counts, else the mean; token and request
+    rates weighted by the share of the bucket each replica was read in
+    (``dashboard.rollups``). Buckets not rolled up yet (the current hour and minute)
+    come from the finer tables and raw samples, so they count too."""
     if resolution == "raw":
         return _raw_series(url, names, metrics, start, end)
-    table = ROLLUP_TABLES[resolution]
-    bucket, count = table.c.bucket, table.c["count"]
-    query = (
-        sa.select(
-            table.c.endpoint, table.c.metric, bucket, count, sa.func.sum(table.c["sum"]), sa.func.count()
-        )
-        .where(
-            table.c.endpoint.in_(names),
-            table.c.metric.in_(metrics),
-            bucket >= floor_time(start, resolution),
-            bucket < end,
-        )
-        .group_by(table.c.endpoint, table.c.metric, bucket, count)
-    )
-    with _engine(url).connect() as connection:
-        rows = [tuple(row) for row in connection.execute(query)]  # plain tuples: pandas reads them fast
+    rows = _store(url).read_bucket_rows(list(names), list(metrics), start, end, resolution)
     if not rows:
         return _empty_series()
     frame = rollups.combine(pd.DataFrame(rows, columns=rollups.ROW_COLUMNS), ADDITIVE)
@@ -229,6 +219,13 @@ def _empty_series() -> pd.DataFrame:
     return pd.DataFrame(columns=rollups.SERIES_COLUMNS).astype(
         {"endpoint": object, "metric": object, "time": "datetime64[ns, UTC]", "value": float}
     )
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def first_reading(url: str, names: tuple[str, ...], since: datetime) -> datetime | None:
+    """The oldest raw reading of ``names`` at or after ``since`` (None: none), from which
+    a run rate may be taken: a store ten minutes old has ten minutes of spend to go on."""
+    return _store(url).first_sample_time(list(names), since)
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)

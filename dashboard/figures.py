@@ -5,7 +5,10 @@ Frames as ``dashboard.data`` returns them:
 - costs: ``period_start, period_end, endpoint, service, amount, source`` (one row per
   cost row; estimated rows are hourly, billed rows usually daily);
 - series: ``endpoint, metric, time, value`` (one row per bucket; additive metrics such
-  as token rates and replica counts are summed over replicas, the others averaged).
+  as token counts and replica counts are summed over replicas, the others averaged).
+
+Tokens are counted, never extrapolated: a bucket of ``prompt_tokens`` holds the tokens
+read as served in it (counter increases), so a sum over buckets is what was served.
 
 Days and months are UTC, as the store keeps them and as cloud bills cut them.
 """
@@ -30,13 +33,17 @@ __all__ = [
     "month_hours",
     "month_start",
     "off_hours_savings",
+    "run_rate_label",
+    "run_rate_start",
     "spend_summary",
     "tokens_per_hour",
     "tokens_served",
 ]
 
 TOTAL = "All endpoints"
-TOKEN_METRICS = ("prompt_tokens_per_second", "generated_tokens_per_second")
+TOKEN_METRICS = ("prompt_tokens", "generated_tokens")
+# Projections extrapolate this much recent spend (or all of it, when the store is younger).
+RUN_RATE_WINDOW = timedelta(hours=6)
 _SPEND_COLUMNS = [
     "today_estimated",
     "today_billed",
@@ -71,13 +78,38 @@ def _sum_by_endpoint(costs: pd.DataFrame, source: str, start: datetime, end: dat
     return rows.groupby("endpoint")["amount"].sum()
 
 
-def spend_summary(costs: pd.DataFrame, now: datetime) -> pd.DataFrame:
+def run_rate_start(now: datetime) -> datetime:
+    """Where the run rate's window starts: six hours back, widened to the whole hour
+    (estimated rows are hourly)."""
+    return (now - RUN_RATE_WINDOW).replace(minute=0, second=0, microsecond=0)
+
+
+def run_rate_label(now: datetime, data_since: datetime | None) -> str:
+    """How the estimated projection was made: "at the last 6 hours' rate", or over the
+    shorter time the store has readings for."""
+    hours = _run_rate_hours(now, data_since)
+    if hours >= _hours(now - run_rate_start(now)):
+        return f"at the last {_hours(RUN_RATE_WINDOW):g} hours' rate"
+    return (
+        f"at the rate since readings began ({hours * 60:.0f} min)"
+        if hours < 1
+        else (f"at the rate since readings began ({hours:.1f} h)")
+    )
+
+
+def _run_rate_hours(now: datetime, data_since: datetime | None) -> float:
+    start = run_rate_start(now) if data_since is None else max(run_rate_start(now), data_since)
+    return max(_hours(now - start), 1 / 60)
+
+
+def spend_summary(costs: pd.DataFrame, now: datetime, data_since: datetime | None = None) -> pd.DataFrame:
     """Spend today, month to date and projected for the month, estimated and billed,
     per endpoint and in total (last row, ``TOTAL``).
 
-    Projection: month to date x hours in the month / hours covered so far. Estimates
-    cover up to ``now``; billed rows lag (a bill arrives a day late), so each endpoint's
-    are projected from the end of its newest billed period. ``billed_minus_estimated``
+    Estimated projection: month to date plus the run rate of the last six hours (or of
+    the time since ``data_since``, the first reading, when that is shorter) times the
+    hours left in the month. Billed rows lag (a bill arrives a day late), so each
+    endpoint's are projected from the end of its newest billed period. ``billed_minus_estimated``
     compares both over the same billed days, so the lag does not look like a saving.
     Billed columns are NaN for an endpoint without billed rows this month; the total
     sums the endpoints that have them.
@@ -101,7 +133,9 @@ def spend_summary(costs: pd.DataFrame, now: datetime) -> pd.DataFrame:
     # endpoint is billed separately: those without a bill have no billed figures).
     billed_until = pd.to_datetime(billed.groupby("endpoint")["period_end"].max(), utc=True).clip(upper=now)
     hours = month_hours(now)
-    frame["projected_estimated"] = frame["month_estimated"] * hours / max(1.0, _hours(now - first))
+    frame["projected_estimated"] = frame["month_estimated"] + _run_rate(costs, now, data_since).reindex(
+        frame.index
+    ).fillna(0.0) * _hours(first + timedelta(hours=hours) - now)
     covered = (billed_until - first).dt.total_seconds() / 3600
     frame["projected_billed"] = frame["month_billed"] * hours / covered.clip(lower=1.0)
     frame["billed_minus_estimated"] = frame["month_billed"] - _estimated_until(
@@ -114,6 +148,18 @@ def spend_summary(costs: pd.DataFrame, now: datetime) -> pd.DataFrame:
     frame.loc[TOTAL] = frame.sum(min_count=1)
     frame.index.name = "endpoint"
     return frame[_SPEND_COLUMNS]
+
+
+def _run_rate(costs: pd.DataFrame, now: datetime, data_since: datetime | None) -> pd.Series:
+    """Estimated USD per hour per endpoint over the run-rate window. Estimated rows are
+    hourly, so the window is widened to whole hours and the spend in it spread over the
+    time it really covers (from the first reading at the earliest)."""
+    window_start = run_rate_start(now)
+    spent = _sum_by_endpoint(costs, "estimated", window_start, now)
+    covered = _hours(now - window_start)
+    if data_since is not None:
+        covered = min(covered, max(_hours(now - data_since), 1 / 60))
+    return spent / covered
 
 
 def _estimated_until(costs: pd.DataFrame, first: datetime, until: pd.Series) -> pd.Series:
@@ -135,22 +181,21 @@ def cost_in_range(costs: pd.DataFrame, start: datetime, end: datetime) -> pd.Ser
     return _sum_by_endpoint(costs, "estimated", start, end)
 
 
-def tokens_served(series: pd.DataFrame, bucket_seconds: float) -> pd.DataFrame:
-    """``prompt`` and ``generated`` tokens per endpoint: each bucket's rate times the
-    bucket's length (``series`` weighs each replica's rate by the share of the bucket it
-    was read in; a bucket with no reading, e.g. at zero replicas, counts nothing)."""
-    rates = series[series["metric"].isin(TOKEN_METRICS)]
-    totals = rates.groupby(["endpoint", "metric"])["value"].sum().unstack("metric") * bucket_seconds
+def tokens_served(series: pd.DataFrame) -> pd.DataFrame:
+    """``prompt`` and ``generated`` tokens per endpoint: the sum of the counted buckets
+    (a bucket with no reading, e.g. at zero replicas or while nothing was read, counts
+    nothing: a gap stays a gap)."""
+    counts = series[series["metric"].isin(TOKEN_METRICS)]
+    totals = counts.groupby(["endpoint", "metric"])["value"].sum().unstack("metric")
     totals = totals.reindex(columns=list(TOKEN_METRICS)).fillna(0.0)
     totals.columns = ["prompt", "generated"]
     return totals
 
 
-def tokens_per_hour(series: pd.DataFrame, bucket_seconds: float) -> pd.Series:
-    """Tokens served per hour by all endpoints together (a trend line), counted as
-    ``tokens_served`` counts them."""
-    rates = series[series["metric"].isin(TOKEN_METRICS)]
-    return (rates["value"] * bucket_seconds).groupby(rates["time"].dt.floor("h")).sum()
+def tokens_per_hour(series: pd.DataFrame) -> pd.Series:
+    """Tokens served per hour by all endpoints together (a trend line)."""
+    counts = series[series["metric"].isin(TOKEN_METRICS)]
+    return counts["value"].groupby(counts["time"].dt.floor("h")).sum()
 
 
 def hours_read(series: pd.DataFrame, bucket_seconds: float) -> float:

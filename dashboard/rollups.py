@@ -13,6 +13,9 @@ bucket is ``count / usual`` (at most 1). The usual count is the most common one 
 (endpoint, metric) over the range, which a few partial buckets or one extra reading
 (a scrape landing twice in a minute) do not move. A bucket without a reading counts
 nothing, as before.
+
+Counts (``COUNTS``: token, request and replica-second increases) need none of that: a
+bucket's sum over its replicas is what was served in it, exactly.
 """
 
 from __future__ import annotations
@@ -20,9 +23,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["INTEGRATED", "ROW_COLUMNS", "SERIES_COLUMNS", "combine"]
+__all__ = ["COUNTS", "INTEGRATED", "ROW_COLUMNS", "SERIES_COLUMNS", "combine"]
 
 INTEGRATED = frozenset({"prompt_tokens_per_second", "generated_tokens_per_second", "requests_per_second"})
+COUNTS = frozenset({"prompt_tokens", "generated_tokens", "requests", "ready_replica_seconds"})
 # One row per (endpoint, metric, bucket, count): the sum of those replicas' sums, and
 # how many replicas had that count in that bucket.
 ROW_COLUMNS = ["endpoint", "metric", "time", "count", "sum", "replicas"]
@@ -36,8 +40,10 @@ def combine(rows: pd.DataFrame, additive: frozenset[str]) -> pd.DataFrame:
     usual = _usual_count(rows)
     count = rows["count"].to_numpy(dtype=float)
     weighted = rows["metric"].isin(INTEGRATED).to_numpy()
-    # Per replica: mean x share of the bucket = sum / count x min(count / usual, 1).
-    divisor = np.where(weighted, np.maximum(count, usual), count)
+    counted = rows["metric"].isin(COUNTS).to_numpy()
+    # Per replica: mean x share of the bucket = sum / count x min(count / usual, 1);
+    # a count's bucket is its sum.
+    divisor = np.where(counted, 1.0, np.where(weighted, np.maximum(count, usual), count))
     parts = pd.DataFrame(
         {
             "endpoint": rows["endpoint"],
@@ -49,7 +55,7 @@ def combine(rows: pd.DataFrame, additive: frozenset[str]) -> pd.DataFrame:
         }
     )
     out = parts.groupby([*_KEY, "time"], sort=True, as_index=False)[["total", "sum", "readings"]].sum()
-    out["value"] = out["total"].where(out["metric"].isin(additive), out["sum"] / out["readings"])
+    out["value"] = out["total"].where(out["metric"].isin(additive | COUNTS), out["sum"] / out["readings"])
     return out[SERIES_COLUMNS]
 
 

@@ -73,6 +73,7 @@ def write_hosted(
         for t in ticks
         for metric, value in zip(METRICS[3:], t.values, strict=True)
     ]
+    samples += [s for t in ticks for s in _counts(HOSTED, t, dict(zip(METRICS[3:], t.values, strict=True)))]
     store.write_samples(samples)
     store.write_costs(_estimates(HOSTED, HOSTED_PRICE, ticks, end, samples))
     store.write_costs(_billed(store, HOSTED, "Foundry Models", end, rng))
@@ -85,8 +86,23 @@ def _samples(endpoint: str, ticks: list[Tick], with_replicas: bool) -> Iterator[
         if with_replicas:
             yield Sample(tick.time, endpoint, "replicas", float(tick.replicas))
             yield Sample(tick.time, endpoint, "ready_replicas", float(tick.ready))
+            seconds = tick.step.total_seconds()
+            yield Sample(tick.time, endpoint, "ready_replica_seconds", float(tick.ready) * seconds)
         if tick.ready:
             yield from (Sample(tick.time, endpoint, m, v) for m, v in zip(METRICS, tick.values, strict=True))
+            yield from _counts(endpoint, tick, dict(zip(METRICS, tick.values, strict=True)))
+
+
+def _counts(endpoint: str, tick: Tick, rates: dict[str, float]) -> Iterator[Sample]:
+    """The increases a collector keeps beside the rates: what served in the tick's step."""
+    seconds = tick.step.total_seconds()
+    for rate, count in (
+        ("prompt_tokens_per_second", "prompt_tokens"),
+        ("generated_tokens_per_second", "generated_tokens"),
+        ("requests_per_second", "requests"),
+    ):
+        if rate in rates:
+            yield Sample(tick.time, endpoint, count, round(rates[rate] * seconds, 3))
 
 
 def _estimates(
@@ -100,6 +116,9 @@ def _estimates(
     its own step (the collector holds 15 s scrapes up to two minutes)."""
     if samples is None:
         samples = [Sample(t.time, endpoint, "ready_replicas", float(t.ready)) for t in ticks]
+        samples += [
+            Sample(t.time, endpoint, "ready_replica_seconds", t.ready * t.step.total_seconds()) for t in ticks
+        ]
     hours: dict[datetime, list[Sample]] = {}
     for sample in samples:
         hours.setdefault(sample.time.replace(minute=0), []).append(sample)

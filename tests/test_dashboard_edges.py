@@ -120,6 +120,7 @@ def test_a_store_younger_than_an_hour_lists_its_endpoints(
     try:  # 20 minutes of readings, rolled up: minute buckets, no hourly one yet
         store.write_samples(
             [Sample(NOW - i * MINUTE, "gamma", "prompt_tokens_per_second", 10.0) for i in range(1, 21)]
+            + [Sample(NOW - i * MINUTE, "gamma", "prompt_tokens", 600.0) for i in range(1, 21)]
         )
         store.rollup(NOW)
     finally:
@@ -127,6 +128,9 @@ def test_a_store_younger_than_an_hour_lists_its_endpoints(
     dashboard_env.setenv(STORE_ENV, url)
     app = _open("overview")
     assert _frames(app)[1]["endpoint"].tolist() == ["gamma"]
+    # Hourly over the default range: the current hour is not rolled up, and still counts,
+    # as the tokens read, not the first minutes' rate stretched over the hour.
+    assert _frames(app)[1].set_index("endpoint").loc["gamma", "tokens"] == 20 * 60 * 10
     app.session_state["range"] = "Last 6 hours"  # minute rollups
     app.run()
     assert _frames(app)[1].set_index("endpoint").loc["gamma", "tokens"] == 20 * 60 * 10
@@ -150,9 +154,10 @@ def test_a_replica_up_for_a_quarter_hour_counts_a_quarter_hour_of_tokens(
     11:15 only: 10 x 7,200 + 20 x 900 = 90,000 tokens, hourly or by the minute."""
     url = f"sqlite:///{tmp_path / 'partial.db'}"
     start = TODAY.replace(hour=10)
-    readings = [Sample(start + i * MINUTE, "eps", "prompt_tokens_per_second", 10.0, "r1") for i in range(120)]
+    # Read every minute, as counter increases (the tokens of the minute before).
+    readings = [Sample(start + i * MINUTE, "eps", "prompt_tokens", 10.0 * 60, "r1") for i in range(120)]
     readings += [
-        Sample(start + HOUR + i * MINUTE, "eps", "prompt_tokens_per_second", 20.0, "r2") for i in range(15)
+        Sample(start + HOUR + i * MINUTE, "eps", "prompt_tokens", 20.0 * 60, "r2") for i in range(15)
     ]
     store = open_store(url)
     try:

@@ -58,8 +58,22 @@ def test_spend_today_month_and_projection_per_endpoint_and_total() -> None:
     assert spend.loc["beta", "today_estimated"] == pytest.approx(96.0)
     assert spend.loc[figures.TOTAL, "today_estimated"] == pytest.approx(120.0)
     assert spend.loc[figures.TOTAL, "month_estimated"] == pytest.approx(168.0)
-    elapsed = 17 * 24 + 12.5
-    assert spend.loc[figures.TOTAL, "projected_estimated"] == pytest.approx(168.0 * 720 / elapsed)
+    # Month to date plus the last six hours' rate (06:00-12:30: six hours of rows, $60 in
+    # all) for the 299.5 hours left in the month.
+    left = 720 - (17 * 24 + 12.5)
+    assert spend.loc[figures.TOTAL, "projected_estimated"] == pytest.approx(168.0 + 60 / 6.5 * left)
+
+
+def test_a_store_ten_minutes_old_projects_from_those_ten_minutes() -> None:
+    """Ten minutes at $3.60/h: the month projects at $3.60/h for the hours left, not from
+    month to date spread over the days before the store existed."""
+    began = NOW - timedelta(minutes=10)
+    costs = _costs([(NOW.replace(minute=0), timedelta(minutes=30), "alpha", 0.60, "estimated")])
+    spend = figures.spend_summary(costs, NOW, data_since=began)
+    left = 720 - (17 * 24 + 12.5)
+    assert spend.loc["alpha", "projected_estimated"] == pytest.approx(0.60 + 3.60 * left)
+    assert figures.run_rate_label(NOW, began) == "at the rate since readings began (10 min)"
+    assert figures.run_rate_label(NOW, NOW - timedelta(days=3)) == "at the last 6 hours' rate"
 
 
 def test_billed_is_compared_with_the_estimate_over_the_billed_days_only() -> None:
@@ -97,22 +111,23 @@ def _series(rows: list[tuple[str, str, datetime, float]]) -> pd.DataFrame:
     return frame
 
 
-def test_tokens_are_rates_times_bucket_length_and_cost_per_1k_divides_by_them() -> None:
+def test_tokens_are_the_counted_buckets_summed_and_cost_per_1k_divides_by_them() -> None:
     series = _series(
         [
-            ("alpha", "prompt_tokens_per_second", TODAY, 100.0),
-            ("alpha", "prompt_tokens_per_second", TODAY + HOUR, 100.0),
-            ("alpha", "generated_tokens_per_second", TODAY, 50.0),
+            ("alpha", "prompt_tokens", TODAY, 360_000.0),
+            ("alpha", "prompt_tokens", TODAY + HOUR, 360_000.0),
+            ("alpha", "generated_tokens", TODAY, 180_000.0),
+            ("alpha", "prompt_tokens_per_second", TODAY, 100.0),  # a rate: never summed
             ("beta", "gpu_utilization", TODAY, 0.5),  # not a token metric
         ]
     )
-    tokens = figures.tokens_served(series, 3600.0)
+    tokens = figures.tokens_served(series)
     assert tokens.loc["alpha", "prompt"] == pytest.approx(720_000)
     assert tokens.loc["alpha", "generated"] == pytest.approx(180_000)
     per_1k = figures.cost_per_1k_tokens(pd.Series({"alpha": 9.0, "beta": 4.0}), tokens.sum(axis=1))
     assert per_1k["alpha"] == pytest.approx(9.0 / 900_000 * 1000)
     assert math.isnan(per_1k["beta"])  # cost but no tokens: undefined
-    by_hour = figures.tokens_per_hour(series, 3600.0)  # every endpoint together, per hour
+    by_hour = figures.tokens_per_hour(series)  # every endpoint together, per hour
     assert by_hour.tolist() == [540_000, 360_000] and by_hour.index[1] == TODAY + HOUR
 
 

@@ -89,6 +89,9 @@ def _readings() -> list[Sample]:
             Sample(at, "alpha", "gpu_utilization", 0.5),
             Sample(at, "alpha", "prompt_tokens_per_second", 100.0),
             Sample(at, "alpha", "generated_tokens_per_second", 50.0),
+            # What the collector keeps beside the rates: the tokens of the minute before.
+            Sample(at, "alpha", "prompt_tokens", 100.0 * 60),
+            Sample(at, "alpha", "generated_tokens", 50.0 * 60),
             Sample(at, "alpha", "request_latency_seconds_p95", 0.8),
             Sample(at, "alpha", "time_to_first_token_seconds_p95", 0.3),
             Sample(at, "beta", "request_latency_seconds_p95", 1.5),
@@ -98,6 +101,8 @@ def _readings() -> list[Sample]:
                 Sample(at, "beta", "gpu_utilization", gpu, replica),
                 Sample(at, "beta", "prompt_tokens_per_second", 5.0, replica),
                 Sample(at, "beta", "generated_tokens_per_second", 5.0, replica),
+                Sample(at, "beta", "prompt_tokens", 5.0 * 60, replica),
+                Sample(at, "beta", "generated_tokens", 5.0 * 60, replica),
             ]
     for at in _minutes(TODAY.replace(hour=6), TODAY.replace(hour=7)):
         rows.append(Sample(at, "alpha", "replicas", 0.0))
@@ -231,7 +236,8 @@ def test_overview_shows_the_seeded_spend_tokens_and_alerts(
     shown = _metrics(app)
     assert shown["Spend today"] == "$120.00"  # alpha 12 x $2 + beta 12 x $8
     assert shown["Month to date"] == "$168.00"  # + alpha yesterday 24 x $2
-    assert shown["Projected month"] == f"${168 * 720 / (17 * 24 + 12.5):,.2f}" == "$287.66"
+    # Month to date + the rate of 06:00-12:30 ($12 alpha + $48 beta) for the 299.5 h left.
+    assert shown["Projected month"] == f"${168 + 60 / 6.5 * 299.5:,.2f}" == "$2,932.62"
     assert shown["Billed month to date"] == "$50.00"
     assert shown["Billed − estimated"] == "$2.00"  # alpha's bill against its $48 estimate
     # alpha 150 tokens/s, beta 2 replicas x 10 tokens/s, for two hours.

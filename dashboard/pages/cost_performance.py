@@ -60,7 +60,7 @@ def body(view: View) -> None:
     st.plotly_chart(chart, key="timeline")
 
     st.subheader("Cost per 1K tokens against p95 latency")
-    tokens = figures.tokens_served(series, data.bucket_seconds(view.resolution)).sum(axis=1)
+    tokens = figures.tokens_served(series).sum(axis=1)
     points = pd.DataFrame(
         {
             "usd_per_1k_tokens": figures.cost_per_1k_tokens(

@@ -70,10 +70,10 @@ def body(view: View) -> None:
     names = list(view.endpoints)
     costs = data.cost_frame(view.url, min(figures.month_start(view.now), view.start), view.end)
     costs = costs[costs["endpoint"].isin(names)]
-    spend = figures.spend_summary(costs, view.now)
+    since = data.first_reading(view.url, view.endpoints, figures.run_rate_start(view.now))
+    spend = figures.spend_summary(costs, view.now, since)
     series = data.series(view.url, view.endpoints, _METRICS, view.start, view.end, view.resolution)
-    bucket = data.bucket_seconds(view.resolution)
-    tokens = figures.tokens_served(series, bucket).sum(axis=1)
+    tokens = figures.tokens_served(series).sum(axis=1)
     cost_range = figures.cost_in_range(costs, view.start, view.end)
     events = data.alert_events(view.url, view.now - _ALERT_LOOKBACK, view.end)
     firing = figures.firing_now(events)
@@ -105,7 +105,12 @@ def body(view: View) -> None:
         chart_data=_trend(_month_to_date(costs, view, "estimated")),
         **_CARD,
     )
-    cols[2].metric("Projected month", ui.money(total["projected_estimated"]), **_CARD)
+    cols[2].metric(
+        "Projected month",
+        ui.money(total["projected_estimated"]),
+        help="estimated month to date, plus the rest of the month " + figures.run_rate_label(view.now, since),
+        **_CARD,
+    )
     cols[3].metric("Firing alerts", f"{len(firing)}", **_CARD)
     cols = st.columns(4)
     cols[0].metric(
@@ -121,7 +126,7 @@ def body(view: View) -> None:
         **_CARD,
     )
     all_tokens = float(tokens.sum())
-    tokens_trend = figures.tokens_per_hour(series, bucket)
+    tokens_trend = figures.tokens_per_hour(series)
     cols[2].metric(
         f"Tokens ({view.range_label.lower()})",
         ui.count(all_tokens),

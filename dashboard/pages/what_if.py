@@ -47,7 +47,7 @@ def _per_million(view: View, gpu: dict[str, GpuHourPrice], hosted: TokenPrice) -
     names = tuple(n for n in view.endpoints if n in gpu) or tuple(view.endpoints)
     series = data.series(view.url, names, figures.TOKEN_METRICS, view.start, view.end, view.resolution)
     bucket = data.bucket_seconds(view.resolution)
-    tokens = figures.tokens_served(series, bucket).reindex(list(names)).fillna(0.0)
+    tokens = figures.tokens_served(series).reindex(list(names)).fillna(0.0)
     cost = figures.cost_in_range(data.cost_frame(view.url, view.start, view.end), view.start, view.end)
     rows = []
     for name, (prompt, generated) in tokens.iterrows():

@@ -11,10 +11,18 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from inferplane.store.rollup import floor_time
-from inferplane.store.schema import ROLLUP_TABLES, costs, samples
+from inferplane.store.coltypes import UTCDateTime
+from inferplane.store.rollup import bucket_expression, floor_time
+from inferplane.store.schema import ROLLUP_TABLES, costs, rollup_state, samples
 
-__all__ = ["RESOLUTIONS", "costs_query", "pick_resolution", "series_query"]
+__all__ = [
+    "RESOLUTIONS",
+    "bucket_rows_queries",
+    "costs_query",
+    "pick_resolution",
+    "rollup_pending",
+    "series_query",
+]
 
 # Series reads share one shape: ``series_query`` for one (endpoint, metric), and with
 # ``endpoint``/``metric`` given as lists, one query for many, grouped per series.
@@ -90,3 +98,84 @@ def costs_query(start: datetime, end: datetime, endpoint: str | None, source: st
     return query.order_by(
         costs.c.period_start, costs.c.period_end, costs.c.endpoint, costs.c.service, costs.c.source
     )
+
+
+def bucket_rows_queries(
+    dialect: str,
+    pending: dict[str, datetime | None],
+    endpoints: list[str],
+    metrics: list[str],
+    start: datetime,
+    end: datetime,
+    resolution: str,
+) -> list[sa.Select[Any]]:
+    """Queries whose rows together give, per (endpoint, metric, bucket of
+    ``resolution``, per-replica count), ``(endpoint, metric, bucket, count, sum of sums,
+    replicas)``: what a dashboard combines into one value per bucket.
+
+    A rollup holds only buckets complete when it last ran (``pending``: per resolution,
+    where it must start again), so the rest comes from the finer table, and the newest
+    from raw samples, folded into the same buckets: the current hour and minute count
+    too, and late samples are never read twice."""
+    if resolution not in ROLLUP_TABLES:
+        raise ValueError(f"bucket rows are read at 1m or 1h, not {resolution!r}")
+    # Coarsest first: each table serves from where the one before stops to where it is
+    # complete itself; raw samples serve the rest, up to ``end``.
+    tables = ["1h", "1m"] if resolution == "1h" else ["1m"]
+    lo = floor_time(start, resolution)
+    queries = []
+    for table in tables:
+        complete = pending.get(table)
+        hi = lo if complete is None else min(max(complete, lo), end)
+        if hi > lo:
+            queries.append(_bucket_rows(dialect, table, endpoints, metrics, lo, hi, resolution))
+        lo = hi
+    if lo < end:
+        queries.append(_bucket_rows(dialect, "raw", endpoints, metrics, lo, end, resolution))
+    return queries
+
+
+def _bucket_rows(
+    dialect: str,
+    table_name: str,
+    endpoints: list[str],
+    metrics: list[str],
+    lo: datetime,
+    hi: datetime,
+    resolution: str,
+) -> sa.Select[Any]:
+    count: sa.ColumnElement[Any]
+    if table_name == "raw":
+        table, time = samples, samples.c.time
+        count, total = sa.func.count(), sa.func.sum(samples.c.value)
+    else:
+        table = ROLLUP_TABLES[table_name]
+        time = table.c.bucket
+        count, total = sa.func.sum(table.c["count"]), sa.func.sum(table.c["sum"])
+    bucket: sa.ColumnElement[Any] = time
+    if table_name != resolution:  # folded into the coarser buckets, typed as a stored time
+        bucket = sa.type_coerce(bucket_expression(dialect, time, resolution), UTCDateTime())
+    per_replica = (
+        sa.select(
+            table.c.endpoint,
+            table.c.metric,
+            bucket.label("bucket"),
+            count.label("count"),
+            total.label("total"),
+        )
+        .where(table.c.endpoint.in_(endpoints), table.c.metric.in_(metrics), time >= lo, time < hi)
+        .group_by(table.c.endpoint, table.c.metric, table.c.replica, bucket)
+        .subquery()
+    )
+    c = per_replica.c
+    return sa.select(
+        c.endpoint, c.metric, c.bucket, c["count"], sa.func.sum(c.total), sa.func.count()
+    ).group_by(c.endpoint, c.metric, c.bucket, c["count"])
+
+
+def rollup_pending(connection: sa.Connection) -> dict[str, datetime | None]:
+    """Per rollup resolution, the time from which its buckets are not complete yet."""
+    return {
+        str(k): v
+        for k, v in connection.execute(sa.select(rollup_state.c.resolution, rollup_state.c.pending_from))
+    }

@@ -18,7 +18,7 @@ from inferplane.store.coltypes import UTCDateTime
 from inferplane.store.schema import rollup_state, samples, samples_1h, samples_1m
 from inferplane.store.upsert import upsert
 
-__all__ = ["STEPS", "floor_time", "mark_pending", "roll_up"]
+__all__ = ["STEPS", "bucket_expression", "floor_time", "mark_pending", "roll_up"]
 
 STEPS: dict[str, timedelta] = {"1m": timedelta(minutes=1), "1h": timedelta(hours=1)}
 _KEY = ("endpoint", "metric", "replica", "bucket")
@@ -36,7 +36,8 @@ def floor_time(time: datetime, resolution: str) -> datetime:
     return datetime.fromtimestamp(seconds - seconds % step, UTC)
 
 
-def _bucket(dialect: str, column: sa.ColumnElement[Any], resolution: str) -> sa.ColumnElement[Any]:
+def bucket_expression(dialect: str, column: sa.ColumnElement[Any], resolution: str) -> sa.ColumnElement[Any]:
+    """SQL for the start of the ``resolution`` bucket holding ``column``."""
     if dialect == "sqlite":
         width, suffix = _SQLITE_SUFFIX[resolution]
         return sa.func.substr(column, 1, width, type_=sa.String) + suffix
@@ -69,7 +70,7 @@ def _source_query(dialect: str, resolution: str, lo: datetime, hi: datetime) -> 
             sa.func.min(src.c["min"]).label("min"),
             sa.func.max(src.c["max"]).label("max"),
         ]
-    bucket = _bucket(dialect, time, resolution).label("bucket")
+    bucket = bucket_expression(dialect, time, resolution).label("bucket")
     keys = [src.c.endpoint, src.c.metric, src.c.replica]
     return sa.select(*keys, bucket, *aggregates).where(time >= lo, time < hi).group_by(*keys, bucket)
 

@@ -20,7 +20,13 @@ from sqlalchemy.engine import Engine
 from collector.samples import CostRow, Sample
 from inferplane.store import schema
 from inferplane.store.errors import StoreError, safe_url, translate_errors
-from inferplane.store.reads import costs_query, pick_resolution, series_query
+from inferplane.store.reads import (
+    bucket_rows_queries,
+    costs_query,
+    pick_resolution,
+    rollup_pending,
+    series_query,
+)
 from inferplane.store.rollup import mark_pending, roll_up
 from inferplane.store.upsert import upsert
 
@@ -176,6 +182,30 @@ class Store:
             for endpoint, metric, time, value in connection.execute(query).all():
                 series.setdefault((endpoint, metric), []).append((time, float(value)))
         return series
+
+    def read_bucket_rows(
+        self, endpoints: list[str], metrics: list[str], start: datetime, end: datetime, resolution: str
+    ) -> list[tuple[Any, ...]]:
+        """Per (endpoint, metric, bucket of ``resolution`` (1m or 1h), per-replica
+        count): ``(endpoint, metric, bucket, count, sum, replicas)`` over ``[start, end)``,
+        the buckets not rolled up yet included (read from the finer tables and raw
+        samples): what the dashboard turns into one value per bucket, the current hour
+        and minute too."""
+        with self._transaction("read bucket rows") as connection:
+            pending = rollup_pending(connection)
+            dialect = connection.dialect.name
+            queries = bucket_rows_queries(dialect, pending, endpoints, metrics, start, end, resolution)
+            return [tuple(row) for query in queries for row in connection.execute(query)]
+
+    def first_sample_time(self, endpoints: list[str], since: datetime) -> datetime | None:
+        """The oldest raw sample of ``endpoints`` at or after ``since``: when the data a
+        run rate can be taken over begins."""
+        column = schema.samples.c
+        query = sa.select(sa.func.min(column.time)).where(
+            column.endpoint.in_(endpoints), column.time >= since
+        )
+        with self._transaction("read the first sample time") as connection:
+            return cast(datetime | None, connection.execute(query).scalar_one())
 
     def read_costs(
         self, start: datetime, end: datetime, endpoint: str | None = None, source: str | None = None
