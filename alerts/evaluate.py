@@ -21,6 +21,7 @@ from typing import Any
 from alerts.model import Finding
 from alerts.rules import (
     ScalingEvent,
+    cost_reconciliation_rule,
     idle_gpu_rule,
     latency_slo_rule,
     scaling_failure_rule,
@@ -49,6 +50,8 @@ class Readings:
     latency_p95: Mapping[str, Series] = field(default_factory=dict)
     spent_today_usd: float | None = None
     spent_month_usd: float | None = None
+    spend_rate_usd_per_hour: float | None = None  # estimated, over the recent hours
+    daily_costs: Mapping[Any, tuple[float | None, float | None]] = field(default_factory=dict)
     scaling_events: Sequence[ScalingEvent] = ()
 
     def tokens_per_minute(self, which: str) -> list[tuple[datetime, float]]:
@@ -169,7 +172,16 @@ def _spend(
         now,
         daily_budget_usd=rule.daily_budget_usd,
         monthly_budget_usd=rule.monthly_budget_usd,
+        burn_usd_per_hour=readings.spend_rate_usd_per_hour,
     )
+
+
+def _cost_reconciliation(
+    rule: rules_config.CostReconciliationRule, endpoint: Endpoint, readings: Readings, now: datetime
+) -> list[Finding]:
+    first = now.date() - timedelta(days=rule.days)
+    days = {d: v for d, v in readings.daily_costs.items() if first <= d < now.date()}  # whole days
+    return cost_reconciliation_rule(endpoint.name, days, rule.max_difference, rule.min_usd)
 
 
 def _idle_gpu(
@@ -218,6 +230,7 @@ def _scaling(
 _RULES: dict[str, Callable[[Any, Endpoint, Readings, datetime], list[Finding]]] = {
     "token_spike": _token_spike,
     "spend": _spend,
+    "cost_reconciliation": _cost_reconciliation,
     "idle_gpu": _idle_gpu,
     "latency_slo": _latency_slo,
     "scaling": _scaling,

@@ -26,6 +26,7 @@ _MINUTE = timedelta(minutes=1)
 _RAW_MINUTES = 30
 _LATENCY_METRICS = ("request_latency_seconds_p95", "time_to_first_token_seconds_p95")
 _SCALING_LOOKBACK = timedelta(days=1)
+_RUN_RATE_WINDOW = timedelta(hours=6)
 
 
 def read_readings(store: Any, config: InferplaneConfig, now: datetime) -> dict[str, Readings]:
@@ -62,6 +63,9 @@ def _read(
         }
     if "spend" in kinds:
         values["spent_today_usd"], values["spent_month_usd"] = _spend(store, endpoint, now)
+        values["spend_rate_usd_per_hour"] = _run_rate(store, endpoint, now)
+    if "cost_reconciliation" in kinds:
+        values["daily_costs"] = _daily_costs(store, endpoint, now)
     if "scaling" in kinds:
         rows = store.read_scaling_events(now - _SCALING_LOOKBACK, now + _MINUTE, endpoint)
         values["scaling_events"] = [ScalingEvent.of(row) for row in rows]
@@ -123,3 +127,26 @@ def _spend(store: Any, endpoint: str, now: datetime) -> tuple[float | None, floa
     days = {day for day, _ in by_day}
     spent = {day: max(by_day.get((day, "estimated"), 0.0), by_day.get((day, "billed"), 0.0)) for day in days}
     return spent.get(now.date(), 0.0), sum(spent.values())
+
+
+def _run_rate(store: Any, endpoint: str, now: datetime) -> float | None:
+    """Estimated USD per hour over the last six hours (widened to whole hours: estimated
+    rows are hourly), or since the first reading when the store is younger; None
+    without readings. Budgets are projected at this rate, not from the month's average."""
+    start = (now - _RUN_RATE_WINDOW).replace(minute=0, second=0, microsecond=0)
+    rows = [r for r in store.read_costs(start, now, endpoint, "estimated") if r.period_start >= start]
+    since = store.first_sample_time([endpoint], start)
+    if since is None:
+        return None
+    hours = max((now - max(start, since)) / timedelta(hours=1), 1 / 60)
+    return sum(r.amount for r in rows) / hours
+
+
+def _daily_costs(store: Any, endpoint: str, now: datetime) -> dict[Any, tuple[float | None, float | None]]:
+    """Per UTC day of the last 60: (estimated, billed) USD, None where that figure has no row."""
+    start = now.replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=60)
+    totals: dict[tuple[Any, str], float] = defaultdict(float)
+    for row in store.read_costs(start, now, endpoint):
+        totals[(row.period_start.date(), row.source)] += row.amount
+    days = {day for day, _ in totals}
+    return {day: (totals.get((day, "estimated")), totals.get((day, "billed"))) for day in sorted(days)}

@@ -33,6 +33,7 @@ from collector.samples import METRICS
 
 __all__ = [
     "ScalingEvent",
+    "cost_reconciliation_rule",
     "idle_gpu_rule",
     "latency_slo_rule",
     "scaling_failure_rule",
@@ -112,14 +113,19 @@ def spend_rule(
     now: datetime,
     daily_budget_usd: float | None = None,
     monthly_budget_usd: float | None = None,
+    burn_usd_per_hour: float | None = None,
 ) -> list[Finding]:
-    """Fire when spend, projected linearly to the end of the UTC day or month, exceeds its
-    budget (a budget of None is not checked). Critical once the budget is already spent.
+    """Fire when spend, projected to the end of the UTC day or month, exceeds its budget
+    (a budget of None is not checked). Critical once the budget is already spent.
 
-    ``cost_per_hour_usd`` is today's burn rate (spent today / hours elapsed today)."""
+    With ``burn_usd_per_hour`` (the recent run rate) the projection is what is spent plus
+    that rate for the rest of the period; without it, spend so far stretched linearly
+    over the period. ``cost_per_hour_usd`` is the run rate, else today's average."""
     now = _utc(now)
     elapsed_today = (now - _day_start(now)) / _HOUR
-    burn = spent_today_usd / elapsed_today if elapsed_today > 0 else None
+    burn = burn_usd_per_hour
+    if burn is None:
+        burn = spent_today_usd / elapsed_today if elapsed_today > 0 else None
     checks = (
         (_PERIODS[0], spent_today_usd, daily_budget_usd),
         (_PERIODS[1], spent_month_usd, monthly_budget_usd),
@@ -128,15 +134,49 @@ def spend_rule(
     for period, spent, budget in checks:
         if budget is None:
             continue
-        projected = _project(period, spent, now)
+        projected = _project(period, spent, now, burn_usd_per_hour)
         if projected > budget:
             findings.append(_spend_finding(endpoint, period.name, spent, projected, budget, burn))
     return findings
 
 
-def _project(period: _Period, spent: float, now: datetime) -> float:
+def _project(period: _Period, spent: float, now: datetime, burn: float | None) -> float:
     elapsed = now - period.start(now)
+    if burn is not None:
+        return spent + burn * ((period.length(now) - elapsed) / _HOUR)
     return spent if elapsed < period.min_elapsed else spent * (period.length(now) / elapsed)
+
+
+def cost_reconciliation_rule(
+    endpoint: str,
+    days: Mapping[Any, tuple[float | None, float | None]],
+    max_difference: float = 0.1,
+    min_usd: float = 1.0,
+) -> list[Finding]:
+    """Fire for each day whose estimated and billed cost (``days``: day -> (estimated,
+    billed)) differ by more than ``max_difference`` of the larger. A day missing either
+    figure is not judged (a bill lags a day; an endpoint may not be billed apart), nor
+    one where both are under ``min_usd``."""
+    findings = []
+    for day, (estimated, billed) in sorted(days.items()):
+        if estimated is None or billed is None or max(estimated, billed) < min_usd:
+            continue
+        share = abs(billed - estimated) / max(estimated, billed)
+        if share <= max_difference:
+            continue
+        direction = "above" if billed > estimated else "below"
+        findings.append(
+            Finding(
+                rule="cost_reconciliation",
+                endpoint=endpoint,
+                summary=f"{endpoint}: billed ${billed:,.2f} on {day} is {share:.0%} {direction} the "
+                f"${estimated:,.2f} estimated (more than {max_difference:.0%}): check the price "
+                "table and the cost sources",
+                figures={"estimated_usd": estimated, "billed_usd": billed, "difference_share": share},
+                labels={"day": str(day)},
+            )
+        )
+    return findings
 
 
 def _spend_finding(

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from alerts.rules import (
+    cost_reconciliation_rule,
     idle_gpu_rule,
     latency_slo_rule,
     scaling_failure_rule,
@@ -212,3 +213,32 @@ def test_scaling_notice_rule(row: tuple) -> None:
     assert [f.figures["saving_per_hour_usd"] for f in findings] == savings
     assert all(f.severity == "info" for f in findings)
     assert len({f.fingerprint for f in findings}) == len(findings)
+
+
+def test_spend_projects_at_the_run_rate_when_given() -> None:
+    """$10 spent by noon, but burning $20/h now: the day projects to $10 + 12 h x $20 =
+    $250 (over a $200 budget), where the day's average would say $20."""
+    (finding,) = spend_rule("chat", 10.0, 10.0, NOW, daily_budget_usd=200.0, burn_usd_per_hour=20.0)
+    assert finding.figures["projected_usd"] == pytest.approx(250.0)
+    assert finding.cost_per_hour_usd == 20.0
+    assert spend_rule("chat", 10.0, 10.0, NOW, daily_budget_usd=200.0) == []
+
+
+@pytest.mark.parametrize(
+    ("estimated", "billed", "fires"),
+    [
+        pytest.param(100.0, 105.0, False, id="within-10pct"),
+        pytest.param(100.0, 125.0, True, id="billed-25pct-above"),
+        pytest.param(100.0, 80.0, True, id="billed-20pct-below"),
+        pytest.param(0.5, 0.9, False, id="both-under-min"),
+        pytest.param(100.0, None, False, id="no-bill-yet"),
+        pytest.param(None, 40.0, False, id="no-estimate"),
+    ],
+)
+def test_cost_reconciliation(estimated: float | None, billed: float | None, fires: bool) -> None:
+    day = NOW.date() - timedelta(days=1)
+    findings = cost_reconciliation_rule("chat", {day: (estimated, billed)}, max_difference=0.1, min_usd=1.0)
+    assert bool(findings) is fires
+    if fires:
+        assert findings[0].labels == {"day": str(day)}
+        assert findings[0].rule == "cost_reconciliation"

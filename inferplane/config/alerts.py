@@ -51,6 +51,16 @@ class SpendRule(_RuleBase):
         return self
 
 
+class CostReconciliationRule(_RuleBase):
+    """Estimated and billed cost of a whole day differ by more than ``max_difference`` (a
+    share of the larger): a wrong price table, or a cost the estimate does not see."""
+
+    kind: Literal["cost_reconciliation"]
+    max_difference: float = Field(0.1, gt=0, lt=1, description="share of the larger figure that may differ")
+    days: int = Field(7, ge=1, le=60, description="complete days back to compare")
+    min_usd: float = Field(1.0, ge=0, description="days where both figures are below this are not judged")
+
+
 class IdleGpuRule(_RuleBase):
     kind: Literal["idle_gpu"]
     floor: float = Field(0.1, gt=0, lt=1, description="GPU utilization (0..1) below which a replica idles")
@@ -71,7 +81,8 @@ class ScalingRule(_RuleBase):
 
 
 Rule = Annotated[
-    TokenSpikeRule | SpendRule | IdleGpuRule | LatencySloRule | ScalingRule, Field(discriminator="kind")
+    TokenSpikeRule | SpendRule | CostReconciliationRule | IdleGpuRule | LatencySloRule | ScalingRule,
+    Field(discriminator="kind"),
 ]
 
 
