@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 from collector.build import Plan, build_plan
@@ -13,7 +15,7 @@ __all__ = ["build_collector"]
 
 
 def build_collector(
-    config_path: Path, store_url: str | None = None
+    config_path: Path, store_url: str | None = None, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 ) -> tuple[Collector, Plan, dict[str, int]]:
     """A ready collector, its plan and the store's retention settings.
 
@@ -27,6 +29,7 @@ def build_collector(
         [source for source, _ in plan.metric_sources],
         [source for source, _ in plan.cost_sources],
         plan.prices,
+        clock=clock,
         source_endpoints=plan.source_endpoints,
         source_intervals={source.name: interval for source, interval in plan.metric_sources},
     )

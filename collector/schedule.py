@@ -1,6 +1,6 @@
 """The collector's jobs on an APScheduler scheduler (the control plane's one scheduler).
 
-Each source runs on its own interval; rollups every minute, estimated costs every five,
+Each source runs on its own interval; rollups and estimated costs every minute,
 retention hourly. Every job first runs at start: a control plane restarted more often
 than an hour must still roll up, estimate and prune. A job never overlaps itself
 (``max_instances=1``) and a late run is folded into one (``coalesce``). Errors inside a
@@ -45,11 +45,12 @@ def add_collect_jobs(
         ids.append(job.id)
     store = collector.store
     jobs: list[tuple[str, Any, dict[str, int], dict[str, Any]]] = [
-        ("rollup", lambda: store.rollup(datetime.now(UTC)), {"minutes": 1}, {}),
-        ("estimate-costs", collector.estimate, {"minutes": 5}, {}),
+        ("rollup", lambda: store.rollup(collector.clock()), {"minutes": 1}, {}),
+        # Every minute: the current hour's estimate is at most a minute behind.
+        ("estimate-costs", collector.estimate, {"minutes": 1}, {}),
         (
             "retention",
-            lambda: store.apply_retention(datetime.now(UTC), **(retention or {})),
+            lambda: store.apply_retention(collector.clock(), **(retention or {})),
             {"hours": 1},
             {},
         ),

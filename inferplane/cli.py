@@ -15,6 +15,7 @@ from inferplane.cli_bench_replay import bench_replay
 from inferplane.cli_common import fail
 from inferplane.cli_config_reference import config_reference
 from inferplane.cli_control_plane import control_plane
+from inferplane.cli_costs import costs
 from inferplane.cli_dashboard import dashboard
 from inferplane.cli_export import export_app
 from inferplane.cli_logging import LogFormatOption, LogLevelOption, start_logging
@@ -39,6 +40,7 @@ app.add_typer(alerts_app, name="alerts")
 app.add_typer(export_app, name="export")
 app.add_typer(autoscaler_app, name="autoscaler")
 app.command("scale")(scale)
+app.command("costs")(costs)
 app.command("replay")(replay)
 app.command("router")(router)
 config_app.command("reference")(config_reference)

@@ -8,6 +8,7 @@ lives in the store.
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -16,9 +17,12 @@ import typer
 from inferplane.cli_common import fail
 from inferplane.cli_logging import LogFormatOption, LogLevelOption, start_logging
 
-__all__ = ["control_plane"]
+__all__ = ["CLOCK_OFFSET_ENV", "control_plane"]
 
 log = logging.getLogger("inferplane.control_plane")
+# For tests and demos: run every job's "now" this many seconds from the wall clock, so the
+# real stack crosses an hour (or a day) boundary within a minute of starting.
+CLOCK_OFFSET_ENV = "INFERPLANE_CLOCK_OFFSET_S"
 
 
 def control_plane(
@@ -34,7 +38,7 @@ def control_plane(
     from autoscaler.targets import TargetError
     from inferplane.config import ConfigError, load_config
     from inferplane.control import run_until_stopped
-    from inferplane.control_plane import control_plane_jobs, env_names
+    from inferplane.control_plane import control_plane_jobs, env_names, offset_clock
     from inferplane.store import StoreError
 
     if ready_file is not None:
@@ -46,8 +50,16 @@ def control_plane(
     except ConfigError as error:
         fail(str(error))
     start_logging(log_level, log_format, names)
+    clock = None
+    offset = os.environ.get(CLOCK_OFFSET_ENV)
+    if offset:
+        try:
+            clock = offset_clock(float(offset))
+        except ValueError:
+            fail(f"{CLOCK_OFFSET_ENV}={offset!r}: expected a number of seconds")
+        log.warning("the control plane's clock runs %s s from the wall clock (%s)", offset, CLOCK_OFFSET_ENV)
     try:
-        jobs = control_plane_jobs(config, store)
+        jobs = control_plane_jobs(config, store, clock)
     except (ConfigError, StoreError, TargetError) as error:
         fail(str(error))
 

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from apscheduler.schedulers.base import BaseScheduler
 
-__all__ = ["ControlPlaneJobs", "alert_jobs", "control_plane_jobs", "env_names"]
+__all__ = ["ControlPlaneJobs", "alert_jobs", "control_plane_jobs", "env_names", "offset_clock"]
 
 JobAdder = Callable[[BaseScheduler], object]
 
@@ -38,20 +39,25 @@ class ControlPlaneJobs:
             close()
 
 
-def alert_jobs(config: Path, store: str | None) -> tuple[list[JobAdder], list[Callable[[], None]]]:
+def alert_jobs(
+    config: Path, store: str | None, clock: Callable[[], datetime] | None = None
+) -> tuple[list[JobAdder], list[Callable[[], None]]]:
     """The alert evaluation job and its closer when the configuration has alert rules."""
     from alerts.main import build_engine
     from alerts.schedule import add_alert_jobs
 
-    engine = build_engine(config, store)
+    engine = build_engine(config, store, clock=clock or _wall_clock)
     if engine.config.alerts is None or not engine.config.alerts.rules:
         engine.close()
         return [], []
     return [lambda scheduler: add_alert_jobs(scheduler, engine)], [engine.close]
 
 
-def control_plane_jobs(config: Path, store: str | None = None) -> ControlPlaneJobs:
-    """Build the collector, the autoscaler engine and the alert engine from ``config``."""
+def control_plane_jobs(
+    config: Path, store: str | None = None, clock: Callable[[], datetime] | None = None
+) -> ControlPlaneJobs:
+    """Build the collector, the autoscaler engine and the alert engine from ``config``.
+    ``clock``: what every job takes as now (the wall clock unless a test sets one)."""
     from autoscaler.jobs import add_autoscale_jobs
     from autoscaler.main import build_engine
     from collector.main import build_collector
@@ -59,7 +65,7 @@ def control_plane_jobs(config: Path, store: str | None = None) -> ControlPlaneJo
 
     jobs = ControlPlaneJobs()
     try:
-        collector, plan, retention = build_collector(config, store)
+        collector, plan, retention = build_collector(config, store, clock or _wall_clock)
         jobs.closers.append(collector.close)
         jobs.adders.append(lambda s: add_collect_jobs(s, collector, plan, retention))
         sources = len(plan.metric_sources) + len(plan.cost_sources)
@@ -67,11 +73,11 @@ def control_plane_jobs(config: Path, store: str | None = None) -> ControlPlaneJo
         engine: Any = build_engine(config, store)
         if engine.endpoints:
             jobs.closers.append(engine.close)
-            jobs.adders.append(lambda s: add_autoscale_jobs(s, engine))
+            jobs.adders.append(lambda s: add_autoscale_jobs(s, engine, clock))
             jobs.parts.append("autoscaling " + ", ".join(e.name for e in engine.endpoints))
         else:
             engine.close()
-        adders, closers = alert_jobs(config, store)
+        adders, closers = alert_jobs(config, store, clock)
         jobs.adders.extend(adders)
         jobs.closers.extend(closers)
         if adders:
@@ -80,6 +86,18 @@ def control_plane_jobs(config: Path, store: str | None = None) -> ControlPlaneJo
         jobs.close()
         raise
     return jobs
+
+
+def _wall_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+def offset_clock(offset_s: float) -> Callable[[], datetime]:
+    """The wall clock moved by ``offset_s`` seconds: what tests use to start the real stack
+    a minute before an hour ends (``INFERPLANE_CLOCK_OFFSET_S``). It runs at the wall
+    clock's pace, so a restarted control plane with the same offset goes on where it was."""
+    offset = timedelta(seconds=offset_s)
+    return lambda: datetime.now(UTC) + offset
 
 
 def env_names(config: Any) -> set[str]:

@@ -85,6 +85,9 @@ class TraceLoad:
     max_generated_tokens: int = 8
     workers: int = 16
     outcomes: list[int | str] = field(default_factory=list)
+    # (prompt, completion) tokens of every answered request, as its ``usage`` said: the
+    # clients' own count, ground truth for the token figures.
+    usage: list[tuple[int, int]] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
     _started: float = 0.0
@@ -121,9 +124,14 @@ class TraceLoad:
         # temperature > 0: every request is computed (a cached answer would be no load).
         body = {"prompt": synthetic_prompt(prompt_tokens), "max_tokens": max_tokens, "temperature": 0.8}
         try:
-            self.outcomes.append(client.post(self.url + "/v1/completions", json=body).status_code)
+            response = client.post(self.url + "/v1/completions", json=body)
         except httpx.HTTPError as error:
             self.outcomes.append(type(error).__name__)
+            return
+        if response.status_code == 200:
+            counts = response.json()["usage"]
+            self.usage.append((counts["prompt_tokens"], counts["completion_tokens"]))
+        self.outcomes.append(response.status_code)
 
     def failed(self) -> list[int | str]:
         return [o for o in self.outcomes if o != 200]
