@@ -91,7 +91,8 @@ def estimate_costs(
     max_hold: timedelta = timedelta(minutes=2),
     currency: str = "USD",
 ) -> list[CostRow]:
-    """Hourly estimated cost rows of ``endpoint`` over [start, end) from its samples."""
+    """Hourly estimated cost rows of ``endpoint`` over [start, end) from its samples; an
+    hour with no reading that bears on it has no row (its cost is unknown, not zero)."""
     mine = [s for s in samples if s.endpoint == endpoint]
     reported = {s.metric for s in mine}
 
@@ -103,6 +104,8 @@ def estimate_costs(
 
     rows = []
     for hour_start, hour_end in _hours(start, end):
+        if not any(hour_start - max_hold <= s.time < hour_end for s in mine):
+            continue  # nothing read that bears on this hour: unknown, so no row (not $0)
         if isinstance(price, GpuPrice):
             replica_seconds = total("ready_replica_seconds", "ready_replicas", hour_start, hour_end)
             amount = replica_seconds * price.gpus_per_replica * price.gpu_per_hour_usd / 3600

@@ -199,8 +199,9 @@ class Prometheus:
 class UpStack:
     """``inferplane up --config CONFIG`` as a child process with its own INFERPLANE_HOME."""
 
-    def __init__(self, home: Path, config: Path, *args: str) -> None:
+    def __init__(self, home: Path, config: Path, *args: str, keep_env: tuple[str, ...] = ()) -> None:
         self.home = home
+        self.keep_env = ("INFERPLANE_MODEL_DIR", *keep_env)  # INFERPLANE_* passed on
         self.config = config
         self.args = args  # more options of ``up`` (``--store URL``, say)
         self.ready_file = home.parent / f"{home.name}-ready.json"
@@ -208,11 +209,7 @@ class UpStack:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, deadline_s: float = 180) -> UpStack:
-        env = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith("INFERPLANE_") or k == "INFERPLANE_MODEL_DIR"
-        }
+        env = {k: v for k, v in os.environ.items() if not k.startswith("INFERPLANE_") or k in self.keep_env}
         env["INFERPLANE_HOME"] = str(self.home)
         # One compute thread per replica: two replicas on a shared 2-core machine must not
         # oversubscribe it (spinning torch threads slow every process down many times).
