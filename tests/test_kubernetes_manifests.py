@@ -1,7 +1,8 @@
 """deploy/kubernetes: the kustomize base (GPU) and the cpu overlay, rendered and checked.
 
 Rendering: `kubectl kustomize` (kustomize built into kubectl) where kubectl is on PATH,
-as on the development machines; elsewhere a minimal renderer here (resources,
+as on the development machines and always on CI (./test.sh installs it; a missing
+kubectl fails there instead of skipping); elsewhere a minimal renderer here (resources,
 namespace, configMapGenerator without the name hash, images, JSON 6902 patches), which
 a test holds equal to kubectl's output wherever both run. Every rendered document is
 deserialized into the kubernetes client's model for its kind and must round-trip (a
@@ -13,6 +14,7 @@ images, config mounts and Secret references.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -44,9 +46,18 @@ Docs = dict[tuple[str, str], dict[str, Any]]
 # --- rendering ---------------------------------------------------------------------------
 
 
-def kubectl_build(folder: Path) -> list[dict[str, Any]]:
+def kubectl_or_skip() -> str:
+    """kubectl's path; without it the test skips here and fails on CI (./test.sh installs it)."""
     kubectl = shutil.which("kubectl")
-    assert kubectl is not None
+    if kubectl is None:
+        if os.environ.get("CI"):
+            pytest.fail("kubectl is not installed: ./test.sh installs it (Debian package kubectl)")
+        pytest.skip("kubectl (with kustomize) is not on PATH")
+    return kubectl
+
+
+def kubectl_build(folder: Path) -> list[dict[str, Any]]:
+    kubectl = kubectl_or_skip()
     result = subprocess.run(
         [kubectl, "kustomize", str(folder)], capture_output=True, text=True, timeout=120, check=False
     )
@@ -105,7 +116,7 @@ def containers_of(doc: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def build(folder: Path) -> list[dict[str, Any]]:
-    return kubectl_build(folder) if shutil.which("kubectl") else lite_build(folder)
+    return kubectl_build(folder) if shutil.which("kubectl") or os.environ.get("CI") else lite_build(folder)
 
 
 def as_models(docs: list[dict[str, Any]]) -> Docs:
@@ -159,7 +170,6 @@ def test_every_listed_file_exists_and_parses(folder: Path) -> None:
     assert files <= {Path(name).name for name in listed}
 
 
-@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl (with kustomize) is not on PATH")
 @pytest.mark.parametrize("folder", [BASE, CPU], ids=["base", "cpu"])
 def test_lite_renderer_matches_kustomize(folder: Path) -> None:
     def keyed(docs: list[dict[str, Any]]) -> dict[tuple[str, str], Any]:
@@ -329,7 +339,9 @@ def test_secrets_are_references_only(base: Docs) -> None:
             continue
         for container in model.spec.template.spec.containers:
             for env in container.env or []:
-                if env.value_from is not None:
+                if env.value_from is not None and env.value_from.field_ref is not None:
+                    assert env.value_from.field_ref.field_path == "metadata.name", (name, env.name)
+                elif env.value_from is not None:
                     referenced.add(env.value_from.secret_key_ref.name)
                 else:
                     assert not re.search(r"KEY|PASSWORD|SECRET|TOKEN|URL", env.name), (name, env.name)
@@ -340,3 +352,57 @@ def test_secrets_are_references_only(base: Docs) -> None:
         assert f"create secret generic {secret}" in guide, (
             f"docs/deploy.md does not say how to create {secret}"
         )
+
+
+# --- what the pods label their metrics with, and what is asked of Prometheus -----------------
+
+
+def pod_environment(docs: Docs, name: str, pod_name: str) -> dict[str, str]:
+    """The container's variables as the kubelet sets them: literal values, and the pod's
+    name for a ``metadata.name`` field reference (Secrets are left out)."""
+    env: dict[str, str] = {}
+    for var in only_container(docs, name).env or []:
+        if var.value is not None:
+            env[var.name] = var.value
+        elif var.value_from.field_ref is not None:
+            env[var.name] = pod_name
+    return env
+
+
+def mounted_config(docs: Docs, tmp_path: Path) -> Any:
+    [config_map] = [m for (kind, _), m in docs.items() if kind == "ConfigMap"]
+    written = tmp_path / "inferplane.yaml"
+    written.write_text(config_map.data["inferplane.yaml"], encoding="utf-8")
+    return load_config(written)
+
+
+def test_exported_and_collected_queries_select_the_pods_endpoint_label(
+    base: Docs, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The service labels every metric endpoint=INFERPLANE_ENDPOINT (default "default"); the
+    KEDA triggers and the Prometheus source must ask for exactly that label, or every query
+    is empty and KEDA reads it as 0 load."""
+    from autoscaler.export import keda_scaled_object
+    from inference.settings import ServiceSettings
+
+    for key in [k for k in os.environ if k.startswith("INFERPLANE_")]:
+        monkeypatch.delenv(key)
+    for key, value in pod_environment(base, "chat-llm", "chat-llm-5d8f9c-x2x7q").items():
+        monkeypatch.setenv(key, value)
+    settings = ServiceSettings()
+    assert settings.replica == "chat-llm-5d8f9c-x2x7q"
+    config = mounted_config(base, tmp_path)
+    [endpoint] = [
+        e
+        for e in config.endpoints
+        if isinstance(e.target, KubernetesTarget) and e.target.deployment == "chat-llm"
+    ]
+    assert settings.endpoint == endpoint.name
+    scaled = keda_scaled_object(endpoint, "http://prometheus.monitoring.svc:9090")
+    queries = [t["metadata"]["query"] for t in scaled["spec"]["triggers"] if t["type"] == "prometheus"]
+    selectors = [e.selector for s in config.sources if s.kind == "prometheus" for e in s.endpoints]
+    assert queries and selectors
+    for text in [*queries, *selectors]:
+        assert re.findall(r'\bendpoint="([^"]*)"', text) and set(
+            re.findall(r'\bendpoint="([^"]*)"', text)
+        ) == {settings.endpoint}, text
