@@ -156,7 +156,13 @@ def _gpu_query(endpoint: Endpoint, target: KubernetesTarget, source: GpuSource) 
         # DCGM reports percent per GPU, labelled with the pod it is attached to.
         selector = f'namespace="{target.namespace}",pod=~"{target.deployment}-.*"'
         return f"avg(DCGM_FI_DEV_GPU_UTIL{{{selector}}}) / 100"
-    return f'avg(inferplane_gpu_utilization_ratio{{endpoint="{endpoint.name}"}})'
+    # A CPU replica (the cpu overlay) exports no GPU reading; its engine's busy share
+    # stands in, as in the Prometheus source's dialect, so the trigger never reads nothing.
+    selector = f'endpoint="{endpoint.name}"'
+    return (
+        f"avg(inferplane_gpu_utilization_ratio{{{selector}}})"
+        f" or avg(inferplane_engine_busy_ratio{{{selector}}})"
+    )
 
 
 def _queue_query(endpoint: Endpoint) -> str:

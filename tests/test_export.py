@@ -94,7 +94,8 @@ def test_keda_scaled_object_triggers_and_bounds() -> None:
         "metricType": "Value",
         "metadata": {
             "serverAddress": PROM,
-            "query": 'avg(inferplane_gpu_utilization_ratio{endpoint="chat"})',
+            "query": 'avg(inferplane_gpu_utilization_ratio{endpoint="chat"})'
+            ' or avg(inferplane_engine_busy_ratio{endpoint="chat"})',
             "threshold": "0.6",
         },
     }
