@@ -21,6 +21,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import kubernetes_validate
 import pytest
 import yaml
 from kubernetes import client as k8s
@@ -406,3 +407,89 @@ def test_exported_and_collected_queries_select_the_pods_endpoint_label(
         assert re.findall(r'\bendpoint="([^"]*)"', text) and set(
             re.findall(r'\bendpoint="([^"]*)"', text)
         ) == {settings.endpoint}, text
+
+
+# --- strict schemas, Pod Security "restricted", and what the autoscaler owns -----------------
+
+# The oldest minor still supported by the big managed clusters, and the newest schema shipped.
+K8S_VERSIONS = ["1.30.0", kubernetes_validate.latest_version()]
+
+
+def strictly_valid(doc: dict[str, Any], version: str) -> None:
+    """``doc`` against the Kubernetes OpenAPI schema of ``version``, unknown fields refused."""
+    try:
+        kubernetes_validate.validate(doc, version, strict=True)
+    except kubernetes_validate.ValidationError as error:
+        where = "/".join(str(p) for p in error.path)
+        pytest.fail(f"{doc['kind']} {doc['metadata']['name']}: {error.message} at {where} (k8s {version})")
+
+
+@pytest.mark.parametrize("version", K8S_VERSIONS)
+@pytest.mark.parametrize("folder", [BASE, CPU], ids=["base", "cpu"])
+def test_every_rendered_object_passes_the_strict_openapi_schema(folder: Path, version: str) -> None:
+    docs = build(folder)
+    assert len(docs) == 10
+    for doc in docs:
+        strictly_valid(doc, version)
+
+
+@pytest.mark.parametrize("version", K8S_VERSIONS)
+def test_the_exported_hpa_passes_the_strict_openapi_schema(base: Docs, tmp_path: Path, version: str) -> None:
+    from autoscaler.export import hpa
+
+    [endpoint] = [e for e in mounted_config(base, tmp_path).endpoints if e.autoscaling is not None]
+    assert endpoint.autoscaling is not None
+    concurrency = endpoint.model_copy(
+        update={"autoscaling": endpoint.autoscaling.model_copy(update={"target_concurrency": 4})}
+    )
+    for variant in (endpoint, concurrency):
+        strictly_valid(hpa(variant), version)
+    # A field the schema does not have is refused: the check is strict.
+    broken = hpa(endpoint)
+    broken["spec"]["minReplica"] = 1
+    with pytest.raises(pytest.fail.Exception, match="minReplica"):
+        strictly_valid(broken, version)
+
+
+def test_pods_meet_pod_security_restricted(base: Docs) -> None:
+    """What the "restricted" Pod Security Standard checks, for every pod template."""
+    allowed_volumes = {"config_map", "secret", "empty_dir", "projected", "downward_api"}
+    for (kind, name), model in base.items():
+        if kind != "Deployment":
+            continue
+        pod = model.spec.template.spec
+        assert pod.security_context.run_as_non_root is True, name
+        assert pod.security_context.seccomp_profile.type == "RuntimeDefault", name
+        assert not pod.host_network and not pod.host_pid and not pod.host_ipc, name
+        for container in pod.containers:
+            context = container.security_context
+            assert context is not None, name
+            assert context.allow_privilege_escalation is False, name
+            assert context.capabilities.drop == ["ALL"] and not context.capabilities.add, name
+            assert not context.privileged, name
+        for volume in pod.volumes or []:
+            used = {key for key, value in volume.to_dict().items() if value is not None} - {"name"}
+            assert used <= allowed_volumes, (name, used)
+
+
+def test_the_autoscaler_owns_the_inference_replica_count(base: Docs) -> None:
+    """No spec.replicas (re-applying the manifests would reset the autoscaled count), and a
+    readiness probe a busy replica does not fail: one slow answer is not a removal."""
+    assert base[("Deployment", "chat-llm")].spec.replicas is None
+    probe = only_container(base, "chat-llm").readiness_probe
+    assert probe.timeout_seconds >= 5 and probe.failure_threshold >= 2
+
+
+def test_export_keda_defaults_to_the_configs_prometheus(base: Docs, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from inferplane.cli import app
+
+    config = mounted_config(base, tmp_path)
+    [url] = [str(s.url).rstrip("/") for s in config.sources if s.kind == "prometheus"]
+    result = CliRunner().invoke(
+        app, ["export", "keda", "chat-llm", "--config", str(tmp_path / "inferplane.yaml")]
+    )
+    assert result.exit_code == 0, result.output
+    triggers = yaml.safe_load(result.stdout)["spec"]["triggers"]
+    assert {t["metadata"]["serverAddress"] for t in triggers if t["type"] == "prometheus"} == {url}
