@@ -19,6 +19,15 @@ Cron scalers, and the Kubernetes HPA v2 API):
   outside them the floor is ``off_hours_replicas`` (``minReplicaCount``).
 - Stabilization windows and ``max_step`` per cooldown -> ``behavior`` (both outputs).
 
+- Scale from zero: at ``minReplicaCount: 0`` no pod runs to export the metrics that would
+  wake the Deployment, so only a cron window raises it. With ``wake`` (:class:`HttpWake`)
+  the ScaledObject also gets the KEDA HTTP add-on's ``external-push`` trigger and
+  :func:`interceptor_route` writes its ``InterceptorRoute`` (``http.keda.sh/v1beta1``,
+  add-on 0.14+; ``HTTPScaledObject`` is deprecated there): requests sent through the
+  add-on's interceptor wait while a replica starts, and their count scales the Deployment
+  (``concurrency.targetValue`` = ``target_concurrency``, else ``queue_per_replica``).
+  Without it the annotation says that only the cron floor wakes the Deployment.
+
 What does not map, and is named in the ``inferplane.io/not-exported`` annotation:
 downtime windows and holiday calendars (a cron trigger only raises a floor), the budget,
 and, for the HPA, schedules at all (HPA has no clock) and a floor of 0.
@@ -26,13 +35,22 @@ and, for the HPA, schedules at all (HPA has no clock) and a floor of 0.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import time
 from typing import Any, Literal
 
 from inferplane.config import Endpoint, KubernetesTarget
 from inferplane.config.autoscaling import AutoscalingPolicy, ScheduleWindow, WindowSpec
 
-__all__ = ["ExportError", "GpuSource", "cron_window", "hpa", "keda_scaled_object"]
+__all__ = [
+    "ExportError",
+    "GpuSource",
+    "HttpWake",
+    "cron_window",
+    "hpa",
+    "interceptor_route",
+    "keda_scaled_object",
+]
 
 GpuSource = Literal["inferplane", "dcgm"]
 _MAX_PERIOD_S = 1800  # HPAScalingPolicy.periodSeconds: 1..1800
@@ -44,11 +62,30 @@ class ExportError(ValueError):
     """The endpoint cannot be exported (not on Kubernetes, or no policy)."""
 
 
+@dataclass(frozen=True)
+class HttpWake:
+    """Wake on request through the KEDA HTTP add-on: the Service (and port) its
+    interceptor forwards to, the hosts it routes (empty: every host), where the add-on's
+    external scaler listens, and how long a request may wait for a replica to be ready
+    (a model load)."""
+
+    service: str
+    port: int
+    hosts: tuple[str, ...] = ()
+    scaler_address: str = "keda-add-ons-http-external-scaler.keda:9090"
+    readiness_timeout_s: int = 600
+
+
 def keda_scaled_object(
-    endpoint: Endpoint, prometheus_url: str, *, gpu_source: GpuSource = "inferplane"
+    endpoint: Endpoint,
+    prometheus_url: str,
+    *,
+    gpu_source: GpuSource = "inferplane",
+    wake: HttpWake | None = None,
 ) -> dict[str, Any]:
     """A ``keda.sh/v1alpha1`` ScaledObject for ``endpoint``'s Deployment, its Prometheus
-    triggers querying ``prometheus_url``."""
+    triggers querying ``prometheus_url``; with ``wake``, also the HTTP add-on's trigger
+    (apply :func:`interceptor_route` beside it)."""
     target, policy = _kubernetes(endpoint)
     uptime = [w for w in policy.schedules if w.kind == "uptime"]
     load = (
@@ -75,11 +112,15 @@ def keda_scaled_object(
         ),
         *(_cron(w, endpoint) for w in uptime),
     ]
+    if wake is not None:
+        metadata = {"interceptorRoute": endpoint.name, "scalerAddress": wake.scaler_address}
+        triggers.append({"type": "external-push", "name": "wake", "metadata": metadata})
+    floor = policy.off_hours_replicas if uptime else endpoint.min_replicas
     spec: dict[str, Any] = {
         "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": target.deployment},
         "pollingInterval": _seconds(policy.poll_interval_s),
         "cooldownPeriod": _seconds(policy.scale_in_cooldown_s),
-        "minReplicaCount": policy.off_hours_replicas if uptime else endpoint.min_replicas,
+        "minReplicaCount": floor,
         "maxReplicaCount": endpoint.max_replicas,
         "advanced": {"horizontalPodAutoscalerConfig": {"behavior": _behavior(policy)}},
         "triggers": triggers,
@@ -87,7 +128,29 @@ def keda_scaled_object(
     return {
         "apiVersion": "keda.sh/v1alpha1",
         "kind": "ScaledObject",
-        "metadata": _metadata(endpoint, target, _not_exported(policy, hpa=False)),
+        "metadata": _metadata(endpoint, target, _not_exported(policy, hpa=False, floor=floor, wakes=wake)),
+        "spec": spec,
+    }
+
+
+def interceptor_route(endpoint: Endpoint, wake: HttpWake) -> dict[str, Any]:
+    """The KEDA HTTP add-on's ``InterceptorRoute`` for ``endpoint``: requests for
+    ``wake.hosts`` wait at the interceptor until ``wake.service`` has a ready replica."""
+    target, policy = _kubernetes(endpoint)
+    per_replica = (
+        policy.target_concurrency if policy.target_concurrency is not None else policy.queue_per_replica
+    )
+    spec: dict[str, Any] = {
+        "target": {"service": wake.service, "port": wake.port},
+        "scalingMetric": {"concurrency": {"targetValue": max(1, round(per_replica))}},
+        "timeouts": {"readiness": f"{wake.readiness_timeout_s}s"},
+    }
+    if wake.hosts:
+        spec["rules"] = [{"hosts": list(wake.hosts)}]
+    return {
+        "apiVersion": "http.keda.sh/v1beta1",
+        "kind": "InterceptorRoute",
+        "metadata": _metadata(endpoint, target, None),
         "spec": spec,
     }
 
@@ -156,7 +219,13 @@ def _gpu_query(endpoint: Endpoint, target: KubernetesTarget, source: GpuSource) 
         # DCGM reports percent per GPU, labelled with the pod it is attached to.
         selector = f'namespace="{target.namespace}",pod=~"{target.deployment}-.*"'
         return f"avg(DCGM_FI_DEV_GPU_UTIL{{{selector}}}) / 100"
-    return f'avg(inferplane_gpu_utilization_ratio{{endpoint="{endpoint.name}"}})'
+    # A CPU replica (the cpu overlay) exports no GPU reading; its engine's busy share
+    # stands in, as in the Prometheus source's dialect, so the trigger never reads nothing.
+    selector = f'endpoint="{endpoint.name}"'
+    return (
+        f"avg(inferplane_gpu_utilization_ratio{{{selector}}})"
+        f" or avg(inferplane_engine_busy_ratio{{{selector}}})"
+    )
 
 
 def _queue_query(endpoint: Endpoint) -> str:
@@ -210,8 +279,15 @@ def _behavior(policy: AutoscalingPolicy) -> dict[str, Any]:
     }
 
 
-def _not_exported(policy: AutoscalingPolicy, *, hpa: bool, floor: int = 1) -> str | None:
+def _not_exported(
+    policy: AutoscalingPolicy, *, hpa: bool, floor: int = 1, wakes: HttpWake | None = None
+) -> str | None:
     missing = []
+    if not hpa and floor == 0 and wakes is None:
+        missing.append(
+            "wake on request (at 0 replicas no pod exports the metrics that would wake it; only a "
+            "cron window does: export with the KEDA HTTP add-on's InterceptorRoute for that)"
+        )
     if hpa and policy.schedules:
         missing.append("schedules (an HPA has no clock; use the KEDA export)")
     if not hpa and any(w.kind == "downtime" for w in policy.schedules):

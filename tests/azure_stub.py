@@ -8,8 +8,11 @@ as their CA bundle (``connection_verify=<cert path>``): the real client stack, T
 bearer authentication included, runs unchanged and nothing is left unverified.
 
 ``route(path_part, *responses)`` scripts the answers for request paths containing
-``path_part`` (served in order; the last one repeats); every request is recorded in
-``requests`` (method, path, query, headers, JSON body). Unrouted paths get an ARM-style 404.
+``path_part`` (served in order; the last one repeats); ``respond(path_part, responder)``
+answers them with ``responder(request)`` instead, for a stand-in that computes its answer
+from the request as the service does (tests/azure_monitor_stub.py). Every request is
+recorded in ``requests`` (method, path, query, headers, JSON body). Unrouted paths get an
+ARM-style 404.
 """
 
 from __future__ import annotations
@@ -17,8 +20,10 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import json
+import re
 import ssl
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -35,6 +40,7 @@ __all__ = [
     "FIXTURES",
     "AzureStub",
     "RecordedRequest",
+    "Responder",
     "StaticCredential",
     "StubResponse",
     "example",
@@ -129,6 +135,9 @@ class RecordedRequest:
     body: Any
 
 
+Responder = Callable[[RecordedRequest], StubResponse]
+
+
 class AzureStub:
     """The HTTPS server; use as a context manager. ``url`` is its base URL and
     ``ca_bundle`` the certificate to pass as ``connection_verify``."""
@@ -136,7 +145,7 @@ class AzureStub:
     def __init__(self, directory: Path) -> None:
         self.ca_bundle, key_path = make_certificate(directory)
         self.requests: list[RecordedRequest] = []
-        self._routes: list[tuple[str, list[StubResponse]]] = []
+        self._routes: list[tuple[str, list[StubResponse] | Responder]] = []
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self._server.daemon_threads = True
@@ -160,14 +169,41 @@ class AzureStub:
         with self._lock:
             self._routes.append((path_part, list(responses)))
 
+    def respond(self, path_part: str, responder: Responder) -> None:
+        """Answer requests whose path contains ``path_part`` with ``responder(request)``."""
+        with self._lock:
+            self._routes.append((path_part, responder))
+
     def answer(self, request: RecordedRequest) -> StubResponse:
         with self._lock:
             self.requests.append(request)
             for part, responses in self._routes:
-                if part in request.path:
-                    return responses.pop(0) if len(responses) > 1 else responses[0]
+                if part not in request.path:
+                    continue
+                if callable(responses):
+                    return responses(request)
+                scripted = responses.pop(0) if len(responses) > 1 else responses[0]
+                return _refuse_unasked_splits(request, scripted)
         error = {"error": {"code": "NotFound", "message": f"no stub route for {request.path}"}}
         return StubResponse(404, error)
+
+
+def _refuse_unasked_splits(request: RecordedRequest, response: StubResponse) -> StubResponse:
+    """A scripted metrics answer split by a dimension the request's filter does not name is
+    one Azure never sends (it answers one unsplit series; MetricBatchExample.json splits by
+    exactly the dimensions its filter names): a 500 naming it, so no test passes on it."""
+    if "metrics:getBatch" not in request.path or response.status != 200:
+        return response
+    asked = " ".join(request.query.get("filter", [])).lower()
+    for value in response.body.get("values", []):
+        for metric in value.get("value") or []:
+            for series in metric.get("timeseries") or []:
+                for meta in series.get("metadatavalues") or []:
+                    dimension = meta["name"]["value"].lower()
+                    if not re.search(rf"\b{re.escape(dimension)}\s+eq\b", asked):
+                        message = f"stub: Azure splits by {dimension!r} only when the filter names it"
+                        return StubResponse(500, {"error": {"code": "StubInfidelity", "message": message}})
+    return response
 
 
 def _handler_for(stub: AzureStub) -> type[BaseHTTPRequestHandler]:

@@ -9,13 +9,16 @@ shape, values, dimensions and interval as published.
 from __future__ import annotations
 
 import copy
+import math
+import statistics
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from azure_stub import AzureStub, StaticCredential, StubResponse, example, metrics_batch_body
+from azure_monitor_stub import MetricsBatchStub, Readings
+from azure_stub import AzureStub, RecordedRequest, StaticCredential, StubResponse, example, metrics_batch_body
 
 from collector.samples import SourceError
 from collector.sources.azure_costs import AzureCostSource
@@ -45,16 +48,29 @@ class Sleeps(list[float]):
         self.append(seconds)
 
 
-def get_metric(renames: dict[str, str], aggregation_as: str = "average", dimension_as: str = "tier") -> Any:
+def get_metric(renames: dict[str, str], aggregation_as: str = "average") -> Any:
+    """GetMetric.json with its metrics renamed, as Azure answers a request without a
+    filter: the example's five ``tier`` series of each metric are one unsplit series
+    (totals summed, averages averaged, maxima the largest)."""
     body = copy.deepcopy(example("monitor/GetMetric.json")["responses"]["200"]["body"])
     for metric in body["value"]:
         metric["name"]["value"] = renames[metric["name"]["value"]]
-        for series in metric["timeseries"]:
-            for meta in series["metadatavalues"]:
-                meta["name"]["value"] = dimension_as
-            for point in series["data"]:
-                point[aggregation_as] = point.pop("average")
+        metric["timeseries"] = [{"metadatavalues": [], "data": _merged(metric["timeseries"], aggregation_as)}]
     return body
+
+
+def _merged(timeseries: list[Any], aggregation_as: str) -> list[Any]:
+    points: list[Any] = []
+    for at in zip(*(series["data"] for series in timeseries), strict=True):
+        point: dict[str, Any] = {"timeStamp": at[0]["timeStamp"]}
+        for key, combine in (("average", statistics.fmean), ("minimum", min), ("maximum", max)):
+            values = [p[key] for p in at if p.get(key) is not None]
+            if values:
+                point["total" if key == "average" and aggregation_as == "total" else key] = (
+                    math.fsum(values) if key == "average" and aggregation_as == "total" else combine(values)
+                )
+        points.append(point)
+    return points
 
 
 def monitor(stub: AzureStub, resource: AzureResource, sleep: Sleeps | None = None) -> AzureMonitorSource:
@@ -116,9 +132,7 @@ def test_openai_totals_become_rates_per_the_answered_interval(stub: AzureStub) -
 def test_time_to_response_is_milliseconds_to_seconds_and_foundry_names_count(stub: AzureStub) -> None:
     names = {"BlobCount": "InputTokens", "BlobCapacity": "AzureOpenAITimeToResponse"}
     body = get_metric(names)
-    for series in body["value"][0]["timeseries"]:  # tokens are totals, latency stays an average
-        for point in series["data"]:
-            point["total"] = point.pop("average")
+    body["value"][0] = get_metric(names, "total")["value"][0]  # tokens are totals, latency an average
     stub.route("metrics:getBatch", StubResponse(200, metrics_batch_body(body, OPENAI_ID)))
     samples = list(monitor(stub, AzureResource("chat", OPENAI_ID, "openai")).fetch(START, END))
 
@@ -128,37 +142,122 @@ def test_time_to_response_is_milliseconds_to_seconds_and_foundry_names_count(stu
     assert prompt[0].value == pytest.approx(9 / 3600)
 
 
-def test_aml_deployment_percentages_become_ratios_per_replica(stub: AzureStub) -> None:
-    names = {"BlobCount": "GpuUtilizationPercentage", "BlobCapacity": "DeploymentCapacity"}
-    body = get_metric(names, dimension_as="instanceId")
-    body["value"][0]["timeseries"][0]["data"][0]["average"] = None  # a null point: no sample, not 0
-    stub.route("metrics:getBatch", StubResponse(200, metrics_batch_body(body, DEPLOYMENT_ID)))
-    samples = list(monitor(stub, AzureResource("chat", DEPLOYMENT_ID, "aml_deployment")).fetch(START, END))
+NOON = datetime(2026, 3, 2, 12, tzinfo=UTC)
+MINUTE = timedelta(minutes=1)
 
-    gpu = {(s.replica, s.time.hour): s.value for s in samples if s.metric == "gpu_utilization"}
-    assert gpu[("Standard", 9)] == pytest.approx(0.02)
-    assert ("Hot", 9) not in gpu and gpu[("Hot", 10)] == pytest.approx(0.07)
-    assert len(gpu) == 24
+
+def deployment_readings(minutes: int = 30) -> Readings:
+    """Per-minute readings of a two-instance deployment from 12:00: GPU busy 20% and 60%,
+    GPU memory 50% and 25%, capacity 2 (not per instance)."""
+    at = [NOON + i * MINUTE for i in range(minutes)]
+    return {
+        DEPLOYMENT_ID: {
+            "GpuUtilizationPercentage": {"i-0": dict.fromkeys(at, 20.0), "i-1": dict.fromkeys(at, 60.0)},
+            "GpuMemoryUtilizationPercentage": {
+                "i-0": dict.fromkeys(at, 50.0),
+                "i-1": dict.fromkeys(at, 25.0),
+            },
+            "DeploymentCapacity": {"": dict.fromkeys(at, 2.0)},
+        }
+    }
+
+
+def test_aml_deployment_gpu_is_read_per_replica_and_capacity_unsplit(stub: AzureStub) -> None:
+    azure = MetricsBatchStub(deployment_readings(), now=NOON + 30 * MINUTE)
+    stub.respond("metrics:getBatch", azure)
+    resource = AzureResource("chat", DEPLOYMENT_ID, "aml_deployment")
+    samples = list(monitor(stub, resource).fetch(NOON + 29 * MINUTE, NOON + 30 * MINUTE))
+
+    gpu = {(s.replica, s.time.minute): s.value for s in samples if s.metric == "gpu_utilization"}
+    assert {replica for replica, _ in gpu} == {"i-0", "i-1"}
+    assert gpu[("i-0", 26)] == pytest.approx(0.2) and gpu[("i-1", 26)] == pytest.approx(0.6)
+    replicas = [s for s in samples if s.metric == "replicas"]
+    assert replicas and {(s.replica, s.value) for s in replicas} == {("", 2.0)}
     assert {s.metric for s in samples} == {"gpu_utilization", "replicas"}  # no memory size: no bytes
-    query = stub.requests[0].query
-    assert query["metricnamespace"] == [
+    split, unsplit = sorted(azure.asked, key=lambda q: "filter" not in q)
+    assert split["filter"] == ["instanceId eq '*'"] and int(split["top"][0]) >= 10
+    assert set(split["metricnames"][0].split(",")) == {
+        "GpuUtilizationPercentage",
+        "GpuMemoryUtilizationPercentage",
+    }
+    assert "filter" not in unsplit and unsplit["metricnames"] == ["DeploymentCapacity"]
+    assert split["metricnamespace"] == [
         "Microsoft.MachineLearningServices/workspaces/onlineEndpoints/deployments"
     ]
 
 
-def test_gpu_memory_percentage_becomes_bytes_when_the_size_is_declared(stub: AzureStub) -> None:
-    names = {"BlobCount": "GpuMemoryUtilizationPercentage", "BlobCapacity": "DeploymentCapacity"}
-    body = get_metric(names, dimension_as="instanceId")
-    stub.route("metrics:getBatch", StubResponse(200, metrics_batch_body(body, DEPLOYMENT_ID)))
+def test_gpu_memory_percentage_becomes_bytes_per_replica_when_the_size_is_declared(stub: AzureStub) -> None:
+    stub.respond("metrics:getBatch", MetricsBatchStub(deployment_readings(), now=NOON + 30 * MINUTE))
     resource = AzureResource("chat", DEPLOYMENT_ID, "aml_deployment", gpu_memory_bytes=80 * 2**30)
-    samples = list(monitor(stub, resource).fetch(START, END))
+    samples = list(monitor(stub, resource).fetch(NOON + 29 * MINUTE, NOON + 30 * MINUTE))
 
     memory = {s.replica: s.value for s in samples if s.metric == "gpu_memory_used_bytes"}
-    assert memory["Hot"] == pytest.approx(0.07 * 80 * 2**30)
+    assert memory == {"i-0": pytest.approx(0.5 * 80 * 2**30), "i-1": pytest.approx(0.25 * 80 * 2**30)}
 
 
-def test_storage_metrics_of_the_verbatim_example_map_to_nothing(stub: AzureStub) -> None:
-    body = example("monitor/GetMetric.json")["responses"]["200"]["body"]
+def test_the_newest_minutes_are_read_again_until_azure_has_them(stub: AzureStub) -> None:
+    """The collector asks every minute for the minute just past; Azure's newest minutes are
+    still empty then (ingestion delay). Re-reading a trailing window fills every minute
+    once Azure has it; the store upserts what is read twice."""
+    azure = MetricsBatchStub(deployment_readings(), now=NOON)
+    stub.respond("metrics:getBatch", azure)
+    source = monitor(stub, AzureResource("chat", DEPLOYMENT_ID, "aml_deployment"))
+    stored: dict[tuple[str, datetime, str], float] = {}
+    for minute in range(10, 21):
+        azure.now = NOON + minute * MINUTE
+        for s in source.fetch(azure.now - MINUTE, azure.now):
+            stored[(s.metric, s.time, s.replica)] = s.value  # upsert by the store's key
+    settled = azure.now - azure.ingestion_delay  # 12:17: buckets before it are in Azure
+    expected = {NOON + i * MINUTE for i in range(5, 17)}
+    for replica in ("i-0", "i-1"):
+        got = {at for (metric, at, r) in stored if metric == "gpu_utilization" and r == replica}
+        assert expected <= got, sorted(expected - got)
+        assert all(at < settled for at in got)
+
+
+def test_a_reread_window_shorter_than_the_ingestion_delay_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"reread 0:01:00 .* at least 0:05:00"):
+        AzureMonitorSource(
+            "azure-monitor",
+            [AzureResource("chat", DEPLOYMENT_ID, "aml_deployment")],
+            StaticCredential(),
+            "https://127.0.0.1:1",
+            reread=timedelta(minutes=1),
+        )
+
+
+def test_the_stub_answers_in_the_shape_of_the_official_batch_example(stub: AzureStub) -> None:
+    """The stand-in's answer has the official example's keys at every level, and a bucket
+    without data is a point with only a time stamp, as in MetricBatchExample.json."""
+    official = example("monitor/MetricBatchExample.json")["responses"]["200"]["body"]["values"][0]
+    azure = MetricsBatchStub(deployment_readings(), now=NOON + 30 * MINUTE)
+    request = RecordedRequest(
+        "POST",
+        f"/subscriptions/{SUB}/metrics:getBatch",
+        {
+            "starttime": ["2026-03-02T12:20:00.000Z"],
+            "endtime": ["2026-03-02T12:30:00.000Z"],
+            "interval": ["PT1M"],
+            "metricnamespace": ["Microsoft.MachineLearningServices/workspaces/onlineEndpoints/deployments"],
+            "metricnames": ["GpuUtilizationPercentage"],
+            "aggregation": ["average"],
+            "filter": ["instanceId eq '*'"],
+        },
+        {},
+        {"resourceids": [DEPLOYMENT_ID]},
+    )
+    [value] = azure(request).body["values"]
+    assert list(value) == list(official)
+    assert list(value["value"][0]) == list(official["value"][0])
+    series = value["value"][0]["timeseries"][0]
+    assert [m["name"]["value"] for m in series["metadatavalues"]] == ["instanceid"]  # lower case, as Azure
+    official_empty = official["value"][0]["timeseries"][1]["data"][0]
+    assert list(official_empty) == ["timeStamp"] == list(series["data"][-1])  # 12:29: not ingested yet
+    assert series["data"][0] == {"timeStamp": "2026-03-02T12:20:00Z", "average": 20.0}
+
+
+def test_storage_metrics_of_the_example_map_to_nothing(stub: AzureStub) -> None:
+    body = get_metric({"BlobCount": "BlobCount", "BlobCapacity": "BlobCapacity"})
     stub.route("metrics:getBatch", StubResponse(200, metrics_batch_body(body, DEPLOYMENT_ID)))
     assert list(monitor(stub, AzureResource("chat", DEPLOYMENT_ID, "aml_deployment")).fetch(START, END)) == []
 

@@ -20,6 +20,7 @@ import ssl
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -291,7 +292,8 @@ def test_webhook_alertmanager_payload_v4_firing(receiver: Receiver, client: http
     payload = receiver.json()
     assert set(payload) == {
         "version", "groupKey", "truncatedAlerts", "status", "receiver", "groupLabels",
-        "commonLabels", "commonAnnotations", "externalURL", "alerts",
+        "commonLabels", "commonAnnotations", "externalURL", "alerts", "notification_reason",
+        "routeLabels",
     }  # fmt: skip
     assert (payload["version"], payload["status"], payload["receiver"]) == ("4", "firing", "hook")
     assert payload["truncatedAlerts"] == 0 and payload["groupLabels"] == {"endpoint": "chat-prod"}
@@ -420,14 +422,15 @@ receivers:
 """
 
 
-@pytest.fixture
-def alertmanager(tmp_path: Path) -> Iterator[str]:
+@contextmanager
+def _running_alertmanager(tmp_path: Path, config: str) -> Iterator[str]:
+    """Debian's Alertmanager on ``config`` and a free port; yields its URL once ready."""
     binary = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
     if binary is None:
         if os.environ.get("CI"):
             pytest.fail("prometheus-alertmanager is not installed: ./test.sh installs it")
         pytest.skip("prometheus-alertmanager is not installed")
-    (tmp_path / "am.yml").write_text(_AM_CONFIG)
+    (tmp_path / "am.yml").write_text(config)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     with open(tmp_path / "am.log", "wb") as log_file:
@@ -456,6 +459,12 @@ def alertmanager(tmp_path: Path) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(10)
+
+
+@pytest.fixture
+def alertmanager(tmp_path: Path) -> Iterator[str]:
+    with _running_alertmanager(tmp_path, _AM_CONFIG) as base:
+        yield base
 
 
 def _am_alerts(base: str) -> list[dict[str, Any]]:
@@ -490,3 +499,47 @@ def test_alertmanager_push_firing_then_resolved(alertmanager: str) -> None:
 
     wait_for(resolved, 10, "the alert to resolve")
     channel.close()
+
+
+# Fields Alertmanager's webhook payload gained after 0.25 (Debian bookworm's), read in its
+# sources at v0.34.0 (template/template.go ``Data``): ``notification_reason`` (0.32) and
+# ``routeLabels`` (0.34).
+_ADDED_SINCE_0_25 = {"notification_reason", "routeLabels"}
+
+
+@pytest.mark.slow
+def test_our_webhook_payload_is_what_a_real_alertmanager_sends(tmp_path: Path) -> None:
+    """A real Alertmanager, given our alert, posts its own webhook to a receiver; ours must
+    have the same fields (plus those added since its version), value types and group key."""
+    with start_receiver() as receiver:
+        config = f"""\
+route:
+  receiver: hook
+  group_by: [endpoint]
+  group_wait: 0s
+receivers:
+  - name: hook
+    webhook_configs:
+      - url: {receiver.url}
+        send_resolved: true
+"""
+        with _running_alertmanager(tmp_path, config) as base:
+            channel = AlertmanagerChannel("am", base, timeout_s=5, retries=2)
+            try:
+                channel.send(_firing())
+            finally:
+                channel.close()
+            wait_for(lambda: receiver.requests, 60, "Alertmanager's webhook")
+        real = receiver.json(0)
+    ours = render.alertmanager_payload(_firing(), "hook")
+    assert set(real) <= set(ours) and set(ours) - set(real) <= _ADDED_SINCE_0_25, (set(real), set(ours))
+    for key in real:
+        assert type(ours[key]) is type(real[key]), key
+    for key in ("version", "groupKey", "status", "receiver", "groupLabels", "truncatedAlerts"):
+        assert ours[key] == real[key], key
+    [real_alert], [our_alert] = real["alerts"], ours["alerts"]
+    assert set(our_alert) == set(real_alert)
+    for key in ("status", "labels", "startsAt"):
+        assert our_alert[key] == real_alert[key], key
+    assert ours["commonLabels"] == real["commonLabels"]
+    assert ours["routeLabels"] == {} and ours["notification_reason"] in {"first notification", "unknown"}

@@ -12,7 +12,7 @@ import yaml
 from kubernetes import client as k8s
 from typer.testing import CliRunner
 
-from autoscaler.export import ExportError, cron_window, hpa, keda_scaled_object
+from autoscaler.export import ExportError, HttpWake, cron_window, hpa, interceptor_route, keda_scaled_object
 from inferplane.cli import app
 from inferplane.config import Endpoint
 from inferplane.config.autoscaling import parse_window
@@ -94,7 +94,8 @@ def test_keda_scaled_object_triggers_and_bounds() -> None:
         "metricType": "Value",
         "metadata": {
             "serverAddress": PROM,
-            "query": 'avg(inferplane_gpu_utilization_ratio{endpoint="chat"})',
+            "query": 'avg(inferplane_gpu_utilization_ratio{endpoint="chat"})'
+            ' or avg(inferplane_engine_busy_ratio{endpoint="chat"})',
             "threshold": "0.6",
         },
     }
@@ -250,3 +251,85 @@ def test_cli_missing_config_exits_2(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["export", "hpa", "chat", "--config", str(tmp_path / "none.yaml")])
     assert result.exit_code == 2
     assert "no such file" in result.stderr
+
+
+# --- KEDA's own schemas (tests/fixtures/keda/SOURCES.md), strictly ------------------------
+
+KEDA_FIXTURES = Path(__file__).parent / "fixtures" / "keda"
+WAKE = HttpWake(service="chat-llm", port=80, hosts=("chat.example.com",))
+
+
+def crd_validator(file: str) -> Any:
+    """A JSON-schema validator from a CRD's openAPIV3Schema that, unlike the API server
+    (which prunes them silently), refuses fields the schema does not declare."""
+    import jsonschema
+
+    crd = yaml.safe_load((KEDA_FIXTURES / file).read_text(encoding="utf-8"))
+    [version] = [v for v in crd["spec"]["versions"] if v.get("storage")]
+
+    def strict(node: Any) -> Any:
+        if isinstance(node, dict):
+            node = {k: strict(v) for k, v in node.items()}
+            if "properties" in node and "additionalProperties" not in node:
+                if not node.get("x-kubernetes-preserve-unknown-fields"):
+                    node["additionalProperties"] = False
+        elif isinstance(node, list):
+            node = [strict(v) for v in node]
+        return node
+
+    schema = strict(version["schema"]["openAPIV3Schema"])
+    return jsonschema.Draft7Validator(schema)
+
+
+def off_hours_endpoint(**policy: Any) -> Endpoint:
+    return endpoint(schedules=[{"when": "Mon-Fri 07:00-19:00 UTC"}], off_hours_replicas=0, **policy)
+
+
+@pytest.mark.parametrize(
+    "variant",
+    ["gpu", "dcgm", "concurrency", "off-hours-with-wake"],
+)
+def test_scaled_objects_pass_kedas_crd_schema(variant: str) -> None:
+    made = {
+        "gpu": lambda: keda_scaled_object(endpoint(), PROM),
+        "dcgm": lambda: keda_scaled_object(endpoint(), PROM, gpu_source="dcgm"),
+        "concurrency": lambda: keda_scaled_object(endpoint(target_concurrency=4), PROM),
+        "off-hours-with-wake": lambda: keda_scaled_object(off_hours_endpoint(), PROM, wake=WAKE),
+    }[variant]()
+    validator = crd_validator("keda.sh_scaledobjects.yaml")
+    errors = [f"{'/'.join(map(str, e.path))}: {e.message}" for e in validator.iter_errors(made)]
+    assert errors == []
+    broken = {**made, "spec": {**made["spec"], "minReplicas": 1}}  # the check is strict
+    assert not validator.is_valid(broken)
+
+
+def test_interceptor_route_passes_the_http_add_ons_crd_schema() -> None:
+    route = interceptor_route(off_hours_endpoint(target_concurrency=3), WAKE)
+    validator = crd_validator("http.keda.sh_interceptorroutes.yaml")
+    assert [e.message for e in validator.iter_errors(route)] == []
+    assert route["spec"]["scalingMetric"] == {"concurrency": {"targetValue": 3}}
+    assert route["spec"]["target"] == {"service": "chat-llm", "port": 80}
+    assert route["spec"]["rules"] == [{"hosts": ["chat.example.com"]}]
+
+
+def test_a_floor_of_zero_says_what_wakes_it() -> None:
+    """At minReplicaCount 0 no pod exports the metrics of the Prometheus triggers, so
+    without the HTTP add-on only a cron window brings the Deployment back."""
+    alone = keda_scaled_object(off_hours_endpoint(), PROM)
+    assert alone["spec"]["minReplicaCount"] == 0
+    assert "wake on request" in alone["metadata"]["annotations"]["inferplane.io/not-exported"]
+    assert not [t for t in alone["spec"]["triggers"] if t["type"] == "external-push"]
+
+    woken = keda_scaled_object(off_hours_endpoint(), PROM, wake=WAKE)
+    [push] = [t for t in woken["spec"]["triggers"] if t["type"] == "external-push"]
+    assert push["metadata"] == {
+        "interceptorRoute": "chat",
+        "scalerAddress": "keda-add-ons-http-external-scaler.keda:9090",
+    }
+    assert "wake on request" not in woken["metadata"].get("annotations", {}).get(
+        "inferplane.io/not-exported", ""
+    )
+    assert (
+        interceptor_route(off_hours_endpoint(), WAKE)["metadata"]["name"]
+        == push["metadata"]["interceptorRoute"]
+    )

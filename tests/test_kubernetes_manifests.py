@@ -1,7 +1,8 @@
 """deploy/kubernetes: the kustomize base (GPU) and the cpu overlay, rendered and checked.
 
 Rendering: `kubectl kustomize` (kustomize built into kubectl) where kubectl is on PATH,
-as on the development machines; elsewhere a minimal renderer here (resources,
+as on the development machines and always on CI (./test.sh installs it; a missing
+kubectl fails there instead of skipping); elsewhere a minimal renderer here (resources,
 namespace, configMapGenerator without the name hash, images, JSON 6902 patches), which
 a test holds equal to kubectl's output wherever both run. Every rendered document is
 deserialized into the kubernetes client's model for its kind and must round-trip (a
@@ -13,12 +14,14 @@ images, config mounts and Secret references.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
+import kubernetes_validate
 import pytest
 import yaml
 from kubernetes import client as k8s
@@ -44,9 +47,18 @@ Docs = dict[tuple[str, str], dict[str, Any]]
 # --- rendering ---------------------------------------------------------------------------
 
 
-def kubectl_build(folder: Path) -> list[dict[str, Any]]:
+def kubectl_or_skip() -> str:
+    """kubectl's path; without it the test skips here and fails on CI (./test.sh installs it)."""
     kubectl = shutil.which("kubectl")
-    assert kubectl is not None
+    if kubectl is None:
+        if os.environ.get("CI"):
+            pytest.fail("kubectl is not installed: ./test.sh installs it (Debian package kubectl)")
+        pytest.skip("kubectl (with kustomize) is not on PATH")
+    return kubectl
+
+
+def kubectl_build(folder: Path) -> list[dict[str, Any]]:
+    kubectl = kubectl_or_skip()
     result = subprocess.run(
         [kubectl, "kustomize", str(folder)], capture_output=True, text=True, timeout=120, check=False
     )
@@ -105,7 +117,7 @@ def containers_of(doc: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def build(folder: Path) -> list[dict[str, Any]]:
-    return kubectl_build(folder) if shutil.which("kubectl") else lite_build(folder)
+    return kubectl_build(folder) if shutil.which("kubectl") or os.environ.get("CI") else lite_build(folder)
 
 
 def as_models(docs: list[dict[str, Any]]) -> Docs:
@@ -159,7 +171,6 @@ def test_every_listed_file_exists_and_parses(folder: Path) -> None:
     assert files <= {Path(name).name for name in listed}
 
 
-@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl (with kustomize) is not on PATH")
 @pytest.mark.parametrize("folder", [BASE, CPU], ids=["base", "cpu"])
 def test_lite_renderer_matches_kustomize(folder: Path) -> None:
     def keyed(docs: list[dict[str, Any]]) -> dict[tuple[str, str], Any]:
@@ -329,7 +340,9 @@ def test_secrets_are_references_only(base: Docs) -> None:
             continue
         for container in model.spec.template.spec.containers:
             for env in container.env or []:
-                if env.value_from is not None:
+                if env.value_from is not None and env.value_from.field_ref is not None:
+                    assert env.value_from.field_ref.field_path == "metadata.name", (name, env.name)
+                elif env.value_from is not None:
                     referenced.add(env.value_from.secret_key_ref.name)
                 else:
                     assert not re.search(r"KEY|PASSWORD|SECRET|TOKEN|URL", env.name), (name, env.name)
@@ -340,3 +353,143 @@ def test_secrets_are_references_only(base: Docs) -> None:
         assert f"create secret generic {secret}" in guide, (
             f"docs/deploy.md does not say how to create {secret}"
         )
+
+
+# --- what the pods label their metrics with, and what is asked of Prometheus -----------------
+
+
+def pod_environment(docs: Docs, name: str, pod_name: str) -> dict[str, str]:
+    """The container's variables as the kubelet sets them: literal values, and the pod's
+    name for a ``metadata.name`` field reference (Secrets are left out)."""
+    env: dict[str, str] = {}
+    for var in only_container(docs, name).env or []:
+        if var.value is not None:
+            env[var.name] = var.value
+        elif var.value_from.field_ref is not None:
+            env[var.name] = pod_name
+    return env
+
+
+def mounted_config(docs: Docs, tmp_path: Path) -> Any:
+    [config_map] = [m for (kind, _), m in docs.items() if kind == "ConfigMap"]
+    written = tmp_path / "inferplane.yaml"
+    written.write_text(config_map.data["inferplane.yaml"], encoding="utf-8")
+    return load_config(written)
+
+
+def test_exported_and_collected_queries_select_the_pods_endpoint_label(
+    base: Docs, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The service labels every metric endpoint=INFERPLANE_ENDPOINT (default "default"); the
+    KEDA triggers and the Prometheus source must ask for exactly that label, or every query
+    is empty and KEDA reads it as 0 load."""
+    from autoscaler.export import keda_scaled_object
+    from inference.settings import ServiceSettings
+
+    for key in [k for k in os.environ if k.startswith("INFERPLANE_")]:
+        monkeypatch.delenv(key)
+    for key, value in pod_environment(base, "chat-llm", "chat-llm-5d8f9c-x2x7q").items():
+        monkeypatch.setenv(key, value)
+    settings = ServiceSettings()
+    assert settings.replica == "chat-llm-5d8f9c-x2x7q"
+    config = mounted_config(base, tmp_path)
+    [endpoint] = [
+        e
+        for e in config.endpoints
+        if isinstance(e.target, KubernetesTarget) and e.target.deployment == "chat-llm"
+    ]
+    assert settings.endpoint == endpoint.name
+    scaled = keda_scaled_object(endpoint, "http://prometheus.monitoring.svc:9090")
+    queries = [t["metadata"]["query"] for t in scaled["spec"]["triggers"] if t["type"] == "prometheus"]
+    selectors = [e.selector for s in config.sources if s.kind == "prometheus" for e in s.endpoints]
+    assert queries and selectors
+    for text in [*queries, *selectors]:
+        assert re.findall(r'\bendpoint="([^"]*)"', text) and set(
+            re.findall(r'\bendpoint="([^"]*)"', text)
+        ) == {settings.endpoint}, text
+
+
+# --- strict schemas, Pod Security "restricted", and what the autoscaler owns -----------------
+
+# The oldest minor still supported by the big managed clusters, and the newest schema shipped.
+K8S_VERSIONS = ["1.30.0", kubernetes_validate.latest_version()]
+
+
+def strictly_valid(doc: dict[str, Any], version: str) -> None:
+    """``doc`` against the Kubernetes OpenAPI schema of ``version``, unknown fields refused."""
+    try:
+        kubernetes_validate.validate(doc, version, strict=True)
+    except kubernetes_validate.ValidationError as error:
+        where = "/".join(str(p) for p in error.path)
+        pytest.fail(f"{doc['kind']} {doc['metadata']['name']}: {error.message} at {where} (k8s {version})")
+
+
+@pytest.mark.parametrize("version", K8S_VERSIONS)
+@pytest.mark.parametrize("folder", [BASE, CPU], ids=["base", "cpu"])
+def test_every_rendered_object_passes_the_strict_openapi_schema(folder: Path, version: str) -> None:
+    docs = build(folder)
+    assert len(docs) == 10
+    for doc in docs:
+        strictly_valid(doc, version)
+
+
+@pytest.mark.parametrize("version", K8S_VERSIONS)
+def test_the_exported_hpa_passes_the_strict_openapi_schema(base: Docs, tmp_path: Path, version: str) -> None:
+    from autoscaler.export import hpa
+
+    [endpoint] = [e for e in mounted_config(base, tmp_path).endpoints if e.autoscaling is not None]
+    assert endpoint.autoscaling is not None
+    concurrency = endpoint.model_copy(
+        update={"autoscaling": endpoint.autoscaling.model_copy(update={"target_concurrency": 4})}
+    )
+    for variant in (endpoint, concurrency):
+        strictly_valid(hpa(variant), version)
+    # A field the schema does not have is refused: the check is strict.
+    broken = hpa(endpoint)
+    broken["spec"]["minReplica"] = 1
+    with pytest.raises(pytest.fail.Exception, match="minReplica"):
+        strictly_valid(broken, version)
+
+
+def test_pods_meet_pod_security_restricted(base: Docs) -> None:
+    """What the "restricted" Pod Security Standard checks, for every pod template."""
+    allowed_volumes = {"config_map", "secret", "empty_dir", "projected", "downward_api"}
+    for (kind, name), model in base.items():
+        if kind != "Deployment":
+            continue
+        pod = model.spec.template.spec
+        assert pod.security_context.run_as_non_root is True, name
+        assert pod.security_context.seccomp_profile.type == "RuntimeDefault", name
+        assert not pod.host_network and not pod.host_pid and not pod.host_ipc, name
+        for container in pod.containers:
+            context = container.security_context
+            assert context is not None, name
+            assert context.allow_privilege_escalation is False, name
+            assert context.capabilities.drop == ["ALL"] and not context.capabilities.add, name
+            assert not context.privileged, name
+        for volume in pod.volumes or []:
+            used = {key for key, value in volume.to_dict().items() if value is not None} - {"name"}
+            assert used <= allowed_volumes, (name, used)
+
+
+def test_the_autoscaler_owns_the_inference_replica_count(base: Docs) -> None:
+    """No spec.replicas (re-applying the manifests would reset the autoscaled count), and a
+    readiness probe a busy replica does not fail: one slow answer is not a removal."""
+    assert base[("Deployment", "chat-llm")].spec.replicas is None
+    probe = only_container(base, "chat-llm").readiness_probe
+    assert probe.timeout_seconds >= 5 and probe.failure_threshold >= 2
+
+
+def test_export_keda_defaults_to_the_configs_prometheus(base: Docs, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from inferplane.cli import app
+
+    config = mounted_config(base, tmp_path)
+    [url] = [str(s.url).rstrip("/") for s in config.sources if s.kind == "prometheus"]
+    result = CliRunner().invoke(
+        app, ["export", "keda", "chat-llm", "--config", str(tmp_path / "inferplane.yaml")]
+    )
+    assert result.exit_code == 0, result.output
+    triggers = yaml.safe_load(result.stdout)["spec"]["triggers"]
+    assert {t["metadata"]["serverAddress"] for t in triggers if t["type"] == "prometheus"} == {url}

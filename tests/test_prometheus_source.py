@@ -11,6 +11,7 @@ import pytest
 
 from collector.samples import Sample, SourceError
 from collector.sources import METRIC_SOURCES, PromEndpoint, PrometheusSource
+from collector.sources.prometheus import parse_duration
 from tests.conftest import ServiceProcess
 from tests.local_servers import free_port, running_prometheus, wait_for
 
@@ -165,7 +166,12 @@ def test_a_prometheus_answering_errors(
 ) -> None:
     server = _FlakyPrometheus(statuses)
     source = PrometheusSource(
-        "prom", server.url, [PromEndpoint(e, f'job="{e}"') for e in endpoints], retries=3, backoff_s=0
+        "prom",
+        server.url,
+        [PromEndpoint(e, f'job="{e}"') for e in endpoints],
+        retries=3,
+        backoff_s=0,
+        scrape_interval_s=1,  # not learned: every request here is a query
     )
     try:
         if outcome == "SourceError":
@@ -179,6 +185,43 @@ def test_a_prometheus_answering_errors(
         assert got and {s.endpoint for s in got} == {"chat"}, name
         failed = [ep.endpoint for ep in source.last_errors]
         assert failed == (["bad"] if outcome == "partial" else []), name
+    finally:
+        source.close()
+        server.close()
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("15s", 15.0), ("1m", 60.0), ("1m30s", 90.0), ("500ms", 0.5), ("2h", 7200.0), ("1d", 86400.0)],
+)
+def test_prometheus_durations(text: str, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "15", "1 m", "s15", "15sec"])
+def test_a_bad_duration_names_the_value(text: str) -> None:
+    with pytest.raises(ValueError, match=repr(text).replace("[", r"\[")):
+        parse_duration(text)
+
+
+@pytest.mark.parametrize(
+    ("name", "set_interval", "learned_window_s"),
+    [
+        ("no targets API (a vector answers): Prometheus' default 1 min", None, 240.0),
+        ("set in the constructor", 5.0, 20.0),
+    ],
+)
+def test_window_where_the_interval_cannot_be_learned(
+    name: str, set_interval: float | None, learned_window_s: float
+) -> None:
+    server = _FlakyPrometheus([])
+    source = PrometheusSource(
+        "prom", server.url, [PromEndpoint("chat", 'job="chat"')], scrape_interval_s=set_interval
+    )
+    try:
+        [ep] = source.endpoints
+        assert source.rate_window_s(ep, 15) == learned_window_s, name
+        assert source.rate_window_s(ep, 600) == 600, name  # a longer span is kept
     finally:
         source.close()
         server.close()

@@ -347,44 +347,77 @@ def ml_target(stub: AzureStub, **options: Any) -> Any:
 
 
 @pytest.mark.parametrize(
-    ("revision", "ready"),
+    ("revision", "count"),
     [
-        pytest.param(revision_get(), 1, id="running-revision"),
-        pytest.param(revision_get(runningState="Stopped", replicas=0), 0, id="stopped-revision"),
-        pytest.param(revision_get(replicas=None), None, id="revision-without-count"),
+        pytest.param(revision_get(replicas=3), ReplicaCount(3, 3), id="running-revision"),
+        pytest.param(revision_get(runningState="Stopped", replicas=0), ReplicaCount(0, 0), id="stopped"),
+        pytest.param(revision_get(replicas=None), ReplicaCount(1, None), id="no-count-minReplicas"),
     ],
 )
-def test_container_app_reads_scale_and_latest_revision(
-    stub: PatchableStub, revision: StubResponse, ready: int | None
+def test_container_app_reads_what_the_latest_revision_runs(
+    stub: PatchableStub, revision: StubResponse, count: ReplicaCount
 ) -> None:
     stub.route(f"{APP_PATH}/revisions/{REVISION}", revision)
     stub.route(APP_PATH, app_get())
     target = aca_target(stub)
     try:
-        assert target.current_replicas() == ReplicaCount(desired=1, ready=ready)
+        assert target.current_replicas() == count
     finally:
         target.close()
     assert [r.method for r in stub.requests] == ["GET", "GET"]
     assert stub.requests[0].headers["authorization"] == "Bearer stub-token"
 
 
-@pytest.mark.parametrize(("replicas", "bounds"), [(3, (3, 3)), (0, (0, 1))], ids=["pin-3", "zero"])
-def test_container_app_scale_pins_min_and_max_keeping_rules(
-    stub: PatchableStub, replicas: int, bounds: tuple[int, int]
+@pytest.mark.parametrize(
+    ("running", "replicas", "bounds"),
+    [(0, 3, (3, 5)), (0, 7, (7, 7)), (1, 0, (0, 5)), (0, 0, (0, 5))],
+    ids=["wake-to-3", "wake-above-max", "to-zero-while-running", "zero-again"],
+)
+def test_container_app_changes_the_floor_only_when_no_replica_would_restart(
+    stub: PatchableStub, running: int, replicas: int, bounds: tuple[int, int]
 ) -> None:
+    """A scale change is a new revision (it replaces every running replica): it is sent only
+    when nothing runs, or to go to zero; the app's rules, cooldown and polling are kept."""
+    stub.route(f"{APP_PATH}/revisions/{REVISION}", revision_get(replicas=running))
     stub.route(APP_PATH, app_get(), ACCEPTED)
     target = aca_target(stub)
     try:
         target.scale_to(replicas)
     finally:
         target.close()
-    get, patch = stub.requests
-    assert (get.method, patch.method, patch.path) == ("GET", "PATCH", APP_PATH)
+    get, revision, patch = stub.requests
+    assert (get.method, revision.method, patch.method, patch.path) == ("GET", "GET", "PATCH", APP_PATH)
     assert patch.query["api-version"] == ["2026-07-01"]
     published = example("appcontainers/ContainerApps_Get.json")["responses"]["200"]["body"]
     expected_scale = {**published["properties"]["template"]["scale"]}
     expected_scale.update(minReplicas=bounds[0], maxReplicas=bounds[1])
     assert patch.body == {"properties": {"template": {"scale": expected_scale}}}
+
+
+@pytest.mark.parametrize("replicas", [2, 3])
+def test_container_app_never_replaces_running_replicas(stub: PatchableStub, replicas: int) -> None:
+    stub.route(f"{APP_PATH}/revisions/{REVISION}", revision_get(replicas=2))
+    stub.route(APP_PATH, app_get())
+    target = aca_target(stub)
+    try:
+        with pytest.raises(TargetRefused, match=r"while 2 replicas run: .*new revision.*replace every"):
+            target.scale_to(replicas)
+    finally:
+        target.close()
+    assert [r.method for r in stub.requests] == ["GET", "GET"]  # nothing sent
+
+
+def test_container_app_in_multiple_revision_mode_is_never_patched(stub: PatchableStub) -> None:
+    body = copy.deepcopy(example("appcontainers/ContainerApps_Get.json")["responses"]["200"]["body"])
+    body["properties"]["configuration"]["activeRevisionsMode"] = "Multiple"
+    stub.route(APP_PATH, StubResponse(200, body))
+    target = aca_target(stub)
+    try:
+        with pytest.raises(TargetRefused, match="Multiple revision mode"):
+            target.scale_to(0)
+    finally:
+        target.close()
+    assert [r.method for r in stub.requests] == ["GET"]
 
 
 AZURE_ERRORS = [
@@ -408,6 +441,7 @@ def arm_error(status: int, headers: dict[str, str]) -> StubResponse:
 def test_container_app_errors_are_translated(
     stub: PatchableStub, status: int, headers: dict[str, str], error: type[TargetError]
 ) -> None:
+    stub.route(f"{APP_PATH}/revisions/{REVISION}", revision_get(replicas=0))
     stub.route(APP_PATH, app_get(), arm_error(status, headers))
     target = aca_target(stub)
     try:
@@ -419,7 +453,7 @@ def test_container_app_errors_are_translated(
     assert raised.value.__cause__ is not None
     if isinstance(raised.value, TargetThrottled):
         assert raised.value.retry_after_s == 12.0
-    assert [r.method for r in stub.requests] == ["GET", "PATCH"]  # no SDK retries
+    assert [r.method for r in stub.requests] == ["GET", "GET", "PATCH"]  # no SDK retries
 
 
 def test_ml_reads_sku_capacity(stub: PatchableStub) -> None:

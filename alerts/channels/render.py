@@ -4,8 +4,10 @@ No I/O and no clock: every time shown comes from the notification itself.
 
 - ``subject``, ``text_body``, ``html_body``: the e-mail (and chat) wording; every alert
   with its summary, the figures that fired it, its cost in $ per hour and since when.
-- ``alertmanager_payload``: Alertmanager's webhook payload, version 4, so any receiver
-  written for Alertmanager (PagerDuty bridges, alerta, custom hooks) takes ours as is.
+- ``alertmanager_payload``: Alertmanager's webhook payload, version 4, with the fields of
+  Alertmanager 0.34 (``notification_reason``, ``routeLabels``), so any receiver written
+  for Alertmanager (PagerDuty bridges, alerta, custom hooks) takes ours as is; a test holds
+  it to what a real Alertmanager sends.
 - ``alertmanager_alerts``: the body of Alertmanager's ``POST /api/v2/alerts``.
 - ``slack_payload`` and ``teams_payload``: Slack incoming-webhook and Microsoft Teams
   (Adaptive Card message) bodies.
@@ -176,17 +178,22 @@ def alertmanager_payload(
                 "fingerprint": alert.fingerprint,
             }
         )
+    # Alertmanager's own field order (v0.34: template.Data, then the webhook Message).
     return {
-        "version": "4",
-        "groupKey": f'{{}}:{{endpoint="{notification.group}"}}',
-        "truncatedAlerts": 0,
-        "status": notification.status,
         "receiver": receiver,
+        "status": notification.status,
+        "alerts": alerts,
+        # Since 0.32. A notification does not carry why it was sent; Alertmanager too says
+        # "unknown" when it cannot tell, and "all alerts resolved" is all a resolve can be.
+        "notification_reason": "all alerts resolved" if notification.status == "resolved" else "unknown",
         "groupLabels": {"endpoint": notification.group},
         "commonLabels": _common([alert_labels(a) for a in notification.alerts]),
         "commonAnnotations": _common([alert_annotations(a) for a in notification.alerts]),
+        "routeLabels": {},  # since 0.34; inferplane's one route has no labels
         "externalURL": external_url,
-        "alerts": alerts,
+        "version": "4",
+        "groupKey": f'{{}}:{{endpoint="{notification.group}"}}',
+        "truncatedAlerts": 0,
     }
 
 

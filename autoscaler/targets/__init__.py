@@ -4,8 +4,8 @@
 - ``local``: replicas of the bundled service behind the router (``inference/router.py``).
 - ``kubernetes``: a Deployment's ``scale`` subresource (the ``kubernetes`` client).
 - ``azure_container_app``: a Container App's scale rule (``azure-mgmt-appcontainers``).
-- ``azure_ml``: a managed online deployment's instance count
-  (``azure-mgmt-machinelearningservices``).
+- ``azure_ml``: a managed online deployment's instance count (its ARM REST API through
+  ``azure-mgmt-core``'s pipeline).
 
 How to add a target
 -------------------

@@ -1,25 +1,36 @@
 """An Azure Container App as a target (``azure-mgmt-appcontainers``).
 
-How scaling is expressed: Container Apps have no "replica count" to set, only
-``template.scale.minReplicas``/``maxReplicas`` around the app's own scale rules. The
-target pins both to n (``min = max = n``), so the count inferplane decides is the count
-that runs and the app's built-in rules (HTTP concurrency by default) cannot move it
-underneath the policy; ``min = n, max = endpoint max`` would let two autoscalers fight.
-``maxReplicas`` cannot be 0 (its documented minimum is 1), so ``scale_to(0)`` sets
-``min = 0, max = 1``: the app scales to zero when idle and the platform wakes one
-replica on a request.
+Scale is revision-scoped. ``template.scale`` (``minReplicas``, ``maxReplicas``, rules) is
+part of ``properties.template``, and "any changes to this section will result in a new
+revision being created" (the SDK's ``Template`` model, API 2025-07-01; Microsoft's
+"Revisions" page lists scale rules among the revision-scope changes). Read, not run (no
+subscription is reachable here): in single-revision mode the new revision is provisioned
+and the old one's replicas are then removed, so every running replica is replaced (for a
+model server: a cold start each, and the platform's scale state starts again from
+``minReplicas``); in multiple-revision mode the old revision stays active beside the new
+one, with its replicas, billing on.
 
-The change is a PATCH (``ContainerApps_Update``, JSON merge patch, long-running) of
-``properties.template.scale`` only. The scale object is read first and sent back whole
-with the two bounds changed, so its rules, ``cooldownPeriod`` and ``pollingInterval``
-survive whatever the service does with arrays in a merge patch. Changing the scale
-creates a new revision; ``scale_to`` returns when the PATCH is accepted (200/202), without
-polling the operation (the next read shows the outcome).
+So a decision never touches the template while replicas run. What the target does:
 
-Readiness: ``replicas`` of the latest revision (``latestRevisionName``, else
-``latestReadyRevisionName``) when its ``runningState`` is ``Running``; None when the app
-names no revision or the revision does not report it. Desired: ``template.scale.minReplicas``
-(equal to the count when the target pinned it; the floor otherwise).
+- ``current_replicas``: desired = the replicas the latest revision runs (its ``replicas``
+  when ``runningState`` is ``Running``, else 0), falling back to ``minReplicas`` where the
+  revision reports no count; ready = the same when Running.
+- ``scale_to(n)`` with nothing running (scaled to zero off-hours, or never started):
+  PATCH ``minReplicas = n`` (``maxReplicas`` kept, raised to n if lower): the new revision
+  starts with n replicas, and no healthy replica is replaced.
+- ``scale_to(0)``: PATCH ``minReplicas = 0`` (max kept): the app may then scale to zero
+  when idle. The running replicas are replaced by the new revision's (not verified here:
+  whether the new revision starts one replica before it scales to zero).
+- ``scale_to(n > 0)`` while replicas run: ``TargetRefused`` naming why, and nothing is
+  sent. Within its bounds the app scales itself with its own scale rules (the HTTP
+  concurrency rule by default, or the KEDA scalers of custom rules, e.g. the Prometheus
+  queries of ``inferplane export keda``); inferplane's decision is recorded, not applied.
+- multiple-revision (or labels) mode: every PATCH refused, for the reason above.
+
+The PATCH (``ContainerApps_Update``, JSON merge patch, long-running) sends the scale object
+read first, whole, with its bounds changed, so its rules, ``cooldownPeriod`` and
+``pollingInterval`` survive whatever the service does with arrays in a merge patch;
+``scale_to`` returns when it is accepted (200/202), without polling the operation.
 
 Shared by the Azure targets: :func:`azure_client_options`, :func:`azure_credential` and
 :func:`translate_azure_error` (azure-core errors into ``autoscaler.targets.base``'s tree).
@@ -75,23 +86,39 @@ class ContainerAppTarget:
         return f"container app {self._group}/{self._app}"
 
     def current_replicas(self) -> ReplicaCount:
-        """Desired from ``template.scale.minReplicas``, ready from the latest revision."""
-        properties = self._call(self._client.container_apps.get, self._group, self._app).properties
-        scale = properties.template.scale if properties and properties.template else None
-        desired = int(scale.min_replicas or 0) if scale is not None else 0
-        revision = (
-            (properties.latest_revision_name or properties.latest_ready_revision_name) if properties else None
-        )
-        return ReplicaCount(desired=desired, ready=self._ready(revision))
+        """Desired and ready from the latest revision's replicas (``minReplicas`` where it
+        reports none)."""
+        app = self._call(self._client.container_apps.get, self._group, self._app)
+        scale = _scale(app)
+        running = self._running(_latest_revision(app))
+        floor = int(scale.min_replicas or 0) if scale is not None else 0
+        return ReplicaCount(desired=floor if running is None else running, ready=running)
 
     def scale_to(self, replicas: int) -> None:
-        """PATCH ``template.scale`` with min = max = n (min 0 / max 1 for n = 0)."""
+        """Change ``minReplicas`` when that restarts no running replica; refuse otherwise."""
         if replicas < 0:
             raise TargetRefused(f"{self.resource}: cannot scale to {replicas} replicas")
         app = self._call(self._client.container_apps.get, self._group, self._app)
-        template = app.properties.template if app.properties else None
-        scale = dict(template.scale.as_dict()) if template is not None and template.scale is not None else {}
-        scale.update(minReplicas=replicas, maxReplicas=max(replicas, 1))
+        configuration = app.properties.configuration if app.properties else None
+        mode = str(getattr(configuration, "active_revisions_mode", None) or "Single")
+        mode = mode.split(".")[-1].capitalize()  # the SDK's enum prints as ActiveRevisionsMode.MULTIPLE
+        if mode != "Single":
+            raise TargetRefused(
+                f"{self.resource}: in {mode} revision mode a scale change creates a new revision "
+                "beside the running one, which keeps its replicas; inferplane changes nothing there"
+            )
+        scale = dict(_scale(app).as_dict()) if _scale(app) is not None else {}
+        running = self._running(_latest_revision(app))
+        if replicas > 0 and running != 0:
+            raise TargetRefused(
+                f"{self.resource}: not scaling to {replicas} while {_described(running)} replicas run: "
+                "scale is revision-scoped, so the change would create a new revision and replace "
+                "every running replica; within minReplicas "
+                f"{scale.get('minReplicas', 0)}..maxReplicas {scale.get('maxReplicas', 10)} "
+                "the app's own scale rules decide"
+            )
+        highest = max(int(scale.get("maxReplicas") or 10), replicas, 1)  # 10: Azure's default
+        scale.update(minReplicas=replicas, maxReplicas=highest)
         envelope = {"properties": {"template": {"scale": scale}}}
         # polling=False: the call returns once the service accepted the PATCH, and no
         # background thread keeps polling the operation after the target is closed.
@@ -100,7 +127,9 @@ class ContainerAppTarget:
     def close(self) -> None:
         self._client.close()
 
-    def _ready(self, revision_name: str | None) -> int | None:
+    def _running(self, revision_name: str | None) -> int | None:
+        """Replicas the revision runs: its count when Running, 0 in any other state,
+        None when there is no revision or it reports no count."""
         if not revision_name:
             return None
         revision = self._call(
@@ -116,6 +145,20 @@ class ContainerAppTarget:
             return method(*args, **self._call_options, **kwargs)
         except AzureError as error:
             raise translate_azure_error(error, self.resource) from error
+
+
+def _scale(app: Any) -> Any:
+    template = app.properties.template if app.properties else None
+    return template.scale if template is not None else None
+
+
+def _latest_revision(app: Any) -> str | None:
+    properties = app.properties
+    return (properties.latest_revision_name or properties.latest_ready_revision_name) if properties else None
+
+
+def _described(running: int | None) -> str:
+    return "an unknown number of" if running is None else str(running)
 
 
 def azure_credential(options: TargetOptions) -> Any:

@@ -26,9 +26,21 @@ What is read is declared as data in ``KINDS`` (one namespace per resource kind):
   ``TokenTransaction`` (prompt + generated) is not read: it would double count.
 
 The interval that divides totals is the one Azure answers with (it may widen the requested
-grain), not the one asked for. A null data point is no sample. Series split by
-``instanceId`` become per-replica samples; other splits are combined (sum of totals, mean of
-averages, max of maxima). A per-metric ``errorCode`` other than ``Success`` fails the fetch.
+grain), not the one asked for. A null data point is no sample. A per-metric ``errorCode``
+other than ``Success`` fails the fetch.
+
+Per replica: Azure answers one unsplit series unless the request's filter splits by a
+dimension, so the mappings marked ``per_replica`` (the deployment's GPU readings, whose
+dimension is ``instanceId``) are read in a call of their own with
+``filter="instanceId eq '*'"`` and become per-replica samples; ``DeploymentCapacity`` is
+read unsplit (split, each instance would report its own share). Any other split that comes
+back is combined (sum of totals, mean of averages, max of maxima).
+
+Ingestion delay: Azure Monitor's newest minutes are usually still empty (a point with only
+a time stamp) when first asked for. Each fetch therefore re-reads a trailing window
+(``reread``, 10 min by default, at least 5) before ``start``; the store upserts samples by
+(time, endpoint, replica, metric), so a bucket read again replaces itself and one that has
+filled in since is no longer missing.
 """
 
 from __future__ import annotations
@@ -78,6 +90,7 @@ class MetricMapping:
     scale: float = 1.0
     per_second: bool = False
     of_gpu_memory: bool = False
+    per_replica: bool = False  # read split by instanceId (the metric must have that dimension)
 
 
 @dataclass(frozen=True)
@@ -93,9 +106,14 @@ KINDS: dict[str, KindSpec] = {
     "aml_deployment": KindSpec(
         "Microsoft.MachineLearningServices/workspaces/onlineEndpoints/deployments",
         (
-            MetricMapping("GpuUtilizationPercentage", "gpu_utilization", "average", scale=0.01),
+            MetricMapping("GpuUtilizationPercentage", "gpu_utilization", "average", 0.01, per_replica=True),
             MetricMapping(
-                "GpuMemoryUtilizationPercentage", "gpu_memory_used_bytes", "average", 0.01, of_gpu_memory=True
+                "GpuMemoryUtilizationPercentage",
+                "gpu_memory_used_bytes",
+                "average",
+                0.01,
+                of_gpu_memory=True,
+                per_replica=True,
             ),
             MetricMapping("DeploymentCapacity", "replicas", "average"),
         ),
@@ -122,6 +140,10 @@ KINDS: dict[str, KindSpec] = {
 
 _BATCH_LIMIT = 50  # resource ids per metrics:getBatch call
 _REPLICA_DIMENSION = "instanceid"
+_SPLIT_BY_REPLICA = "instanceId eq '*'"
+# With a filter, Azure returns only the top 10 series unless told otherwise.
+_MAX_REPLICAS = 100
+_MIN_REREAD = timedelta(minutes=5)
 _COMBINE: dict[Aggregation, Callable[[list[float]], float]] = {
     "total": math.fsum,
     "average": statistics.fmean,
@@ -148,12 +170,19 @@ class AzureMonitorSource:
         retries: int = 3,
         interval: timedelta = timedelta(minutes=1),
         *,
+        reread: timedelta = timedelta(minutes=10),
         connection_verify: bool | str = True,
         sleep: Sleep | None = None,
     ) -> None:
         unknown = sorted({r.kind for r in resources} - KINDS.keys())
         if unknown:
             raise ValueError(f"{name}: unknown Azure resource kind(s) {unknown}; known: {sorted(KINDS)}")
+        if reread < _MIN_REREAD:
+            raise ValueError(
+                f"{name}: reread {reread} is shorter than Azure Monitor's usual ingestion delay; "
+                f"use at least {_MIN_REREAD}"
+            )
+        self._reread = reread
         self.name = name
         self._resources = list(resources)
         self._timeout_s = timeout_s
@@ -167,16 +196,23 @@ class AzureMonitorSource:
         self._client.close()
 
     def fetch(self, start: datetime, end: datetime) -> Iterable[Sample]:
-        """Samples for ``[start, end]`` from every configured resource; ``SourceError`` when
-        a call fails after its retries or Azure reports a per-metric error."""
+        """Samples for ``[start - reread, end]`` (or ``[start, end]`` when longer) from every
+        configured resource; ``SourceError`` when a call fails after its retries or Azure
+        reports a per-metric error."""
+        start = min(start, end - self._reread)
         samples: list[Sample] = []
         for (kind, _subscription), group in _groups(self._resources).items():
-            for i in range(0, len(group), _BATCH_LIMIT):
-                samples.extend(self._fetch_batch(KINDS[kind], group[i : i + _BATCH_LIMIT], start, end))
+            spec = KINDS[kind]
+            for per_replica in sorted({m.per_replica for m in spec.mappings}):
+                mappings = tuple(m for m in spec.mappings if m.per_replica == per_replica)
+                part = KindSpec(spec.namespace, mappings)
+                for i in range(0, len(group), _BATCH_LIMIT):
+                    batch = group[i : i + _BATCH_LIMIT]
+                    samples.extend(self._fetch_batch(part, batch, start, end, split=per_replica))
         return samples
 
     def _fetch_batch(
-        self, spec: KindSpec, resources: list[AzureResource], start: datetime, end: datetime
+        self, spec: KindSpec, resources: list[AzureResource], start: datetime, end: datetime, *, split: bool
     ) -> list[Sample]:
         raw: list[Mapping[str, Any]] = []  # the raw "values" of the last 200 answer
 
@@ -196,6 +232,7 @@ class AzureMonitorSource:
                 timespan=(start, end),
                 granularity=self._interval,
                 aggregations=aggregations,
+                **({"filter": _SPLIT_BY_REPLICA, "max_results": _MAX_REPLICAS} if split else {}),
                 raw_response_hook=keep_raw,
                 **call_options(self._timeout_s),
             )

@@ -9,7 +9,15 @@ The PromQL comes from the same dialect rows as the scrape normalizer
 - alternatives (``Field`` rows in preference order) are joined with ``or``.
 
 ``fetch(start, end)`` runs instant queries at ``end`` with ``w`` = ``end - start``;
-``fetch_range(start, end, step)`` runs range queries with ``w`` = ``step``. Figures are
+``fetch_range(start, end, step)`` runs range queries every ``step`` with ``w`` = ``step``.
+Either ``w`` is widened to at least four scrape intervals of the endpoint's series (as
+Grafana's ``$__rate_interval``): ``rate()`` needs two samples inside its window, so a
+15 s window over a 15 s or 1 min scrape interval is empty most of the time. The interval
+is learned from Prometheus itself: the ``job``/``instance`` pairs the endpoint's selector
+matches, looked up in ``/api/v1/targets`` (their ``scrapeInterval``); with no match, the
+largest interval of any active target; where the API does not answer (some managed
+Prometheus-compatible services), Prometheus' default of 1 min. A learned interval is kept
+for the source's lifetime; ``scrape_interval_s`` sets it instead. Figures are
 endpoint-level (replica ""). An empty result gives no sample (never a zero), NaN results
 are dropped; each is logged once per endpoint and metric, naming the source.
 
@@ -24,6 +32,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -38,7 +47,7 @@ from urllib3.util.retry import Retry
 from collector.dialects import QUANTILES, Field, Mapping, get_dialect
 from collector.samples import Sample, SourceError
 
-__all__ = ["PromEndpoint", "PrometheusSource", "promql"]
+__all__ = ["PromEndpoint", "PrometheusSource", "parse_duration", "promql"]
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +95,23 @@ def promql(mapping: Mapping, selector: str, window: str) -> dict[str, str]:
 
 
 def _window(seconds: float) -> str:
-    return f"{max(1, round(seconds))}s"
+    return f"{max(1, math.ceil(seconds))}s"
+
+
+# Prometheus' own default global scrape_interval, assumed where it cannot be learned.
+_DEFAULT_SCRAPE_INTERVAL_S = 60.0
+# Scrapes a rate window spans at least (Grafana's $__rate_interval uses the same four).
+_SCRAPES_PER_WINDOW = 4
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w|y)")
+_DURATION_S = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
+
+
+def parse_duration(text: str) -> float:
+    """A Prometheus duration (``15s``, ``1m30s``, ``500ms``) in seconds."""
+    parts = _DURATION.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise ValueError(f"not a Prometheus duration: {text!r}")
+    return sum(float(number) * _DURATION_S[unit] for number, unit in parts)
 
 
 class PrometheusSource:
@@ -101,6 +126,7 @@ class PrometheusSource:
         retries: int = 3,
         backoff_s: float = 0.5,
         headers: dict[str, str] | None = None,
+        scrape_interval_s: float | None = None,
     ) -> None:
         for endpoint in endpoints:
             get_dialect(endpoint.dialect)  # an unknown dialect is a config error, raised now
@@ -112,6 +138,8 @@ class PrometheusSource:
         self._sleep: Callable[[float], None] = time.sleep
         self.last_errors: dict[PromEndpoint, str] = {}
         self._noted: set[tuple[str, str, str]] = set()
+        self._scrape_interval_s = scrape_interval_s
+        self._intervals: dict[PromEndpoint, float] = {}
         # Retries are tenacity's (in _call), so the HTTP client itself never retries.
         no_retry = Retry(total=0, raise_on_status=False)
         self._prom = PrometheusConnect(url=url, headers=headers, retry=no_retry, timeout=timeout_s)  # type: ignore[arg-type]
@@ -126,31 +154,71 @@ class PrometheusSource:
             out.update(promql(mapping, endpoint.matchers(), window))
         return out
 
+    def rate_window_s(self, endpoint: PromEndpoint, span_s: float) -> float:
+        """The rate window for ``endpoint`` over ``span_s``: the span, widened to at least
+        four scrape intervals of the endpoint's series."""
+        return max(span_s, _SCRAPES_PER_WINDOW * self.scrape_interval_s(endpoint))
+
+    def scrape_interval_s(self, endpoint: PromEndpoint) -> float:
+        """How often Prometheus scrapes ``endpoint``'s series (set, learned, or 1 min)."""
+        if self._scrape_interval_s is not None:
+            return self._scrape_interval_s
+        if endpoint in self._intervals:
+            return self._intervals[endpoint]
+        try:
+            matched, interval = self._learn_interval(endpoint)
+        except (PrometheusApiClientException, requests.RequestException, ValueError, KeyError) as error:
+            self._note_once(endpoint.endpoint, "scrape interval", f"assumed 1m ({error})")
+            return _DEFAULT_SCRAPE_INTERVAL_S
+        if matched:  # a fallback is asked again next time: the series may appear
+            self._intervals[endpoint] = interval
+        return interval
+
+    def _learn_interval(self, endpoint: PromEndpoint) -> tuple[bool, float]:
+        targets = self._prom.get_targets(state="active")["activeTargets"]
+        intervals = {
+            (t["labels"].get("job"), t["labels"].get("instance")): parse_duration(t["scrapeInterval"])
+            for t in targets
+            if "scrapeInterval" in t
+        }
+        series = self._prom.custom_query(f"group by (job, instance) ({{{endpoint.matchers()}}})")
+        mine = [
+            intervals[key]
+            for s in series
+            if (key := (s["metric"].get("job"), s["metric"].get("instance"))) in intervals
+        ]
+        if mine:
+            return True, max(mine)
+        return False, max(intervals.values(), default=_DEFAULT_SCRAPE_INTERVAL_S)
+
     def fetch(self, start: datetime, end: datetime) -> Iterable[Sample]:
-        """Instant figures at ``end``; rates and quantiles over ``[start, end]``."""
-        window = _window((end - start).total_seconds())
+        """Instant figures at ``end``; rates and quantiles over ``[start, end]`` (widened
+        to four scrape intervals)."""
+        span_s = (end - start).total_seconds()
         return self._each_endpoint(
-            window,
+            span_s,
             lambda q: self._prom.custom_query(q, {"time": end.timestamp()}),
             lambda series: [series.get("value")],
         )
 
     def fetch_range(self, start: datetime, end: datetime, step: timedelta) -> Iterable[Sample]:
-        """One sample per ``step`` in ``[start, end]``; rates and quantiles over ``step``."""
-        window = _window(step.total_seconds())
+        """One sample per ``step`` in ``[start, end]``; rates and quantiles over ``step``
+        (widened to four scrape intervals)."""
+        step_s = _window(step.total_seconds())
         return self._each_endpoint(
-            window,
-            lambda q: self._prom.custom_query_range(q, start, end, window),
+            step.total_seconds(),
+            lambda q: self._prom.custom_query_range(q, start, end, step_s),
             lambda series: series.get("values", []),
         )
 
     def _each_endpoint(
-        self, window: str, run: Callable[[str], Any], points: Callable[[dict[str, Any]], list[Any]]
+        self, span_s: float, run: Callable[[str], Any], points: Callable[[dict[str, Any]], list[Any]]
     ) -> list[Sample]:
         samples: list[Sample] = []
         errors: dict[PromEndpoint, str] = {}
         for ep in self.endpoints:
             try:
+                window = _window(self.rate_window_s(ep, span_s))
                 for metric, query in self.queries(ep, window).items():
                     result = self._call(query, lambda q=query: run(q))
                     found = [
