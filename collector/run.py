@@ -10,9 +10,10 @@ writes are idempotent, so recomputing an hour replaces it.
 
 A restarted collector picks up where the last one stopped: each metric source's last
 read time and counter baselines are saved with its samples (one transaction), so the
-first read after a restart counts what was served while it was down, and a source that
-reads only the present (``live``: a scrape) records the time it could not read as a gap
-(``DOWN_REASON``) instead of leaving a silent hole.
+first read after a restart counts what was served while it was down (its counters'
+increases; a source with history, like Prometheus, also takes its rates over that
+time), and the time no reading was taken is recorded as a gap (``DOWN_REASON``) instead
+of a silent hole.
 """
 
 from __future__ import annotations
@@ -146,12 +147,13 @@ class Collector:
         resume_from = last_end if live else max(last_end, end - _MAX_CATCH_UP)
         if resume_from < end:
             self._last_end[source.name] = resume_from
+        # Readings were due every interval and none was taken: a gap, whatever the source
+        # (one reading history, like Prometheus, still counts what was served in it).
         interval = timedelta(seconds=self._source_intervals.get(source.name, 20.0))
-        missed_until = resume_from if not live else end
-        if missed_until - last_end <= 3 * interval:
+        if end - last_end <= 3 * interval:
             return []
         endpoints = self._source_endpoints.get(source.name, [""])
-        return [Gap(source.name, e, last_end, missed_until, DOWN_REASON) for e in endpoints]
+        return [Gap(source.name, e, last_end, end, DOWN_REASON) for e in endpoints]
 
     def collect_costs(self, source: CostSource, now: datetime | None = None) -> SourceReport:
         today = (now or self.clock()).date()

@@ -30,6 +30,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from collector.run import DOWN_REASON
 from inference.trace import load_trace, synthetic_prompt
 from inferplane.store import Store, open_store
 from tests.fault_stack import Prometheus, TcpProxy, TraceLoad, UpStack, immutable, postgres_schema, rss_bytes
@@ -434,6 +435,13 @@ def test_control_plane_killed_nothing_lost_no_duplicate_action_jobs_resume(stack
         f"each with the schedule: {resumed[0]['inputs'].get('schedule')}",
     )
     assert not lost
+    # Nothing lost counts readings too: the readings due while no control plane ran are
+    # one recorded gap, from the last reading before the kill to the first after.
+    times = stack.sample_times(killed - timedelta(seconds=60), _now())
+    before, after = max(t for t in times if t <= killed), min(t for t in times if t > killed)
+    missed = [g for g in stack.store.read_gaps(before, after + timedelta(seconds=1)) if g[4] == DOWN_REASON]
+    due = after - before > timedelta(seconds=3)  # three collect intervals of 1 s: readings missed
+    assert [(g[2], g[3]) for g in missed] == ([(before, after)] if due else []), (before, after, missed)
     # One action reached the pinned count (the CLI's, or the autoscaler's own just before
     # it) and none came after the restart: nothing was taken twice.
     assert [a["to_replicas"] for a in actions] in ([pinned], []), actions

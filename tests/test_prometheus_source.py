@@ -86,6 +86,39 @@ def test_figures_read_back_through_prometheus(service: ServiceProcess, prometheu
     assert any(s.metric == "generated_tokens_per_second" and s.value > 0 for s in series)
 
 
+def test_tokens_counted_through_prometheus_are_the_tokens_served(
+    service: ServiceProcess, prometheus: str
+) -> None:
+    """Counter increases read through Prometheus add up to the ``usage`` the clients got,
+    across a restart of the collector (the baselines carried as JSON)."""
+    selector = [PromEndpoint("chat", 'job="inferplane"')]
+    source = PrometheusSource("prom", prometheus, selector, timeout_s=10)
+    counted: list[float] = []
+
+    def read(into: PrometheusSource) -> None:
+        counted.extend(
+            s.value for s in _fetch(into).values() if s.metric in ("prompt_tokens", "generated_tokens")
+        )
+
+    served = 0
+    try:
+        wait_for(lambda: "prompt_tokens" in _fetch(source), 60, "a first reading (the baseline)")
+        for i in range(3):
+            body = {"prompt": f"Count to {i + 2}:", "max_tokens": 5, "temperature": 0.7}
+            usage = httpx.post(service.url + "/v1/completions", json=body, timeout=120).json()["usage"]
+            served += usage["prompt_tokens"] + usage["completion_tokens"]
+            if i == 1:  # the collector restarts: a new source from the saved baselines
+                read(source)
+                saved = source.counter_state()
+                source.close()
+                source = PrometheusSource("prom", prometheus, selector, timeout_s=10)
+                source.restore(saved)
+        wait_for(lambda: read(source) or sum(counted) >= served, 30, "Prometheus to scrape the last answer")
+    finally:
+        source.close()
+    assert sum(counted) == served
+
+
 def test_an_endpoint_without_data_gives_no_samples(prometheus: str) -> None:
     source = PrometheusSource("prom", prometheus, [PromEndpoint("ghost", '{job="no-such-job"}')])
     try:

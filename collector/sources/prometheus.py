@@ -8,6 +8,15 @@ The PromQL comes from the same dialect rows as the scrape normalizer
 - histogram: ``histogram_quantile(q, sum by (le) (rate(x_bucket{sel}[w])))``;
 - alternatives (``Field`` rows in preference order) are joined with ``or``.
 
+Counters are also counted exactly (``Mapping.increase``: tokens, requests, ready
+replica-seconds): ``fetch`` reads each counter series' raw value at ``end`` and keeps
+the increase since its previous read (a value below it is a restart from zero; a series
+that appeared since the last read started at zero), summed over the endpoint's series.
+A series gone for over an hour is forgotten: if it came back with its old total, that
+total would be counted again (a new process is what a new series almost always is).
+The baselines survive a restart of the collector (``counter_state``/``restore``).
+``fetch_range`` gives rates only.
+
 ``fetch(start, end)`` runs instant queries at ``end`` with ``w`` = ``end - start``;
 ``fetch_range(start, end, step)`` runs range queries every ``step`` with ``w`` = ``step``.
 Either ``w`` is widened to at least four scrape intervals of the endpoint's series (as
@@ -45,6 +54,7 @@ from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_expo
 from urllib3.util.retry import Retry
 
 from collector.dialects import QUANTILES, Field, Mapping, get_dialect
+from collector.normalize import CounterState
 from collector.samples import Sample, SourceError
 
 __all__ = ["PromEndpoint", "PrometheusSource", "parse_duration", "promql"]
@@ -76,7 +86,8 @@ def _scaled(expr: str, scale: float) -> str:
 def promql(mapping: Mapping, selector: str, window: str) -> dict[str, str]:
     """Vocabulary name -> PromQL for one dialect row, one selector and one rate window."""
     out: dict[str, str] = {}
-    names = mapping.vocabulary_names()
+    # Increases are not PromQL: the source counts them from raw values (``counted``).
+    names = [n for n in mapping.vocabulary_names() if n != mapping.increase]
     for name in names:
         parts = []
         for f in mapping.fields:
@@ -100,6 +111,8 @@ def _window(seconds: float) -> str:
 
 # Prometheus' own default global scrape_interval, assumed where it cannot be learned.
 _DEFAULT_SCRAPE_INTERVAL_S = 60.0
+# A counter series not seen for this long is forgotten (state stays bounded).
+_FORGET_AFTER_S = 3600.0
 # Scrapes a rate window spans at least (Grafana's $__rate_interval uses the same four).
 _SCRAPES_PER_WINDOW = 4
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w|y)")
@@ -140,6 +153,8 @@ class PrometheusSource:
         self._noted: set[tuple[str, str, str]] = set()
         self._scrape_interval_s = scrape_interval_s
         self._intervals: dict[PromEndpoint, float] = {}
+        self._counters = CounterState()
+        self._counted: set[str] = set()  # endpoints whose counters were read before
         # Retries are tenacity's (in _call), so the HTTP client itself never retries.
         no_retry = Retry(total=0, raise_on_status=False)
         self._prom = PrometheusConnect(url=url, headers=headers, retry=no_retry, timeout=timeout_s)  # type: ignore[arg-type]
@@ -193,13 +208,68 @@ class PrometheusSource:
 
     def fetch(self, start: datetime, end: datetime) -> Iterable[Sample]:
         """Instant figures at ``end``; rates and quantiles over ``[start, end]`` (widened
-        to four scrape intervals)."""
+        to four scrape intervals); counter increases since the last fetch."""
         span_s = (end - start).total_seconds()
-        return self._each_endpoint(
+        samples = self._each_endpoint(
             span_s,
             lambda q: self._prom.custom_query(q, {"time": end.timestamp()}),
             lambda series: [series.get("value")],
         )
+        for ep in self.endpoints:
+            if ep not in self.last_errors:
+                samples += self._increases(ep, end)
+        return samples
+
+    def counter_state(self) -> dict[str, object]:
+        """The counter baselines as a JSON document, for ``restore`` after a restart."""
+        return {**self._counters.to_json(), "counted": sorted(self._counted)}
+
+    def restore(self, document: dict[str, object]) -> None:
+        """Start from saved baselines. Raises ``ValueError`` on a malformed document."""
+        self._counters = CounterState.from_json(document)
+        self._counted = {str(name) for name in document.get("counted", [])}  # type: ignore[attr-defined]
+
+    def _increases(self, ep: PromEndpoint, end: datetime) -> list[Sample]:
+        """Per counter row with an increase name: the sum over the endpoint's series of
+        each one's increase since the last fetch (none on the first read of an endpoint)."""
+        now = end.timestamp()
+        previous = dict(self._counters.readings)
+        seen_before = ep.endpoint in self._counted
+        samples: list[Sample] = []
+        try:
+            for mapping in get_dialect(ep.dialect).mappings:
+                if mapping.increase is None:
+                    continue
+                total, found = 0.0, False
+                for f in mapping.fields:
+                    query = _series(f, "", ep.matchers())
+                    result = self._call(query, lambda q=query: self._prom.custom_query(q, {"time": now}))
+                    for series in result:
+                        labels = tuple(sorted((str(k), str(v)) for k, v in series["metric"].items()))
+                        key = (ep.endpoint, "", f.name, labels)
+                        value = float(series["value"][1])
+                        if not math.isfinite(value):
+                            continue
+                        before = previous.pop(key, None)
+                        previous[key] = (now, value)
+                        found = True
+                        if before is None:
+                            total += value * f.scale if seen_before else 0.0  # appeared: from zero
+                        elif now > before[0]:
+                            total += (value if value < before[1] else value - before[1]) * f.scale
+                    if found:
+                        break  # the first alternative present wins, as in the queries
+                if found:
+                    samples.append(Sample(end, ep.endpoint, mapping.increase, total))
+        except SourceError as error:
+            self._note_once(ep.endpoint, "counters", f"not counted this time ({error})")
+            return []
+        # A series Prometheus stopped returning (a missed scrape makes it stale) keeps its
+        # baseline for an hour: back within that, it is not counted again from zero.
+        readings = {k: v for k, v in previous.items() if k[0] != ep.endpoint or now - v[0] < _FORGET_AFTER_S}
+        self._counters = CounterState(readings, self._counters.since or now)
+        self._counted.add(ep.endpoint)
+        return samples
 
     def fetch_range(self, start: datetime, end: datetime, step: timedelta) -> Iterable[Sample]:
         """One sample per ``step`` in ``[start, end]``; rates and quantiles over ``step``
