@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
@@ -103,6 +104,12 @@ def test_tokens_counted_through_prometheus_are_the_tokens_served(
     served = 0
     try:
         wait_for(lambda: "prompt_tokens" in _fetch(source), 60, "a first reading (the baseline)")
+
+        def settled() -> bool:  # the earlier tests' tokens have all reached Prometheus
+            time.sleep(1.5)  # one scrape interval and a half between reads: not a sync
+            return _fetch(source)["prompt_tokens"].value == 0
+
+        wait_for(settled, 60, "no token counted between two scrapes")
         for i in range(3):
             body = {"prompt": f"Count to {i + 2}:", "max_tokens": 5, "temperature": 0.7}
             usage = httpx.post(service.url + "/v1/completions", json=body, timeout=120).json()["usage"]
