@@ -18,7 +18,9 @@ from alerts.engine import AlertEngine
 from alerts.evaluate import Readings, evaluate_rules
 from alerts.rules import ScalingEvent
 from alerts.schedule import _evaluate
-from collector.samples import CostRow, Sample
+from collector.costs import GpuPrice
+from collector.run import Collector
+from collector.samples import Sample
 from inferplane.config import ConfigError, parse_config
 from inferplane.store import Store, StoreError, open_store
 from tests.local_servers import Receiver, Smtp, start_receiver, start_smtp
@@ -241,17 +243,24 @@ def test_idle_gpu_latency_and_spend_from_the_store(store: Store, smtp: Smtp, rec
         at = now - timedelta(minutes=180 - minute)
         samples += [Sample(at, "chat", "gpu_utilization", 0.04, r) for r in ("r0", "r1")]
         samples += [Sample(at, "chat", "ready_replicas", 1.0, r) for r in ("r0", "r1")]
+        # The router's count of ready replica-seconds: two replicas for the minute before.
+        samples.append(Sample(at, "chat", "ready_replica_seconds", 120.0, "router"))
         if minute >= 170:
             samples.append(Sample(at, "chat", "request_latency_seconds_p95", 3.5, "r0"))
     store.write_samples(samples)
-    store.write_costs([CostRow(T0, now, "chat", "gpu", 15.0, "USD", "estimated")])
+    # Costs as the collector writes them: re-estimated every five minutes as it goes.
+    collector = Collector(store, prices={"chat": GpuPrice(1.5)})
+    for minute in range(0, 181, 5):
+        collector.estimate(now - timedelta(minutes=180 - minute))
     engine = _engine(store, _config_text(smtp.port, rules=rules), receiver)
     report = engine.evaluate(now)
     by_rule = {f.rule: f for f in report.findings}
     assert set(by_rule) == {"idle_gpu", "latency_slo", "spend_budget"}
     assert by_rule["idle_gpu"].cost_per_hour_usd == pytest.approx(3.0)  # 2 replicas x $1.50
     assert by_rule["latency_slo"].figures["p95_seconds"] == 3.5
-    assert by_rule["spend_budget"].figures["projected_usd"] == pytest.approx(30.0)  # $15 by noon
+    # $9 in three hours (2 replicas x $1.50/h) and $3/h now: 12 more hours at that rate.
+    assert by_rule["spend_budget"].figures["spent_usd"] == pytest.approx(9.0)
+    assert by_rule["spend_budget"].figures["projected_usd"] == pytest.approx(9.0 + 3.0 * 12)
     assert not report.problems
 
 
@@ -317,3 +326,53 @@ def test_the_scheduled_job_evaluates_on_its_interval(store: Store, smtp: Smtp, r
         wait_for(lambda: store.load_state("alerts") is not None, 10, "a scheduled evaluation")
     finally:
         scheduler.shutdown()
+
+
+def test_billed_from_azure_against_estimated_fires_a_reconciliation_alert(
+    store: Store, smtp: Smtp, receiver: Receiver, tmp_path: Path
+) -> None:
+    """A day billed 25 % above its estimate: the estimate from the real estimator over the
+    day's readings, the bill through the real Cost Management client from the stub
+    answering Microsoft's example shape; the alert reaches the webhook as Alertmanager
+    JSON naming the day."""
+    from tests.azure_stub import AzureStub, StubResponse
+    from tests.test_azure_sources import QUERY, cost_body, costs
+
+    day = datetime(2025, 3, 31, tzinfo=UTC)
+    store.write_samples(
+        [Sample(day + i * MINUTE, "chat", "ready_replica_seconds", 60.0, "router") for i in range(24 * 60)]
+    )
+    workspace = (
+        f"/subscriptions/{'0' * 8}-0000-0000-0000-{'0' * 12}/resourcegroups/rg/providers/x/workspaces/ws"
+    )
+    body = cost_body("SubscriptionQuery.json")
+    body["properties"]["columns"] = [
+        {"name": "Cost", "type": "Number"},
+        {"name": "UsageDate", "type": "Number"},
+        {"name": "ResourceId", "type": "String"},
+        {"name": "TagKey", "type": "String"},
+        {"name": "TagValue", "type": "String"},
+        {"name": "Currency", "type": "String"},
+    ]
+    body["properties"]["rows"] = [[45.0, 20250331, workspace, "azuremlendpoint", "chat-prod", "USD"]]
+    with AzureStub(tmp_path) as stub:
+        stub.route(QUERY, StubResponse(200, body))
+        source = costs(stub, tag_endpoint_map={"chat-prod": "chat"})
+        collector = Collector(store, cost_sources=[source], prices={"chat": GpuPrice(1.5)})
+        for hour in range(1, 25):  # the estimate as the day goes, then the bill a day late
+            collector.estimate(day + timedelta(hours=hour, seconds=30))
+        now = day + timedelta(days=1, hours=6)
+        assert collector.collect_costs(source, now).error is None
+    rules = "    - {kind: cost_reconciliation, max_difference: 0.1}\n"
+    engine = _engine(store, _config_text(smtp.port, "group_wait_s: 0", rules=rules), receiver)
+    (finding,) = engine.evaluate(now).findings
+    assert finding.figures["estimated_usd"] == pytest.approx(36.0)  # 24 h x $1.50
+    assert finding.figures["billed_usd"] == pytest.approx(45.0)
+    posted = [r for r in receiver.requests if b"cost_reconciliation" in r[2]]
+    assert posted, "the alert was posted to the webhook"
+    import json
+
+    alert = json.loads(posted[0][2])["alerts"][0]
+    assert alert["labels"]["alertname"] == "cost_reconciliation"
+    assert alert["labels"]["day"] == "2025-03-31"
+    assert alert["status"] == "firing"
