@@ -55,19 +55,21 @@ Parsed = dict[str, list[tuple[Labels, float]]]
 
 @dataclass(frozen=True)
 class CounterState:
-    """Previous readings of cumulative series: key -> (unix seconds, value), and since
-    when (unix seconds) this state has watched: a series created later started at zero
-    while we watched."""
+    """Previous readings of cumulative series: key -> (unix seconds, value); when each
+    target was last read and since when this state has watched, by the host's clock (a
+    series created later started at zero while we watched)."""
 
     readings: MappingABC[SeriesKey, tuple[float, float]] = field(default_factory=dict)
     since: float | None = None
+    read_at: MappingABC[tuple[str, str], float] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, object]:
         """A JSON document of this state (``from_json`` reads it back)."""
         rows = [
             [*key[:3], [list(pair) for pair in key[3]], *reading] for key, reading in self.readings.items()
         ]
-        return {"since": self.since, "readings": rows}
+        read_at = [[endpoint, replica, at] for (endpoint, replica), at in self.read_at.items()]
+        return {"since": self.since, "readings": rows, "read_at": read_at}
 
     @classmethod
     def from_json(cls, document: MappingABC[str, object]) -> CounterState:
@@ -78,7 +80,8 @@ class CounterState:
                 for e, r, n, labels, t, x in document["readings"]  # type: ignore[attr-defined]
             }
             since = document.get("since")
-            return cls(readings, None if since is None else float(since))  # type: ignore[arg-type]
+            read_at = {(str(e), str(r)): float(t) for e, r, t in document.get("read_at", [])}  # type: ignore[attr-defined]
+            return cls(readings, None if since is None else float(since), read_at)  # type: ignore[arg-type]
         except (KeyError, TypeError, ValueError) as error:
             raise ValueError(f"malformed counter state: {error}") from error
 
@@ -140,18 +143,26 @@ def normalize(
     state: CounterState,
     replica: str = "",
     source: str = "",
+    observed_at: float | None = None,
 ) -> Normalized:
-    """Vocabulary samples of one scrape of one target; see the module docstring."""
+    """Vocabulary samples of one scrape of one target; see the module docstring.
+
+    Samples are stamped ``time``; the counter state runs on ``observed_at`` (unix
+    seconds when the text was read, by the host's clock; default ``time``), the clock
+    ``_created`` timestamps are written by, even where ``time`` comes from another one
+    (a collector whose clock a test moved)."""
     d = get_dialect(dialect) if isinstance(dialect, str) else dialect
     parsed, dropped = parse_exposition(text, source or endpoint)
-    now = time.timestamp()
-    since = now if state.since is None else state.since
-    reader = _Reader(endpoint, replica, d, now, state.readings, since)
+    wall = time.timestamp() if observed_at is None else observed_at
+    since = wall if state.since is None else state.since
+    last_read = state.read_at.get((endpoint, replica), since)
+    reader = _Reader(endpoint, replica, d, (time.timestamp(), wall, last_read), state.readings)
     samples: list[Sample] = []
     for mapping in d.mappings:
         for (rep, metric), value in reader.read(mapping, parsed).items():
             samples.append(Sample(time, endpoint, metric, value, rep))
-    return Normalized(samples, CounterState(reader.next_state(), since), dropped, reader.resets)
+    read_at = {**state.read_at, (endpoint, replica): wall}
+    return Normalized(samples, CounterState(reader.next_state(), since, read_at), dropped, reader.resets)
 
 
 class _Reader:
@@ -162,15 +173,14 @@ class _Reader:
         endpoint: str,
         replica: str,
         dialect: Dialect,
-        now: float,
+        clocks: tuple[float, float, float],
         previous: MappingABC[SeriesKey, tuple[float, float]],
-        since: float,
     ) -> None:
-        self._endpoint, self._replica, self._dialect, self._now = endpoint, replica, dialect, now
+        self._endpoint, self._replica, self._dialect = endpoint, replica, dialect
+        # The sample time (rates), and by the host's clock: now and when this target was
+        # last read (a series created after that is new since we looked: it began at zero).
+        self._now, self._wall, self._last_read = clocks
         self._previous = previous
-        # A series created after this is new since we last looked: it started at zero.
-        mine = [t for (e, r, _, _), (t, _) in previous.items() if (e, r) == (endpoint, replica)]
-        self._last_read = max(mine, default=since)
         self._seen: dict[SeriesKey, tuple[float, float]] = {}
         self.resets = 0
 
@@ -214,9 +224,8 @@ class _Reader:
         self._seen[key] = (self._now, value)
         previous = self._previous.get(key)
         # Born (or born again: a restarted process) since we last looked: it started at zero.
-        last = self._last_read if previous is None else previous[0]
-        if created is not None and last <= created < self._now:
-            return value, self._now - max(created, last)
+        if created is not None and self._last_read <= created < self._wall:
+            return value, max(self._wall - max(created, self._last_read), 1e-3)
         if previous is None or self._now <= previous[0]:
             return None
         increase = value - previous[1]

@@ -77,12 +77,13 @@ class ReplicaTimeline:
     def _run(self) -> None:
         with httpx.Client(timeout=1) as client:
             while not self._stop.is_set():
-                at = time.time()
+                asked = time.time()
                 try:
                     ready = int(client.get(self.url + "/admin/replicas").json()["ready"])
                 except (httpx.HTTPError, ValueError, KeyError):
                     ready = 0
-                self.readings.append((at, ready))
+                # The answer holds at some moment between asking and hearing: the middle.
+                self.readings.append(((asked + time.time()) / 2, ready))
                 self._stop.wait(0.2)  # the sampling period of the ground truth, not a sync
 
     def replica_seconds(self, start: float, end: float) -> float:
@@ -271,7 +272,9 @@ class Stack:
             # The first reading is a baseline unless the router's counter was born after
             # the collector began watching (then it counts from the router's start).
             start = phase.started_wall if counted[0][0] == reads[0][0] else (reads[0][0] - offset).timestamp()
-            seconds += phase.timeline.replica_seconds(start, (counted[-1][0] - offset).timestamp())
+            truth = phase.timeline.replica_seconds(start, (counted[-1][0] - offset).timestamp())
+            print(f"phase {index + 1}: {truth:.1f} replica-seconds, {sum(v for _, v in counted):.1f} counted")
+            seconds += truth
         tokens = sum(load.tokens() for phase in self.phases for load in phase.loads)
         return seconds, tokens
 

@@ -14,6 +14,7 @@ of a target is logged once (and its recovery once), not on every cycle.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -100,7 +101,7 @@ class ScrapeSource:
     def fetch(self, start: datetime, end: datetime) -> Iterable[Sample]:
         """Samples read now, stamped ``end``; rates are over the time since the last fetch."""
         if self._state.since is None:  # watching begins with the first try, answered or not
-            self._state = CounterState(self._state.readings, end.timestamp())
+            self._state = CounterState(self._state.readings, time.time())
         samples: list[Sample] = []
         errors: dict[ScrapeTarget, str] = {}
         for target in self.targets:
@@ -141,8 +142,11 @@ class ScrapeSource:
 
     def _scrape(self, target: ScrapeTarget, end: datetime) -> list[Sample]:
         text = self._get(target)
+        # Counter baselines run on this host's clock, the one the targets' _created
+        # timestamps are written by (``end`` may come from a clock a test moved).
         result = normalize(
             text,
+            observed_at=time.time(),
             endpoint=target.endpoint,
             dialect=target.dialect,
             time=end,
