@@ -273,6 +273,11 @@ def bench_alerts(
     injection: Annotated[
         str, typer.Option(help="scale: multiply the traffic; surge: add (factor-1) x the mean on top.")
     ] = "scale",
+    workload: Annotated[
+        str,
+        typer.Option(help="trace: days of the trace's rotated copies; daily: generated days, daily cycle."),
+    ] = "trace",
+    seed: Annotated[int, typer.Option(help="The first seed (seeds seed .. seed + seeds - 1).")] = 7,
     output: Annotated[Path | None, typer.Option(help="Also write the JSON here.")] = None,
 ) -> None:
     """Token-spike rule on a replayed trace with injected spikes: precision, recall, delay."""
@@ -282,10 +287,14 @@ def bench_alerts(
         fail(f"--trace {trace}: no such file")
     if injection not in ("scale", "surge"):
         fail(f"--injection must be scale or surge, got {injection!r}")
+    if workload not in ("trace", "daily"):
+        fail(f"--workload must be trace or daily, got {workload!r}")
     try:
         report = run_alert_benchmark(
             str(trace) if trace else None,
+            seed=seed,
             seeds=seeds,
+            workload=workload,  # type: ignore[arg-type]
             spikes=spikes,
             spike_factor=spike_factor,
             spike_minutes=spike_minutes,
@@ -304,7 +313,7 @@ def bench_alerts(
         typer.echo(
             f"precision {report['precision']:.3f}  recall {report['recall']:.3f}  "
             f"median delay {'-' if delay is None else f'{delay:.0f} s'}  "
-            f"alerts without injection {report['alerts_without_injection']}  "
+            f"missed {report['missed']}  alerts without injection {report['alerts_without_injection']}  "
             f"ceiling (window-mean rules, <=120 s) {ceiling['within_3_minutes']:.3f}"
             f"\n{report['method']}"
         )

@@ -148,7 +148,7 @@ def test_config_check_names_a_bad_spike_setting(tmp_path: Path) -> None:
     )
     result = runner.invoke(app, ["config", "check", str(path)])
     assert result.exit_code == 1
-    assert f"{path}:8: alerts.rules[0].baseline_minutes" in result.output and "30" in result.output
+    assert f"{path}:8: alerts.rules[0].baseline_minutes" in result.output and "60" in result.output
 
 
 def test_the_evaluation_loop_runs_until_sigterm(files: tuple[Path, str], receiver: Receiver) -> None:
