@@ -349,3 +349,37 @@ def test_the_spike_rule_reads_requests_and_reports_tokens_per_request(store: Sto
     assert finding.figures["tokens_per_request"] == pytest.approx(4000 / 6, abs=0.1)
     assert 95 < finding.figures["baseline_tokens_per_request"] < 115
     assert "per request (usually" in finding.summary
+
+
+def test_scaling_notices_are_events_sent_once_never_firing_alerts(
+    store: Store, smtp: Smtp, receiver: Receiver
+) -> None:
+    # A scale-out 1 -> 2 of a $1.50 replica and, later, a scale-in 2 -> 1. The webhook
+    # asks for notices, the mail does not: each notice reaches the webhook once, signed
+    # the right way, and nothing is ever recorded as a firing alert.
+    text = (
+        ENDPOINT
+        + "alerts:\n  noise: {group_wait_s: 0}\n  rules:\n    - {kind: scaling, notify_actions: true}\n"
+        + "  channels:\n"
+        + f"    - {{kind: email, name: mail, host: 127.0.0.1, port: {smtp.port}, security: none,\n"
+        + "       sender: inferplane@example.com, recipients: [oncall@example.com]}\n"
+        + "    - {kind: webhook, name: hook, url_env: HOOK_URL, notices: true}\n"
+    )
+    engine = _engine(store, text, receiver)
+    store.write_scaling_event(T0, "chat", 1, 2, "load", applied=True, dry_run=False, inputs={})
+    first = engine.evaluate(T0 + MINUTE)
+    again = engine.evaluate(T0 + 2 * MINUTE)
+    store.write_scaling_event(T0 + 3 * MINUTE, "chat", 2, 1, "quiet", applied=True, dry_run=False, inputs={})
+    later = _engine(store, text, receiver).evaluate(T0 + 4 * MINUTE)  # a restart in between
+
+    assert first.findings == [] and [n.summary for n in first.notices] == [
+        "chat: scaled 1->2 replicas (load), +$1.50/h"
+    ]
+    assert again.notices == [] and again.deliveries == []
+    assert [n.summary for n in later.notices] == ["chat: scaled 2->1 replicas (quiet), \u2212$1.50/h"]
+    assert [receiver.json(i)["status"] for i in range(len(receiver.requests))] == ["notice", "notice"]
+    assert receiver.json(0)["alerts"][0]["labels"]["alertname"] == "scaling_notice"
+    assert smtp.inbox.messages == []
+    assert store.read_alert_events(T0, T0 + timedelta(hours=1)) == []
+    delivered = store.read_deliveries(T0, T0 + timedelta(hours=1))
+    assert [(d["channel"], d["ok"]) for d in delivered] == [("hook", True), ("hook", True)]

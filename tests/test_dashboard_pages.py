@@ -309,6 +309,8 @@ def test_autoscaler_shows_decisions_schedules_savings_and_the_replay(
     app = _open("autoscaler")
     decisions, schedules, savings, replay = _frames(app)
     assert decisions["reason"].tolist() == ["schedule opens: floor 1"]
+    # The action's notice: one more $2 replica costs more, signed so.
+    assert decisions["cost_change"].tolist() == ["+$2.00/h"]
     assert schedules["when"].tolist() == ["Mon-Fri 08:00-18:00 UTC"]
     # alpha's 06:00 hour is off-hours at 0 replicas: one replica-hour at $2 saved.
     assert _metrics(app)["Saved off-hours (last 7 days)"] == "$2.00"

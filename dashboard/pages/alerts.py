@@ -1,6 +1,8 @@
 """Alerts: those firing now, every transition in the range, and the deliveries in the
 range (the channel's name and the outcome; addresses and URLs in a delivery's problem
-are redacted by ``dashboard.data``)."""
+are redacted by ``dashboard.data``). Scaling notices are events, not alerts: they never
+fire, so nothing here counts them; the actions and their change of spend are on the
+Autoscaler page."""
 
 from __future__ import annotations
 

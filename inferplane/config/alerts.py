@@ -96,6 +96,9 @@ class EmailChannel(_ChannelBase):
     password_env: EnvVarName | None = None
     password_file: Path | None = None
     timeout_s: float = Field(10, gt=0)
+    notices: bool = Field(
+        False, description="also send notices (scaling actions, shutdowns): events, not alerts"
+    )
 
 
 class WebhookChannel(_ChannelBase):
@@ -107,6 +110,9 @@ class WebhookChannel(_ChannelBase):
     secret_file: Path | None = None
     timeout_s: float = Field(10, gt=0)
     retries: int = Field(3, ge=1)
+    notices: bool = Field(
+        False, description="also send notices (scaling actions, shutdowns): events, not alerts"
+    )
 
     @model_validator(mode="after")
     def _one_url(self) -> WebhookChannel:
