@@ -12,7 +12,7 @@ from inferplane.cli_alerts import alerts_app
 from inferplane.cli_autoscaler import autoscaler_app, scale
 from inferplane.cli_bench_dashboard import bench_dashboard
 from inferplane.cli_bench_replay import bench_replay
-from inferplane.cli_common import fail
+from inferplane.cli_common import CONFIG_HELP, fail, log_config, resolve_config
 from inferplane.cli_config_reference import config_reference
 from inferplane.cli_control_plane import control_plane
 from inferplane.cli_dashboard import dashboard
@@ -100,7 +100,10 @@ def _settings_error(error: Exception) -> str:
 
 @app.command()
 def collect(
-    config: Annotated[Path, typer.Option(help="The configuration file.")] = Path("inferplane.yaml"),
+    config: Annotated[
+        Path | None,
+        typer.Option(help=CONFIG_HELP),
+    ] = None,
     once: Annotated[bool, typer.Option("--once", help="One cycle, print what was stored, exit.")] = False,
     store: Annotated[str | None, typer.Option(help="Store URL (default: the config's, else SQLite).")] = None,
     log_level: LogLevelOption = "info",
@@ -115,6 +118,7 @@ def collect(
     from inferplane.store import StoreError
 
     start_logging(log_level, log_format)
+    config = log_config(config)
     try:
         collector, plan, retention = build_collector(config, store)
     except (ConfigError, StoreError) as error:
@@ -144,11 +148,15 @@ def collect(
 
 @config_app.command("check")
 def config_check(
-    path: Annotated[Path, typer.Argument(help="The configuration file.")] = Path("inferplane.yaml"),
+    path: Annotated[
+        Path | None,
+        typer.Argument(help=CONFIG_HELP),
+    ] = None,
 ) -> None:
     """Validate a configuration file; every problem is named with its file, line and field."""
     from inferplane.config import check_config
 
+    path = resolve_config(path)
     problems = check_config(path)
     if problems:
         for problem in problems:

@@ -19,7 +19,7 @@ from typing import Annotated, Any
 
 import typer
 
-from inferplane.cli_common import fail
+from inferplane.cli_common import CONFIG_HELP, choose_config, fail, log_config_line
 from inferplane.cli_logging import LogFormatOption, LogLevelOption, start_logging
 
 __all__ = ["demo", "up"]
@@ -29,7 +29,8 @@ log = logging.getLogger("inferplane.up")
 
 def up(
     config: Annotated[
-        Path | None, typer.Option(help="The configuration file; default: the built-in one (config example).")
+        Path | None,
+        typer.Option(help=CONFIG_HELP),
     ] = None,
     store: Annotated[str | None, typer.Option(help="Store URL; overrides the config's.")] = None,
     dashboard: Annotated[bool, typer.Option(help="Start the dashboard.")] = True,
@@ -50,19 +51,17 @@ def up(
 ) -> None:
     """Start the control plane, a router with its replicas, Prometheus (when on PATH) and the
     dashboard; print their URLs once ready; Ctrl-C (or SIGTERM) drains and stops them all."""
-    from inferplane.config import ConfigError, example_config_text, load_config
+    from inferplane.config import ConfigError, load_config
     from inferplane.control_plane import env_names
     from inferplane.store import StoreError, open_store, resolve_store_url
     from inferplane.up_plan import UpOptions, busy_ports, inferplane_home, plan_up
 
     home = inferplane_home()
-    if config is None:
-        config = home / "run" / "inferplane.yaml"
-        config.parent.mkdir(parents=True, exist_ok=True)
-        config.write_text(example_config_text(), encoding="utf-8")
+    config, which = choose_config(config)
     try:
         settings = load_config(config)
         start_logging(log_level, log_format, env_names(settings))
+        log_config_line(which)
         store_url = resolve_store_url(store, settings.store.url, settings.store.url_env)
         open_store(store_url).close()  # reachable, and migrated before the children share it
     except (ConfigError, StoreError) as error:

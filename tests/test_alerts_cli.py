@@ -49,7 +49,9 @@ def files(tmp_path: Path) -> tuple[Path, str]:
 def _run(files: tuple[Path, str], *args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
     config, store = files
     result = runner.invoke(app, [*args, "--config", str(config), "--store", store], env=env)
-    return result.exit_code, result.output
+    # A command names its configuration first (on stderr; bad options fail before that);
+    # the rest is what it did.
+    return result.exit_code, result.output.removeprefix(f"configuration: {config}\n")
 
 
 def test_test_sends_through_the_named_channel_and_records_it(

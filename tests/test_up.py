@@ -403,7 +403,10 @@ def test_the_readme_run_command_with_the_built_in_config(tmp_path: Path, model_p
     command = [*CLI, "up", "--ready-file", str(ready_file), "--no-prometheus", "--stop-timeout", "30"]
     out_path = tmp_path / "up.out"
     with out_path.open("w") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, text=True, env=env)
+        # In a folder without an inferplane.yaml, as a new user's clone is.
+        process = subprocess.Popen(
+            command, stdout=out, stderr=subprocess.STDOUT, text=True, env=env, cwd=tmp_path
+        )
     try:
 
         def ready() -> bool:
@@ -417,6 +420,7 @@ def test_the_readme_run_command_with_the_built_in_config(tmp_path: Path, model_p
                      "dashboard     http://127.0.0.1:8501"):  # fmt: skip
             assert line in printed, printed
         assert (home / "run" / "inferplane.yaml").read_text().startswith("# inferplane.yaml — the built-in")
+        assert f"configuration: the built-in one ({home / 'run' / 'inferplane.yaml'})" in printed
         answer = httpx.post(
             "http://127.0.0.1:8100/v1/chat/completions",
             json={"messages": [{"role": "user", "content": "Say hi"}], "max_tokens": 8},
