@@ -191,7 +191,7 @@ def quiet_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
 def _open(page: str) -> AppTest:
     app = AppTest.from_file(str(APP), default_timeout=60)
     if page != "overview":
-        app.switch_page(f"pages/{page}.py")
+        app.switch_page(f"views/{page}.py")
     app.run()
     assert not app.exception, [e.value for e in app.exception]
     assert [t.value for t in app.title] == [TITLES[page]]
@@ -518,3 +518,14 @@ def test_a_broken_config_is_named_and_the_pages_still_render(
     app = _open("overview")
     assert "bad.yaml" in app.warning[0].value
     assert _metrics(app)["Spend today"] == "$120.00"
+
+
+def test_no_pages_folder_beside_the_entry_script() -> None:
+    # Streamlit lists the files of a "pages" folder beside the entry script in the sidebar
+    # on its own ("app", "alerts", ...) until st.navigation replaces the list: a flash of
+    # a second navigation on every load. The page scripts live in views/ instead, and
+    # every one of them is in the navigation.
+    assert not (APP.parent / "pages").exists()
+    scripts = sorted(p.stem for p in (APP.parent / "views").glob("*.py"))
+    assert scripts == sorted(PAGES)
+    assert all(f'_PAGES / "{name}.py"' in APP.read_text() for name in PAGES)

@@ -23,7 +23,7 @@ KNOWN = {
     ("inferplane.store.store", "collector.samples"),
     ("inferplane.store.bench", "collector.samples"),
     ("alerts.rules", "collector.samples"),
-    ("dashboard.pages.autoscaler", "autoscaler.schedule"),
+    ("dashboard.views.autoscaler", "autoscaler.schedule"),
     ("dashboard.sample", "alerts.model"),
     ("dashboard.sample", "alerts.state"),
     ("dashboard.sample_records", "alerts.model"),
