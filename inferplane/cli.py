@@ -20,7 +20,7 @@ from inferplane.cli_export import export_app
 from inferplane.cli_logging import LogFormatOption, LogLevelOption, start_logging
 from inferplane.cli_replay import replay
 from inferplane.cli_router import router
-from inferplane.cli_up import demo, up
+from inferplane.cli_up import catchers, demo, up
 
 __all__ = ["app"]
 
@@ -45,6 +45,7 @@ config_app.command("reference")(config_reference)
 app.command("dashboard")(dashboard)
 app.command("up")(up)
 app.command("demo")(demo)
+app.command("catchers")(catchers)
 app.command("control-plane")(control_plane)
 bench_app.command("dashboard")(bench_dashboard)
 bench_app.command("replay")(bench_replay)

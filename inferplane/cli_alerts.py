@@ -134,20 +134,27 @@ def _when(moment: datetime) -> str:
 
 @alerts_app.command("test")
 def test_channel(
-    channel: Annotated[str, typer.Argument(help="The channel's name in alerts.channels.")],
+    channel: Annotated[
+        str | None, typer.Argument(help="The channel's name in alerts.channels; default: every channel.")
+    ] = None,
     config: ConfigOption = None,
     store: StoreOption = None,
 ) -> None:
-    """Send a test notification through one channel (the attempt is recorded in the store)."""
+    """Send a test notification through one channel, or through every channel (each attempt
+    is recorded in the store); exits 1 when one failed."""
     engine = open_engine(config, store)
     try:
-        delivery = engine.send_test(channel)
+        names = [channel] if channel else [c.name for c in engine.channels]
+        if not names:
+            fail("no channel in alerts.channels: nothing to test")
+        deliveries = [engine.send_test(name) for name in names]
     except KeyError as error:
         fail(str(error.args[0]))
     finally:
         engine.close()
-    typer.echo(delivery.line().strip())
-    if not delivery.ok:
+    for delivery in deliveries:
+        typer.echo(delivery.line().strip())
+    if not all(delivery.ok for delivery in deliveries):
         raise typer.Exit(code=1)
 
 

@@ -22,7 +22,7 @@ import typer
 from inferplane.cli_common import CONFIG_HELP, choose_config, fail, log_config_line
 from inferplane.cli_logging import LogFormatOption, LogLevelOption, start_logging
 
-__all__ = ["demo", "up"]
+__all__ = ["catchers", "demo", "up"]
 
 log = logging.getLogger("inferplane.up")
 
@@ -225,3 +225,42 @@ def _summary(stats: Any, done: bool) -> None:
         f"summary: {stats.line()}; latency p50 {p50:.2f} s, p95 {p95:.2f} s"
         f"{'' if done else '; stopped before every answer came back'}"
     )
+
+
+def catchers(
+    smtp_port: Annotated[int | None, typer.Option(help="Port of the mail catcher; none without it.")] = None,
+    webhook_port: Annotated[
+        int | None, typer.Option(help="Port of the webhook receiver; none without it.")
+    ] = None,
+    store: Annotated[str | None, typer.Option(help="Store URL (default: as up hands it down).")] = None,
+    log_level: LogLevelOption = "info",
+    log_format: LogFormatOption = "text",
+) -> None:
+    """Run the local mail catcher and webhook receiver (``inferplane up`` starts them when
+    the config sends alerts to them); what they receive is kept in the store."""
+    from inferplane.store import StoreError, open_store, resolve_store_url
+    from inferplane.up_catchers import CATCHER_HOST, WEBHOOK_PATH, Catchers
+
+    start_logging(log_level, log_format)
+    if smtp_port is None and webhook_port is None:
+        fail("give --smtp-port, --webhook-port or both")
+    try:
+        opened = open_store(resolve_store_url(store))
+    except StoreError as error:
+        fail(str(error))
+    running = Catchers(opened, smtp_port, webhook_port)
+    try:
+        running.start()
+    except OSError as error:
+        opened.close()
+        fail(f"cannot listen: {error}")
+    stop = threading.Event()
+    for number in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(number, lambda _n, _f: stop.set())
+    if smtp_port:
+        log.info("mail catcher: smtp://%s:%d", CATCHER_HOST, smtp_port)
+    if webhook_port:
+        log.info("webhook receiver: http://%s:%d%s", CATCHER_HOST, webhook_port, WEBHOOK_PATH)
+    stop.wait()
+    running.stop()
+    opened.close()

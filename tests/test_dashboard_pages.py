@@ -529,3 +529,31 @@ def test_no_pages_folder_beside_the_entry_script() -> None:
     scripts = sorted(p.stem for p in (APP.parent / "views").glob("*.py"))
     assert scripts == sorted(PAGES)
     assert all(f'_PAGES / "{name}.py"' in APP.read_text() for name in PAGES)
+
+
+def test_alerts_show_what_the_local_catchers_received_with_its_payload(
+    dashboard_env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from dashboard.inbox import INBOX_KEY
+    from inferplane.up_catchers import INBOX_KEY as WRITTEN_KEY
+
+    assert INBOX_KEY == WRITTEN_KEY
+    url, config = _seed(tmp_path, events=False)
+    store = open_store(url)
+    hook = {"version": "4", "status": "firing", "alerts": [{"labels": {"alertname": "token_spike"}}]}
+    received = [
+        {"time": "2026-11-18T12:00:00+00:00", "via": "email", "subject": "[FIRING:1] alpha: token_spike",
+         "recipients": ["you@example.com"], "payload": "token_spike: alpha: 9,000 tokens/min"},
+        {"time": "2026-11-18T12:00:01+00:00", "via": "webhook", "subject": "POST /alerts firing",
+         "payload": hook},
+    ]  # fmt: skip
+    store.save_state(INBOX_KEY, {"received": received}, NOW)
+    store.close()
+    _use(dashboard_env, (url, config))
+    app = _open("alerts")
+    (got,) = [frame for frame in _frames(app) if "payload" in frame.columns]
+    assert got["via"].tolist() == ["webhook", "email"]  # newest first
+    assert json.loads(got["payload"][0]) == hook
+    assert got["payload"][1] == "token_spike: alpha: 9,000 tokens/min"
+    assert got["to"][1] == "you@example.com"
+    assert [json.loads(c.value) for c in app.code] == [hook]  # the newest payload, in full

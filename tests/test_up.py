@@ -387,7 +387,10 @@ def _zombie(pid: int) -> bool:
         return True
 
 
-DEFAULT_PORTS = {8100: "router", 8101: "replica", 8102: "replica", 8103: "replica", 8501: "dashboard"}
+DEFAULT_PORTS = {
+    8100: "router", 8101: "replica", 8102: "replica", 8103: "replica", 8501: "dashboard",
+    1025: "mail catcher", 9095: "webhook receiver",
+}  # fmt: skip
 
 
 @pytest.mark.slow
@@ -417,7 +420,8 @@ def test_the_readme_run_command_with_the_built_in_config(tmp_path: Path, model_p
         wait_for(ready, 180, "inferplane up with the built-in config")
         printed = out_path.read_text()
         for line in ("api chat      http://127.0.0.1:8100/v1", "metrics chat  http://127.0.0.1:8100/metrics",
-                     "dashboard     http://127.0.0.1:8501"):  # fmt: skip
+                     "dashboard     http://127.0.0.1:8501", "mail catcher  smtp://127.0.0.1:1025",
+                     "webhook       http://127.0.0.1:9095/alerts"):  # fmt: skip
             assert line in printed, printed
         assert (home / "run" / "inferplane.yaml").read_text().startswith("# inferplane.yaml — the built-in")
         assert f"configuration: the built-in one ({home / 'run' / 'inferplane.yaml'})" in printed
