@@ -99,3 +99,37 @@ def test_alerts_test_fails_when_a_channel_cannot_deliver(tmp_path: Path) -> None
     result = CliRunner().invoke(app, ["alerts", "test", "--config", str(config), "--store", store])
     assert result.exit_code == 1
     assert result.stdout.count("FAILED") == 2
+
+
+def test_a_token_spike_reaches_both_catchers_with_its_payload(running: tuple[str, int, int]) -> None:
+    # The alert engine on the built-in channels (pointed at this test's catchers), over a
+    # store with a steady workload and its spike: the e-mail and the webhook both arrive,
+    # and the inbox keeps what each said.
+    from alerts.build import build_channels
+    from alerts.engine import AlertEngine
+    from tests.test_alert_engine import ENDPOINT, SPIKE_START, _walk, _write_traffic
+
+    url, smtp, webhook = running
+    text = (
+        ENDPOINT
+        + "alerts:\n  noise: {group_wait_s: 0}\n  rules:\n    - {kind: token_spike, endpoints: [chat]}\n"
+        + "  channels:\n"
+        + f"    - {{kind: email, name: local-mail, host: 127.0.0.1, port: {smtp}, security: none,\n"
+        + "       sender: inferplane@example.com, recipients: [you@example.com], notices: true}\n"
+        + f"    - {{kind: webhook, name: local-webhook, url: 'http://127.0.0.1:{webhook}/alerts'}}\n"
+    )
+    store = open_store(url)
+    try:
+        config = parse_config(text)
+        _write_traffic(store, 0, 100)
+        reports = _walk(AlertEngine(store, config, build_channels(config, {})), store, 101, SPIKE_START + 3)
+        assert [d.ok for r in reports.values() for d in r.deliveries] == [True, True]
+        received = (store.load_state(INBOX_KEY) or {})["received"]
+    finally:
+        store.close()
+    mail, hook = sorted(received, key=lambda item: item["via"])
+    assert mail["subject"] == "[FIRING:1] chat: token_spike ($3.00/h)"
+    assert "x the baseline" in mail["payload"] and "tokens_per_minute=" in mail["payload"]
+    (alert,) = hook["payload"]["alerts"]
+    assert hook["payload"]["status"] == "firing" and alert["labels"]["alertname"] == "token_spike"
+    assert float(alert["annotations"]["cost_per_hour_usd"]) == pytest.approx(3.0)
