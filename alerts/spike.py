@@ -48,6 +48,7 @@ reading is judged on volume alone.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import deque
 from collections.abc import Iterator, Sequence
@@ -247,15 +248,43 @@ def _walk(
         count = float(counts[index])
         at = start + index * _MINUTE
         if run is None:
-            frozen = _thresholds(history, tokens, index, at, settings)
-            if frozen is not None and _above(window, value, count, frozen, settings):
-                run = _Run(at, frozen)
+            if _may_open(window, history, value, count, settings):
+                frozen = _thresholds(history, tokens, index, at, settings)
+                if frozen is not None and _above(window, value, count, frozen, settings):
+                    run = _Run(at, frozen)
         elif _above(window, value, count, run.thresholds, settings):
             run.above += 1
         else:
             run = None
         history.append(_clipped(value, count, run))
         yield at, _finding(run, window, value, count, settings)
+
+
+def _may_open(
+    window: deque[float],
+    history: deque[tuple[float, float]],
+    value: float,
+    count: float,
+    settings: SpikeSettings,
+) -> bool:
+    """False when no threshold the baseline could set is crossed now, judged from bounds
+    that need no statistics: every volume limit is at least the floor and ``margin`` x the
+    last k minutes' mean (one of the baseline's k-minute means), the size limit at least
+    ``margin`` x the last minute's size. Exact (only minutes that cannot open a run are
+    skipped), and it spares the baseline's medians on most quiet minutes: a week of
+    history is walked on every evaluation."""
+    if len(history) < settings.min_baseline_minutes:
+        return False
+    current = list(window)
+    past = [v for v, _ in itertools.islice(reversed(history), settings.rate_minutes)]  # newest first
+    for k in range(1, len(current) + 1):
+        mean = sum(current[-k:]) / k
+        if mean > settings.floor_per_minute and (len(past) < k or mean > settings.margin * sum(past[:k]) / k):
+            return True
+    if not count > 0 or value <= settings.floor_per_minute:
+        return False  # no size to judge (NaN compares False too)
+    last_value, last_count = history[-1]
+    return not (last_count > 0 and value / count <= settings.margin * last_value / last_count)
 
 
 def _clipped(value: float, count: float, run: _Run | None) -> tuple[float, float]:

@@ -208,3 +208,20 @@ def test_goals_on_the_mooncake_trace() -> None:
         assert report["alerts_without_injection"] == 0
         assert report["recall"] >= 0.95 and report["precision"] >= 0.95
         assert report["median_detection_delay_seconds"] <= 60
+
+
+def test_skipping_quiet_minutes_changes_no_verdict(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The cheap bounds that spare the medians on quiet minutes must only skip minutes that
+    # could not open a run: with and without them, the same intervals on a bursty day.
+    import alerts.spike as spike
+
+    rng = np.random.default_rng(11)
+    requests = rng.poisson(rng.choice([0, 20, 200], size=1440, p=[0.2, 0.5, 0.3])).astype(float)
+    tokens = requests * rng.normal(2_000, 300, 1440).clip(100)
+    tokens[600:605] *= 3
+    tokens[900:905] += 400_000
+    args = (series(tokens), SpikeSettings())
+    fast = spike_intervals(*args, requests=series(requests))
+    monkeypatch.setattr(spike, "_may_open", lambda *_: True)
+    assert spike_intervals(*args, requests=series(requests)) == fast
+    assert any(first <= at(604) and last >= at(600) for first, last in fast)
