@@ -13,10 +13,11 @@ same minutes. Two signals are judged, minute by minute (``_walk``):
 * **volume**: for every window of k = 1 .. ``rate_minutes`` last known minutes, the mean
   tokens per minute over that window. A window fires when its mean is above all of
   ``floor_per_minute``, ``factor`` x the median of the same k-minute means over the
-  baseline, that median + ``mad_k`` x 1.4826 x their MAD, and ``margin`` x the **highest**
-  k-minute mean of the baseline. The last term is what makes one setting fit both a smooth
-  and a bursty workload: a workload whose minutes swing from idle to 6x the median has
-  shown its own highest k-minute mean in the last hour, and only what clears it (by
+  baseline's last ``volume_baseline_minutes`` (an hour), that median + ``mad_k`` x 1.4826 x
+  their MAD, and ``margin`` x the **highest** k-minute mean of the whole baseline (three
+  hours). The last term is what makes one setting fit both a smooth and a bursty
+  workload: a workload whose minutes swing from idle to 6x the median has shown its own
+  highest k-minute means in the last three hours, and only what clears them (by
   ``margin``) is new. Several windows at once: one very high minute is caught at once,
   a moderate surge once a few minutes of it add up.
 * **size** (with ``requests``): tokens per request of the last minute against the same
@@ -34,9 +35,10 @@ When a signal first crosses its threshold, every threshold is **frozen** and a r
 the run fires once ``for_minutes`` known minutes in a row were above, and keeps firing
 while any signal stays above its frozen threshold. Minutes of a run join the baseline
 **clipped** to the typical minute (the frozen median, and its median tokens per request):
-a real spike then does not lift the threshold for the next one. A false alarm does not
-lower it either: a run's minutes were all above ``margin`` x the highest baseline window,
-so clipping them leaves that highest window where it was before the run. (Clipping to
+a real spike then does not lift the threshold for the next one. A false alarm of the
+volume does not lower it either: its minutes were above ``margin`` x the highest baseline
+window, so clipping them leaves that highest window where it was before the run (a run
+opened by the size alone does clip busy minutes of its own to the typical one). (Clipping to
 the highest minute instead was tried: spikes an hour apart kept re-stamping an old peak
 into the baseline, which then hid every surge of a daily cycle's evening.)
 
