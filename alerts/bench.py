@@ -9,15 +9,16 @@ How the long series is built (``method`` in the report): the trace is bucketed i
 tokens (prompt + generated) and requests per minute (the rule reads both, as the
 collector stores ``requests_per_second`` beside the token rates); its last minute is
 dropped when the trace ends inside it (a partial minute reads as a fake dip). With
-``workload="trace"`` (the default) a day is built from copies of the one-hour trace, each copy **rotated** by its own
-random number of minutes (``tiling="rotate"``). A rotation keeps every per-minute value
-and every minute-to-minute neighbour of the trace, bar one seam per copy, so both the
-trace's per-minute distribution (its zero minutes and 6x bursts) and its burst lengths
-survive; nothing is smoothed or resampled. ``tiling="shuffle"`` shuffles the minutes of
-each copy instead: same distribution, no burst clustering (a harsher, less faithful test).
-With ``workload="daily"`` the days are generated instead: Poisson arrivals at the trace's
-mean request rate times (1 + 0.7 sin) over 24 hours, a random phase per seed, each
-request's size drawn from the trace's requests.
+``workload="trace"`` (the default) a day is built from copies of the one-hour trace,
+each copy **rotated** by its own random number of minutes (``tiling="rotate"``). A
+rotation keeps every per-minute value and every minute-to-minute neighbour of the trace,
+bar one seam per copy, so both the trace's per-minute distribution (its zero minutes and
+6x bursts) and its burst lengths survive; nothing is smoothed or resampled.
+``tiling="shuffle"`` shuffles the minutes of each copy instead: same distribution, no
+burst clustering (a harsher, less faithful test). With ``workload="daily"`` the days are
+generated instead: Poisson arrivals at the trace's mean request rate times (1 + 0.7 sin)
+over 24 hours, a random phase per seed, each request's size drawn from the trace's
+requests.
 
 Injection (``injection``): ``scale`` (the default, the issue's "3x for 5 minutes")
 multiplies the tokens of each spike's minutes by ``spike_factor`` (not their requests), as
@@ -28,9 +29,10 @@ spike runs at about factor x the normal volume even over idle minutes.
 Scoring: ``spikes`` non-overlapping spikes (``spike_minutes`` long, at least
 ``_SPACING_MINUTES`` apart, after a warm-up of one baseline) are injected; a firing
 interval overlapping a spike is a true positive, one overlapping none a false positive.
-``recall`` = detected / injected spikes (``missed`` = injected - detected), ``precision`` = true-positive / all intervals,
-delay = first firing minute - spike start (0 when an interval already fired). Figures are
-pooled over seeds; ``per_seed`` holds each seed's own.
+``recall`` = detected / injected spikes (``missed`` = injected - detected),
+``precision`` = true-positive / all intervals, delay = first firing minute - spike start
+(0 when an interval already fired). Figures are pooled over seeds; ``per_seed`` holds
+each seed's own.
 
 ``window_mean_ceiling_recall`` bounds what any rule judging k-minute token totals can
 reach without one false alarm on the clean day: a spike counts only if some k-minute
