@@ -6,27 +6,33 @@
     report["precision"], report["recall"], report["median_detection_delay_seconds"]
 
 How the long series is built (``method`` in the report): the trace is bucketed into
-tokens (prompt + generated) per minute; its last minute is dropped when the trace ends
-inside it (a partial minute reads as a fake dip). The one-hour trace is too short for a
-60-minute baseline, so a day is built from copies of it, each copy **rotated** by its own
-random number of minutes (``tiling="rotate"``). A rotation keeps every per-minute value
-and every minute-to-minute neighbour of the trace, bar one seam per copy, so both the
-trace's per-minute distribution (its zero minutes and 6x bursts) and its burst lengths
-survive; nothing is smoothed or resampled. ``tiling="shuffle"`` shuffles the minutes of
-each copy instead: same distribution, no burst clustering (a harsher, less faithful test).
+tokens (prompt + generated) and requests per minute (the rule reads both, as the
+collector stores ``requests_per_second`` beside the token rates); its last minute is
+dropped when the trace ends inside it (a partial minute reads as a fake dip). With
+``workload="trace"`` (the default) a day is built from copies of the one-hour trace,
+each copy **rotated** by its own random number of minutes (``tiling="rotate"``). A
+rotation keeps every per-minute value and every minute-to-minute neighbour of the trace,
+bar one seam per copy, so both the trace's per-minute distribution (its zero minutes and
+6x bursts) and its burst lengths survive; nothing is smoothed or resampled.
+``tiling="shuffle"`` shuffles the minutes of each copy instead: same distribution, no
+burst clustering (a harsher, less faithful test). With ``workload="daily"`` the days are
+generated instead: Poisson arrivals at the trace's mean request rate times (1 + 0.7 sin)
+over 24 hours, a random phase per seed, each request's size drawn from the trace's
+requests.
 
 Injection (``injection``): ``scale`` (the default, the issue's "3x for 5 minutes")
-multiplies the traffic of each spike's minutes by ``spike_factor``, as a prompt bug that
-grows every request does; ``surge`` adds (factor - 1) x the day's mean minute on top, as
-extra traffic does, so the spike runs at about factor x the normal volume even over idle
-minutes.
+multiplies the tokens of each spike's minutes by ``spike_factor`` (not their requests), as
+a prompt bug that grows every request does; ``surge`` adds (factor - 1) x the day's mean
+minute on top, tokens and requests alike, as extra traffic of the usual size does, so the
+spike runs at about factor x the normal volume even over idle minutes.
 
 Scoring: ``spikes`` non-overlapping spikes (``spike_minutes`` long, at least
 ``_SPACING_MINUTES`` apart, after a warm-up of one baseline) are injected; a firing
 interval overlapping a spike is a true positive, one overlapping none a false positive.
-``recall`` = detected / injected spikes, ``precision`` = true-positive / all intervals,
-delay = first firing minute - spike start (0 when an interval already fired). Figures are
-pooled over seeds; ``per_seed`` holds each seed's own.
+``recall`` = detected / injected spikes (``missed`` = injected - detected),
+``precision`` = true-positive / all intervals, delay = first firing minute - spike start
+(0 when an interval already fired). Figures are pooled over seeds; ``per_seed`` holds
+each seed's own.
 
 ``window_mean_ceiling_recall`` bounds what any rule judging k-minute token totals can
 reach without one false alarm on the clean day: a spike counts only if some k-minute
@@ -51,20 +57,29 @@ __all__ = ["run_alert_benchmark", "tokens_per_minute"]
 
 Tiling = Literal["rotate", "shuffle"]
 Injection = Literal["surge", "scale"]
+Workload = Literal["trace", "daily"]
 
 _START = datetime(2023, 11, 16, tzinfo=UTC)
 _MINUTE = timedelta(minutes=1)
 # Spikes this far apart keep one spike's firing tail from merging into the next one.
 _SPACING_MINUTES = 30
+# Generated days swing from 0.3x to 1.7x the trace's mean rate (peak 5.7x the trough).
+_DAILY_AMPLITUDE = 0.7
 
 
 def tokens_per_minute(requests: list[TraceRequest]) -> np.ndarray:
     """Prompt + generated tokens per whole minute of the trace (a partial last minute dropped)."""
+    return _per_minute(requests)[0]
+
+
+def _per_minute(requests: list[TraceRequest]) -> np.ndarray:
+    """Rows (tokens, requests) per whole minute of the trace (a partial last minute dropped)."""
     end = max(r.offset_s for r in requests)
-    minutes = np.zeros(int(end // 60) + 1)
+    minutes = np.zeros((2, int(end // 60) + 1))
     for r in requests:
-        minutes[int(r.offset_s // 60)] += r.prompt_tokens + r.generated_tokens
-    return minutes[:-1] if end % 60 < 59 and len(minutes) > 1 else minutes
+        minutes[0, int(r.offset_s // 60)] += r.prompt_tokens + r.generated_tokens
+        minutes[1, int(r.offset_s // 60)] += 1
+    return minutes[:, :-1] if end % 60 < 59 and minutes.shape[1] > 1 else minutes
 
 
 def run_alert_benchmark(
@@ -78,14 +93,21 @@ def run_alert_benchmark(
     hours: int = 24,
     tiling: Tiling = "rotate",
     injection: Injection = "scale",
+    workload: Workload = "trace",
 ) -> dict[str, Any]:
     """Score the spike rule on ``seeds`` replayed days (seeds ``seed``, ``seed + 1``, ...)."""
     settings = settings or SpikeSettings()
-    base = tokens_per_minute(load_trace(trace_path))
-    runs = [
-        _one_seed(base, s, spikes, spike_factor, spike_minutes, settings, hours, tiling, injection)
-        for s in range(seed, seed + seeds)
-    ]
+    requests = load_trace(trace_path)
+    base = _per_minute(requests)
+    sizes = np.array([r.prompt_tokens + r.generated_tokens for r in requests], dtype=float)
+    runs = []
+    for s in range(seed, seed + seeds):
+        rng = np.random.default_rng(s)
+        if workload == "daily":
+            clean = _daily_cycle(sizes, base[1].mean(), rng, hours * 60)
+        else:
+            clean = _long_series(base, rng, hours * 60, tiling)
+        runs.append(_one_seed(clean, rng, s, spikes, spike_factor, spike_minutes, settings, injection))
     intervals = sum(r["intervals"] for r in runs)
     delays = [d for r in runs for d in r.pop("delays")]
     return {
@@ -93,37 +115,42 @@ def run_alert_benchmark(
         "recall": sum(r["detected"] for r in runs) / sum(r["injected"] for r in runs),
         "median_detection_delay_seconds": statistics.median(delays) if delays else None,
         "alerts_without_injection": sum(r["alerts_without_injection"] for r in runs),
+        "missed": sum(r["injected"] - r["detected"] for r in runs),
         # Upper bound for rules that judge k-minute totals with no false alarm (see _ceiling).
         "window_mean_ceiling_recall": {
             key: statistics.mean(r["window_mean_ceiling"][key] for r in runs)
             for key in ("within_3_minutes", "whole_spike")
         },
-        "method": (
-            f"{hours} h of tokens/minute from copies of the {len(base)}-minute trace, each copy "
-            f"{'rotated by a random offset' if tiling == 'rotate' else 'with its minutes shuffled'}; "
-            f"{spikes} spikes ({injection}) x{spike_factor} for {spike_minutes} min per seed, {seeds} seeds"
-        ),
+        "method": _method(len(base[0]), hours, tiling, workload)
+        + f"; {spikes} spikes ({injection}) x{spike_factor} for {spike_minutes} min per seed, {seeds} seeds",
         "settings": dataclasses.asdict(settings),
         "per_seed": runs,
     }
 
 
+def _method(trace_minutes: int, hours: int, tiling: Tiling, workload: Workload) -> str:
+    if workload == "daily":
+        return (
+            f"{hours} h generated with a daily cycle (Poisson arrivals, the trace's mean rate x "
+            f"(1 + {_DAILY_AMPLITUDE} sin), a random phase per seed; request sizes drawn from the trace)"
+        )
+    how = "rotated by a random offset" if tiling == "rotate" else "with its minutes shuffled"
+    return f"{hours} h of tokens/minute from copies of the {trace_minutes}-minute trace, each copy {how}"
+
+
 def _one_seed(
-    base: np.ndarray,
+    clean: np.ndarray,
+    rng: np.random.Generator,
     seed: int,
     spikes: int,
     factor: float,
     length: int,
     settings: SpikeSettings,
-    hours: int,
-    tiling: Tiling,
     injection: Injection,
 ) -> dict[str, Any]:
-    rng = np.random.default_rng(seed)
-    clean = _long_series(base, rng, hours * 60, tiling)
-    starts = _spike_starts(rng, len(clean), spikes, length, settings.baseline_minutes)
+    starts = _spike_starts(rng, clean.shape[1], spikes, length, settings.baseline_minutes)
     spiked = _inject(clean, starts, length, factor, injection)
-    fired = [_minutes(i) for i in spike_intervals(_points(spiked), settings)]
+    fired = [_minutes(i) for i in _intervals(spiked, settings)]
     hits = [[i for i in fired if i[0] <= s + length - 1 and i[1] >= s] for s in starts]
     delays = [60.0 * max(0, min(i[0] for i in h) - s) for h, s in zip(hits, starts, strict=True) if h]
     true_positive = sum(1 for i in fired if any(i[0] <= s + length - 1 and i[1] >= s for s in starts))
@@ -133,9 +160,10 @@ def _one_seed(
         "detected": len(delays),
         "intervals": len(fired),
         "true_positive_intervals": true_positive,
-        "alerts_without_injection": len(spike_intervals(_points(clean), settings)),
+        "alerts_without_injection": len(_intervals(clean, settings)),
         "median_detection_delay_seconds": statistics.median(delays) if delays else None,
-        "window_mean_ceiling": _ceiling(clean, spiked, starts, length),
+        "window_mean_ceiling": _ceiling(clean[0], spiked[0], starts, length),
+        "missed_spike_minutes": [s for h, s in zip(hits, starts, strict=True) if not h],
         "delays": delays,
     }
 
@@ -143,16 +171,17 @@ def _one_seed(
 def _inject(
     clean: np.ndarray, starts: list[int], length: int, factor: float, injection: Injection
 ) -> np.ndarray:
-    """``scale`` multiplies the traffic of each spike's minutes by ``factor`` (a prompt bug:
-    every request grows); ``surge`` adds (factor - 1) x the day's mean minute on top (extra
-    traffic: the spike runs at about factor x the normal volume, even over idle minutes)."""
+    """``scale`` multiplies the tokens of each spike's minutes by ``factor`` (a prompt bug:
+    every request grows, their number does not); ``surge`` adds (factor - 1) x the day's
+    mean minute on top, tokens and requests alike (extra traffic of the usual size: the
+    spike runs at about factor x the normal volume, even over idle minutes)."""
     spiked = clean.copy()
-    extra = (factor - 1) * float(np.mean(clean))
+    extra = (factor - 1) * clean.mean(axis=1)
     for start in starts:
         if injection == "surge":
-            spiked[start : start + length] += extra
+            spiked[:, start : start + length] += extra[:, None]
         else:
-            spiked[start : start + length] *= factor
+            spiked[0, start : start + length] *= factor
     return spiked
 
 
@@ -179,10 +208,25 @@ def _ceiling(clean: np.ndarray, spiked: np.ndarray, starts: list[int], length: i
 
 def _long_series(base: np.ndarray, rng: np.random.Generator, minutes: int, tiling: Tiling) -> np.ndarray:
     copies = []
-    for _ in range(-(-minutes // len(base))):
-        copy = np.roll(base, int(rng.integers(len(base)))) if tiling == "rotate" else rng.permutation(base)
-        copies.append(copy)
-    return np.concatenate(copies)[:minutes]
+    for _ in range(-(-minutes // base.shape[1])):
+        if tiling == "rotate":
+            copies.append(np.roll(base, int(rng.integers(base.shape[1])), axis=1))
+        else:
+            copies.append(base[:, rng.permutation(base.shape[1])])
+    return np.concatenate(copies, axis=1)[:, :minutes]
+
+
+def _daily_cycle(
+    sizes: np.ndarray, mean_requests: float, rng: np.random.Generator, minutes: int
+) -> np.ndarray:
+    """(tokens, requests) per minute of generated days: Poisson arrivals at the trace's mean
+    rate following a daily sine (peak/trough 1.7/0.3), each request's size one of the trace's."""
+    phase = rng.uniform(0, 2 * np.pi)
+    rate = mean_requests * (1 + _DAILY_AMPLITUDE * np.sin(2 * np.pi * np.arange(minutes) / 1440 + phase))
+    counts = rng.poisson(rate)
+    minute_of = np.repeat(np.arange(minutes), counts)
+    tokens = np.bincount(minute_of, weights=rng.choice(sizes, minute_of.size), minlength=minutes)
+    return np.vstack([tokens, counts.astype(float)])
 
 
 def _spike_starts(rng: np.random.Generator, size: int, count: int, length: int, warm_up: int) -> list[int]:
@@ -199,8 +243,12 @@ def _spike_starts(rng: np.random.Generator, size: int, count: int, length: int, 
     return sorted(starts)
 
 
-def _points(values: np.ndarray) -> list[tuple[datetime, float]]:
-    return [(_START + i * _MINUTE, float(v)) for i, v in enumerate(values)]
+def _intervals(values: np.ndarray, settings: SpikeSettings) -> list[tuple[datetime, datetime]]:
+    """The rule's firing intervals on (tokens, requests) per minute from ``_START``."""
+    times = [_START + i * _MINUTE for i in range(values.shape[1])]
+    tokens = list(zip(times, values[0].tolist(), strict=True))
+    requests = list(zip(times, values[1].tolist(), strict=True))
+    return spike_intervals(tokens, settings, requests=requests)
 
 
 def _minutes(interval: tuple[datetime, datetime]) -> tuple[int, int]:

@@ -10,6 +10,12 @@ The state lives in the store (``control_state``, key ``"alerts"``), so a restart
 forgets a firing alert nor notifies it twice. It is saved after the deliveries: a crash
 in between repeats a notification rather than losing it.
 
+Notices (findings with ``notice=True``: scaling actions, shutdowns) bypass the state
+machine: they are events, not alerts, so they are never recorded as firing or resolved
+and never count as firing. Each is sent once, grouped per endpoint, to the channels whose
+configuration sets ``notices: true`` (never to an Alertmanager push); the notices already
+sent are kept under ``"alerts.notices"`` so a restart does not send them again.
+
 A failed delivery (after the channel's own retries) is recorded with each attempt's
 error and logged; the notification is not re-sent until the group's next update or
 repeat. Channels that want every evaluation (``pushes_every_evaluation``, the
@@ -23,7 +29,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from alerts.evaluate import evaluate_rules
@@ -37,6 +43,10 @@ __all__ = ["STATE_KEY", "AlertEngine", "Delivery", "EvaluationReport"]
 log = logging.getLogger(__name__)
 
 STATE_KEY = "alerts"
+NOTICES_KEY = "alerts.notices"
+# A notice is found for as long as its event is in the rule's window (15 minutes); what
+# was sent is remembered a day, well past that.
+_NOTICE_MEMORY = timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -60,6 +70,8 @@ class EvaluationReport:
 
     at: datetime
     findings: list[Finding] = field(default_factory=list)
+    notices: list[Finding] = field(default_factory=list)
+    """Notices found for the first time in this evaluation (sent now)."""
     notifications: list[Notification] = field(default_factory=list)
     deliveries: list[Delivery] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
@@ -67,6 +79,7 @@ class EvaluationReport:
     def lines(self) -> list[str]:
         lines = [f"{self.at:%Y-%m-%d %H:%M:%S} UTC: {len(self.findings)} finding(s)"]
         lines += [f"  [{f.severity}] {f.summary}" for f in self.findings]
+        lines += [f"  [notice] {f.summary}" for f in self.notices]
         lines += [f"  notify {n.group}: {n.status}, {len(n.alerts)} alert(s)" for n in self.notifications]
         lines += [d.line() for d in self.deliveries]
         lines += [f"  problem: {p}" for p in self.problems]
@@ -90,6 +103,11 @@ class AlertEngine:
         noise = config.alerts.noise if config.alerts else None
         self.noise = NoiseSettings(**noise.model_dump()) if noise else NoiseSettings()
         self.evaluate_every_s = config.alerts.evaluate_every_s if config.alerts else 60.0
+        self.notice_channels = (
+            {c.name for c in config.alerts.channels if getattr(c, "notices", False)}
+            if config.alerts
+            else set()
+        )
 
     def evaluate(self, now: datetime | None = None) -> EvaluationReport:
         """One evaluation at ``now`` (default: the clock). Raises ``StoreError`` when the
@@ -98,7 +116,8 @@ class AlertEngine:
         report = EvaluationReport(now)
         before = self.load_state()
         readings = read_readings(self.store, self.config, now)
-        report.findings, report.problems = evaluate_rules(self.config, readings, now)
+        findings, report.problems = evaluate_rules(self.config, readings, now)
+        report.findings = [f for f in findings if not f.notice]
         for problem in report.problems:
             log.warning("alerts: %s", problem)
         after, report.notifications = step(before, report.findings, now, self.noise, self._silences(now))
@@ -108,8 +127,31 @@ class AlertEngine:
                 if not _pushes_every_evaluation(channel):
                     report.deliveries.append(self._deliver(channel, notification, now, record=True))
         report.deliveries += self._push_all(before, after, now)
+        report.notices, deliveries = self._send_notices([f for f in findings if f.notice], now)
+        report.deliveries += deliveries
         self.store.save_state(STATE_KEY, to_records(after), now)
         return report
+
+    def _send_notices(self, notices: list[Finding], now: datetime) -> tuple[list[Finding], list[Delivery]]:
+        """Send each notice not sent before to the channels that ask for notices."""
+        sent: dict[str, str] = self.store.load_state(NOTICES_KEY) or {}
+        fresh = [n for n in notices if n.fingerprint not in sent]
+        if not fresh:
+            return [], []
+        groups: dict[str, list[Alert]] = {}
+        for notice in fresh:
+            groups.setdefault(notice.endpoint, []).append(Alert(notice, "notice", notice.since or now))
+        deliveries = [
+            self._deliver(channel, Notification(group, tuple(alerts), now), now, record=True)
+            for group, alerts in sorted(groups.items())
+            for channel in self.channels
+            if channel.name in self.notice_channels and not _pushes_every_evaluation(channel)
+        ]
+        oldest = (now - _NOTICE_MEMORY).isoformat()
+        kept = {fp: at for fp, at in sent.items() if at >= oldest}
+        kept.update({n.fingerprint: now.isoformat() for n in fresh})
+        self.store.save_state(NOTICES_KEY, kept, now)
+        return fresh, deliveries
 
     def close(self) -> None:
         """Close the channels' connections and the store."""

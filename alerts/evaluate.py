@@ -45,6 +45,7 @@ class Readings:
 
     prompt_tokens_per_minute: Series = ()
     generated_tokens_per_minute: Series = ()
+    requests_per_minute: Series = ()
     gpu_utilization: Series = ()
     ready_replicas: Series = ()
     latency_p95: Mapping[str, Series] = field(default_factory=dict)
@@ -70,13 +71,15 @@ def spike_settings(rule: rules_config.TokenSpikeRule) -> SpikeSettings:
     """The spike detector's settings for a configured token-spike rule."""
     return SpikeSettings(
         factor=rule.factor,
+        margin=rule.margin,
+        size_factor=rule.size_factor,
         floor_per_minute=rule.floor_per_minute,
         for_minutes=rule.for_minutes,
         baseline_minutes=rule.baseline_minutes,
         weekly=rule.weekly,
         rate_minutes=rule.rate_minutes,
         mad_k=rule.mad_k,
-        min_baseline_minutes=min(30, rule.baseline_minutes),
+        min_baseline_minutes=30,
     )
 
 
@@ -117,7 +120,9 @@ def _token_spike(
     # Minutes are labelled by their start, and the newest complete one started a minute
     # before now: judge the series as of then.
     series = readings.tokens_per_minute(rule.tokens)
-    found = detect_spike(series, now - timedelta(minutes=1), spike_settings(rule))
+    found = detect_spike(
+        series, now - timedelta(minutes=1), spike_settings(rule), requests=readings.requests_per_minute
+    )
     if found is None:
         return []
     cost = _spike_cost(rule.tokens, found.rate_per_minute, endpoint, readings)
@@ -130,12 +135,18 @@ def _token_spike(
     }
     if math.isfinite(found.ratio):
         figures["ratio"] = round(found.ratio, 2)
+    size = ""
+    if found.tokens_per_request is not None and found.baseline_tokens_per_request:
+        figures["tokens_per_request"] = round(found.tokens_per_request, 1)
+        figures["baseline_tokens_per_request"] = round(found.baseline_tokens_per_request, 1)
+        usual = found.baseline_tokens_per_request
+        size = f", {found.tokens_per_request:,.0f} per request (usually {usual:,.0f})"
     return [
         Finding(
             rule="token_spike",
             endpoint=endpoint.name,
             summary=f"{endpoint.name}: {found.rate_per_minute:,.0f} {what}/min, {ratio} "
-            f"({found.baseline_per_minute:,.0f}/min) since {found.since:%Y-%m-%d %H:%M} UTC{money}",
+            f"({found.baseline_per_minute:,.0f}/min){size} since {found.since:%Y-%m-%d %H:%M} UTC{money}",
             since=found.since,
             figures=figures,
             cost_per_hour_usd=cost,

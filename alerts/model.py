@@ -5,6 +5,10 @@ A rule returns ``Finding``s (what is wrong right now, with the figures and their
 the state machine turns findings over time into ``Alert``s that fire and resolve, and
 groups them per endpoint into ``Notification``s; a ``Channel`` delivers a notification
 or raises ``DeliveryError``.
+
+A finding with ``notice=True`` (a scaling action, an off-hours shutdown) is an event, not
+an alert: it never fires or resolves, is sent once to the channels that ask for notices,
+and its alerts carry the status ``"notice"``.
 """
 
 from __future__ import annotations
@@ -15,9 +19,24 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, Protocol
 
-__all__ = ["Alert", "Channel", "DeliveryError", "Finding", "Notification", "fingerprint"]
+__all__ = [
+    "Alert",
+    "Channel",
+    "DeliveryError",
+    "Finding",
+    "Notification",
+    "fingerprint",
+    "signed_dollars_per_hour",
+]
 
-Status = Literal["firing", "resolved"]
+Status = Literal["firing", "resolved", "notice"]
+
+
+def signed_dollars_per_hour(change_usd: float) -> str:
+    """A change of spend per hour with its sign: ``+$2.40/h`` costs more, ``−$2.40/h``
+    (a minus sign, U+2212) saves; ``$0.00/h`` when nothing changes."""
+    sign = "+" if change_usd > 0.005 else "\u2212" if change_usd < -0.005 else ""
+    return f"{sign}${abs(change_usd):,.2f}/h"
 
 
 def fingerprint(rule: str, endpoint: str, labels: dict[str, str] | None = None) -> str:
@@ -43,6 +62,8 @@ class Finding:
     figures: dict[str, float] = field(default_factory=dict)
     cost_per_hour_usd: float | None = None
     labels: dict[str, str] = field(default_factory=dict)
+    notice: bool = False
+    """An event to tell (a scaling action), not a condition that fires and resolves."""
 
     @property
     def fingerprint(self) -> str:
@@ -73,6 +94,8 @@ class Notification:
 
     @property
     def status(self) -> Status:
+        if self.alerts and all(a.status == "notice" for a in self.alerts):
+            return "notice"
         return "firing" if any(a.status == "firing" for a in self.alerts) else "resolved"
 
 

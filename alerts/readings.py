@@ -49,6 +49,8 @@ def _read(
         values["generated_tokens_per_minute"] = _tokens(
             store, endpoint, "generated_tokens_per_second", start, now
         )
+        # Requests let the rule see tokens per request (a prompt bug grows every request).
+        values["requests_per_minute"] = _tokens(store, endpoint, "requests_per_second", start, now)
     if kinds & {"token_spike", "idle_gpu"}:
         values["ready_replicas"] = _replicas(store, endpoint, now)
     if "idle_gpu" in kinds:
@@ -79,7 +81,8 @@ def _minute(at: datetime) -> datetime:
 def _tokens(
     store: Any, endpoint: str, metric: str, start: datetime, now: datetime
 ) -> list[tuple[datetime, float]]:
-    """Tokens per complete minute in ``[start, now)``: per-replica minute means x 60, summed."""
+    """Per complete minute in ``[start, now)`` (tokens, or requests): per-replica minute
+    means of the per-second rate x 60, summed."""
     this_minute = _minute(now)
     recent = this_minute - _RAW_MINUTES * _MINUTE
     per_minute: dict[datetime, float] = defaultdict(float)

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from alerts.model import Finding
+from alerts.model import Finding, signed_dollars_per_hour
 from collector.samples import METRICS
 
 __all__ = [
@@ -367,11 +367,13 @@ def scaling_notice_rule(
     scale_actions: bool = False,
     shutdowns: bool = True,
 ) -> list[Finding]:
-    """Info findings, one per applied scaling event in ``(now - window, now]``: every
-    replica change when ``scale_actions``, shutdowns to zero (off hours) when ``shutdowns``.
+    """Notices (events, never alerts: ``notice=True``), one per applied scaling event in
+    ``(now - window, now]``: every replica change when ``scale_actions``, shutdowns to
+    zero (off hours) when ``shutdowns``.
 
-    ``figures["saving_per_hour_usd"]`` is replicas removed x the price (negative when
-    replicas were added); ``cost_per_hour_usd`` what the endpoint burns afterwards."""
+    ``figures["cost_change_per_hour_usd"]`` is replicas added x the price: positive when
+    the change costs more, negative when it saves (the summary says ``+$2.40/h`` or
+    ``−$2.40/h``); ``cost_per_hour_usd`` what the endpoint burns afterwards."""
     now = _utc(now)
     findings = []
     for event in _events(events):
@@ -383,21 +385,22 @@ def scaling_notice_rule(
 
 
 def _notice(endpoint: str, event: ScalingEvent, shutdown: bool, price: float) -> Finding:
-    saving = (event.from_replicas - event.to_replicas) * price
+    change = (event.to_replicas - event.from_replicas) * price
     what = "shut down" if shutdown else "scaled"
     return Finding(
         rule="scaling_notice",
         endpoint=endpoint,
         summary=f"{endpoint}: {what} {event.from_replicas}->{event.to_replicas} replicas "
-        f"({event.reason or 'no reason'}), saving ${saving:,.2f}/h",
+        f"({event.reason or 'no reason'}), {signed_dollars_per_hour(change)}",
         severity="info",
         since=event.time,
         figures={
             "from_replicas": event.from_replicas,
             "to_replicas": event.to_replicas,
-            "saving_per_hour_usd": saving,
+            "cost_change_per_hour_usd": change,
         },
         cost_per_hour_usd=event.to_replicas * price,
-        # One alert per event: two shutdowns are two notices, not one long-lived alert.
+        # One notice per event: two shutdowns are two notices.
         labels={"kind": "shutdown" if shutdown else "scale", "at": event.time.isoformat()},
+        notice=True,
     )

@@ -12,7 +12,9 @@ import streamlit as st
 
 from dashboard.filters import sidebar
 
-_PAGES = Path(__file__).resolve().parent / "pages"
+# Not "pages/": Streamlit treats a folder of that name beside the entry script as its own
+# page list and shows it in the sidebar before st.navigation replaces it (a flash).
+_PAGES = Path(__file__).resolve().parent / "views"
 
 st.set_page_config(page_title="inferplane", page_icon=":material/monitoring:", layout="wide")
 sidebar()

@@ -12,7 +12,7 @@ from inferplane.cli_alerts import alerts_app
 from inferplane.cli_autoscaler import autoscaler_app, scale
 from inferplane.cli_bench_dashboard import bench_dashboard
 from inferplane.cli_bench_replay import bench_replay
-from inferplane.cli_common import fail
+from inferplane.cli_common import CONFIG_HELP, fail, log_config, resolve_config
 from inferplane.cli_config_reference import config_reference
 from inferplane.cli_control_plane import control_plane
 from inferplane.cli_costs import costs
@@ -21,7 +21,7 @@ from inferplane.cli_export import export_app
 from inferplane.cli_logging import LogFormatOption, LogLevelOption, start_logging
 from inferplane.cli_replay import replay
 from inferplane.cli_router import router
-from inferplane.cli_up import demo, up
+from inferplane.cli_up import catchers, demo, up
 
 __all__ = ["app"]
 
@@ -47,6 +47,7 @@ config_app.command("reference")(config_reference)
 app.command("dashboard")(dashboard)
 app.command("up")(up)
 app.command("demo")(demo)
+app.command("catchers")(catchers)
 app.command("control-plane")(control_plane)
 bench_app.command("dashboard")(bench_dashboard)
 bench_app.command("replay")(bench_replay)
@@ -102,7 +103,10 @@ def _settings_error(error: Exception) -> str:
 
 @app.command()
 def collect(
-    config: Annotated[Path, typer.Option(help="The configuration file.")] = Path("inferplane.yaml"),
+    config: Annotated[
+        Path | None,
+        typer.Option(help=CONFIG_HELP),
+    ] = None,
     once: Annotated[bool, typer.Option("--once", help="One cycle, print what was stored, exit.")] = False,
     store: Annotated[str | None, typer.Option(help="Store URL (default: the config's, else SQLite).")] = None,
     log_level: LogLevelOption = "info",
@@ -117,6 +121,7 @@ def collect(
     from inferplane.store import StoreError
 
     start_logging(log_level, log_format)
+    config = log_config(config)
     try:
         collector, plan, retention = build_collector(config, store)
     except (ConfigError, StoreError) as error:
@@ -146,11 +151,15 @@ def collect(
 
 @config_app.command("check")
 def config_check(
-    path: Annotated[Path, typer.Argument(help="The configuration file.")] = Path("inferplane.yaml"),
+    path: Annotated[
+        Path | None,
+        typer.Argument(help=CONFIG_HELP),
+    ] = None,
 ) -> None:
     """Validate a configuration file; every problem is named with its file, line and field."""
     from inferplane.config import check_config
 
+    path = resolve_config(path)
     problems = check_config(path)
     if problems:
         for problem in problems:
@@ -275,6 +284,11 @@ def bench_alerts(
     injection: Annotated[
         str, typer.Option(help="scale: multiply the traffic; surge: add (factor-1) x the mean on top.")
     ] = "scale",
+    workload: Annotated[
+        str,
+        typer.Option(help="trace: days of the trace's rotated copies; daily: generated days, daily cycle."),
+    ] = "trace",
+    seed: Annotated[int, typer.Option(help="The first seed (seeds seed .. seed + seeds - 1).")] = 7,
     output: Annotated[Path | None, typer.Option(help="Also write the JSON here.")] = None,
 ) -> None:
     """Token-spike rule on a replayed trace with injected spikes: precision, recall, delay."""
@@ -284,10 +298,14 @@ def bench_alerts(
         fail(f"--trace {trace}: no such file")
     if injection not in ("scale", "surge"):
         fail(f"--injection must be scale or surge, got {injection!r}")
+    if workload not in ("trace", "daily"):
+        fail(f"--workload must be trace or daily, got {workload!r}")
     try:
         report = run_alert_benchmark(
             str(trace) if trace else None,
+            seed=seed,
             seeds=seeds,
+            workload=workload,  # type: ignore[arg-type]
             spikes=spikes,
             spike_factor=spike_factor,
             spike_minutes=spike_minutes,
@@ -306,7 +324,7 @@ def bench_alerts(
         typer.echo(
             f"precision {report['precision']:.3f}  recall {report['recall']:.3f}  "
             f"median delay {'-' if delay is None else f'{delay:.0f} s'}  "
-            f"alerts without injection {report['alerts_without_injection']}  "
+            f"missed {report['missed']}  alerts without injection {report['alerts_without_injection']}  "
             f"ceiling (window-mean rules, <=120 s) {ceiling['within_3_minutes']:.3f}"
             f"\n{report['method']}"
         )

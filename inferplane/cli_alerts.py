@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from inferplane.cli_common import fail, parse_duration
+from inferplane.cli_common import CONFIG_HELP, fail, log_config, parse_duration, resolve_config
 from inferplane.cli_logging import LogFormatOption, LogLevelOption, start_logging
 
 __all__ = ["alerts_app", "open_engine"]
@@ -17,14 +17,22 @@ alerts_app = typer.Typer(
     help="Evaluate alert rules, list alerts, test channels and silence alerts.", no_args_is_help=True
 )
 
-ConfigOption = Annotated[Path, typer.Option("--config", help="The configuration file.")]
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", help=CONFIG_HELP),
+]
 StoreOption = Annotated[
     str | None, typer.Option("--store", help="Store URL (default: the config's, else SQLite).")
 ]
 
 
-def open_engine(config: Path, store: str | None) -> Any:
-    """The alert engine for ``config``; a bad file, secret or store fails the command."""
+def open_engine(config: Path | None, store: str | None) -> Any:
+    """The alert engine for ``config`` (see ``resolve_config``); a bad file, secret or store
+    fails the command."""
+    return _open_engine(resolve_config(config), store)
+
+
+def _open_engine(config: Path, store: str | None) -> Any:
     from alerts.main import build_engine
     from inferplane.config import ConfigError
     from inferplane.store import StoreError
@@ -35,8 +43,9 @@ def open_engine(config: Path, store: str | None) -> Any:
         fail(str(error))
 
 
-def _store(config: Path, store: str | None) -> Any:
+def _store(config: Path | None, store: str | None) -> Any:
     """The store alone (listing and silencing need no channel secrets)."""
+    config = resolve_config(config)
     from inferplane.config import ConfigError, load_config
     from inferplane.store import StoreError, open_store, resolve_store_url
 
@@ -49,7 +58,7 @@ def _store(config: Path, store: str | None) -> Any:
 
 @alerts_app.command("evaluate")
 def evaluate(
-    config: ConfigOption = Path("inferplane.yaml"),
+    config: ConfigOption = None,
     store: StoreOption = None,
     once: Annotated[bool, typer.Option("--once", help="Evaluate once, print the report, exit.")] = False,
     log_level: LogLevelOption = "info",
@@ -61,7 +70,7 @@ def evaluate(
     from inferplane.store import StoreError
 
     start_logging(log_level, log_format)
-    engine = open_engine(config, store)
+    engine = _open_engine(log_config(config), store)
     if not once:
         typer.echo(f"evaluating alerts every {engine.evaluate_every_s:g} s; Ctrl-C stops")
         run_until_stopped([lambda scheduler: add_alert_jobs(scheduler, engine)], [engine.close])
@@ -79,7 +88,7 @@ def evaluate(
 
 @alerts_app.command("list")
 def list_alerts(
-    config: ConfigOption = Path("inferplane.yaml"),
+    config: ConfigOption = None,
     store: StoreOption = None,
     hours: Annotated[float, typer.Option(help="How far back to list transitions and deliveries.")] = 24,
 ) -> None:
@@ -125,20 +134,27 @@ def _when(moment: datetime) -> str:
 
 @alerts_app.command("test")
 def test_channel(
-    channel: Annotated[str, typer.Argument(help="The channel's name in alerts.channels.")],
-    config: ConfigOption = Path("inferplane.yaml"),
+    channel: Annotated[
+        str | None, typer.Argument(help="The channel's name in alerts.channels; default: every channel.")
+    ] = None,
+    config: ConfigOption = None,
     store: StoreOption = None,
 ) -> None:
-    """Send a test notification through one channel (the attempt is recorded in the store)."""
+    """Send a test notification through one channel, or through every channel (each attempt
+    is recorded in the store); exits 1 when one failed."""
     engine = open_engine(config, store)
     try:
-        delivery = engine.send_test(channel)
+        names = [channel] if channel else [c.name for c in engine.channels]
+        if not names:
+            fail("no channel in alerts.channels: nothing to test")
+        deliveries = [engine.send_test(name) for name in names]
     except KeyError as error:
         fail(str(error.args[0]))
     finally:
         engine.close()
-    typer.echo(delivery.line().strip())
-    if not delivery.ok:
+    for delivery in deliveries:
+        typer.echo(delivery.line().strip())
+    if not all(delivery.ok for delivery in deliveries):
         raise typer.Exit(code=1)
 
 
@@ -148,7 +164,7 @@ def silence(
     comment: Annotated[str, typer.Option(help="Why (shown in alerts list).")],
     endpoint: Annotated[str | None, typer.Option(help="Only alerts of this endpoint.")] = None,
     rule: Annotated[str | None, typer.Option(help="Only alerts of this rule (token_spike, ...).")] = None,
-    config: ConfigOption = Path("inferplane.yaml"),
+    config: ConfigOption = None,
     store: StoreOption = None,
 ) -> None:
     """Mute matching alerts for a while; they are notified again once it expires."""
@@ -171,7 +187,7 @@ def silence(
 @alerts_app.command("unsilence")
 def unsilence(
     silence_id: Annotated[int, typer.Argument(help="The silence's number (see alerts list).")],
-    config: ConfigOption = Path("inferplane.yaml"),
+    config: ConfigOption = None,
     store: StoreOption = None,
 ) -> None:
     """End a silence now."""

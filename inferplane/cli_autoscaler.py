@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from inferplane.cli_common import fail, parse_duration
+from inferplane.cli_common import CONFIG_HELP, fail, log_config, parse_duration, resolve_config
 from inferplane.cli_logging import LogFormatOption, LogLevelOption, start_logging
 
 __all__ = ["autoscaler_app", "scale"]
@@ -17,11 +17,12 @@ __all__ = ["autoscaler_app", "scale"]
 autoscaler_app = typer.Typer(
     help="Run the autoscaler, show its state, pause and resume endpoints.", no_args_is_help=True
 )
-ConfigOption = Annotated[Path, typer.Option(help="The configuration file.")]
+ConfigOption = Annotated[Path | None, typer.Option(help=CONFIG_HELP)]
 StoreOption = Annotated[str | None, typer.Option(help="Store URL; overrides the file's store.url.")]
 
 
 def _engine(config: Path, store: str | None, dry_run: bool = False) -> Any:
+    """The autoscaler engine for an already resolved ``config``."""
     from autoscaler.main import build_engine
     from autoscaler.targets import TargetError
     from inferplane.config import ConfigError
@@ -42,7 +43,7 @@ def _endpoint_checked(engine: Any, endpoint: str) -> None:
 
 @autoscaler_app.command("run")
 def run(
-    config: ConfigOption = Path("inferplane.yaml"),
+    config: ConfigOption = None,
     store: StoreOption = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Decide and record, never scale.")] = False,
     log_level: LogLevelOption = "info",
@@ -53,6 +54,7 @@ def run(
     from inferplane.control import run_until_stopped
 
     start_logging(log_level, log_format)
+    config = log_config(config)
     engine = _engine(config, store, dry_run)
     if not engine.endpoints:
         engine.close()
@@ -64,14 +66,14 @@ def run(
 
 @autoscaler_app.command("status")
 def status(
-    config: ConfigOption = Path("inferplane.yaml"),
+    config: ConfigOption = None,
     store: StoreOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per endpoint.")] = False,
 ) -> None:
     """Replicas (set and ready), pause, override and the last decision of each endpoint."""
     from autoscaler.status import endpoint_status
 
-    engine = _engine(config, store)
+    engine = _engine(resolve_config(config), store)
     try:
         rows = [endpoint_status(engine, e.name, datetime.now(UTC)) for e in engine.endpoints]
     finally:
@@ -92,19 +94,19 @@ def _status_line(row: dict[str, Any]) -> str:
 
 
 @autoscaler_app.command("pause")
-def pause(endpoint: str, config: ConfigOption = Path("inferplane.yaml"), store: StoreOption = None) -> None:
+def pause(endpoint: str, config: ConfigOption = None, store: StoreOption = None) -> None:
     """Keep deciding and recording, stop scaling ENDPOINT."""
     _set_paused(endpoint, True, config, store)
 
 
 @autoscaler_app.command("resume")
-def resume(endpoint: str, config: ConfigOption = Path("inferplane.yaml"), store: StoreOption = None) -> None:
+def resume(endpoint: str, config: ConfigOption = None, store: StoreOption = None) -> None:
     """Scale ENDPOINT again (also ends a manual override)."""
     _set_paused(endpoint, False, config, store)
 
 
-def _set_paused(endpoint: str, paused: bool, config: Path, store: str | None) -> None:
-    engine = _engine(config, store)
+def _set_paused(endpoint: str, paused: bool, config: Path | None, store: str | None) -> None:
+    engine = _engine(resolve_config(config), store)
     _endpoint_checked(engine, endpoint)
     try:
         engine.set_paused(endpoint, paused, datetime.now(UTC))
@@ -118,7 +120,7 @@ def scale(
     replicas: Annotated[int, typer.Argument(help="Replica count to pin.", min=0)],
     hold_for: Annotated[str, typer.Option("--for", help="How long the override holds: 30m, 2h, 1d.")] = "1h",
     reason: Annotated[str, typer.Option(help="Why (recorded with every decision).")] = "",
-    config: ConfigOption = Path("inferplane.yaml"),
+    config: ConfigOption = None,
     store: StoreOption = None,
 ) -> None:
     """Pin ENDPOINT at N replicas now, until the override expires (or `autoscaler resume`)."""
@@ -128,7 +130,7 @@ def scale(
         duration = parse_duration(hold_for)
     except ValueError as error:
         fail(str(error))
-    engine = _engine(config, store)
+    engine = _engine(resolve_config(config), store)
     _endpoint_checked(engine, endpoint)
     now = datetime.now(UTC)
     try:

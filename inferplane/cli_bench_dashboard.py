@@ -98,7 +98,7 @@ def bench_dashboard(
 
 def page_scripts() -> list[Path]:
     """Every page script, in name order (the entry script runs first in each render)."""
-    return sorted((_DASHBOARD / "pages").glob("*.py"))
+    return sorted((_DASHBOARD / "views").glob("*.py"))
 
 
 def range_label(days: int) -> str:

@@ -1,14 +1,32 @@
-"""What every ``inferplane`` command shares: how a command fails, how it reads a duration."""
+"""What every ``inferplane`` command shares: how a command fails, how it reads a duration,
+which configuration it uses."""
 
 from __future__ import annotations
 
+import logging
 import re
 from datetime import timedelta
+from pathlib import Path
 from typing import NoReturn
 
 import typer
 
-__all__ = ["fail", "parse_duration"]
+__all__ = [
+    "CONFIG_HELP",
+    "LOCAL_CONFIG",
+    "built_in_config",
+    "choose_config",
+    "fail",
+    "log_config",
+    "log_config_line",
+    "parse_duration",
+    "resolve_config",
+]
+
+log = logging.getLogger("inferplane.config")
+
+LOCAL_CONFIG = Path("inferplane.yaml")
+CONFIG_HELP = "The configuration file; default: ./inferplane.yaml, else the built-in one."
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
 _SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -32,3 +50,51 @@ def fail(message: str) -> NoReturn:
     """Print ``error: message`` in red on stderr and exit with status 2 (bad input)."""
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
     raise typer.Exit(code=2)
+
+
+def built_in_config() -> Path:
+    """The built-in configuration (``inferplane config example``) as a file: the one
+    ``inferplane up`` writes and runs on, under ``$INFERPLANE_HOME/run/``, so every command
+    run after it reads the same endpoints and the same store."""
+    from inferplane.config import example_config_text
+    from inferplane.up_plan import inferplane_home
+
+    path = inferplane_home() / "run" / "inferplane.yaml"
+    text = example_config_text()
+    if not path.is_file() or path.read_text(encoding="utf-8") != text:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    return path
+
+
+def choose_config(path: Path | None) -> tuple[Path, str]:
+    """The configuration a command uses and the line that says so: ``path`` when given,
+    else ``./inferplane.yaml`` when there is one, else the built-in one."""
+    if path is not None:
+        return path, f"configuration: {path}"
+    if LOCAL_CONFIG.is_file():
+        return LOCAL_CONFIG, f"configuration: {LOCAL_CONFIG} (found here)"
+    built_in = built_in_config()
+    return built_in, (
+        f"configuration: the built-in one ({built_in}); --config FILE or an inferplane.yaml here uses yours"
+    )
+
+
+def resolve_config(path: Path | None) -> Path:
+    """``choose_config``, saying which as a line on stderr. Commands that log (and may log
+    JSON, one object a line) use ``log_config`` after setting up logging instead."""
+    chosen, line = choose_config(path)
+    typer.echo(line, err=True)
+    return chosen
+
+
+def log_config(path: Path | None) -> Path:
+    """``choose_config``, saying which through the log (call it after ``start_logging``)."""
+    chosen, line = choose_config(path)
+    log.info("%s", line)
+    return chosen
+
+
+def log_config_line(line: str) -> None:
+    """Log ``choose_config``'s line (for commands that need the file before logging starts)."""
+    log.info("%s", line)

@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from inferplane.cli_common import fail
+from inferplane.cli_common import CONFIG_HELP, choose_config, fail, log_config_line
 from inferplane.cli_logging import LogFormatOption, LogLevelOption, start_logging
 
 __all__ = ["CLOCK_OFFSET_ENV", "control_plane"]
@@ -26,7 +26,10 @@ CLOCK_OFFSET_ENV = "INFERPLANE_CLOCK_OFFSET_S"
 
 
 def control_plane(
-    config: Annotated[Path, typer.Option(help="The configuration file.")] = Path("inferplane.yaml"),
+    config: Annotated[
+        Path | None,
+        typer.Option(help=CONFIG_HELP),
+    ] = None,
     store: Annotated[str | None, typer.Option(help="Store URL (default: the config's, else SQLite).")] = None,
     ready_file: Annotated[
         Path | None, typer.Option(help="Written once every job is scheduled (a readiness signal).")
@@ -45,11 +48,13 @@ def control_plane(
         # A restarted container keeps its /tmp: a file from the last run must not say
         # ready before this run's jobs are scheduled.
         ready_file.unlink(missing_ok=True)
+    config, which = choose_config(config)
     try:
         names = env_names(load_config(config))
     except ConfigError as error:
         fail(str(error))
     start_logging(log_level, log_format, names)
+    log_config_line(which)
     clock = None
     offset = os.environ.get(CLOCK_OFFSET_ENV)
     if offset:

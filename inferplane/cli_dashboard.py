@@ -26,7 +26,7 @@ from typing import Annotated
 
 import typer
 
-from inferplane.cli_common import fail
+from inferplane.cli_common import fail, resolve_config
 
 __all__ = ["APP", "dashboard", "streamlit_argv"]
 
@@ -64,7 +64,11 @@ def dashboard(
         str | None, typer.Option(help="store URL (default: the config's store, else the embedded SQLite)")
     ] = None,
     config: Annotated[
-        Path | None, typer.Option(help="inferplane.yaml: prices, latency targets and schedules")
+        Path | None,
+        typer.Option(
+            help="inferplane.yaml: prices, latency targets and schedules; default: ./inferplane.yaml, "
+            "else the built-in one"
+        ),
     ] = None,
     port: Annotated[int, typer.Option(min=1, max=65535, help="port to serve on")] = 8501,
     host: Annotated[str, typer.Option(help="address to bind; only this machine by default")] = "127.0.0.1",
@@ -80,6 +84,7 @@ def dashboard(
         if folder is not None:
             store_url, config = _sample(Path(folder))
         else:
+            config = resolve_config(config)
             store_url = _store_url(store, config)
             _check_sqlite_file(store_url)
         _check_reachable(store_url)

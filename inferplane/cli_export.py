@@ -11,20 +11,23 @@ from typing import Annotated, Any, cast
 
 import typer
 
-from inferplane.cli_common import fail
+from inferplane.cli_common import CONFIG_HELP, fail, resolve_config
 
 __all__ = ["export_app"]
 
 export_app = typer.Typer(help="Export an endpoint's policy as Kubernetes manifests.", no_args_is_help=True)
 
-ConfigOption = Annotated[Path, typer.Option("--config", help="The configuration file.")]
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", help=CONFIG_HELP),
+]
 EndpointArgument = Annotated[str, typer.Argument(help="The endpoint's name in the config.")]
 
 
 @export_app.command("keda")
 def keda(
     endpoint: EndpointArgument,
-    config: ConfigOption,
+    config: ConfigOption = None,
     prometheus_url: Annotated[
         str, typer.Option("--prometheus-url", help="Prometheus as KEDA reaches it, in the cluster.")
     ] = "http://prometheus.monitoring.svc:9090",
@@ -42,19 +45,20 @@ def keda(
 
 
 @export_app.command("hpa")
-def hpa(endpoint: EndpointArgument, config: ConfigOption) -> None:
+def hpa(endpoint: EndpointArgument, config: ConfigOption = None) -> None:
     """Print an autoscaling/v2 HorizontalPodAutoscaler (Pods metrics, behavior)."""
     from autoscaler.export import hpa as hpa_manifest
 
     _print(hpa_manifest, endpoint, config)
 
 
-def _print(render: Any, name: str, config: Path) -> None:
+def _print(render: Any, name: str, given: Path | None) -> None:
     import yaml
 
     from autoscaler.export import ExportError
     from inferplane.config import ConfigError, load_config
 
+    config = resolve_config(given)
     try:
         settings = load_config(config)
         manifest = render(settings.endpoint(name))

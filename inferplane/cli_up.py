@@ -19,17 +19,18 @@ from typing import Annotated, Any
 
 import typer
 
-from inferplane.cli_common import fail
+from inferplane.cli_common import CONFIG_HELP, choose_config, fail, log_config_line
 from inferplane.cli_logging import LogFormatOption, LogLevelOption, start_logging
 
-__all__ = ["demo", "up"]
+__all__ = ["catchers", "demo", "up"]
 
 log = logging.getLogger("inferplane.up")
 
 
 def up(
     config: Annotated[
-        Path | None, typer.Option(help="The configuration file; default: the built-in one (config example).")
+        Path | None,
+        typer.Option(help=CONFIG_HELP),
     ] = None,
     store: Annotated[str | None, typer.Option(help="Store URL; overrides the config's.")] = None,
     dashboard: Annotated[bool, typer.Option(help="Start the dashboard.")] = True,
@@ -50,19 +51,17 @@ def up(
 ) -> None:
     """Start the control plane, a router with its replicas, Prometheus (when on PATH) and the
     dashboard; print their URLs once ready; Ctrl-C (or SIGTERM) drains and stops them all."""
-    from inferplane.config import ConfigError, example_config_text, load_config
+    from inferplane.config import ConfigError, load_config
     from inferplane.control_plane import env_names
     from inferplane.store import StoreError, open_store, resolve_store_url
     from inferplane.up_plan import UpOptions, busy_ports, inferplane_home, plan_up
 
     home = inferplane_home()
-    if config is None:
-        config = home / "run" / "inferplane.yaml"
-        config.parent.mkdir(parents=True, exist_ok=True)
-        config.write_text(example_config_text(), encoding="utf-8")
+    config, which = choose_config(config)
     try:
         settings = load_config(config)
         start_logging(log_level, log_format, env_names(settings))
+        log_config_line(which)
         store_url = resolve_store_url(store, settings.store.url, settings.store.url_env)
         open_store(store_url).close()  # reachable, and migrated before the children share it
     except (ConfigError, StoreError) as error:
@@ -226,3 +225,42 @@ def _summary(stats: Any, done: bool) -> None:
         f"summary: {stats.line()}; latency p50 {p50:.2f} s, p95 {p95:.2f} s"
         f"{'' if done else '; stopped before every answer came back'}"
     )
+
+
+def catchers(
+    smtp_port: Annotated[int | None, typer.Option(help="Port of the mail catcher; none without it.")] = None,
+    webhook_port: Annotated[
+        int | None, typer.Option(help="Port of the webhook receiver; none without it.")
+    ] = None,
+    store: Annotated[str | None, typer.Option(help="Store URL (default: as up hands it down).")] = None,
+    log_level: LogLevelOption = "info",
+    log_format: LogFormatOption = "text",
+) -> None:
+    """Run the local mail catcher and webhook receiver (``inferplane up`` starts them when
+    the config sends alerts to them); what they receive is kept in the store."""
+    from inferplane.store import StoreError, open_store, resolve_store_url
+    from inferplane.up_catchers import CATCHER_HOST, WEBHOOK_PATH, Catchers
+
+    start_logging(log_level, log_format)
+    if smtp_port is None and webhook_port is None:
+        fail("give --smtp-port, --webhook-port or both")
+    try:
+        opened = open_store(resolve_store_url(store))
+    except StoreError as error:
+        fail(str(error))
+    running = Catchers(opened, smtp_port, webhook_port)
+    try:
+        running.start()
+    except OSError as error:
+        opened.close()
+        fail(f"cannot listen: {error}")
+    stop = threading.Event()
+    for number in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(number, lambda _n, _f: stop.set())
+    if smtp_port:
+        log.info("mail catcher: smtp://%s:%d", CATCHER_HOST, smtp_port)
+    if webhook_port:
+        log.info("webhook receiver: http://%s:%d%s", CATCHER_HOST, webhook_port, WEBHOOK_PATH)
+    stop.wait()
+    running.stop()
+    opened.close()

@@ -1,6 +1,8 @@
 """What ``inferplane up`` starts for a configuration: one router per local endpoint, the
-control plane, Prometheus (when one is on PATH; ``inferplane.up_prometheus``), the
-dashboard; with their commands, logs, readiness checks and URLs.
+control plane, the local mail catcher and webhook receiver when the config's channels
+send to them (``inferplane.up_catchers``), Prometheus (when one is on PATH;
+``inferplane.up_prometheus``), the dashboard; with their commands, logs, readiness
+checks and URLs.
 
 Pure apart from reading files and probing ports: ``plan_up(config, options)`` returns a
 ``Plan``; the supervisor (``inferplane.up``) runs it.
@@ -22,6 +24,7 @@ import httpx
 from inferplane.config import Endpoint, InferplaneConfig, LocalTarget
 from inferplane.store import STORE_URL_ENV
 from inferplane.up import ChildSpec
+from inferplane.up_catchers import CATCHER_HOST, WEBHOOK_PATH, catchers_used
 
 __all__ = ["Plan", "UpOptions", "busy_ports", "inferplane_home", "plan_up", "safe_url"]
 
@@ -115,6 +118,8 @@ def plan_up(config: InferplaneConfig, options: UpOptions, environ: Mapping[str, 
         )
     )
     plan.urls["store"] = safe_url(options.store_url)
+    if used := catchers_used(config):
+        _add_catchers(plan, used, env, logs)
     if options.prometheus:
         _add_prometheus(plan, config, options, env, logs)
     if options.dashboard:
@@ -178,6 +183,32 @@ def _add_prometheus(
         plan.children.append(child)
         plan.ports[options.prometheus_port] = "--prometheus-port"
         plan.urls["prometheus"] = f"http://127.0.0.1:{options.prometheus_port}"
+
+
+def _add_catchers(plan: Plan, used: dict[str, int], env: dict[str, str], logs: Path) -> None:
+    """The local mail catcher and webhook receiver the config's channels send to."""
+    argv = [*_CLI, "catchers"]
+    if "smtp" in used:
+        argv += ["--smtp-port", str(used["smtp"])]
+        plan.ports[used["smtp"]] = "the mail catcher (alerts.channels)"
+        plan.urls["mail catcher"] = f"smtp://{CATCHER_HOST}:{used['smtp']}"
+    if "webhook" in used:
+        argv += ["--webhook-port", str(used["webhook"])]
+        plan.ports[used["webhook"]] = "the webhook receiver (alerts.channels)"
+        plan.urls["webhook"] = f"http://{CATCHER_HOST}:{used['webhook']}{WEBHOOK_PATH}"
+    ports = list(used.values())
+    plan.children.append(
+        ChildSpec("catchers", argv, logs / "catchers.log", env=env, ready=lambda: _listening(ports))
+    )
+
+
+def _listening(ports: list[int]) -> bool:
+    for port in ports:
+        with socket.socket() as probe:
+            probe.settimeout(1)
+            if probe.connect_ex((CATCHER_HOST, port)) != 0:
+                return False
+    return True
 
 
 def _router_ready(base: str, replicas: int) -> bool:

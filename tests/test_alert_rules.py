@@ -195,11 +195,11 @@ def test_failed_scale_down_costs_and_failed_scale_up_is_critical() -> None:
 
 
 NOTICES = {
-    # name: (events, scale_actions, shutdowns, expected savings)
+    # name: (events, scale_actions, shutdowns, expected changes of $/h: + costs more)
     "nothing asked": ([event(5, 2, 0)], False, False, []),
-    "shutdown": ([event(5, 2, 0)], False, True, [3.0]),
+    "shutdown": ([event(5, 2, 0)], False, True, [-3.0]),
     "scale actions off": ([event(5, 3, 2)], False, True, []),
-    "scale down and up": ([event(8, 3, 2), event(4, 2, 3)], True, False, [1.5, -1.5]),
+    "scale down and up": ([event(8, 3, 2), event(4, 2, 3)], True, False, [-1.5, 1.5]),
     "outside the window": ([event(20, 2, 0)], True, True, []),
     "failed shutdown is no notice": ([event(5, 2, 0, False, "boom")], True, True, []),
     "unchanged replicas": ([event(5, 2, 2)], True, True, []),
@@ -208,10 +208,10 @@ NOTICES = {
 
 @pytest.mark.parametrize("row", NOTICES.values(), ids=NOTICES.keys())
 def test_scaling_notice_rule(row: tuple) -> None:
-    events, scale_actions, shutdowns, savings = row
+    events, scale_actions, shutdowns, changes = row
     findings = scaling_notice_rule("chat", events, NOW, 1.5, scale_actions=scale_actions, shutdowns=shutdowns)
-    assert [f.figures["saving_per_hour_usd"] for f in findings] == savings
-    assert all(f.severity == "info" for f in findings)
+    assert [f.figures["cost_change_per_hour_usd"] for f in findings] == changes
+    assert all(f.severity == "info" and f.notice for f in findings)
     assert len({f.fingerprint for f in findings}) == len(findings)
 
 
@@ -242,3 +242,14 @@ def test_cost_reconciliation(estimated: float | None, billed: float | None, fire
     if fires:
         assert findings[0].labels == {"day": str(day)}
         assert findings[0].rule == "cost_reconciliation"
+
+
+def test_a_notice_signs_its_change_of_spend() -> None:
+    # A scale-out that costs $2.40/h more says so with a plus; a scale-in that saves
+    # $2.40/h with a minus sign (U+2212), never "saving $-2.40/h".
+    out, back = scaling_notice_rule(
+        "chat", [event(8, 1, 2), event(4, 2, 1)], NOW, 2.4, scale_actions=True, shutdowns=True
+    )
+    assert out.summary.endswith(", +$2.40/h") and "saving" not in out.summary
+    assert back.summary.endswith(", \u2212$2.40/h")
+    assert out.notice and back.notice

@@ -72,7 +72,8 @@ def test_status_pause_and_an_unreachable_target(tmp_path: Path) -> None:
     assert runner.invoke(app, ["autoscaler", "pause", "chat", "--config", str(path)]).exit_code == 0
     result = runner.invoke(app, ["autoscaler", "status", "--config", str(path)])
     assert result.exit_code == 0, result.output
-    assert result.output.startswith("chat: target unreadable: ") and "[paused]" in result.output
+    assert result.stdout.startswith("chat: target unreadable: ") and "[paused]" in result.stdout
+    assert result.stderr == f"configuration: {path}\n"
     scaled = runner.invoke(app, ["scale", "chat", "2", "--for", "10m", "--config", str(path)])
     assert scaled.exit_code == 2 and "not applied" in scaled.output
     assert "target could not be read" in scaled.output

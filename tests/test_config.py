@@ -68,7 +68,11 @@ def test_the_built_in_config_is_one_local_endpoint_scraped_directly(tmp_path: Pa
     replicas = {f"http://127.0.0.1:{p}/metrics" for p in range(target.ports[0], target.ports[1] + 1)}
     assert {t.url for t in source.targets} == {f"{target.router_url}/metrics"} | replicas
     assert config.store.url is None and config.store.url_env is None  # SQLite in $INFERPLANE_HOME
-    assert config.alerts is not None and config.alerts.rules and config.alerts.channels == []
+    assert config.alerts is not None and config.alerts.rules
+    # Alerts out of the box: the local mail catcher and webhook receiver up starts, no secret.
+    mail, hook = config.alerts.channels
+    assert (mail.kind, getattr(mail, "host", ""), getattr(mail, "port", 0)) == ("email", "127.0.0.1", 1025)
+    assert (hook.kind, getattr(hook, "url", None)) == ("webhook", "http://127.0.0.1:9095/alerts")
 
 
 def test_example_loads(tmp_path: Path) -> None:

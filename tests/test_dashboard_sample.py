@@ -233,7 +233,7 @@ def test_bench_renders_every_page_of_the_app_over_a_small_sample() -> None:
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     pages = sorted(
-        p.stem for p in (Path(__file__).resolve().parent.parent / "dashboard" / "pages").glob("*.py")
+        p.stem for p in (Path(__file__).resolve().parent.parent / "dashboard" / "views").glob("*.py")
     )
     assert sorted(report["pages"]) == pages and len(pages) == 5
     for figures in report["pages"].values():

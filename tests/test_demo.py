@@ -176,7 +176,8 @@ def test_the_default_demo_makes_the_built_in_spike_rule_fire_in_its_spike_only()
     from collections import Counter
     from datetime import UTC, datetime, timedelta
 
-    from alerts.spike import SpikeSettings, spike_intervals
+    from alerts.evaluate import spike_settings
+    from alerts.spike import spike_intervals
     from inferplane.cli_up import demo
     from inferplane.config import example_config_text, parse_config
 
@@ -186,20 +187,21 @@ def test_the_default_demo_makes_the_built_in_spike_rule_fire_in_its_spike_only()
         Spike(d["spike_at"], d["spike_seconds"], d["spike_factor"]),
     )  # fmt: skip
     per_minute: Counter[int] = Counter()
+    requests: Counter[int] = Counter()
     for request in demo_requests(load_trace(), shape):
         per_minute[int(request.offset_s // 60)] += request.prompt_tokens + request.generated_tokens
+        requests[int(request.offset_s // 60)] += 1
     start = datetime(2026, 1, 5, tzinfo=UTC)
-    series = [
-        (start + timedelta(minutes=m), float(per_minute[m])) for m in range(int(shape.duration_s // 60))
-    ]
+    minutes = [start + timedelta(minutes=m) for m in range(int(shape.duration_s // 60))]
+    series = [(at, float(per_minute[m])) for m, at in enumerate(minutes)]
+    counts = [(at, float(requests[m])) for m, at in enumerate(minutes)]
     config = parse_config(example_config_text())
     assert config.alerts is not None
     (rule,) = [r for r in config.alerts.rules if r.kind == "token_spike"]
-    settings = SpikeSettings(
-        factor=rule.factor, floor_per_minute=rule.floor_per_minute, for_minutes=rule.for_minutes,
-        baseline_minutes=rule.baseline_minutes, rate_minutes=rule.rate_minutes, mad_k=rule.mad_k,
-    )  # fmt: skip
-    intervals = spike_intervals(series, settings)
+    settings = spike_settings(rule)
+    # The collector stores requests per second beside the tokens: the rule sees tokens
+    # per request, which the demo's spike (longer prompts) grows from its first minute.
+    intervals = spike_intervals(series, settings, requests=counts)
     assert intervals, "the default demo's spike must fire the built-in rule"
     spike_start = start + timedelta(seconds=shape.spike.at_s if shape.spike else 0)
     assert all(spike_start <= first for first, _ in intervals), intervals

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -49,11 +51,45 @@ def test_step_fires_after_for_minutes_with_since_ratio_and_baseline() -> None:
     assert spike_intervals(points, STRICT) == [(at(122), at(139))]
 
 
-def test_one_minute_burst_does_not_fire() -> None:
+def test_one_high_minute_fires_at_once_unless_the_workload_has_such_minutes() -> None:
+    # On a flat workload one minute at 3x is news: it fires in that minute (delay 0).
     burst = flat(120) + flat(1, 30_000) + flat(60)
-    assert spike_intervals(series(burst), SpikeSettings()) == []
-    huge = flat(120) + flat(1, 200_000) + flat(60)
-    assert spike_intervals(series(huge), SpikeSettings(rate_minutes=1, for_minutes=2)) == []
+    assert spike_intervals(series(burst), SpikeSettings()) == [(at(120), at(120))]
+    # A bursty workload (idle, then 6x bursts) has shown such minutes in its own baseline:
+    # its next burst of the same height is normal, one 1.5x higher is not.
+    bursty = [60_000.0 if i % 10 == 0 else 0.0 if i % 10 < 5 else 10_000.0 for i in range(240)]
+    assert spike_intervals(series(bursty), SpikeSettings()) == []
+    bursty[200] = 90_000.0  # its 2-minute mean (45,000) is above the bursts' too
+    assert spike_intervals(series(bursty), SpikeSettings()) == [(at(200), at(201))]
+
+
+def test_requests_grown_threefold_fire_at_once_even_on_a_bursty_workload() -> None:
+    # Idle and busy minutes alternate, 1,000 tokens a request; from minute 150 every
+    # request is 3,000 tokens (a prompt bug). The first tripled minute (90,000) is no
+    # more than the workload's own bursts, so the volume cannot tell yet: only tokens per
+    # request catch it in its first minute.
+    requests = [0.0 if i % 4 == 0 else 30.0 if i % 4 < 3 else 90.0 for i in range(240)]
+    tokens = [r * (3_000 if 150 <= i < 155 else 1_000) for i, r in enumerate(requests)]
+    volume_only = spike_intervals(series(tokens), SpikeSettings())
+    assert volume_only and volume_only[0][0] > at(150)
+    fired = spike_intervals(series(tokens), SpikeSettings(), requests=series(requests))
+    assert fired[0][0] == at(150)
+    finding = detect_spike(series(tokens), at(150), SpikeSettings(), requests=series(requests))
+    assert finding is not None and finding.tokens_per_request == 3_000
+    assert finding.baseline_tokens_per_request == 1_000
+    # The same workload without the growth never fires.
+    steady = [r * 1_000 for r in requests]
+    assert spike_intervals(series(steady), SpikeSettings(), requests=series(requests)) == []
+
+
+def test_a_spike_does_not_hide_the_next_one() -> None:
+    # A run's minutes join the baseline at the typical level: the second spike, 40 minutes
+    # after the first and inside the same three-hour baseline, fires as the first did.
+    rng = np.random.default_rng(3)
+    values = rng.normal(10_000, 500, 300)
+    values[120:125] *= 3
+    values[165:170] *= 3
+    assert [first for first, _ in spike_intervals(series(values), SpikeSettings())] == [at(120), at(165)]
 
 
 def test_below_the_floor_never_fires() -> None:
@@ -95,7 +131,7 @@ def test_weekly_baseline_absorbs_a_daily_peak_but_not_a_quiet_hour_spike() -> No
     assert len(first_week) == 7  # the rolling baseline alone cannot know the peak is daily
     assert len(last_day) == 1
     assert at(spike) <= last_day[0][0] <= at(spike + 2)
-    assert spike_intervals(series(values), SpikeSettings(weekly=False))[-1][0] == at(7 * 1440 + 14 * 60 + 1)
+    assert spike_intervals(series(values), SpikeSettings(weekly=False))[-1][0] == at(7 * 1440 + 14 * 60)
 
 
 @pytest.mark.parametrize(
@@ -113,28 +149,79 @@ def test_naive_timestamps_are_rejected() -> None:
         spike_intervals([(datetime(2024, 1, 1), 1.0)], SpikeSettings())
 
 
-def test_benchmark_on_the_packaged_trace() -> None:
-    report = run_alert_benchmark(None, seeds=2)
+# A folder holding mooncake_conversation.csv (see bench/README.md); the test is skipped
+# without it, as the trace is not packaged.
+TRACES = Path(os.environ.get("INFERPLANE_TRACES", "/nonexistent"))
+
+
+@pytest.mark.parametrize("injection", ["scale", "surge"])
+def test_goals_on_generated_days_with_a_daily_cycle(injection: str) -> None:
+    report = run_alert_benchmark(None, seeds=2, injection=injection, workload="daily")  # type: ignore[arg-type]
     json.dumps(report)
-    assert "rotated" in report["method"] and report["settings"]["factor"] == 3.0
-    assert len(report["per_seed"]) == 2
-    # The goals this rule meets on the shared trace (see bench/README.md for recall).
+    assert "daily cycle" in report["method"]
     assert report["alerts_without_injection"] == 0
-    assert report["precision"] >= 0.9
-    assert report["median_detection_delay_seconds"] <= 120
-    # Scaled spikes over idle minutes carry no signal: no window-total rule without false
-    # alarms catches them, so recall stays under that ceiling; it must come close to it.
-    ceiling = report["window_mean_ceiling_recall"]
-    assert ceiling["within_3_minutes"] <= ceiling["whole_spike"] < 0.95
-    assert report["recall"] >= 0.75 * ceiling["within_3_minutes"]
+    assert report["recall"] >= 0.95 and report["precision"] >= 0.95
+    assert report["median_detection_delay_seconds"] <= 60
 
 
-def test_a_surge_over_idle_minutes_is_injected_as_extra_volume() -> None:
-    surge = run_alert_benchmark(None, seeds=1, injection="surge")
-    scale = run_alert_benchmark(None, seeds=1, injection="scale")
-    assert "(surge)" in surge["method"] and "(scale)" in scale["method"]
-    # The same spike positions: a surge adds volume even where the trace idles.
-    assert (
-        surge["window_mean_ceiling_recall"]["whole_spike"]
-        > scale["window_mean_ceiling_recall"]["whole_spike"]
-    )
+def test_goals_on_the_packaged_trace_for_scaled_spikes() -> None:
+    report = run_alert_benchmark(None, seeds=2)
+    assert "rotated" in report["method"] and report["settings"]["factor"] == 2.0
+    assert len(report["per_seed"]) == 2
+    assert report["alerts_without_injection"] == 0
+    assert report["recall"] >= 0.95 and report["precision"] >= 0.95
+    assert report["median_detection_delay_seconds"] <= 60
+    # Most scaled spikes over this bursty trace are invisible in token totals: the
+    # tokens per request catch them.
+    assert report["window_mean_ceiling_recall"]["within_3_minutes"] < 0.95
+
+
+def test_surges_on_the_packaged_trace_stay_the_known_miss() -> None:
+    # The bench/README.md row: extra traffic of the usual size over a trace that swings
+    # from idle to 3.7x its mean is caught late or not at all, never falsely.
+    report = run_alert_benchmark(None, seeds=2, injection="surge")
+    assert report["alerts_without_injection"] == 0 and report["precision"] >= 0.95
+    assert report["missed"] == sum(r["injected"] - r["detected"] for r in report["per_seed"]) > 0
+    assert report["recall"] < report["window_mean_ceiling_recall"]["whole_spike"]
+
+
+def test_injections_scale_grows_tokens_and_surge_adds_requests() -> None:
+    from alerts.bench import _inject
+
+    clean = np.array([[0.0, 1_000.0, 2_000.0, 1_000.0], [0.0, 1.0, 2.0, 1.0]])
+    scaled = _inject(clean, [1], 2, 3.0, "scale")
+    assert scaled.tolist() == [[0.0, 3_000.0, 6_000.0, 1_000.0], [0.0, 1.0, 2.0, 1.0]]
+    surged = _inject(clean, [0], 2, 3.0, "surge")  # + 2 x the mean minute (1,000 tokens, 1 request)
+    assert surged.tolist() == [[2_000.0, 3_000.0, 2_000.0, 1_000.0], [2.0, 3.0, 2.0, 1.0]]
+
+
+@pytest.mark.skipif(
+    not (TRACES / "mooncake_conversation.csv").is_file(), reason="INFERPLANE_TRACES names no Mooncake trace"
+)
+def test_goals_on_the_mooncake_trace() -> None:
+    for injection in ("scale", "surge"):
+        report = run_alert_benchmark(
+            str(TRACES / "mooncake_conversation.csv"),
+            seeds=2,
+            injection=injection,  # type: ignore[arg-type]
+        )
+        assert report["alerts_without_injection"] == 0
+        assert report["recall"] >= 0.95 and report["precision"] >= 0.95
+        assert report["median_detection_delay_seconds"] <= 60
+
+
+def test_skipping_quiet_minutes_changes_no_verdict(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The cheap bounds that spare the medians on quiet minutes must only skip minutes that
+    # could not open a run: with and without them, the same intervals on a bursty day.
+    import alerts.spike as spike
+
+    rng = np.random.default_rng(11)
+    requests = rng.poisson(rng.choice([0, 20, 200], size=1440, p=[0.2, 0.5, 0.3])).astype(float)
+    tokens = requests * rng.normal(2_000, 300, 1440).clip(100)
+    tokens[600:605] *= 3
+    tokens[900:905] += 400_000
+    args = (series(tokens), SpikeSettings())
+    fast = spike_intervals(*args, requests=series(requests))
+    monkeypatch.setattr(spike, "_may_open", lambda *_: True)
+    assert spike_intervals(*args, requests=series(requests)) == fast
+    assert any(first <= at(604) and last >= at(600) for first, last in fast)

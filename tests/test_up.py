@@ -407,7 +407,10 @@ def _zombie(pid: int) -> bool:
         return True
 
 
-DEFAULT_PORTS = {8100: "router", 8101: "replica", 8102: "replica", 8103: "replica", 8501: "dashboard"}
+DEFAULT_PORTS = {
+    8100: "router", 8101: "replica", 8102: "replica", 8103: "replica", 8501: "dashboard",
+    1025: "mail catcher", 9095: "webhook receiver",
+}  # fmt: skip
 
 
 @pytest.mark.slow
@@ -425,7 +428,10 @@ def test_the_readme_run_command_with_the_built_in_config(tmp_path: Path, model_p
     command = [*CLI, "up", "--ready-file", str(ready_file), "--no-prometheus", "--stop-timeout", "30"]
     out_path = tmp_path / "up.out"
     with out_path.open("w") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, text=True, env=env)
+        # In a folder without an inferplane.yaml, as a new user's clone is.
+        process = subprocess.Popen(
+            command, stdout=out, stderr=subprocess.STDOUT, text=True, env=env, cwd=tmp_path
+        )
     try:
 
         def ready() -> bool:
@@ -436,9 +442,11 @@ def test_the_readme_run_command_with_the_built_in_config(tmp_path: Path, model_p
         wait_for(ready, 180, "inferplane up with the built-in config")
         printed = out_path.read_text()
         for line in ("api chat      http://127.0.0.1:8100/v1", "metrics chat  http://127.0.0.1:8100/metrics",
-                     "dashboard     http://127.0.0.1:8501"):  # fmt: skip
+                     "dashboard     http://127.0.0.1:8501", "mail catcher  smtp://127.0.0.1:1025",
+                     "webhook       http://127.0.0.1:9095/alerts"):  # fmt: skip
             assert line in printed, printed
         assert (home / "run" / "inferplane.yaml").read_text().startswith("# inferplane.yaml — the built-in")
+        assert f"configuration: the built-in one ({home / 'run' / 'inferplane.yaml'})" in printed
         answer = httpx.post(
             "http://127.0.0.1:8100/v1/chat/completions",
             json={"messages": [{"role": "user", "content": "Say hi"}], "max_tokens": 8},

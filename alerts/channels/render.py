@@ -12,6 +12,10 @@ No I/O and no clock: every time shown comes from the notification itself.
 - ``slack_payload`` and ``teams_payload``: Slack incoming-webhook and Microsoft Teams
   (Adaptive Card message) bodies.
 
+A notice (a scaling action: an event, not an alert) reads ``[NOTICE:n]`` with its signed
+change of spend (``+$2.40/h``, ``−$2.40/h``); in Alertmanager's shape its status is
+``"notice"`` and it ends when it starts (only channels that set ``notices: true`` get one).
+
 Naive datetimes are read as UTC.
 """
 
@@ -21,7 +25,7 @@ import html
 from datetime import UTC, datetime
 from typing import Any
 
-from alerts.model import Alert, Notification
+from alerts.model import Alert, Notification, signed_dollars_per_hour
 
 __all__ = [
     "ZERO_TIME",
@@ -52,9 +56,12 @@ def rfc3339(moment: datetime) -> str:
 
 
 def _ends_at(alert: Alert, notification: Notification) -> datetime | None:
-    """When a resolved alert ended; a resolved alert without a time ended when notified."""
+    """When a resolved alert ended; a resolved alert without a time ended when notified; a
+    notice (an event) ends when it starts."""
     if alert.status == "firing":
         return None
+    if alert.status == "notice":
+        return alert.starts_at
     return alert.ends_at or notification.sent_at
 
 
@@ -93,7 +100,7 @@ def _facts(alert: Alert, notification: Notification) -> list[tuple[str, str]]:
     if cost := _cost(alert):
         facts.append(("Cost", cost))
     facts.append(("Since", _since(alert)))
-    if (ended := _ends_at(alert, notification)) is not None:
+    if alert.status == "resolved" and (ended := _ends_at(alert, notification)) is not None:
         facts.append(("Resolved at", rfc3339(ended)))
     return facts
 
@@ -103,6 +110,9 @@ def subject(notification: Notification) -> str:
     ``[FIRING:2] chat-prod: token_spike, error_rate ($12.50/h)``."""
     rules = ", ".join(dict.fromkeys(a.finding.rule for a in notification.alerts))
     line = f"[{notification.status.upper()}:{len(notification.alerts)}] {notification.group}: {rules}"
+    if notification.status == "notice":
+        change = sum(a.finding.figures.get("cost_change_per_hour_usd", 0.0) for a in notification.alerts)
+        return f"{line} ({signed_dollars_per_hour(change)})"
     total = _total_cost(notification)
     return line if total is None else f"{line} (${total:,.2f}/h)"
 

@@ -30,12 +30,18 @@ class TokenSpikeRule(_RuleBase):
 
     kind: Literal["token_spike"]
     tokens: Literal["prompt", "generated", "both"] = "both"
-    factor: float = Field(3.0, gt=1, description="how many times the baseline counts as a spike")
+    factor: float = Field(2.0, gt=1, description="how many times the typical level counts as a spike")
+    margin: float = Field(
+        1.25, ge=1, description="also this many times the highest level of the baseline (its own bursts)"
+    )
+    size_factor: float = Field(
+        2.0, gt=1, description="tokens per request this many times their median count as a spike too"
+    )
     floor_per_minute: float = Field(1000, ge=0, description="never fire below this many tokens a minute")
-    for_minutes: int = Field(1, ge=1, description="minutes in a row the smoothed rate must stay above")
-    rate_minutes: int = Field(3, ge=1, description="the rate is the mean of this many last minutes")
-    baseline_minutes: int = Field(60, ge=30, description="minutes of history in the rolling median")
-    mad_k: float = Field(3.0, ge=0, description="also above baseline + mad_k robust deviations")
+    for_minutes: int = Field(1, ge=1, description="minutes in a row a signal must stay above")
+    rate_minutes: int = Field(5, ge=1, le=30, description="rates judged over 1 .. this many minutes")
+    baseline_minutes: int = Field(180, ge=60, description="minutes of history in the baseline")
+    mad_k: float = Field(3.0, ge=0, description="also above the median + mad_k robust deviations")
     weekly: bool = Field(True, description="with a week of history, the same hour last weeks counts too")
 
 
@@ -101,6 +107,9 @@ class EmailChannel(_ChannelBase):
     password_env: EnvVarName | None = None
     password_file: Path | None = None
     timeout_s: float = Field(10, gt=0)
+    notices: bool = Field(
+        False, description="also send notices (scaling actions, shutdowns): events, not alerts"
+    )
 
 
 class WebhookChannel(_ChannelBase):
@@ -112,6 +121,9 @@ class WebhookChannel(_ChannelBase):
     secret_file: Path | None = None
     timeout_s: float = Field(10, gt=0)
     retries: int = Field(3, ge=1)
+    notices: bool = Field(
+        False, description="also send notices (scaling actions, shutdowns): events, not alerts"
+    )
 
     @model_validator(mode="after")
     def _one_url(self) -> WebhookChannel:

@@ -1,6 +1,7 @@
-"""Autoscaler: the decision log with reasons, when each endpoint is up, down or at a
-floor (from the config's schedules), what off-hours shutdowns saved, and the replay
-simulator's policy comparison."""
+"""Autoscaler: the decision log with reasons and each action's change of spend (the
+scaling notices: ``+$2.40/h`` costs more, ``−$2.40/h`` saves), when each endpoint is up,
+down or at a floor (from the config's schedules), what off-hours shutdowns saved, and the
+replay simulator's policy comparison."""
 
 from __future__ import annotations
 
@@ -57,7 +58,20 @@ def _uptime_floor(endpoint: Endpoint) -> int:
     return max([endpoint.min_replicas, 1, *floors])
 
 
-def _decision_log(view: View) -> None:
+def _signed_per_hour(change: float | None) -> str:
+    """``+$2.40/h`` (costs more), ``−$2.40/h`` (saves, U+2212), a dash without a price."""
+    if change is None or pd.isna(change):
+        return ui.MISSING
+    sign = "+" if change > 0.005 else "\u2212" if change < -0.005 else ""
+    return f"{sign}${abs(change):,.2f}/h"
+
+
+def _replica_prices(settings: InferplaneConfig | None) -> dict[str, float]:
+    endpoints = settings.endpoints if settings else []
+    return {e.name: e.price.replica_hour_usd for e in endpoints if isinstance(e.price, GpuHourPrice)}
+
+
+def _decision_log(view: View, settings: InferplaneConfig | None) -> None:
     st.subheader("Decision log")
     holds = st.toggle("Show holds (decisions that changed nothing)", key="show_holds")
     events = data.scaling_events(view.url, view.start, view.end, actions_only=not holds)
@@ -69,12 +83,16 @@ def _decision_log(view: View) -> None:
         )
         return
     shown = events.sort_values("time", ascending=False)
+    prices = _replica_prices(settings)
+    change = (shown["to_replicas"] - shown["from_replicas"]) * shown["endpoint"].map(prices)
+    shown.insert(4, "cost_change", [_signed_per_hour(c) for c in change.where(shown["applied"].astype(bool))])
     ui.table(
         shown,
         "scaling-decisions",
         {
             "from_replicas": st.column_config.NumberColumn("from"),
             "to_replicas": st.column_config.NumberColumn("to"),
+            "cost_change": st.column_config.TextColumn("$/h", help="+ costs more, \u2212 saves"),
             "reason": st.column_config.TextColumn("reason", width="large"),
             "dry_run": st.column_config.CheckboxColumn("dry run"),
         },
@@ -189,7 +207,7 @@ _REPLAY_COLUMNS = {
 def body(view: View) -> None:
     settings = ui.load_config()
     scheduled = _scheduled(settings, list(view.endpoints))
-    _decision_log(view)
+    _decision_log(view, settings)
     floors_of = _Floors(scheduled)
     _schedules(scheduled, floors_of, view)
     _savings(view, scheduled, floors_of)

@@ -1,6 +1,8 @@
 """Alerts: those firing now, every transition in the range, and the deliveries in the
 range (the channel's name and the outcome; addresses and URLs in a delivery's problem
-are redacted by ``dashboard.data``)."""
+are redacted by ``dashboard.data``). Scaling notices are events, not alerts: they never
+fire, so nothing here counts them; the actions and their change of spend are on the
+Autoscaler page."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ from datetime import timedelta
 
 import streamlit as st
 
-from dashboard import data, figures, ui
+from dashboard import data, figures, inbox, ui
 from dashboard.filters import View
 
 _LOOKBACK = timedelta(days=90)  # how far back a still-firing alert is looked for
@@ -55,6 +57,7 @@ def body(view: View) -> None:
             wrap=True,
         )
 
+    _received(view)
     st.subheader("Deliveries")
     if sent.empty:
         st.info("No notification was sent for these alerts (no channel configured, or silenced).")
@@ -70,6 +73,29 @@ def body(view: View) -> None:
             "problem": st.column_config.TextColumn("problem", width="large"),
         },
     )
+
+
+def _received(view: View) -> None:
+    """What the local mail catcher and webhook receiver got (``inferplane up`` starts them
+    for the built-in channels), each with its payload as it arrived."""
+    got = inbox.received(view.url)
+    if got.empty:
+        return
+    st.subheader("Received by the local mail catcher and webhook receiver")
+    ui.table(
+        got,
+        "alerts-received",
+        {
+            "time": ui.time_column("received"),
+            "subject": st.column_config.TextColumn("subject", width="medium"),
+            "payload": st.column_config.TextColumn("payload", width="large"),
+        },
+        wrap=True,
+    )
+    with st.expander("Newest payload"):
+        newest = got.iloc[0]
+        st.caption(f"{newest['via']}: {newest['subject']}")
+        st.code(newest["payload"], language="json" if newest["via"] == "webhook" else None)
 
 
 ui.page("Alerts", body)

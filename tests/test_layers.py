@@ -1,0 +1,94 @@
+"""The import rule of docs/architecture.md: imports point down only (inference/, then
+the core, then the rooms, then the face), read from every module's source with ``ast``."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+ROOMS = ("collector", "autoscaler", "alerts", "dashboard")
+# The face shares the inferplane package with the core: these modules are the face.
+FACE = ("inferplane.cli", "inferplane.up", "inferplane.control", "inferplane.demo", "inferplane.logs")
+# What each layer may import besides itself.
+ALLOWED = {
+    "inference": set(),
+    "core": {"inference"},
+    **{room: {"core", "inference"} for room in ROOMS},
+    "face": {"core", "inference", *ROOMS},
+}
+# Known exceptions, named in docs/architecture.md ("Where the code does not follow the
+# rule yet"); a new one fails the test.
+KNOWN = {
+    ("inferplane.store.store", "collector.samples"),
+    ("inferplane.store.bench", "collector.samples"),
+    ("alerts.rules", "collector.samples"),
+    ("dashboard.views.autoscaler", "autoscaler.schedule"),
+    ("dashboard.sample", "alerts.model"),
+    ("dashboard.sample", "alerts.state"),
+    ("dashboard.sample_records", "alerts.model"),
+    ("dashboard.sample_records", "collector.costs"),
+    ("dashboard.sample_records", "collector.samples"),
+}
+
+
+def _layer(module: str) -> str | None:
+    top = module.split(".")[0]
+    if top == "inferplane":
+        return "face" if module.startswith(FACE) or module == "inferplane.__main__" else "core"
+    return top if top in ("inference", *ROOMS) else None
+
+
+def _imports(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+def _crossings(root: Path = ROOT) -> set[tuple[str, str]]:
+    """Every (module, imported module) pair whose layers differ and are not allowed."""
+    found = set()
+    for package in ("inference", "inferplane", *ROOMS):
+        for path in (root / package).rglob("*.py"):
+            module = ".".join(path.relative_to(root).with_suffix("").parts)
+            mine = _layer(module)
+            assert mine is not None
+            for name in _imports(path):
+                theirs = _layer(name)
+                if theirs is not None and theirs != mine and theirs not in ALLOWED[mine]:
+                    found.add((module, name))
+    return found
+
+
+def test_imports_point_down_only() -> None:
+    new = _crossings() - KNOWN
+    assert not new, f"imports that point up or sideways (see docs/architecture.md): {sorted(new)}"
+
+
+def test_the_known_exceptions_still_exist() -> None:
+    # A fixed exception leaves the list (and the document), so the list stays the truth.
+    gone = KNOWN - _crossings()
+    assert not gone, f"no longer imported; remove from KNOWN and docs/architecture.md: {sorted(gone)}"
+
+
+def test_the_rule_catches_upward_and_sideways_imports(tmp_path: Path) -> None:
+    files = {
+        "inferplane/store/reads.py": "from alerts.engine import AlertEngine\nimport inferplane.config\n",
+        "alerts/rules.py": "from autoscaler.policy import decide\nfrom inferplane.cli_common import fail\n",
+        "autoscaler/policy.py": "from inferplane.config import E\nfrom inference.trace import load_trace\n",
+        "inference/app.py": "from inferplane.config import Endpoint\n",
+        "inferplane/cli.py": "from alerts.engine import AlertEngine\n",
+    }
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    assert _crossings(tmp_path) == {
+        ("inferplane.store.reads", "alerts.engine"),  # the core importing a room
+        ("alerts.rules", "autoscaler.policy"),  # a room importing a room
+        ("alerts.rules", "inferplane.cli_common"),  # a room importing the face
+        ("inference.app", "inferplane.config"),  # the service importing the core
+    }
