@@ -150,7 +150,8 @@ class ClosedLoad:
 
 
 def _builtin_config(path: Path, router_port: int, ports: tuple[int, int]) -> dict[str, Any]:
-    """The built-in configuration with only its ports moved to free ones."""
+    """The built-in configuration with only its ports moved to free ones (the router,
+    the replicas, and the local mail catcher and webhook receiver ``up`` starts)."""
     config = yaml.safe_load(resources.files("inferplane").joinpath("example.yaml").read_text("utf-8"))
     (endpoint,) = config["endpoints"]
     endpoint["target"]["router_url"] = f"http://127.0.0.1:{router_port}"
@@ -160,6 +161,11 @@ def _builtin_config(path: Path, router_port: int, ports: tuple[int, int]) -> dic
         {"endpoint": ENDPOINT, "url": f"http://127.0.0.1:{p}/metrics", "replica": str(p)}
         for p in range(ports[0], ports[1] + 1)
     ]
+    for channel in config.get("alerts", {}).get("channels", []):
+        if channel["kind"] == "email":
+            channel["port"] = free_port()
+        elif channel["kind"] == "webhook":
+            channel["url"] = f"http://127.0.0.1:{free_port()}/alerts"
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
     return config
 
