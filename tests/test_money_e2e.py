@@ -304,7 +304,9 @@ def stack(request: pytest.FixtureRequest, tmp_path: Path, model_path: str) -> It
             running.store.close()
 
 
-def test_spend_and_tokens_match_ground_truth_across_hours_and_restarts(stack: Stack) -> None:
+def test_spend_and_tokens_match_ground_truth_across_hours_and_restarts(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
     day = (datetime.now(UTC) - timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
 
     # Phase 1: 10:59 -> about 11:08, scaling 1 -> 3 -> 1, the control plane killed once.
@@ -354,7 +356,7 @@ def test_spend_and_tokens_match_ground_truth_across_hours_and_restarts(stack: St
     assert gaps and gaps[0][2].hour == 11 and gaps[0][3] >= day.replace(hour=11, minute=59), gaps
 
     # The dashboard's overview, through its real reads.
-    shown = _overview(stack, now)
+    shown = _overview(stack, now, monkeypatch)
     print(f"dashboard: ${shown['usd']:.4f}, {shown['tokens']:.0f} tokens")
     assert shown["usd"] == pytest.approx(true_usd, rel=COST_TOLERANCE)
     assert shown["tokens"] == pytest.approx(tokens, rel=TOKEN_TOLERANCE)
@@ -374,16 +376,16 @@ def test_spend_and_tokens_match_ground_truth_across_hours_and_restarts(stack: St
     assert readings.spent_today_usd == pytest.approx(true_usd, rel=COST_TOLERANCE)
 
 
-def _overview(stack: Stack, now: datetime) -> dict[str, float]:
+def _overview(stack: Stack, now: datetime, env: pytest.MonkeyPatch) -> dict[str, float]:
     """Spend today and tokens over the range as the overview page shows them."""
     import streamlit as st
     from streamlit.testing.v1 import AppTest
 
     from dashboard.data import CONFIG_ENV, NOW_ENV, STORE_ENV
 
-    env = {STORE_ENV: stack.store_url, CONFIG_ENV: str(stack.config_path), NOW_ENV: now.isoformat()}
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
+    env.setenv(STORE_ENV, stack.store_url)
+    env.setenv(CONFIG_ENV, str(stack.config_path))
+    env.setenv(NOW_ENV, now.isoformat())
     st.cache_data.clear()
     try:
         app = AppTest.from_file(
@@ -397,11 +399,6 @@ def _overview(stack: Stack, now: datetime) -> dict[str, float]:
             "tokens": float(performance.loc[ENDPOINT, "tokens"]),
         }
     finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
         st.cache_data.clear()
         st.cache_resource.clear()
 
