@@ -56,6 +56,7 @@ def _prometheus(settings: config_sources.PrometheusSource, environ: Mapping[str,
         settings.timeout_s,
         max(1, settings.retries),
         headers=_bearer_headers(settings, environ),
+        scrape_interval_s=settings.scrape_interval_s,
     )
 
 

@@ -85,6 +85,12 @@ class PrometheusSource(_SourceBase):
     url: HttpUrl
     interval_s: float = Field(15, gt=0)
     endpoints: list[PrometheusEndpoint] = Field(min_length=1)
+    scrape_interval_s: float | None = Field(
+        None,
+        gt=0,
+        description="how often Prometheus scrapes these series; rate windows span at least 4 of them "
+        "(None: learned from Prometheus' targets, else 1 min)",
+    )
     bearer_token_env: EnvVarName | None = None
     bearer_token_file: Path | None = None
 
