@@ -47,6 +47,7 @@ __all__ = [
     "config",
     "config_path",
     "cost_frame",
+    "data_since",
     "deliveries",
     "endpoints",
     "first_reading",
@@ -134,7 +135,16 @@ def _store(url: str) -> Store:
 
 
 def resolution_for(start: datetime, end: datetime) -> str:
-    return "1m" if end - start <= timedelta(hours=6) else "1h"
+    """Minute buckets up to a day, hourly beyond (a day is 1,440 points a series)."""
+    return "1m" if end - start <= timedelta(days=1) else "1h"
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def data_since(url: str) -> datetime | None:
+    """The oldest time the store holds readings or costs for (None: empty or no tables)."""
+    if not sa.inspect(_engine(url)).has_table(samples.name):
+        return None
+    return _store(url).data_since()
 
 
 def bucket_seconds(resolution: str) -> float:

@@ -36,6 +36,7 @@ __all__ = [
     "run_rate_label",
     "run_rate_start",
     "spend_summary",
+    "tokens_per_bucket",
     "tokens_per_hour",
     "tokens_served",
 ]
@@ -190,6 +191,12 @@ def tokens_served(series: pd.DataFrame) -> pd.DataFrame:
     totals = totals.reindex(columns=list(TOKEN_METRICS)).fillna(0.0)
     totals.columns = ["prompt", "generated"]
     return totals
+
+
+def tokens_per_bucket(series: pd.DataFrame) -> pd.Series:
+    """Tokens served per bucket of the series (minutes or hours) by all endpoints together."""
+    counts = series[series["metric"].isin(TOKEN_METRICS)]
+    return counts["value"].groupby(counts["time"]).sum()
 
 
 def tokens_per_hour(series: pd.DataFrame) -> pd.Series:

@@ -14,16 +14,19 @@ import streamlit as st
 from dashboard import data
 from inferplane.config import ConfigError
 
-__all__ = ["RANGES", "REFRESH_CHOICES", "View", "sidebar", "view"]
+__all__ = ["DEFAULT_RANGE", "RANGES", "REFRESH_CHOICES", "View", "default_range", "sidebar", "view"]
 
 RANGES = {
+    "Last 15 minutes": timedelta(minutes=15),
+    "Last hour": timedelta(hours=1),
     "Last 6 hours": timedelta(hours=6),
     "Last 24 hours": timedelta(hours=24),
     "Last 7 days": timedelta(days=7),
     "Last 30 days": timedelta(days=30),
 }
-DEFAULT_RANGE = "Last 7 days"
+DEFAULT_RANGE = "Last 7 days"  # the longest range chosen for the user (30 days on request)
 REFRESH_CHOICES = {"30 s": 30, "1 min": 60, "5 min": 300}
+_DEFAULT_EVERY = "1 min"
 _RANGE_KEY, _ENDPOINTS_KEY, _REFRESH_KEY, _EVERY_KEY = "range", "endpoints", "auto_refresh", "refresh_every"
 
 
@@ -57,27 +60,40 @@ def known_endpoints(url: str) -> tuple[str, ...]:
     return tuple(sorted(names))
 
 
+def default_range(url: str, now: datetime) -> str:
+    """The shortest range that holds everything the store has, up to ``DEFAULT_RANGE``:
+    a store ten minutes old opens on its ten minutes, by the minute, not on a week."""
+    since = data.data_since(url) if data.has_data(url) else None
+    if since is None:
+        return DEFAULT_RANGE
+    age = now + timedelta(minutes=1) - since
+    limit = RANGES[DEFAULT_RANGE]
+    return next((label for label, span in RANGES.items() if age <= span <= limit), DEFAULT_RANGE)
+
+
 def sidebar() -> None:
     """Draw the filters (call once per run, from the entry script)."""
     with st.sidebar:
-        st.selectbox("Time range", list(RANGES), index=list(RANGES).index(DEFAULT_RANGE), key=_RANGE_KEY)
+        fitting = default_range(data.store_url(), data.now())
+        st.selectbox("Time range", list(RANGES), index=list(RANGES).index(fitting), key=_RANGE_KEY)
         st.multiselect(
             "Endpoints", known_endpoints(data.store_url()), key=_ENDPOINTS_KEY, placeholder="All endpoints"
         )
         st.toggle("Auto-refresh", key=_REFRESH_KEY)
         if st.session_state.get(_REFRESH_KEY):
-            st.selectbox("Every", list(REFRESH_CHOICES), key=_EVERY_KEY)
+            every = list(REFRESH_CHOICES)
+            st.selectbox("Every", every, index=every.index(_DEFAULT_EVERY), key=_EVERY_KEY)
 
 
 def view() -> View:
     """The current filters and clock (read again on every run, so a refresh moves on)."""
     url, now = data.store_url(), data.now()
-    label = str(st.session_state.get(_RANGE_KEY, DEFAULT_RANGE))
+    label = str(st.session_state.get(_RANGE_KEY) or default_range(url, now))
     span = RANGES[label]
     everything = known_endpoints(url)
     chosen = tuple(name for name in st.session_state.get(_ENDPOINTS_KEY, []) if name in everything)
     refresh = (
-        REFRESH_CHOICES[st.session_state.get(_EVERY_KEY, "1 min")]
+        REFRESH_CHOICES[st.session_state.get(_EVERY_KEY, _DEFAULT_EVERY)]
         if st.session_state.get(_REFRESH_KEY)
         else None
     )

@@ -112,6 +112,39 @@ def test_redact_replaces_every_address_and_url() -> None:
     assert redact("'https://h/p?token=abc'") == "'<url>'"
 
 
+@pytest.mark.parametrize(
+    ("age", "opens_on"),
+    [
+        (timedelta(minutes=10), "Last 15 minutes"),
+        (timedelta(minutes=50), "Last hour"),
+        (timedelta(hours=20), "Last 24 hours"),
+        (timedelta(days=20), "Last 7 days"),  # never longer unless asked for
+    ],
+)
+def test_the_range_opens_on_the_data_the_store_has_by_the_minute(
+    dashboard_env: pytest.MonkeyPatch, tmp_path: Path, age: timedelta, opens_on: str
+) -> None:
+    """A new store opens on its own minutes, read by the minute (a week of hourly points
+    showed one point and flat lines for the first hour), and grows as readings come."""
+    url = f"sqlite:///{tmp_path / 'new.db'}"
+    store = open_store(url)
+    try:
+        store.write_samples([Sample(NOW - age, "fresh", "prompt_tokens", 300.0, "r1")])
+        store.write_samples(
+            [Sample(NOW - i * MINUTE, "fresh", "prompt_tokens", 600.0, "r1") for i in range(5)]
+        )
+    finally:
+        store.close()
+    dashboard_env.setenv(STORE_ENV, url)
+    app = _open("overview")
+    assert app.selectbox[0].value == opens_on
+    tokens = _frames(app)[1].set_index("endpoint").loc["fresh", "tokens"]
+    expected = 5 * 600 + (300 if age < timedelta(days=7) else 0)
+    assert tokens == expected
+    step = "tokens by the minute" if age <= timedelta(days=1) else "tokens hourly"
+    assert any(step in c.value for c in app.caption), [c.value for c in app.caption]
+
+
 def test_a_store_younger_than_an_hour_lists_its_endpoints(
     dashboard_env: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

@@ -59,6 +59,10 @@ def _over_target(table: pd.DataFrame, value: str, target: str) -> str:
     return f"{int((both[value] > both[target]).sum())} of {len(both)}" if len(both) else ui.MISSING
 
 
+def _step(view: View) -> str:
+    return "by the minute" if view.resolution == "1m" else "hourly"
+
+
 def _month_to_date(costs: pd.DataFrame, view: View, source: str) -> pd.Series:
     """Cumulative ``source`` spend per day of this month (a trend line)."""
     rows = costs[(costs["source"] == source) & (costs["period_start"] >= figures.month_start(view.now))]
@@ -87,7 +91,8 @@ def body(view: View) -> None:
 
     st.caption(
         f"{view.range_label} · {len(names)} endpoints · days and months in UTC · "
-        f"as of {view.now:%Y-%m-%d %H:%M} UTC · trend lines: hourly over the range, daily over the month"
+        f"as of {view.now:%Y-%m-%d %H:%M} UTC · trend lines: tokens {_step(view)}, cost hourly over "
+        "the range, daily over the month"
     )
     total = spend.loc[figures.TOTAL]
     cost_trend = hourly.groupby("time")["usd"].sum()
@@ -126,7 +131,7 @@ def body(view: View) -> None:
         **_CARD,
     )
     all_tokens = float(tokens.sum())
-    tokens_trend = figures.tokens_per_hour(series)
+    tokens_trend = figures.tokens_per_bucket(series)
     cols[2].metric(
         f"Tokens ({view.range_label.lower()})",
         ui.count(all_tokens),
@@ -137,7 +142,7 @@ def body(view: View) -> None:
     cols[3].metric(
         "Cost per 1K tokens",
         ui.money(per_1k, 4),
-        chart_data=_trend(cost_trend / tokens_trend.where(tokens_trend > 0) * 1000),
+        chart_data=_trend(cost_trend / figures.tokens_per_hour(series).where(lambda t: t > 0) * 1000),
         **_CARD,
     )
     cols = st.columns(4)

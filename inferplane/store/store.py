@@ -197,6 +197,18 @@ class Store:
             queries = bucket_rows_queries(dialect, pending, endpoints, metrics, start, end, resolution)
             return [tuple(row) for query in queries for row in connection.execute(query)]
 
+    def data_since(self) -> datetime | None:
+        """The oldest time the store holds anything for: a raw sample, an hourly rollup
+        bucket or a cost period (None when it is empty). Each is an indexed minimum."""
+        queries = (
+            sa.select(sa.func.min(schema.samples.c.time)),
+            sa.select(sa.func.min(schema.samples_1h.c.bucket)),
+            sa.select(sa.func.min(schema.costs.c.period_start)),
+        )
+        with self._transaction("read the oldest time") as connection:
+            found = [connection.execute(query).scalar_one() for query in queries]
+        return min((time for time in found if time is not None), default=None)
+
     def first_sample_time(self, endpoints: list[str], since: datetime) -> datetime | None:
         """The oldest raw sample of ``endpoints`` at or after ``since``: when the data a
         run rate can be taken over begins."""
