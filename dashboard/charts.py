@@ -73,7 +73,7 @@ def _line(x: Any, y: Any, endpoint: str, colours: dict[str, str], show: bool) ->
 
 # (column, axis title, tick format) of the cost-versus-performance rows.
 _ROWS = (
-    ("usd", "cost $/h", "$,.2f"),
+    ("usd_per_hour", "cost $/h", "$,.2f"),
     ("latency_ms", "p95 latency ms", ",.0f"),
     ("gpu_utilization", "GPU utilization", ".0%"),
     ("replicas", "replicas", ",.0f"),
@@ -86,7 +86,8 @@ def timeline(
     """Cost per hour, p95 latency, GPU utilization and replicas on one time axis; scaling
     actions marked on the replicas row (triangles), alerts firing on the cost row (crosses).
 
-    ``hourly``: ``endpoint, time, usd, latency_ms, gpu_utilization, replicas``."""
+    ``hourly``: ``endpoint, time, usd_per_hour, latency_ms, gpu_utilization, replicas`` (the
+    current, partial hour's cost as its rate so far)."""
     figure = make_subplots(rows=len(_ROWS), cols=1, shared_xaxes=True, vertical_spacing=0.03)
     traces, places = [], []
     times = _utc(hourly["time"])

@@ -221,12 +221,19 @@ def cost_per_1k_tokens(cost: pd.Series, tokens: pd.Series) -> pd.Series:
 
 
 def hourly_cost(costs: pd.DataFrame) -> pd.DataFrame:
-    """Estimated USD per (endpoint, hour): the hourly cost rows, summed per hour."""
+    """Estimated USD per (endpoint, hour): the hourly cost rows, summed per hour
+    (``usd``); ``partial`` marks an hour still being estimated (its row ends before the
+    hour does: the current hour), and ``usd_per_hour`` is its rate so far (for a whole
+    hour, ``usd``)."""
     rows = costs[costs["source"] == "estimated"].copy()
     rows["time"] = rows["period_start"].dt.floor("h")
-    return (
-        rows.groupby(["endpoint", "time"], as_index=False)["amount"].sum().rename(columns={"amount": "usd"})
+    out = rows.groupby(["endpoint", "time"], as_index=False).agg(
+        usd=("amount", "sum"), until=("period_end", "max")
     )
+    covered = ((out["until"] - out["time"]) / pd.Timedelta(hours=1)).clip(lower=1 / 60, upper=1.0)
+    out["partial"] = covered < 1.0
+    out["usd_per_hour"] = out["usd"] / covered
+    return out.drop(columns="until")
 
 
 def hourly_metrics(series: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:

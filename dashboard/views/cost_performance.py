@@ -50,7 +50,10 @@ def body(view: View) -> None:
         if len(top) == len(names)
         else f" · the {len(top)} costliest endpoints (pick others in the sidebar)"
     )
-    st.caption(f"{view.range_label}, hourly{shown} · triangles: scaling actions · crosses: alerts firing")
+    partial = " · the last hour is partial: its cost so far, as $/h" if bool(cost["partial"].any()) else ""
+    st.caption(
+        f"{view.range_label}, hourly{shown}{partial} · triangles: scaling actions · crosses: alerts firing"
+    )
     chart = charts.timeline(
         hourly[hourly["endpoint"].isin(top)].reset_index(drop=True),
         scaling[scaling["endpoint"].isin(top)] if not scaling.empty else scaling,
