@@ -29,7 +29,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from alerts.model import Finding, signed_dollars_per_hour
-from collector.samples import METRICS
+from inferplane.vocabulary import METRICS
 
 __all__ = [
     "ScalingEvent",

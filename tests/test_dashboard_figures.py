@@ -210,9 +210,8 @@ def test_csv_downloads_keep_iso_times_and_empty_cells_and_leave_out_trend_lines(
 
 def test_the_current_hour_is_partial_with_its_rate_so_far() -> None:
     # 12:00-12:20 of the current hour estimated at $0.40: a third of an hour, $1.20/h so far.
-    rows = _hourly("a", TODAY, range(2), 1.2) + [
-        (TODAY + 2 * HOUR, timedelta(minutes=20), "a", 0.40, "estimated")
-    ]
+    partial = (TODAY + 2 * HOUR, timedelta(minutes=20), "a", 0.40, "estimated")
+    rows = [*_hourly("a", TODAY, range(2), 1.2), partial]
     cost = figures.hourly_cost(_costs(rows)).set_index("time")
     assert cost["partial"].tolist() == [False, False, True]
     assert cost["usd"].tolist() == pytest.approx([1.2, 1.2, 0.4])

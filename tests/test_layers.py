@@ -20,15 +20,11 @@ ALLOWED = {
 # Known exceptions, named in docs/architecture.md ("Where the code does not follow the
 # rule yet"); a new one fails the test.
 KNOWN = {
-    ("inferplane.store.store", "collector.samples"),
-    ("inferplane.store.bench", "collector.samples"),
-    ("alerts.rules", "collector.samples"),
     ("dashboard.views.autoscaler", "autoscaler.schedule"),
     ("dashboard.sample", "alerts.model"),
     ("dashboard.sample", "alerts.state"),
     ("dashboard.sample_records", "alerts.model"),
     ("dashboard.sample_records", "collector.costs"),
-    ("dashboard.sample_records", "collector.samples"),
 }
 
 

@@ -23,10 +23,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from collector.samples import CostRow, Sample
 from inferplane.store import Store, open_store
 from inferplane.store.schema import costs, samples, samples_1h, samples_1m
 from inferplane.store.upsert import upsert
+from inferplane.vocabulary import CostRow, Sample
 
 __all__ = ["GOALS", "run_store_benchmark"]
 

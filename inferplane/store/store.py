@@ -17,7 +17,6 @@ import sqlalchemy as sa
 import sqlalchemy.exc as sa_exc
 from sqlalchemy.engine import Engine
 
-from collector.samples import CostRow, Sample
 from inferplane.store import schema
 from inferplane.store.errors import StoreError, safe_url, translate_errors
 from inferplane.store.reads import (
@@ -29,6 +28,7 @@ from inferplane.store.reads import (
 )
 from inferplane.store.rollup import mark_pending, roll_up
 from inferplane.store.upsert import upsert
+from inferplane.vocabulary import CostRow, Sample
 
 __all__ = ["CHUNK_ROWS", "Store"]
 
