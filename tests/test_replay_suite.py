@@ -98,7 +98,7 @@ def test_cli_runs_the_chosen_workloads(tmp_path: Path) -> None:
     assert [w["workload"] for w in summary["workloads"]] == ["first-half", "second-half"]
     assert [w["requests"] for w in summary["workloads"]] == [20, 20]
     first = summary["workloads"][0]
-    assert set(first["met"]) == set(summary["goals"]) and len(first["rows"]) == 5
+    assert set(first["met"]) == set(summary["goals"]) and len(first["rows"]) == 9
     assert first["slo_attainment"] == first["rows"][0]["slo_attainment"]
 
 

@@ -21,7 +21,15 @@ from autoscaler.replay.simulator import Scrape, Simulation, Tenths
 from inferplane.config.autoscaling import AutoscalingPolicy
 from inferplane.config.endpoints import Endpoint
 
-__all__ = ["ConfiguredPolicy", "Controller", "FleetView", "ThresholdPolicy", "drive", "static"]
+__all__ = [
+    "ConfiguredPolicy",
+    "Controller",
+    "FleetView",
+    "ThresholdPolicy",
+    "drive",
+    "following",
+    "static",
+]
 
 MAX_TAIL_S = 1800.0  # after the last arrival, how long the queue may take to empty
 
@@ -41,6 +49,16 @@ Controller = Callable[[float, FleetView], int]
 def static(n: int) -> Controller:
     """A fixed replica count."""
     return lambda _now_s, _view: n
+
+
+def following(schedule: list[int], poll_s: float) -> Controller:
+    """The count ``schedule`` gives for the interval ``now`` falls in (its last after)."""
+
+    def controller(now_s: float, _view: FleetView) -> int:
+        k = min(len(schedule) - 1, int(now_s / poll_s + 1e-9))
+        return schedule[k] if schedule else 0
+
+    return controller
 
 
 class ThresholdPolicy:
@@ -119,7 +137,11 @@ def drive(
 
     It starts with ``initial`` warm replicas and runs until every request has completed
     (at most ``MAX_TAIL_S`` after the last arrival; requests left then never got a token).
+    A controller with its own ``poll_s`` or ``scrape_s`` attribute (a peer's sync period,
+    Knative's one-second samples) is run at those instead.
     ``progress`` hears the share of the trace's span done, every tenth of it."""
+    poll_s = float(getattr(controller, "poll_s", poll_s))
+    scrape_s = float(getattr(controller, "scrape_s", scrape_s))
     sim = Simulation(requests, capacity, initial, tick_s=tick_s, scrape_s=scrape_s)
     last = requests.arrival_s[-1] if requests.arrival_s else 0.0
     now = 0.0

@@ -38,6 +38,7 @@ class Scrape:
     utilization: float | None
     waiting: int
     running: int
+    ready: int = 0  # replicas that reported (served through the scrape's span)
 
 
 class Simulation:
@@ -196,7 +197,7 @@ class Simulation:
         waiting = len(self.router) + sum(r.queued for r in live)
         running = sum(len(r.decoding) + (1 if r.prefill else 0) for r in live)
         util = sum(utils) / len(utils) if utils else None
-        self.scrapes.append(Scrape(now, util, waiting, running))
+        self.scrapes.append(Scrape(now, util, waiting, running, len(live)))
         self._last_scrape = now
 
 

@@ -32,7 +32,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from autoscaler.replay.report import ReplayRow
+from autoscaler.replay.report import ALIASES, ReplayRow
 from autoscaler.replay.workload import synthetic_trace
 from inference.trace import TraceRequest
 
@@ -119,8 +119,8 @@ class GoalCheck:
 
 def judge(workload: str, requests: int, rows: Sequence[ReplayRow]) -> GoalCheck:
     """Which goals the ``configured`` row meets among ``rows`` (one replay's five rows)."""
-    by = {r.policy: r for r in rows}
-    mine, oracle, peak, plain = by["configured"], by["oracle"], by["static_peak"], by["threshold_80_30"]
+    by = {ALIASES.get(r.policy, r.policy): r for r in rows}
+    mine, oracle, peak, plain = by["configured"], by["oracle"], by["static_best"], by["threshold_80_30"]
     cost = _compare(mine.cost_usd, plain.cost_usd, lower_is_better=True)
     latency = _compare(mine.slo_attainment, plain.slo_attainment, lower_is_better=False) or _compare(
         _p95(mine), _p95(plain), lower_is_better=True
