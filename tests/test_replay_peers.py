@@ -205,10 +205,7 @@ def test_clairvoyant_starts_each_replica_a_cold_start_ahead_and_keeps_short_dips
 
 def test_every_row_runs_and_the_clairvoyant_sits_between_oracle_and_static_best() -> None:
     trace = steady(1.0, 120) + steady(8.0, 60, at=120) + steady(1.0, 180, at=180)
-    rows = {
-        r.policy: r
-        for r in replay_rows(as_requests(trace), CAP, endpoint(max_replicas=8), start=START)
-    }
+    rows = {r.policy: r for r in replay_rows(as_requests(trace), CAP, endpoint(max_replicas=8), start=START)}
     assert list(rows) == [
         "configured",
         "static_best",
