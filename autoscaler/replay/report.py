@@ -208,10 +208,13 @@ def replay_rows(
         tick_s=tick_s,
         progress=tell("oracle"),
     )
+    # The endpoint's own policy reads the capacity only where it names a capacity file (as
+    # the live loop does); the replay's capacity is that file's.
+    own = capacity if policy.capacity_file is not None else None
     opening = schedule[: max(1, math.ceil(capacity.cold_start_s / poll))] or [low]
     first = max(low, min(high, math.ceil(sum(opening) / len(opening) - 1e-9)))
     runs: dict[str, Callable[[], ReplayRow]] = {
-        "configured": lambda: _dynamic(row, run, ConfiguredPolicy(endpoint, start), first, "configured"),
+        "configured": lambda: _dynamic(row, run, ConfiguredPolicy(endpoint, start, own), first, "configured"),
         "static_best": lambda: _static_best(row, run, high, slo, excluded, slo_goal),
         "static_mean": lambda: _static_mean(row, run, oracle),
         "threshold_80_30": lambda: _dynamic(row, run, ThresholdPolicy(low, high), first, "threshold_80_30"),

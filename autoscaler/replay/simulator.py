@@ -40,6 +40,8 @@ class Scrape:
     waiting: int
     running: int
     ready: int = 0  # replicas that reported (served through the scrape's span)
+    prompt_tps: float | None = None  # prompt tokens prefilled per second over the span
+    generated_tps: float | None = None  # tokens generated per second over the span
 
 
 class Simulation:
@@ -65,6 +67,7 @@ class Simulation:
         self.billed_s, self.scale_actions, self.max_queue = 0.0, 0, 0
         self.scrapes: list[Scrape] = []
         self._last_scrape = 0.0
+        self._retired_in, self._retired_out = 0, 0.0
         self.fewest = self.most = replicas  # the lowest and highest target count set
 
     @property
@@ -205,6 +208,9 @@ class Simulation:
         for replica in self.replicas:
             if replica.draining and (replica.outstanding == 0 or replica.ready_s > now_s):
                 self.billed_s += now_s - replica.start_s
+                # Its counters stay counted: a rate over the scrape includes what it served.
+                self._retired_in += replica.tokens_in
+                self._retired_out += replica.tokens_out
             else:
                 keep.append(replica)
         self.replicas = keep
@@ -214,12 +220,17 @@ class Simulation:
         span = now - self._last_scrape
         live = [r for r in self.replicas if r.ready_s < now]
         utils = [min(1.0, r.busy_s / max(min(span, now - r.ready_s), 1e-9)) for r in live]
+        tokens_in, tokens_out = self._retired_in, self._retired_out
         for replica in live:
             replica.busy_s = 0.0
+            tokens_in, tokens_out = tokens_in + replica.tokens_in, tokens_out + replica.tokens_out
+            replica.tokens_in, replica.tokens_out = 0, 0.0
+        self._retired_in, self._retired_out = 0, 0.0
         waiting = len(self.router) + sum(r.queued for r in live)
         running = sum(len(r.decoding) + (1 if r.prefill else 0) for r in live)
         util = sum(utils) / len(utils) if utils else None
-        self.scrapes.append(Scrape(now, util, waiting, running, len(live)))
+        rates = (tokens_in / span, tokens_out / span) if span > 0 else (None, None)
+        self.scrapes.append(Scrape(now, util, waiting, running, len(live), *rates))
         self._last_scrape = now
 
 
