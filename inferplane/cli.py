@@ -18,6 +18,7 @@ from inferplane.cli_control_plane import control_plane
 from inferplane.cli_dashboard import dashboard
 from inferplane.cli_export import export_app
 from inferplane.cli_logging import LogFormatOption, LogLevelOption, start_logging
+from inferplane.cli_profile import profile
 from inferplane.cli_replay import replay
 from inferplane.cli_router import router
 from inferplane.cli_up import demo, up
@@ -40,6 +41,7 @@ app.add_typer(export_app, name="export")
 app.add_typer(autoscaler_app, name="autoscaler")
 app.command("scale")(scale)
 app.command("replay")(replay)
+app.command("profile")(profile)
 app.command("router")(router)
 config_app.command("reference")(config_reference)
 app.command("dashboard")(dashboard)
