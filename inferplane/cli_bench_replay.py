@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import platform
 import time
 from datetime import datetime
@@ -57,10 +58,15 @@ def bench_replay(
     ttft_per_1k_prompt: Annotated[
         float, typer.Option(help="SLO allowance: seconds of TTFT added per 1,000 prompt tokens")
     ] = 0.0,
+    workers: Annotated[int, typer.Option(help="processes the rows run in (default: up to 2 cores)")] = min(
+        2, os.cpu_count() or 1
+    ),
     as_json: Annotated[bool, typer.Option("--json", help="print JSON (every row of every workload)")] = False,
     output: Annotated[Path | None, typer.Option(help="also write the JSON here")] = None,
 ) -> None:
     """The replay on every workload and load scale: the configured policy against the goals."""
+    if workers < 1:
+        fail(f"--workers must be at least 1, got {workers}")
     if not (math.isfinite(ttft_per_1k_prompt) and ttft_per_1k_prompt >= 0):
         fail(f"--ttft-per-1k-prompt must be a finite number >= 0, got {ttft_per_1k_prompt}")
     scales = load_scale or list(LOAD_SCALES)
@@ -88,6 +94,7 @@ def bench_replay(
                 chosen,
                 start=_START,
                 per_1k_prompt_s=ttft_per_1k_prompt,
+                workers=workers,
                 progress=progress_for(simulated),
             )
         except ValueError as error:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import time
 from collections.abc import Callable
@@ -59,6 +60,9 @@ def replay(
         str, typer.Option(help="wall-clock time of the trace's start (schedules)")
     ] = REPLAY_START,
     tick: Annotated[float, typer.Option(help="simulation tick, seconds")] = 0.1,
+    workers: Annotated[int, typer.Option(help="processes the rows run in (default: up to 2 cores)")] = min(
+        2, os.cpu_count() or 1
+    ),
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
     save: Annotated[
         str | None, typer.Option(help="keep the rows in the store as replay:NAME (the dashboard charts them)")
@@ -74,6 +78,8 @@ def replay(
         begin = datetime.fromisoformat(start)
     except (ConfigError, OSError, ValueError, yaml.YAMLError) as error:
         fail(str(error))
+    if workers < 1:
+        fail(f"--workers must be at least 1, got {workers}")
     if not (ttft_per_1k_prompt >= 0 and math.isfinite(ttft_per_1k_prompt)):
         fail(f"--ttft-per-1k-prompt must be a finite number >= 0, got {ttft_per_1k_prompt}")
     clock = time.perf_counter()
@@ -87,6 +93,7 @@ def replay(
             tick_s=tick,
             per_1k_prompt_s=ttft_per_1k_prompt,
             only=row,
+            workers=workers,
             progress=progress_for(requests),
         )
     except ValueError as error:

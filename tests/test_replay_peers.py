@@ -229,3 +229,21 @@ def test_static_peak_still_names_static_best() -> None:
     assert [r.policy for r in rows] == ["static_best"]
     with pytest.raises(ValueError, match="unknown row"):
         replay_rows(as_requests(steady(2.0, 60)), CAP, endpoint(), start=START, only=["nope"])
+
+
+def test_rows_in_two_processes_are_the_rows_in_one() -> None:
+    trace = as_requests(steady(1.0, 120) + steady(8.0, 60, at=120))
+    one = replay_rows(trace, CAP, endpoint(max_replicas=8), start=START)
+    two = replay_rows(trace, CAP, endpoint(max_replicas=8), start=START, workers=2)
+    assert one == two
+
+
+def test_the_opening_count_is_the_full_oracles() -> None:
+    from autoscaler.replay.oracle import oracle_schedule
+    from autoscaler.replay.report import Slo, _Replay
+
+    trace = as_requests(steady(6.0, 50) + steady(1.0, 300, at=50))
+    schedule, _ = oracle_schedule(trace, CAP, ttft_target_s=1.0, max_replicas=8, poll_s=15)
+    opening = schedule[:2]  # the 30 s cold start over 15 s polls
+    expected = max(1, -(-sum(opening) // len(opening)))
+    assert _Replay(trace, CAP, endpoint(max_replicas=8), START, Slo(1.0)).first() == expected

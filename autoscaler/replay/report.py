@@ -33,8 +33,11 @@ them.
 
 from __future__ import annotations
 
+import bisect
 import math
+import multiprocessing
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
@@ -171,62 +174,146 @@ def replay_rows(
     tick_s: float = 0.1,
     per_1k_prompt_s: float = 0.0,
     only: Sequence[str] | None = None,
+    workers: int = 1,
     progress: Callable[[str], None] | None = None,
 ) -> list[ReplayRow]:
     """Run the policies on ``requests`` and return their rows (all of ``ROWS``, or those
-    named in ``only``); ``progress`` hears a line as each run passes each tenth of the
-    trace (for traces that take minutes). The oracle runs whenever a row needs it."""
+    named in ``only``). With ``workers`` > 1 the rows run in that many processes (the
+    oracle, the clairvoyant and static_mean in one, as they share the oracle's schedule).
+    ``progress`` hears a line as each run passes each tenth of the trace (one process),
+    or as each row is done (several)."""
     if endpoint.ttft_target_seconds is None:
         raise ValueError(f"endpoint {endpoint.name} has no ttft_target_seconds to judge the replay against")
-    wanted = _wanted(only)
-    slo = Slo(endpoint.ttft_target_seconds, per_1k_prompt_s)
-    excluded = infeasible(requests, capacity, slo)
-    policy = endpoint.autoscaling or AutoscalingPolicy()
-    poll = policy.poll_interval_s
-    low, high = max(endpoint.min_replicas, 1), endpoint.max_replicas
+    wanted = [name for name in ROWS if name in _wanted(only)]
+    replay = _Replay(requests, capacity, endpoint, start, Slo(endpoint.ttft_target_seconds, per_1k_prompt_s))
+    replay.slo_goal, replay.tick_s = slo_goal, tick_s
+    groups = [[n for n in wanted if n in _ORACLE_ROWS]] + [[n] for n in wanted if n not in _ORACLE_ROWS]
+    groups = [g for g in groups if g]
+    if workers <= 1 or len(groups) == 1:
+        replay.progress = progress
+        done = {row.policy: row for group in groups for row in replay.rows(group)}
+    else:
+        done = {}
+        context = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            futures = [pool.submit(replay.rows, group) for group in groups]
+            for future in as_completed(futures):
+                for row in future.result():
+                    done[row.policy] = row
+                    if progress is not None:
+                        progress(f"{row.policy}: done")
+    return [done[name] for name in wanted]
 
-    def tell(name: str) -> Callable[[float], None] | None:
-        if progress is None:
-            return None
-        say = progress
-        return lambda done: say(f"{name}: {done:.0%} of the trace")
 
-    def run(controller: Controller, initial: int, name: str) -> Simulation:
-        return drive(
-            requests, capacity, controller, initial=initial, poll_s=poll, tick_s=tick_s, progress=tell(name)
+_ORACLE_ROWS = ("static_mean", "clairvoyant", "oracle")
+
+
+class _Replay:
+    """One replay's inputs, and each row's run (picklable, so rows can run in workers)."""
+
+    def __init__(self, requests: Requests, capacity: Capacity, endpoint: Endpoint, start: datetime, slo: Slo):
+        self.requests, self.capacity, self.endpoint, self.start, self.slo = (
+            requests,
+            capacity,
+            endpoint,
+            start,
+            slo,
+        )
+        self.excluded = infeasible(requests, capacity, slo)
+        self.policy = endpoint.autoscaling or AutoscalingPolicy()
+        self.poll = self.policy.poll_interval_s
+        self.low, self.high = max(endpoint.min_replicas, 1), endpoint.max_replicas
+        self.slo_goal, self.tick_s = 0.99, 0.1
+        self.progress: Callable[[str], None] | None = None
+        # The endpoint's own policy reads the capacity only where it names a capacity file
+        # (as the live loop does); the replay's capacity is that file's.
+        self.own = capacity if self.policy.capacity_file is not None else None
+        self._first: int | None = None
+
+    def rows(self, names: Sequence[str]) -> list[ReplayRow]:
+        oracle: tuple[list[int], Simulation] | None = None
+        out = []
+        for name in names:
+            if name in _ORACLE_ROWS and oracle is None:
+                oracle = self._oracle(self.requests, "oracle")
+            out.append(self._row(name, oracle))
+        return out
+
+    def _row(self, name: str, oracle: tuple[list[int], Simulation] | None) -> ReplayRow:
+        run, row, first = self._run, self._judge, self.first
+        low, high, cap = self.low, self.high, self.capacity
+        if name == "configured":
+            return _dynamic(row, run, ConfiguredPolicy(self.endpoint, self.start, self.own), first(), name)
+        if name == "static_best":
+            return _static_best(row, run, high, self.slo, self.excluded, self.slo_goal)
+        if name == "threshold_80_30":
+            return _dynamic(row, run, ThresholdPolicy(low, high), first(), name)
+        if name == "hpa":
+            return _dynamic(row, run, HpaGpuPolicy(low, high), first(), name)
+        if name == "keda":
+            return _dynamic(row, run, KedaPolicy(_scaled_object(self.endpoint)), first(), name)
+        if name == "knative":
+            return _dynamic(row, run, KnativePolicy(cap.max_concurrent_sequences, low, high), first(), name)
+        assert oracle is not None
+        schedule, sim = oracle
+        if name == "static_mean":
+            return _static_mean(row, run, sim)
+        if name == "clairvoyant":
+            return _clairvoyant(row, run, schedule, cap, self.poll)
+        return row("oracle", sim, f"{min(schedule, default=0)}-{max(schedule, default=0)}")
+
+    def first(self) -> int:
+        """The warm replicas a dynamic row starts with: the oracle's mean count over the
+        first cold start, rounded up, within the bounds (from an oracle run on the requests
+        that can matter to those intervals: those arriving before their end plus the
+        longest TTFT limit)."""
+        if self._first is None:
+            k = max(1, math.ceil(self.capacity.cold_start_s / self.poll))
+            cut = k * self.poll + max(self.slo.limits(self.requests), default=0.0) + self.poll
+            arrivals = self.requests.arrival_s
+            n = bisect.bisect_left(arrivals, cut)
+            opening = Requests(
+                arrivals[:n], self.requests.prompt_tokens[:n], self.requests.generated_tokens[:n]
+            )
+            schedule = self._oracle(opening, None)[0][:k]
+            # It stops once the opening requests are served: the intervals after need none.
+            schedule += [0] * (k - len(schedule))
+            self._first = max(self.low, min(self.high, math.ceil(sum(schedule) / len(schedule) - 1e-9)))
+        return self._first
+
+    def _oracle(self, requests: Requests, name: str | None) -> tuple[list[int], Simulation]:
+        return oracle_schedule(
+            requests,
+            self.capacity,
+            ttft_target_s=self.slo.limits(requests),
+            max_replicas=self.high,
+            poll_s=self.poll,
+            tick_s=self.tick_s,
+            progress=self._tell(name) if name else None,
         )
 
-    def row(name: str, sim: Simulation, replicas: str) -> ReplayRow:
-        return row_from(name, sim, endpoint, slo, replicas, excluded)
+    def _tell(self, name: str) -> Callable[[float], None] | None:
+        if self.progress is None:
+            return None
+        say = self.progress
+        return lambda done: say(f"{name}: {done:.0%} of the trace")
 
-    schedule, oracle = oracle_schedule(
-        requests,
-        capacity,
-        ttft_target_s=slo.limits(requests),
-        max_replicas=high,
-        poll_s=poll,
-        tick_s=tick_s,
-        progress=tell("oracle"),
-    )
-    # The endpoint's own policy reads the capacity only where it names a capacity file (as
-    # the live loop does); the replay's capacity is that file's.
-    own = capacity if policy.capacity_file is not None else None
-    opening = schedule[: max(1, math.ceil(capacity.cold_start_s / poll))] or [low]
-    first = max(low, min(high, math.ceil(sum(opening) / len(opening) - 1e-9)))
-    runs: dict[str, Callable[[], ReplayRow]] = {
-        "configured": lambda: _dynamic(row, run, ConfiguredPolicy(endpoint, start, own), first, "configured"),
-        "static_best": lambda: _static_best(row, run, high, slo, excluded, slo_goal),
-        "static_mean": lambda: _static_mean(row, run, oracle),
-        "threshold_80_30": lambda: _dynamic(row, run, ThresholdPolicy(low, high), first, "threshold_80_30"),
-        "hpa": lambda: _dynamic(row, run, HpaGpuPolicy(low, high), first, "hpa"),
-        "keda": lambda: _dynamic(row, run, KedaPolicy(_scaled_object(endpoint)), first, "keda"),
-        "knative": lambda: _dynamic(
-            row, run, KnativePolicy(capacity.max_concurrent_sequences, low, high), first, "knative"
-        ),
-        "clairvoyant": lambda: _clairvoyant(row, run, schedule, capacity, poll),
-        "oracle": lambda: row("oracle", oracle, f"{min(schedule, default=0)}-{max(schedule, default=0)}"),
-    }
-    return [runs[name]() for name in ROWS if name in wanted]
+    def _run(self, controller: Controller, initial: int, name: str) -> Simulation:
+        return drive(
+            self.requests,
+            self.capacity,
+            controller,
+            initial=initial,
+            poll_s=self.poll,
+            tick_s=self.tick_s,
+            progress=self._tell(name),
+        )
+
+    def _judge(self, name: str, sim: Simulation, replicas: str) -> ReplayRow:
+        return row_from(name, sim, self.endpoint, self.slo, replicas, self.excluded)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "progress": None}  # a callback stays in its process
 
 
 def _wanted(only: Sequence[str] | None) -> set[str]:
