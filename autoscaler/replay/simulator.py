@@ -162,14 +162,23 @@ class Simulation:
             self.next_arrival += 1
         serving = [r for r in self.replicas if r.ready_s <= t]
         self._route(serving)
+        cap, reqs, first_token, done = self.capacity, self.requests, self.first_token, self.done
+        waiting = len(self.router)
+        # One pass (this loop is most of a replay's time): advance, then count the admitted
+        # requests whose prefill has not begun (Replica.queued, inlined).
         for replica in serving:
-            if replica.outstanding:
-                replica.advance(t, dt, self.capacity, self.requests, self.first_token, self.done)
-        waiting = len(self.router) + sum(r.queued for r in serving)
-        self.max_queue = max(self.max_queue, waiting)
+            if replica.prefill or replica.decoding:
+                replica.advance(t, dt, cap, reqs, first_token, done)
+                queued = len(replica.prefill) - 1
+                if queued > 0:
+                    waiting += queued
+        if waiting > self.max_queue:
+            self.max_queue = waiting
         self.tick += 1
-        self._retire_idle(self.now_s)
-        if self.now_s >= self._last_scrape + self.scrape_s - 1e-9:
+        now = self.tick * self.tick_s
+        if any(r.draining for r in self.replicas):
+            self._retire_idle(now)
+        if now >= self._last_scrape + self.scrape_s - 1e-9:
             self._scrape()
 
     def _route(self, serving: list[Replica]) -> None:
