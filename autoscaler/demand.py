@@ -139,7 +139,7 @@ def demand_need(
     newest_generated = generated[-1].value if generated else 0.0
     parts = [f"{prompt[-1].value:,.0f} prompt + {newest_generated:,.0f} generated tokens/s need {work:.2f}"]
     if line is not None and line > work:
-        parts.append(f"trend {line:.2f} in {ahead_s:g} s")
+        parts.append(f"trend {line:.2f} in {ahead_s:.0f} s")
     parts.append(f"prefill kept at {utilization:.0%} x headroom {headroom:.2f} -> {replicas}")
     if slots is not None and slots == replicas and slots > math.ceil(ahead - 1e-9):
         parts.append(f"({in_flight:g} in flight, {capacity.max_concurrent_sequences} slots each)")
