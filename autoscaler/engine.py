@@ -19,6 +19,7 @@ from typing import Any
 
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
 
+from autoscaler.capacity import Capacity
 from autoscaler.controls import Controls, Override
 from autoscaler.model import Decision, PolicyState
 from autoscaler.policy import decide
@@ -62,8 +63,10 @@ class AutoscalerEngine:
         dry_run: bool = False,
         attempts: int = 3,
         max_wait_s: float = 5.0,
+        capacities: Mapping[str, Capacity] | None = None,
     ) -> None:
         self._config = config
+        self._capacities = dict(capacities or {})
         self._store = store
         self._targets = dict(targets)
         self._dry_run = dry_run or (config.autoscaler is not None and config.autoscaler.dry_run)
@@ -97,7 +100,7 @@ class AutoscalerEngine:
         policy = endpoint.autoscaling
         assert policy is not None
         window = read_window(self._store, endpoint_name, policy, count.desired, count.ready, now)
-        decision = decide(window, endpoint, controls.policy, now)
+        decision = decide(window, endpoint, controls.policy, now, self._capacities.get(endpoint_name))
         desired, reason, controls = self._controlled(decision, controls, endpoint, now)
         advisory = self._advisory(controls, endpoint)
         failure: str | None = None

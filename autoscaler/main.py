@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from autoscaler.capacity import load_capacity
 from autoscaler.engine import AutoscalerEngine
 from autoscaler.targets import TargetOptions, build_target
-from inferplane.config import load_config
+from inferplane.config import ConfigError, load_config
 from inferplane.store import open_store, resolve_store_url
 
 __all__ = ["build_engine"]
@@ -20,7 +21,8 @@ def build_engine(
     dry_run: bool = False,
     options: TargetOptions | None = None,
 ) -> AutoscalerEngine:
-    """The engine for every endpoint with an ``autoscaling`` section; raises ``ConfigError``,
+    """The engine for every endpoint with an ``autoscaling`` section, with the replica
+    capacity each ``capacity_file`` names (relative to the working directory); raises ``ConfigError``,
     ``StoreError`` or ``TargetError`` with a message naming what is wrong."""
     config = load_config(config_path)
     store = open_store(resolve_store_url(store_url, config.store.url, config.store.url_env))
@@ -29,4 +31,13 @@ def build_engine(
         for endpoint in config.endpoints
         if endpoint.autoscaling is not None
     }
-    return AutoscalerEngine(config, store, targets, dry_run=dry_run)
+    capacities = {}
+    for endpoint in config.endpoints:
+        name = endpoint.autoscaling.capacity_file if endpoint.autoscaling is not None else None
+        if name is not None:
+            try:
+                capacities[endpoint.name] = load_capacity(Path(name))
+            except ValueError as error:
+                where = f"{config_path}: endpoints.{endpoint.name}.autoscaling.capacity_file"
+                raise ConfigError([f"{where}: {error}"]) from error
+    return AutoscalerEngine(config, store, targets, dry_run=dry_run, capacities=capacities)

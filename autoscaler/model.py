@@ -27,13 +27,17 @@ class Window:
     ``replicas`` is the count the target is set to, ``ready_replicas`` how many serve
     (None: unknown). ``gpu_utilization`` is the mean over the endpoint's replicas (0..1,
     the share of time the device was busy); ``requests_waiting`` and
-    ``requests_running`` are endpoint totals (router and replicas)."""
+    ``requests_running`` are endpoint totals (router and replicas), and so are the token
+    rates ``prompt_tokens_per_second`` and ``generated_tokens_per_second`` (history kept
+    for the demand forecast)."""
 
     replicas: int
     ready_replicas: int | None = None
     gpu_utilization: tuple[Reading, ...] = ()
     requests_waiting: tuple[Reading, ...] = ()
     requests_running: tuple[Reading, ...] = ()
+    prompt_tokens_per_second: tuple[Reading, ...] = ()
+    generated_tokens_per_second: tuple[Reading, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -43,7 +47,9 @@ class PolicyState:
     ``recommendations``: (time, replicas) the rules asked for, for stabilization.
     ``warming_*``: since when, from and to how many replicas, a scale-out waits to be
     ready (measures the cold start, and tells the queue rule what is already coming).
-    ``cold_start_s``: the last measured cold start."""
+    ``cold_start_s``: the last measured cold start.
+    ``headroom``: the capacity model's learned margin (1 = none): it grows while requests
+    wait for a prefill and decays while none do (see ``autoscaler.demand``)."""
 
     recommendations: tuple[tuple[datetime, int], ...] = ()
     last_scale_out: datetime | None = None
@@ -52,6 +58,7 @@ class PolicyState:
     warming_to: int | None = None
     warming_from: int | None = None
     cold_start_s: float | None = None
+    headroom: float = 1.0
 
     def evolve(self, **changes: Any) -> PolicyState:
         return replace(self, **changes)
@@ -83,6 +90,7 @@ class PolicyState:
             warming_to=data.get("warming_to"),
             warming_from=data.get("warming_from"),
             cold_start_s=data.get("cold_start_s"),
+            headroom=float(data.get("headroom", 1.0)),
         )
 
 

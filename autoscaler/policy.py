@@ -6,7 +6,15 @@ Rules, in the order they are judged:
 2. Queue: more than ``queue_scale_out_above`` waiting requests per ready replica add
    replicas at once (one per ``queue_per_replica`` waiting, minus those already
    starting), skipping cooldowns.
-3. Missing or stale utilization: hold; never scale in on no data.
+3. Capacity (with a ``capacity_file`` and a fresh prompt-token rate): the demand decides
+   (``autoscaler.demand``): prompt and generated token rates and the requests in flight
+   turned into replicas through one replica's capacity, the prefill share kept at
+   ``target_utilization`` times a headroom learned from requests waiting, and the trend
+   followed a cold start and a poll ahead, so replicas start before the demand arrives.
+   It scales out to that count, and in (through the guards below) when the demand needs
+   fewer, never while requests wait; zero only with no demand and nothing in flight.
+   Rules 4-6 are the fallback for endpoints that report GPU utilization only.
+3b. Missing or stale utilization: hold; never scale in on no data.
 4. GPU utilization over ``scale_out_utilization`` (mean of ``scale_out_window_s``) scales
    out proportionally, as Kubernetes' HPA does: ceil(ready x utilization / target). With
    ``target_concurrency`` set the requests in flight (running + waiting) decide instead:
@@ -43,6 +51,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from autoscaler.capacity import Capacity
+from autoscaler.demand import HEADROOM_HALF_LIFE_S, DemandNeed, demand_need, learn_headroom
 from autoscaler.guards import cooldown_note, limit_step, remember, stabilize
 from autoscaler.model import Decision, PolicyState, Window
 from autoscaler.schedule import floor_at
@@ -87,8 +97,12 @@ class _Signals:
         }
 
 
-def decide(window: Window, endpoint: Endpoint, state: PolicyState, now: datetime) -> Decision:
-    """How many replicas ``endpoint`` should have at ``now``, why, and the state to carry."""
+def decide(
+    window: Window, endpoint: Endpoint, state: PolicyState, now: datetime, capacity: Capacity | None = None
+) -> Decision:
+    """How many replicas ``endpoint`` should have at ``now``, why, and the state to carry.
+    With ``capacity`` (one replica's, from the policy's ``capacity_file``) and fresh token
+    rates, demand decides the count (rule 3); without, the GPU and concurrency rules."""
     policy = endpoint.autoscaling or AutoscalingPolicy()
     current = window.replicas
     state = _measure_cold_start(state, window, now)
@@ -98,7 +112,14 @@ def decide(window: Window, endpoint: Endpoint, state: PolicyState, now: datetime
     ceiling, ceiling_why = _ceiling(endpoint, policy, price)
     floor = min(schedule.floor, ceiling)
     signals = _signals(window, policy, now)
-    proposal = _rules(window, policy, state, signals, now, lead)
+    demand = _demand(window, policy, state, capacity, signals, now, lead)
+    if demand is not None:
+        waiting = signals.waiting.value if signals.waiting is not None else None
+        learned = learn_headroom(
+            state.headroom, waiting, _ready(window), policy.poll_interval_s, HEADROOM_HALF_LIFE_S
+        )
+        state = state.evolve(headroom=learned)
+    proposal = _rules(window, policy, state, signals, now, lead, demand)
     keep_s = max(policy.scale_up_stabilization_s, policy.scale_down_stabilization_s)
     state = remember(state, now, proposal.recommendation, keep_s)
     wanted, notes = _guard(proposal, current, policy, state, now)
@@ -125,6 +146,7 @@ def decide(window: Window, endpoint: Endpoint, state: PolicyState, now: datetime
         "schedule": schedule.reason,
         "off_hours": schedule.off_hours,
         "cold_start_s": lead,
+        **(demand.inputs() if demand is not None else {}),
     }
     return Decision(final, reason, state, before, after, inputs, proposal.urgent and final > current)
 
@@ -159,7 +181,13 @@ def _signals(window: Window, policy: AutoscalingPolicy, now: datetime) -> _Signa
 
 
 def _rules(
-    window: Window, policy: AutoscalingPolicy, state: PolicyState, s: _Signals, now: datetime, lead: float
+    window: Window,
+    policy: AutoscalingPolicy,
+    state: PolicyState,
+    s: _Signals,
+    now: datetime,
+    lead: float,
+    demand: DemandNeed | None,
 ) -> _Proposal:
     current = window.replicas
     waiting = s.waiting.value if s.waiting is not None else 0.0
@@ -169,6 +197,9 @@ def _rules(
             return _Proposal(wake, f"wake on demand: {waiting:g} requests waiting at zero replicas", True)
         return _Proposal(0, "at zero replicas, no request waiting")
     queue = _queue_rule(window, policy, state, now, lead, waiting)
+    if demand is not None:
+        sized = _demand_rule(window, demand, s, waiting)
+        return queue if queue is not None and queue.replicas >= sized.replicas else sized
     if s.util_out is None:
         why = "utilization readings missing or stale"
         return queue or _Proposal(current, f"hold: {why}; never scaling in on no data")
@@ -176,6 +207,54 @@ def _rules(
     if queue is not None and queue.replicas >= capacity.replicas:
         return queue
     return capacity
+
+
+def _demand(
+    window: Window,
+    policy: AutoscalingPolicy,
+    state: PolicyState,
+    capacity: Capacity | None,
+    s: _Signals,
+    now: datetime,
+    lead: float,
+) -> DemandNeed | None:
+    """The capacity model's need, or None without a capacity or a fresh prompt-token rate
+    (then the GPU rules decide: never a scale-in on missing data)."""
+    if capacity is None:
+        return None
+    newest = latest(window.prompt_tokens_per_second, now)
+    if newest is None or newest.age_s > policy.stale_after_s:
+        return None
+    waiting = s.waiting.value if s.waiting is not None else 0.0
+    in_flight = _in_flight(s, waiting)
+    return demand_need(
+        capacity,
+        window.prompt_tokens_per_second,
+        window.generated_tokens_per_second,
+        in_flight,
+        now=now,
+        utilization=policy.target_utilization,
+        ahead_s=lead + policy.poll_interval_s,
+        forecast_window_s=policy.forecast_window_s,
+        headroom=state.headroom,
+    )
+
+
+def _demand_rule(window: Window, demand: DemandNeed, s: _Signals, waiting: float) -> _Proposal:
+    current, need = window.replicas, demand.replicas
+    why = f"capacity: {demand.reason}"
+    if need > current:
+        return _Proposal(need, why)
+    if need == current:
+        return _Proposal(current, f"hold: {why}")
+    running = s.running.value if s.running is not None else None
+    idle = demand.work == 0 and running == 0 and waiting == 0
+    wanted = 0 if need == 0 and idle else max(need, 1)
+    if wanted >= current:
+        return _Proposal(current, f"hold: {why}", record=wanted)
+    if waiting > 0:
+        return _Proposal(current, f"hold: {why}, but {waiting:g} requests wait", record=wanted)
+    return _Proposal(wanted, why)
 
 
 def _queue_rule(

@@ -1,6 +1,7 @@
 """Read an endpoint's window from the store (the only store reads of a poll).
 
-Utilization is the mean over replicas at each collection; waiting and running requests
+Utilization is the mean over replicas at each collection; the token rates the sum over
+replicas at each collection (the demand's history); waiting and running requests
 are endpoint totals: the newest fresh reading of every series (each replica, and the
 router's held requests) summed, so that a stopped replica's last reading does not
 linger in the total.
@@ -22,7 +23,8 @@ def read_window(
 ) -> Window:
     """The window ``decide`` judges, with the target's own replica counts."""
     span = timedelta(
-        seconds=max(policy.scale_in_window_s, policy.scale_out_window_s) + policy.poll_interval_s
+        seconds=max(policy.scale_in_window_s, policy.scale_out_window_s, policy.forecast_window_s)
+        + policy.poll_interval_s
     )
     utilization = store.read_series(endpoint, "gpu_utilization", now - span, now, "raw", replica=None)
     fresh_after = now - timedelta(seconds=policy.stale_after_s)
@@ -32,6 +34,8 @@ def read_window(
         gpu_utilization=tuple(Reading(t, v) for t, v in utilization if t <= now),
         requests_waiting=_total(store, endpoint, "requests_waiting", fresh_after, now),
         requests_running=_total(store, endpoint, "requests_running", fresh_after, now),
+        prompt_tokens_per_second=_summed(store, endpoint, "prompt_tokens_per_second", now - span, now),
+        generated_tokens_per_second=_summed(store, endpoint, "generated_tokens_per_second", now - span, now),
     )
 
 
@@ -42,3 +46,14 @@ def _total(store: Any, endpoint: str, metric: str, start: datetime, now: datetim
         return ()
     # Stamped with the oldest of the summed readings: the total is only as fresh as that.
     return (Reading(min(t for t, _ in newest), sum(v for _, v in newest)),)
+
+
+def _summed(store: Any, endpoint: str, metric: str, start: datetime, now: datetime) -> tuple[Reading, ...]:
+    """The endpoint's total at each collection: every series' reading at that time summed
+    (a rate is per replica; the demand is the endpoint's)."""
+    series = store.read_by_replica(endpoint, metric, start, now + timedelta(microseconds=1), "raw")
+    totals: dict[datetime, float] = {}
+    for points in series.values():
+        for t, v in points:
+            totals[t] = totals.get(t, 0.0) + v
+    return tuple(Reading(t, v) for t, v in sorted(totals.items()))

@@ -19,6 +19,7 @@ from inferplane.cli_costs import costs
 from inferplane.cli_dashboard import dashboard
 from inferplane.cli_export import export_app
 from inferplane.cli_logging import LogFormatOption, LogLevelOption, start_logging
+from inferplane.cli_profile import profile
 from inferplane.cli_replay import replay
 from inferplane.cli_router import router
 from inferplane.cli_up import catchers, demo, up
@@ -42,6 +43,7 @@ app.add_typer(autoscaler_app, name="autoscaler")
 app.command("scale")(scale)
 app.command("costs")(costs)
 app.command("replay")(replay)
+app.command("profile")(profile)
 app.command("router")(router)
 config_app.command("reference")(config_reference)
 app.command("dashboard")(dashboard)

@@ -10,6 +10,8 @@ config's name with ``.capacity.yaml`` for ``.yaml`` (see ``examples/replay-a100.
 from __future__ import annotations
 
 import json
+import math
+import os
 import re
 import time
 from collections.abc import Callable
@@ -22,6 +24,7 @@ import yaml
 
 from autoscaler.replay import Capacity, capacity_from_mapping, format_table, replay_rows
 from autoscaler.replay.replica import Requests
+from autoscaler.replay.report import ROWS, Slo, infeasible
 from autoscaler.replay.workload import as_requests, scale_load
 from inference.trace import load_trace, scale_trace
 from inferplane.cli_common import fail
@@ -46,18 +49,27 @@ def replay(
     ] = None,
     time_scale: Annotated[float, typer.Option(help="replay this many times faster")] = 1.0,
     load_scale: Annotated[float, typer.Option(help="this many times the requests, same shape")] = 1.0,
-    slo_goal: Annotated[float, typer.Option(help="attainment static_peak must reach")] = 0.99,
+    slo_goal: Annotated[float, typer.Option(help="attainment static_best must reach")] = 0.99,
+    ttft_per_1k_prompt: Annotated[
+        float, typer.Option(help="SLO allowance: seconds of TTFT added per 1,000 prompt tokens")
+    ] = 0.0,
+    row: Annotated[
+        list[str] | None, typer.Option("--row", help=f"run only these rows (repeatable): {', '.join(ROWS)}")
+    ] = None,
     start: Annotated[
         str, typer.Option(help="wall-clock time of the trace's start (schedules)")
     ] = REPLAY_START,
     tick: Annotated[float, typer.Option(help="simulation tick, seconds")] = 0.1,
+    workers: Annotated[int, typer.Option(help="processes the rows run in (default: up to 2 cores)")] = min(
+        2, os.cpu_count() or 1
+    ),
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
     save: Annotated[
         str | None, typer.Option(help="keep the rows in the store as replay:NAME (the dashboard charts them)")
     ] = None,
     store: Annotated[str | None, typer.Option(help="store URL for --save (default: the config's)")] = None,
 ) -> None:
-    """Replay a request trace against the endpoint's policy and four baselines."""
+    """Replay a request trace against the endpoint's policy, the peers and the bounds."""
     if save is not None and not _SAVE_NAME.fullmatch(save):
         fail(f"--save {save!r}: use 1-100 letters, digits, '.', '_' or '-'")
     try:
@@ -66,6 +78,10 @@ def replay(
         begin = datetime.fromisoformat(start)
     except (ConfigError, OSError, ValueError, yaml.YAMLError) as error:
         fail(str(error))
+    if workers < 1:
+        fail(f"--workers must be at least 1, got {workers}")
+    if not (ttft_per_1k_prompt >= 0 and math.isfinite(ttft_per_1k_prompt)):
+        fail(f"--ttft-per-1k-prompt must be a finite number >= 0, got {ttft_per_1k_prompt}")
     clock = time.perf_counter()
     try:
         rows = replay_rows(
@@ -75,10 +91,14 @@ def replay(
             start=begin,
             slo_goal=slo_goal,
             tick_s=tick,
+            per_1k_prompt_s=ttft_per_1k_prompt,
+            only=row,
+            workers=workers,
             progress=progress_for(requests),
         )
     except ValueError as error:
         fail(str(error))
+    excluded = sum(infeasible(requests, cap, Slo(chosen.ttft_target_seconds or 0.0, ttft_per_1k_prompt)))
     runtime = time.perf_counter() - clock
     summary: dict[str, Any] = {
         "endpoint": chosen.name,
@@ -87,6 +107,8 @@ def replay(
         "time_scale": time_scale,
         "load_scale": load_scale,
         "ttft_target_seconds": chosen.ttft_target_seconds,
+        "ttft_per_1k_prompt_seconds": ttft_per_1k_prompt,
+        "excluded_requests": excluded,
         "runtime_seconds": round(runtime, 2),
         "rows": [row.as_json() for row in rows],
     }
@@ -96,7 +118,10 @@ def replay(
         typer.echo(json.dumps(summary, indent=2))
     else:
         typer.echo(format_table(rows))
-        typer.echo(f"{len(requests.arrival_s)} requests, endpoint {chosen.name}, replayed in {runtime:.1f} s")
+        typer.echo(
+            f"{len(requests.arrival_s)} requests ({excluded} left out of every row: no replica could "
+            f"serve them in time even alone), endpoint {chosen.name}, replayed in {runtime:.1f} s"
+        )
 
 
 def progress_for(requests: Requests) -> Callable[[str], None] | None:

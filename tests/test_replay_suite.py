@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from autoscaler.replay.report import ReplayRow
-from autoscaler.replay.suite import WORKLOADS, build_workload, judge
+from autoscaler.replay.suite import GENERATED, judge, workloads
 from inference.trace import TraceRequest
 from inferplane.cli import app
 
@@ -18,70 +17,77 @@ ROOT = Path(__file__).resolve().parent.parent
 TRACE = [TraceRequest(k * 2.0, 1000 + k, 10) for k in range(100)]  # 198 s, one every 2 s
 
 
-def test_halves_split_the_trace_and_start_at_zero() -> None:
-    first, second = build_workload("first-half", TRACE), build_workload("second-half", TRACE)
-    assert len(first) + len(second) == len(TRACE)
-    assert first[0].offset_s == second[0].offset_s == 0.0
-    assert second[0].prompt_tokens == TRACE[50].prompt_tokens
+def test_recorded_traces_run_at_each_load_scale() -> None:
+    built = list(workloads({"t": TRACE}, scales=(1, 3)))
+    assert [w.name for w in built] == [
+        "t-x1",
+        "t-x3",
+        "day-chat-x1",
+        "day-chat-x3",
+        "day-long-x1",
+        "day-long-x3",
+    ]
+    assert [len(w.requests) for w in built[:2]] == [100, 300]
+    assert not built[0].daily_cycle and built[2].daily_cycle
 
 
-def test_diurnal_day_spans_six_copies_with_their_shares() -> None:
-    day = build_workload("diurnal-6h", TRACE * 10)  # 1,000 requests an hour-copy
-    span = 199.0  # the trace's last offset + 1 s
-    per_copy = [sum(1 for r in day if k * span <= r.offset_s < (k + 1) * span) for k in range(6)]
-    for count, share in zip(per_copy, (0.2, 0.5, 1.0, 1.0, 0.6, 0.3), strict=True):
-        assert abs(count - 1000 * share) <= 60
-    assert build_workload("diurnal-6h", TRACE * 10) == day  # seeded: the same every run
-
-
-def test_chat_workloads_are_generated_the_same_every_run() -> None:
-    chat = build_workload("chat-sine", [])
-    assert chat == build_workload("chat-sine", [])
-    assert 15_000 < len(chat) < 21_000 and max(r.generated_tokens for r in chat) <= 800
+def test_a_generated_day_has_off_hours_and_a_working_peak() -> None:
+    day = next(iter(workloads({}, bases=["day-chat"], scales=(1,)))).requests
+    per_hour = [sum(1 for r in day if h * 3600 <= r.offset_s < (h + 1) * 3600) for h in range(24)]
+    assert max(per_hour[0:5]) < 0.05 * max(per_hour) and per_hour[10] > 1500  # 0.5/s at the peak
+    again = next(iter(workloads({}, bases=["day-chat"], scales=(1,)))).requests
+    assert again == day  # seeded: the same every run
+    tripled = next(iter(workloads({}, bases=["day-chat"], scales=(3,)))).requests
+    assert 2.8 < len(tripled) / len(day) < 3.2
 
 
 def test_unknown_workload_names_the_choices() -> None:
-    with pytest.raises(ValueError, match="chat-sine"):
-        build_workload("weekly", TRACE)
+    with pytest.raises(ValueError, match="day-chat"):
+        list(workloads({"t": TRACE}, bases=["weekly"]))
 
 
-def row(policy: str, gpu_hours: float, attainment: float, p95: float | None) -> ReplayRow:
+def row(policy: str, gpu_hours: float, attainment: float, p95: float | None = 1.0) -> ReplayRow:
     return ReplayRow(policy, gpu_hours, round(gpu_hours * 3.0, 2), attainment, p95, 0, 0, "1")
 
 
+BOUNDS = [row("static_best", 4.0, 0.99), row("clairvoyant", 2.0, 1.0), row("oracle", 1.0, 1.0)]
+
+
 @pytest.mark.parametrize(
-    ("mine", "plain", "met"),
+    ("peer", "dominated"),
     [
-        pytest.param(row("configured", 1.2, 0.995, 1.0), row("t", 2.0, 0.99, 1.0), True, id="cheaper"),
-        pytest.param(row("configured", 2.0, 0.995, 1.0), row("t", 2.0, 0.99, 1.0), True, id="same-cost-slo"),
-        pytest.param(row("configured", 2.0, 0.99, 0.8), row("t", 2.0, 0.99, 1.0), True, id="same-cost-p95"),
-        pytest.param(row("configured", 1.2, 0.98, 1.0), row("t", 2.0, 0.99, 1.0), False, id="loses-slo"),
-        pytest.param(row("configured", 1.2, 0.99, 1.1), row("t", 2.0, 0.99, 1.0), False, id="loses-p95"),
-        pytest.param(row("configured", 2.5, 1.0, 0.5), row("t", 2.0, 0.4, None), False, id="dearer"),
-        pytest.param(row("configured", 2.0, 0.99, 1.0), row("t", 2.0, 0.99, 1.0), False, id="equal"),
+        pytest.param(row("hpa", 2.0, 0.995), ["hpa"], id="cheaper-and-as-good"),
+        pytest.param(row("keda", 2.0, 0.98), [], id="cheaper-but-worse"),
+        pytest.param(row("knative", 2.5, 1.0), [], id="dearer"),
+        pytest.param(row("threshold_80_30", 2.4, 0.995), [], id="same-cost"),
     ],
 )
-def test_judge_threshold_goal(mine: ReplayRow, plain: ReplayRow, met: bool) -> None:
-    others = [row("oracle", 1.0, 1.0, 1.0), row("static_peak", 4.0, 0.99, 1.0)]
-    check = judge("w", 10, [mine, *others, replace(plain, policy="threshold_80_30")])
-    assert check.met["vs_threshold"] is met
+def test_judge_undominated_goal(peer: ReplayRow, dominated: list[str]) -> None:
+    check = judge("w", 10, [row("configured", 2.4, 0.995), *BOUNDS, peer])
+    assert check.dominated_by == dominated and check.met["undominated"] is (not dominated)
 
 
-def test_judge_ratios_and_other_goals() -> None:
-    rows = [
-        row("configured", 1.25, 0.991, 1.0),
-        row("oracle", 1.0, 1.0, 1.0),
-        row("static_peak", 2.0, 0.99, 1.0),
-        row("threshold_80_30", 1.0, 0.5, 9.0),
-    ]
-    check = judge("w", 10, rows)
-    assert (check.oracle_ratio, check.static_peak_ratio, check.threshold_cost_ratio) == (1.25, 0.625, 1.25)
+def test_judge_ratios_and_the_bounds() -> None:
+    check = judge("w", 10, [row("configured", 2.5, 0.991), *BOUNDS])
+    assert (check.static_best_ratio, check.clairvoyant_ratio, check.oracle_ratio) == (0.625, 1.25, 2.5)
     assert check.met == {
         "attainment": True,
-        "vs_oracle": True,
-        "vs_static_peak": False,
-        "vs_threshold": False,
+        "vs_static_best": True,
+        "vs_clairvoyant": True,
+        "undominated": True,
     }
+    # On a day with a daily cycle the bar is 0.6 x static_best.
+    assert (
+        judge("w", 10, [row("configured", 2.5, 0.991), *BOUNDS], daily_cycle=True).met["vs_static_best"]
+        is False
+    )
+
+
+def test_judge_attainment_applies_only_where_static_best_reaches_the_goal() -> None:
+    rows = [row("configured", 2.0, 0.95), row("static_peak", 4.0, 0.97), *BOUNDS[1:]]
+    assert judge("w", 10, rows).met["attainment"] is None
+    rows[1] = row("static_peak", 4.0, 0.99)  # the old name still counts as static_best
+    assert judge("w", 10, rows).met["attainment"] is False
 
 
 def test_cli_runs_the_chosen_workloads(tmp_path: Path) -> None:
@@ -91,14 +97,15 @@ def test_cli_runs_the_chosen_workloads(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
     args = ["bench", "replay", "--config", str(ROOT / "examples/replay-a100.yaml"), "--trace", str(trace)]
     result = CliRunner().invoke(
-        app, [*args, "--workload", "first-half", "--workload", "second-half", "--json", "--output", str(out)]
+        app,
+        [*args, "--workload", "t", "--load-scale", "1", "--load-scale", "2", "--json", "--output", str(out)],
     )
     assert result.exit_code == 0, result.output
     summary = json.loads(out.read_text())
-    assert [w["workload"] for w in summary["workloads"]] == ["first-half", "second-half"]
-    assert [w["requests"] for w in summary["workloads"]] == [20, 20]
+    assert [w["workload"] for w in summary["workloads"]] == ["t-x1", "t-x2"]
+    assert [w["requests"] for w in summary["workloads"]] == [40, 80]
     first = summary["workloads"][0]
-    assert set(first["met"]) == set(summary["goals"]) and len(first["rows"]) == 5
+    assert set(first["met"]) == set(summary["goals"]) and len(first["rows"]) == 9
     assert first["slo_attainment"] == first["rows"][0]["slo_attainment"]
 
 
@@ -106,7 +113,7 @@ def test_cli_refuses_an_unknown_workload() -> None:
     args = ["bench", "replay", "--config", str(ROOT / "examples/replay-a100.yaml"), "--workload", "weekly"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 2
-    assert "unknown workload 'weekly'" in result.output and all(name in result.output for name in WORKLOADS)
+    assert "unknown workload 'weekly'" in result.output and all(name in result.output for name in GENERATED)
 
 
 @pytest.mark.parametrize(

@@ -13,24 +13,28 @@ cold starts, or that cannot see the next interval coming, needs at least as many
 serve the same requests in time, up to the granularity of one interval (a finer
 schedule could shave a little; the greedy choice ignores that keeping a replica longer
 can make a later interval cheaper, which with instant starts rarely pays).
+
+:func:`clairvoyant_schedule` turns the oracle's counts into the ``clairvoyant``: the same
+knowledge of every arrival, paying the same cold start as any real policy.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Sequence
 
 from autoscaler.replay.capacity import Capacity
 from autoscaler.replay.replica import Requests
 from autoscaler.replay.simulator import Simulation, Tenths
 
-__all__ = ["oracle_schedule"]
+__all__ = ["clairvoyant_schedule", "oracle_schedule"]
 
 
 def oracle_schedule(
     requests: Requests,
     capacity: Capacity,
     *,
-    ttft_target_s: float,
+    ttft_target_s: float | Sequence[float],
     max_replicas: int,
     poll_s: float,
     tick_s: float = 0.1,
@@ -40,8 +44,16 @@ def oracle_schedule(
     """The per-interval replica counts and the finished simulation that used them
     (``progress`` hears the share of the trace's span done, every tenth of it)."""
     sim = Simulation(requests, capacity, 0, cold_start_s=0.0, tick_s=tick_s, scrape_s=scrape_s)
-    feasible = [capacity.alone_ttft_s(p) <= ttft_target_s for p in requests.prompt_tokens]
     arrivals = requests.arrival_s
+    limits = (
+        [float(ttft_target_s)] * len(arrivals)
+        if isinstance(ttft_target_s, int | float)
+        else list(ttft_target_s)
+    )
+    feasible = [
+        capacity.alone_ttft_s(p) <= lim for p, lim in zip(requests.prompt_tokens, limits, strict=True)
+    ]
+    longest = max(limits, default=0.0)
     last = arrivals[-1] if arrivals else 0.0
     schedule: list[int] = []
     first = 0  # the oldest request that may still be judged
@@ -50,16 +62,21 @@ def oracle_schedule(
     while start <= last or not sim.finished():
         tenths.reached(start)
         end = start + poll_s
-        while first < len(arrivals) and arrivals[first] < start - ttft_target_s:
+        while first < len(arrivals) and arrivals[first] < start - longest:
             first += 1
-        judged = range(first, _upper(arrivals, end, first))
+        judged = [
+            i
+            for i in range(first, _upper(arrivals, end, first))
+            if feasible[i] and arrivals[i] + limits[i] >= start
+        ]
+        horizon = max((arrivals[i] + limits[i] for i in judged), default=end)
 
-        def meets(count: int, start: float = start, end: float = end, judged: range = judged) -> bool:
+        def meets(
+            count: int, start: float = start, horizon: float = horizon, judged: list[int] = judged
+        ) -> bool:
             trial = sim.clone()
             trial.set_replicas(count, start)
-            trial.run_until(end + ttft_target_s)
-            ft = trial.first_token
-            return all(ft[i] - arrivals[i] <= ttft_target_s for i in judged if feasible[i])
+            return _serves_in_time(trial, judged, arrivals, limits, max(horizon, start), tick_s)
 
         n = _smallest(meets, n, max_replicas)
         schedule.append(n)
@@ -68,6 +85,36 @@ def oracle_schedule(
         start = end
     tenths.finish()
     return schedule, sim
+
+
+def _serves_in_time(
+    trial: Simulation,
+    judged: list[int],
+    arrivals: Sequence[float],
+    limits: Sequence[float],
+    horizon: float,
+    tick_s: float,
+) -> bool:
+    """Whether every judged request gets its first token within its limit, run a second at
+    a time so that a trial stops as soon as one misses or all have their token (most
+    trials are decided well before the horizon)."""
+    pending = judged
+    while pending:
+        now = min(horizon, trial.now_s + 1.0)
+        trial.run_until(now + tick_s / 2)
+        ft, still = trial.first_token, []
+        for i in pending:
+            f = ft[i]
+            if f == math.inf:
+                if arrivals[i] + limits[i] < trial.now_s:
+                    return False
+                still.append(i)
+            elif f - arrivals[i] > limits[i]:
+                return False
+        pending = still
+        if now >= horizon:
+            return not pending
+    return True
 
 
 def _upper(arrivals: tuple[float, ...], end: float, lo: int) -> int:
@@ -88,3 +135,13 @@ def _smallest(meets: Callable[[int], bool], guess: int, ceiling: int) -> int:
         if meets(guess):
             return guess
     return ceiling
+
+
+def clairvoyant_schedule(oracle: list[int], cold_start_s: float, poll_s: float) -> list[int]:
+    """The oracle's counts made reachable with cold starts: every replica the oracle has
+    serving in an interval is started ``cold_start_s`` earlier, and one it drops for less
+    than a cold start is kept (starting it again would cost as much). The count for
+    interval ``k`` is the oracle's largest over the intervals ``k`` to ``k + c`` (``c``
+    intervals cover a cold start)."""
+    ahead = math.ceil(cold_start_s / poll_s - 1e-9)
+    return [max(oracle[k : k + ahead + 1]) for k in range(len(oracle))]

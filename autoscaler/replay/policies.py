@@ -13,15 +13,23 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from autoscaler.capacity import Capacity
 from autoscaler.model import PolicyState, Reading, Window
 from autoscaler.policy import decide
-from autoscaler.replay.capacity import Capacity
 from autoscaler.replay.replica import Requests
 from autoscaler.replay.simulator import Scrape, Simulation, Tenths
 from inferplane.config.autoscaling import AutoscalingPolicy
 from inferplane.config.endpoints import Endpoint
 
-__all__ = ["ConfiguredPolicy", "Controller", "FleetView", "ThresholdPolicy", "drive", "static"]
+__all__ = [
+    "ConfiguredPolicy",
+    "Controller",
+    "FleetView",
+    "ThresholdPolicy",
+    "drive",
+    "following",
+    "static",
+]
 
 MAX_TAIL_S = 1800.0  # after the last arrival, how long the queue may take to empty
 
@@ -41,6 +49,16 @@ Controller = Callable[[float, FleetView], int]
 def static(n: int) -> Controller:
     """A fixed replica count."""
     return lambda _now_s, _view: n
+
+
+def following(schedule: list[int], poll_s: float) -> Controller:
+    """The count ``schedule`` gives for the interval ``now`` falls in (its last after)."""
+
+    def controller(now_s: float, _view: FleetView) -> int:
+        k = min(len(schedule) - 1, int(now_s / poll_s + 1e-9))
+        return schedule[k] if schedule else 0
+
+    return controller
 
 
 class ThresholdPolicy:
@@ -69,8 +87,8 @@ class ThresholdPolicy:
 class ConfiguredPolicy:
     """The endpoint's own policy: ``decide`` every poll, state carried between calls."""
 
-    def __init__(self, endpoint: Endpoint, start: datetime) -> None:
-        self.endpoint, self.start = endpoint, start
+    def __init__(self, endpoint: Endpoint, start: datetime, capacity: Capacity | None = None) -> None:
+        self.endpoint, self.start, self.capacity = endpoint, start, capacity
         self.policy = endpoint.autoscaling or AutoscalingPolicy()
         self.state = PolicyState()
         self.reasons: list[tuple[float, str]] = []
@@ -78,7 +96,7 @@ class ConfiguredPolicy:
 
     def __call__(self, now_s: float, view: FleetView) -> int:
         now = self.start + timedelta(seconds=now_s)
-        decision = decide(self.window(now_s, view), self.endpoint, self.state, now)
+        decision = decide(self.window(now_s, view), self.endpoint, self.state, now, self.capacity)
         self.state = decision.state
         if decision.desired_replicas != view.replicas or self.verbose:
             self.reasons.append((now_s, decision.reason))
@@ -87,8 +105,15 @@ class ConfiguredPolicy:
     def window(self, now_s: float, view: FleetView) -> Window:
         """The window the live engine would read at ``now_s`` (see ``read_window``)."""
         p = self.policy
-        span = max(p.scale_in_window_s, p.scale_out_window_s) + p.poll_interval_s
-        recent = [s for s in view.scrapes if now_s - span <= s.time_s <= now_s]
+        span = max(p.scale_in_window_s, p.scale_out_window_s, p.forecast_window_s) + p.poll_interval_s
+        recent = []
+        for k in range(len(view.scrapes) - 1, -1, -1):  # newest first: a long trace has many
+            scrape = view.scrapes[k]
+            if scrape.time_s < now_s - span:
+                break
+            if scrape.time_s <= now_s:
+                recent.append(scrape)
+        recent.reverse()
         at = self._at
         utilization = tuple(Reading(at(s.time_s), s.utilization) for s in recent if s.utilization is not None)
         newest = [s for s in recent if s.time_s >= now_s - p.stale_after_s][-1:]
@@ -98,6 +123,12 @@ class ConfiguredPolicy:
             gpu_utilization=utilization,
             requests_waiting=tuple(Reading(at(s.time_s), float(s.waiting)) for s in newest),
             requests_running=tuple(Reading(at(s.time_s), float(s.running)) for s in newest),
+            prompt_tokens_per_second=tuple(
+                Reading(at(s.time_s), s.prompt_tps) for s in recent if s.prompt_tps is not None
+            ),
+            generated_tokens_per_second=tuple(
+                Reading(at(s.time_s), s.generated_tps) for s in recent if s.generated_tps is not None
+            ),
         )
 
     def _at(self, seconds: float) -> datetime:
@@ -119,7 +150,11 @@ def drive(
 
     It starts with ``initial`` warm replicas and runs until every request has completed
     (at most ``MAX_TAIL_S`` after the last arrival; requests left then never got a token).
+    A controller with its own ``poll_s`` or ``scrape_s`` attribute (a peer's sync period,
+    Knative's one-second samples) is run at those instead.
     ``progress`` hears the share of the trace's span done, every tenth of it."""
+    poll_s = float(getattr(controller, "poll_s", poll_s))
+    scrape_s = float(getattr(controller, "scrape_s", scrape_s))
     sim = Simulation(requests, capacity, initial, tick_s=tick_s, scrape_s=scrape_s)
     last = requests.arrival_s[-1] if requests.arrival_s else 0.0
     now = 0.0

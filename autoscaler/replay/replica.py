@@ -78,11 +78,14 @@ class Replica:
     steps: float = 0.0  # decode steps run so far (fractional: a fluid model within a tick)
     kv_tokens: int = 0
     busy_s: float = 0.0  # since the last scrape
+    tokens_in: int = 0  # prompt tokens prefilled since the last scrape
+    tokens_out: float = 0.0  # tokens generated since the last scrape (a fluid count)
 
     def clone(self) -> Replica:
         copy = Replica(self.start_s, self.ready_s, self.draining, deque(self.prefill), self.head_done)
         copy.decoding, copy.last_finish, copy.steps = list(self.decoding), self.last_finish, self.steps
         copy.kv_tokens, copy.busy_s = self.kv_tokens, self.busy_s
+        copy.tokens_in, copy.tokens_out = self.tokens_in, self.tokens_out
         return copy
 
     @property
@@ -125,6 +128,8 @@ class Replica:
             prefill_s += need
             first_token[i] = t + used + cap.decode_step_s(batch + 1)
             joined.append(i)
+            self.tokens_in += reqs.prompt_tokens[i]
+            self.tokens_out += 1
         decode_s = self._decode(t + prefill_s, dt - prefill_s, batch, cap, reqs, done)
         self.busy_s += prefill_s + decode_s
         for i in joined:
@@ -145,6 +150,7 @@ class Replica:
         begin = self.steps
         ran = min(budget / step, self.last_finish - begin)
         self.steps = begin + ran
+        self.tokens_out += ran * batch
         while self.decoding and self.decoding[0][0] <= self.steps + 1e-9:
             finish, i = heapq.heappop(self.decoding)
             self._finish(i, t0 + (finish - begin) * step, reqs, done)

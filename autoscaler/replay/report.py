@@ -1,6 +1,7 @@
 """Replay every policy on one trace and report one row each (JSON-ready, or a table).
 
-The rows, in order:
+The rows, in order (``ROWS``; ``static_peak`` is kept as another name of ``static_best``
+for one release):
 
 - ``configured``: the endpoint's own policy (``decide`` every ``poll_interval_s``),
   starting from the warm replicas the traffic at the trace's start needs: the oracle's
@@ -9,33 +10,74 @@ The rows, in order:
   first minute does not start the replay over-provisioned). A recorded trace begins
   mid-traffic; a live endpoint would already have been scaled to it, and starting every
   dynamic policy at one replica would charge it a cold start the trace never had.
-- ``static_peak``: the fewest fixed replicas whose SLO attainment reaches ``slo_goal``
+- ``static_best``: the fewest fixed replicas whose SLO attainment reaches ``slo_goal``
   (found by bisection; ``max_replicas`` when none does).
 - ``static_mean``: a fixed count sized for the mean demand: the oracle's mean replica
   count over the replay, rounded up (at least one). It shows what average sizing costs
   in latency.
 - ``threshold_80_30``: +1 replica over 80% GPU (5-minute mean), -1 under 30%, 5-minute
   cooldown, no queue signal; the same cold start; starts like ``configured``.
-- ``oracle``: the lower bound of :mod:`autoscaler.replay.oracle`.
+- ``hpa``, ``keda``, ``knative``: the peers, emulated from their documented algorithms
+  and defaults (:mod:`autoscaler.replay.hpa`, :mod:`autoscaler.replay.keda` on the
+  ScaledObject ``inferplane export keda`` writes, :mod:`autoscaler.replay.knative`);
+  they start like ``configured``.
+- ``clairvoyant``: knows every arrival and pays the same cold start
+  (:func:`autoscaler.replay.oracle.clairvoyant_schedule`): the bound a policy is held to.
+- ``oracle``: the lower bound of :mod:`autoscaler.replay.oracle` (instant starts).
+
+The SLO (:class:`Slo`) is a first token within ``ttft_target_s`` plus, optionally,
+``per_1k_prompt_s`` per 1,000 prompt tokens. A request no replica could serve in time
+even alone on an idle replica is left out of every row alike; :func:`infeasible` counts
+them.
 """
 
 from __future__ import annotations
 
+import bisect
 import math
+import multiprocessing
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
+from autoscaler.export import keda_scaled_object
 from autoscaler.replay.capacity import Capacity
-from autoscaler.replay.oracle import oracle_schedule
-from autoscaler.replay.policies import ConfiguredPolicy, Controller, ThresholdPolicy, drive, static
+from autoscaler.replay.hpa import HpaGpuPolicy
+from autoscaler.replay.keda import KedaPolicy
+from autoscaler.replay.knative import KnativePolicy
+from autoscaler.replay.oracle import clairvoyant_schedule, oracle_schedule
+from autoscaler.replay.policies import ConfiguredPolicy, Controller, ThresholdPolicy, drive, following, static
 from autoscaler.replay.replica import Requests
 from autoscaler.replay.simulator import Simulation
 from inferplane.config.autoscaling import AutoscalingPolicy
-from inferplane.config.endpoints import Endpoint, GpuHourPrice
+from inferplane.config.endpoints import Endpoint, GpuHourPrice, KubernetesTarget
 
-__all__ = ["ReplayRow", "aligned", "format_table", "replay_rows", "row_from"]
+__all__ = [
+    "ALIASES",
+    "ROWS",
+    "ReplayRow",
+    "Slo",
+    "aligned",
+    "format_table",
+    "infeasible",
+    "replay_rows",
+    "row_from",
+]
+
+ROWS = (
+    "configured",
+    "static_best",
+    "static_mean",
+    "threshold_80_30",
+    "hpa",
+    "keda",
+    "knative",
+    "clairvoyant",
+    "oracle",
+)
+ALIASES = {"static_peak": "static_best"}
 
 _COLUMNS = (
     "policy",
@@ -45,7 +87,22 @@ _COLUMNS = (
     "p95_ttft_seconds",
     "scale_actions",
     "max_queue",
+    "replicas",
 )
+
+
+@dataclass(frozen=True)
+class Slo:
+    """A first token within ``target_s`` plus ``per_1k_prompt_s`` per 1,000 prompt tokens."""
+
+    target_s: float
+    per_1k_prompt_s: float = 0.0
+
+    def limit(self, prompt_tokens: int) -> float:
+        return self.target_s + self.per_1k_prompt_s * prompt_tokens / 1000
+
+    def limits(self, requests: Requests) -> list[float]:
+        return [self.limit(p) for p in requests.prompt_tokens]
 
 
 @dataclass(frozen=True)
@@ -65,23 +122,41 @@ class ReplayRow:
         return asdict(self)
 
 
+def infeasible(requests: Requests, capacity: Capacity, slo: Slo) -> list[bool]:
+    """Per request: True when even alone on an idle replica it misses the SLO."""
+    return [capacity.alone_ttft_s(p) > slo.limit(p) for p in requests.prompt_tokens]
+
+
 def row_from(
-    name: str, sim: Simulation, endpoint: Endpoint, ttft_target_s: float, replicas: str
+    name: str,
+    sim: Simulation,
+    endpoint: Endpoint,
+    ttft_target_s: float | Slo,
+    replicas: str,
+    excluded: Sequence[bool] | None = None,
 ) -> ReplayRow:
-    """Summarize a finished simulation as a row."""
+    """Summarize a finished simulation as a row, judging only requests not ``excluded``."""
+    slo = ttft_target_s if isinstance(ttft_target_s, Slo) else Slo(ttft_target_s)
     price = endpoint.price
     gpus, usd = (
         (price.gpus_per_replica, price.gpu_per_hour_usd) if isinstance(price, GpuHourPrice) else (1, 0.0)
     )
-    ttft = sorted(f - a for f, a in zip(sim.first_token, sim.requests.arrival_s, strict=True))
-    met = sum(1 for t in ttft if t <= ttft_target_s)
+    reqs = sim.requests
+    skip = excluded or [False] * len(reqs.arrival_s)
+    judged = [
+        (f - a, slo.limit(p))
+        for f, a, p, out in zip(sim.first_token, reqs.arrival_s, reqs.prompt_tokens, skip, strict=True)
+        if not out
+    ]
+    met = sum(1 for t, limit in judged if t <= limit)
+    ttft = sorted(t for t, _ in judged)
     p95 = ttft[min(len(ttft) - 1, math.ceil(0.95 * len(ttft)) - 1)] if ttft else 0.0
     hours = sim.billed_replica_s() * gpus / 3600
     return ReplayRow(
         name,
         round(hours, 4),
         round(hours * usd, 2),
-        round(met / len(ttft), 4) if ttft else 1.0,
+        round(met / len(judged), 4) if judged else 1.0,
         round(p95, 3) if math.isfinite(p95) else None,
         sim.scale_actions,
         sim.max_queue,
@@ -97,64 +172,208 @@ def replay_rows(
     start: datetime,
     slo_goal: float = 0.99,
     tick_s: float = 0.1,
+    per_1k_prompt_s: float = 0.0,
+    only: Sequence[str] | None = None,
+    workers: int = 1,
     progress: Callable[[str], None] | None = None,
 ) -> list[ReplayRow]:
-    """Run the five policies on ``requests`` and return their rows; ``progress`` hears
-    a line as each run passes each tenth of the trace (for traces that take minutes)."""
+    """Run the policies on ``requests`` and return their rows (all of ``ROWS``, or those
+    named in ``only``). With ``workers`` > 1 the rows run in that many processes (the
+    oracle, the clairvoyant and static_mean in one, as they share the oracle's schedule).
+    ``progress`` hears a line as each run passes each tenth of the trace (one process),
+    or as each row is done (several)."""
     if endpoint.ttft_target_seconds is None:
         raise ValueError(f"endpoint {endpoint.name} has no ttft_target_seconds to judge the replay against")
-    target = endpoint.ttft_target_seconds
-    policy = endpoint.autoscaling or AutoscalingPolicy()
-    poll = policy.poll_interval_s
-    low, high = max(endpoint.min_replicas, 1), endpoint.max_replicas
+    wanted = [name for name in ROWS if name in _wanted(only)]
+    replay = _Replay(requests, capacity, endpoint, start, Slo(endpoint.ttft_target_seconds, per_1k_prompt_s))
+    replay.slo_goal, replay.tick_s = slo_goal, tick_s
+    groups = [[n for n in wanted if n in _ORACLE_ROWS]] + [[n] for n in wanted if n not in _ORACLE_ROWS]
+    groups = [g for g in groups if g]
+    if workers <= 1 or len(groups) == 1:
+        replay.progress = progress
+        done = {row.policy: row for group in groups for row in replay.rows(group)}
+    else:
+        done = {}
+        context = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            futures = [pool.submit(replay.rows, group) for group in groups]
+            for future in as_completed(futures):
+                for row in future.result():
+                    done[row.policy] = row
+                    if progress is not None:
+                        progress(f"{row.policy}: done")
+    return [done[name] for name in wanted]
 
-    def tell(name: str) -> Callable[[float], None] | None:
-        if progress is None:
-            return None
-        say = progress
-        return lambda done: say(f"{name}: {done:.0%} of the trace")
 
-    def run(controller: Controller, initial: int, name: str) -> Simulation:
-        return drive(
-            requests, capacity, controller, initial=initial, poll_s=poll, tick_s=tick_s, progress=tell(name)
+_ORACLE_ROWS = ("static_mean", "clairvoyant", "oracle")
+
+
+class _Replay:
+    """One replay's inputs, and each row's run (picklable, so rows can run in workers)."""
+
+    def __init__(self, requests: Requests, capacity: Capacity, endpoint: Endpoint, start: datetime, slo: Slo):
+        self.requests, self.capacity, self.endpoint, self.start, self.slo = (
+            requests,
+            capacity,
+            endpoint,
+            start,
+            slo,
+        )
+        self.excluded = infeasible(requests, capacity, slo)
+        self.policy = endpoint.autoscaling or AutoscalingPolicy()
+        self.poll = self.policy.poll_interval_s
+        self.low, self.high = max(endpoint.min_replicas, 1), endpoint.max_replicas
+        self.slo_goal, self.tick_s = 0.99, 0.1
+        self.progress: Callable[[str], None] | None = None
+        # The endpoint's own policy reads the capacity only where it names a capacity file
+        # (as the live loop does); the replay's capacity is that file's.
+        self.own = capacity if self.policy.capacity_file is not None else None
+        self._first: int | None = None
+
+    def rows(self, names: Sequence[str]) -> list[ReplayRow]:
+        oracle: tuple[list[int], Simulation] | None = None
+        out = []
+        for name in names:
+            if name in _ORACLE_ROWS and oracle is None:
+                oracle = self._oracle(self.requests, "oracle")
+            out.append(self._row(name, oracle))
+        return out
+
+    def _row(self, name: str, oracle: tuple[list[int], Simulation] | None) -> ReplayRow:
+        run, row, first = self._run, self._judge, self.first
+        low, high, cap = self.low, self.high, self.capacity
+        if name == "configured":
+            return _dynamic(row, run, ConfiguredPolicy(self.endpoint, self.start, self.own), first(), name)
+        if name == "static_best":
+            return _static_best(row, run, high, self.slo, self.excluded, self.slo_goal)
+        if name == "threshold_80_30":
+            return _dynamic(row, run, ThresholdPolicy(low, high), first(), name)
+        if name == "hpa":
+            return _dynamic(row, run, HpaGpuPolicy(low, high), first(), name)
+        if name == "keda":
+            return _dynamic(row, run, KedaPolicy(_scaled_object(self.endpoint)), first(), name)
+        if name == "knative":
+            return _dynamic(row, run, KnativePolicy(cap.max_concurrent_sequences, low, high), first(), name)
+        assert oracle is not None
+        schedule, sim = oracle
+        if name == "static_mean":
+            return _static_mean(row, run, sim)
+        if name == "clairvoyant":
+            return _clairvoyant(row, run, schedule, cap, self.poll)
+        return row("oracle", sim, f"{min(schedule, default=0)}-{max(schedule, default=0)}")
+
+    def first(self) -> int:
+        """The warm replicas a dynamic row starts with: the oracle's mean count over the
+        first cold start, rounded up, within the bounds (from an oracle run on the requests
+        that can matter to those intervals: those arriving before their end plus the
+        longest TTFT limit)."""
+        if self._first is None:
+            k = max(1, math.ceil(self.capacity.cold_start_s / self.poll))
+            cut = k * self.poll + max(self.slo.limits(self.requests), default=0.0) + self.poll
+            arrivals = self.requests.arrival_s
+            n = bisect.bisect_left(arrivals, cut)
+            opening = Requests(
+                arrivals[:n], self.requests.prompt_tokens[:n], self.requests.generated_tokens[:n]
+            )
+            schedule = self._oracle(opening, None)[0][:k]
+            # It stops once the opening requests are served: the intervals after need none.
+            schedule += [0] * (k - len(schedule))
+            self._first = max(self.low, min(self.high, math.ceil(sum(schedule) / len(schedule) - 1e-9)))
+        return self._first
+
+    def _oracle(self, requests: Requests, name: str | None) -> tuple[list[int], Simulation]:
+        return oracle_schedule(
+            requests,
+            self.capacity,
+            ttft_target_s=self.slo.limits(requests),
+            max_replicas=self.high,
+            poll_s=self.poll,
+            tick_s=self.tick_s,
+            progress=self._tell(name) if name else None,
         )
 
-    def row(name: str, sim: Simulation, replicas: str) -> ReplayRow:
-        return row_from(name, sim, endpoint, target, replicas)
+    def _tell(self, name: str) -> Callable[[float], None] | None:
+        if self.progress is None:
+            return None
+        say = self.progress
+        return lambda done: say(f"{name}: {done:.0%} of the trace")
 
-    schedule, oracle = oracle_schedule(
-        requests,
-        capacity,
-        ttft_target_s=target,
-        max_replicas=high,
-        poll_s=poll,
-        tick_s=tick_s,
-        progress=tell("oracle"),
-    )
+    def _run(self, controller: Controller, initial: int, name: str) -> Simulation:
+        return drive(
+            self.requests,
+            self.capacity,
+            controller,
+            initial=initial,
+            poll_s=self.poll,
+            tick_s=self.tick_s,
+            progress=self._tell(name),
+        )
+
+    def _judge(self, name: str, sim: Simulation, replicas: str) -> ReplayRow:
+        return row_from(name, sim, self.endpoint, self.slo, replicas, self.excluded)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "progress": None}  # a callback stays in its process
+
+
+def _wanted(only: Sequence[str] | None) -> set[str]:
+    if only is None:
+        return set(ROWS)
+    names = {ALIASES.get(n, n) for n in only}
+    unknown = sorted(names - set(ROWS))
+    if unknown:
+        raise ValueError(
+            f"unknown row(s) {', '.join(unknown)}; choose from {', '.join(ROWS)} (or static_peak)"
+        )
+    return names
+
+
+_Row = Callable[[str, Simulation, str], ReplayRow]
+_Run = Callable[[Controller, int, str], Simulation]
+
+
+def _dynamic(row: _Row, run: _Run, controller: Controller, first: int, name: str) -> ReplayRow:
+    sim = run(controller, first, name)
+    return row(name, sim, _span(sim))
+
+
+def _static_mean(row: _Row, run: _Run, oracle: Simulation) -> ReplayRow:
     duration = oracle.now_s or 1.0
     mean_n = max(1, math.ceil(oracle.billed_replica_s() / duration - 1e-9))
-    peak_n, peak = _static_peak(run, high, target, slo_goal)
-    opening = schedule[: max(1, math.ceil(capacity.cold_start_s / poll))] or [low]
-    first = max(low, min(high, math.ceil(sum(opening) / len(opening) - 1e-9)))
-    configured = run(ConfiguredPolicy(endpoint, start), first, "configured")
-    return [
-        row("configured", configured, _span(configured)),
-        row("static_peak", peak, str(peak_n)),
-        row("static_mean", run(static(mean_n), mean_n, f"static_mean ({mean_n})"), str(mean_n)),
-        row("threshold_80_30", (th := run(ThresholdPolicy(low, high), first, "threshold_80_30")), _span(th)),
-        row("oracle", oracle, f"{min(schedule, default=0)}-{max(schedule, default=0)}"),
-    ]
+    return row("static_mean", run(static(mean_n), mean_n, f"static_mean ({mean_n})"), str(mean_n))
 
 
-def _static_peak(
-    run: Callable[[Controller, int, str], Simulation], high: int, target: float, goal: float
-) -> tuple[int, Simulation]:
+def _clairvoyant(row: _Row, run: _Run, oracle: list[int], capacity: Capacity, poll: float) -> ReplayRow:
+    plan = clairvoyant_schedule(oracle, capacity.cold_start_s, poll)
+    sim = run(following(plan, poll), plan[0] if plan else 0, "clairvoyant")
+    return row("clairvoyant", sim, _span(sim))
+
+
+def _scaled_object(endpoint: Endpoint) -> dict[str, Any]:
+    """The ScaledObject ``inferplane export keda`` writes; an endpoint not on Kubernetes is
+    given a stand-in Deployment (the trigger and scaling fields do not depend on it)."""
+    if not isinstance(endpoint.target, KubernetesTarget):
+        stand_in = KubernetesTarget(kind="kubernetes", namespace="replay", deployment=endpoint.name)
+        endpoint = endpoint.model_copy(update={"target": stand_in})
+    if endpoint.autoscaling is None:
+        endpoint = endpoint.model_copy(update={"autoscaling": AutoscalingPolicy()})
+    return keda_scaled_object(endpoint, "http://prometheus.replay:9090")
+
+
+def _static_best(
+    row: _Row, run: _Run, high: int, slo: Slo, excluded: Sequence[bool], goal: float
+) -> ReplayRow:
     runs: dict[int, Simulation] = {}
 
     def attains(n: int) -> bool:
-        sim = runs[n] = run(static(n), n, f"static_peak (trying {n})")
-        met = sum(1 for f, a in zip(sim.first_token, sim.requests.arrival_s, strict=True) if f - a <= target)
-        return met >= goal * len(sim.first_token)
+        sim = runs[n] = run(static(n), n, f"static_best (trying {n})")
+        reqs = sim.requests
+        judged = met = 0
+        for f, a, p, out in zip(sim.first_token, reqs.arrival_s, reqs.prompt_tokens, excluded, strict=True):
+            if not out:
+                judged += 1
+                met += f - a <= slo.limit(p)
+        return met >= goal * judged
 
     lo, hi = 1, high
     while lo < hi:  # the smallest count meeting the goal; more replicas never serve worse
@@ -163,7 +382,8 @@ def _static_peak(
             hi = mid
         else:
             lo = mid + 1
-    return lo, runs[lo] if lo in runs else run(static(lo), lo, f"static_peak (trying {lo})")
+    sim = runs[lo] if lo in runs else run(static(lo), lo, f"static_best (trying {lo})")
+    return row("static_best", sim, str(lo))
 
 
 def _span(sim: Simulation) -> str:
@@ -181,6 +401,7 @@ def format_table(rows: Sequence[ReplayRow]) -> str:
             "-" if r.p95_ttft_seconds is None else f"{r.p95_ttft_seconds:.3f}",
             str(r.scale_actions),
             str(r.max_queue),
+            r.replicas,
         ]
         for r in rows
     ]

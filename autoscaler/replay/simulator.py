@@ -19,6 +19,7 @@ Idle stretches are skipped, so an hour of sparse traffic costs little to simulat
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections import deque
 from collections.abc import Callable
@@ -38,6 +39,9 @@ class Scrape:
     utilization: float | None
     waiting: int
     running: int
+    ready: int = 0  # replicas that reported (served through the scrape's span)
+    prompt_tps: float | None = None  # prompt tokens prefilled per second over the span
+    generated_tps: float | None = None  # tokens generated per second over the span
 
 
 class Simulation:
@@ -63,6 +67,7 @@ class Simulation:
         self.billed_s, self.scale_actions, self.max_queue = 0.0, 0, 0
         self.scrapes: list[Scrape] = []
         self._last_scrape = 0.0
+        self._retired_in, self._retired_out = 0, 0.0
         self.fewest = self.most = replicas  # the lowest and highest target count set
 
     @property
@@ -157,31 +162,64 @@ class Simulation:
             self.next_arrival += 1
         serving = [r for r in self.replicas if r.ready_s <= t]
         self._route(serving)
+        cap, reqs, first_token, done = self.capacity, self.requests, self.first_token, self.done
+        waiting = len(self.router)
+        # One pass (this loop is most of a replay's time): advance, then count the admitted
+        # requests whose prefill has not begun (Replica.queued, inlined).
         for replica in serving:
-            if replica.outstanding:
-                replica.advance(t, dt, self.capacity, self.requests, self.first_token, self.done)
-        waiting = len(self.router) + sum(r.queued for r in serving)
-        self.max_queue = max(self.max_queue, waiting)
+            if replica.prefill or replica.decoding:
+                replica.advance(t, dt, cap, reqs, first_token, done)
+                queued = len(replica.prefill) - 1
+                if queued > 0:
+                    waiting += queued
+        if waiting > self.max_queue:
+            self.max_queue = waiting
         self.tick += 1
-        self._retire_idle(self.now_s)
-        if self.now_s >= self._last_scrape + self.scrape_s - 1e-9:
+        now = self.tick * self.tick_s
+        if any(r.draining for r in self.replicas):
+            self._retire_idle(now)
+        if now >= self._last_scrape + self.scrape_s - 1e-9:
             self._scrape()
 
     def _route(self, serving: list[Replica]) -> None:
-        cap, reqs = self.capacity, self.requests
-        while self.router:
-            i = self.router[0]
+        # The replica with the fewest outstanding requests that has room (the first such in
+        # ``serving`` on a tie), from a heap: a scan of every replica per request made
+        # routing most of a large replay's time.
+        router = self.router
+        if not router:
+            return
+        reqs, limit, kv = self.requests, self.capacity.max_concurrent_sequences, self.capacity.kv_cache_tokens
+        heap = [
+            (n, k, r)
+            for k, r in enumerate(serving)
+            if not r.draining and (n := len(r.prefill) + len(r.decoding)) < limit
+        ]
+        heapq.heapify(heap)
+        while router and heap:
+            i = router[0]
             tokens = reqs.prompt_tokens[i] + reqs.generated_tokens[i]
-            open_ = [r for r in serving if r.has_room(cap, tokens)]
-            if not open_:
+            skipped = []
+            while heap:
+                n, k, replica = heapq.heappop(heap)
+                if kv is None or n == 0 or replica.kv_tokens + tokens <= kv:
+                    break
+                skipped.append((n, k, replica))
+            else:
                 return
-            min(open_, key=lambda r: r.outstanding).admit(self.router.popleft(), tokens)
+            for entry in skipped:
+                heapq.heappush(heap, entry)
+            replica.admit(router.popleft(), tokens)
+            if n + 1 < limit:
+                heapq.heappush(heap, (n + 1, k, replica))
 
     def _retire_idle(self, now_s: float) -> None:
         keep = []
         for replica in self.replicas:
             if replica.draining and (replica.outstanding == 0 or replica.ready_s > now_s):
                 self.billed_s += now_s - replica.start_s
+                # Its counters stay counted: a rate over the scrape includes what it served.
+                self._retired_in += replica.tokens_in
+                self._retired_out += replica.tokens_out
             else:
                 keep.append(replica)
         self.replicas = keep
@@ -191,12 +229,17 @@ class Simulation:
         span = now - self._last_scrape
         live = [r for r in self.replicas if r.ready_s < now]
         utils = [min(1.0, r.busy_s / max(min(span, now - r.ready_s), 1e-9)) for r in live]
+        tokens_in, tokens_out = self._retired_in, self._retired_out
         for replica in live:
             replica.busy_s = 0.0
+            tokens_in, tokens_out = tokens_in + replica.tokens_in, tokens_out + replica.tokens_out
+            replica.tokens_in, replica.tokens_out = 0, 0.0
+        self._retired_in, self._retired_out = 0, 0.0
         waiting = len(self.router) + sum(r.queued for r in live)
         running = sum(len(r.decoding) + (1 if r.prefill else 0) for r in live)
         util = sum(utils) / len(utils) if utils else None
-        self.scrapes.append(Scrape(now, util, waiting, running))
+        rates = (tokens_in / span, tokens_out / span) if span > 0 else (None, None)
+        self.scrapes.append(Scrape(now, util, waiting, running, len(live), *rates))
         self._last_scrape = now
 
 

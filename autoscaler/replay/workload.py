@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from autoscaler.replay.replica import Requests
 from inference.trace import TraceRequest
 
-__all__ = ["as_requests", "scale_load", "synthetic_trace"]
+__all__ = ["DAY_SHAPE", "as_requests", "daily_trace", "scale_load", "synthetic_trace"]
 
 
 def as_requests(trace: Sequence[TraceRequest]) -> Requests:
@@ -87,3 +87,41 @@ def _request(
         return round(math.exp(rng.uniform(math.log(bounds[0]), math.log(bounds[1]))))
 
     return TraceRequest(at, log_uniform(prompt), log_uniform(generated))
+
+
+# The share of the peak rate through a working day, hour by hour (UTC): off-hours at
+# night at 2 % of the peak, a morning ramp, a lunch dip, an evening fall.
+DAY_SHAPE = (
+    0.02, 0.02, 0.02, 0.02, 0.02, 0.02, 0.1, 0.3, 0.7, 0.95, 1.0, 1.0,
+    0.85, 0.95, 1.0, 0.95, 0.85, 0.6, 0.35, 0.2, 0.1, 0.05, 0.03, 0.02,
+)  # fmt: skip
+
+
+def daily_trace(
+    peak_rate: float,
+    *,
+    days: float = 1.0,
+    prompt_tokens: tuple[int, int],
+    generated_tokens: tuple[int, int],
+    seed: int = 0,
+) -> list[TraceRequest]:
+    """A Poisson trace whose rate follows ``DAY_SHAPE`` times ``peak_rate`` (requests/s),
+    linear within each hour, for ``days`` from midnight. Token counts log-uniform."""
+    if not (math.isfinite(peak_rate) and peak_rate > 0):
+        raise ValueError(f"peak_rate must be a positive finite number, got {peak_rate}")
+    rng = random.Random(seed)
+    out, t, end = [], 0.0, days * 86400.0
+    while True:  # thinning: candidates at the peak rate, kept in proportion to the rate
+        t += rng.expovariate(peak_rate)
+        if t >= end:
+            break
+        if rng.random() < _day_share(t):
+            out.append(_request(rng, t, prompt_tokens, generated_tokens))
+    return out
+
+
+def _day_share(t: float) -> float:
+    hour = (t / 3600.0) % 24
+    k = int(hour)
+    frac = hour - k
+    return DAY_SHAPE[k] * (1 - frac) + DAY_SHAPE[(k + 1) % 24] * frac

@@ -175,6 +175,14 @@ class AutoscalingPolicy(StrictModel):
     target_concurrency: float | None = Field(
         None, gt=0, description="requests in flight per replica; decides while the GPU reads saturated"
     )
+    # Capacity-aware scaling: one replica's measured capacity (the file `inferplane
+    # profile` writes). With it and token rates, demand decides the count (see policy.py).
+    capacity_file: str | None = Field(
+        None, description="capacity file of one replica (inferplane profile); enables demand sizing"
+    )
+    forecast_window_s: float = Field(
+        300, gt=0, description="readings the demand trend is fitted on, to start replicas a cold start ahead"
+    )
     # Flap guards (Kubernetes HPA behaviour; Azure Monitor autoscale cooldowns).
     scale_up_stabilization_s: float = Field(0, ge=0)
     scale_down_stabilization_s: float = Field(300, ge=0)

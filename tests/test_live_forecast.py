@@ -1,0 +1,112 @@
+"""Live, the capacity-aware policy: the router with real replicas of the default model,
+the capacity file measured from them by ``inferplane profile``, the collector's direct
+scrape (token counters as rates) and the autoscaler on one scheduler. A load that rises
+steadily makes the policy start a replica for the demand its trend foresees a cold start
+ahead, before the present demand needs it."""
+
+from __future__ import annotations
+
+import math
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+from apscheduler.schedulers.background import BackgroundScheduler
+from typer.testing import CliRunner
+
+from autoscaler.jobs import add_autoscale_jobs
+from autoscaler.main import build_engine
+from collector.main import build_collector
+from collector.schedule import add_collect_jobs
+from inference.trace import TraceRequest
+from inferplane.cli import app
+from inferplane.demo import LoadDriver
+from tests.local_servers import wait_for
+from tests.test_live_autoscaling import POLICY, Router, _events, router, write_config  # noqa: F401
+
+pytestmark = pytest.mark.slow
+
+FORECAST = """\
+    autoscaling:
+      poll_interval_s: 1
+      scale_out_window_s: 3
+      scale_in_window_s: 6
+      stale_after_s: 5
+      cold_start_s: 10
+      capacity_file: {path}
+      forecast_window_s: 20
+      max_step: 3
+      scale_out_cooldown_s: 0
+      scale_down_stabilization_s: 120
+"""
+
+
+def ramp(seconds: float, start_rate: float, end_rate: float, prompt: int) -> list[TraceRequest]:
+    """Requests whose rate rises linearly from ``start_rate`` to ``end_rate`` per second."""
+    out, t = [], 0.0
+    while t < seconds:
+        out.append(TraceRequest(t, prompt, 4))
+        rate = start_rate + (end_rate - start_rate) * t / seconds
+        t += 1.0 / rate
+    return out
+
+
+def test_a_rising_demand_starts_a_replica_ahead_of_need(
+    router: tuple[Router, tuple[int, int]],  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    live, ports = router
+    capacity = tmp_path / "live.capacity.yaml"
+    profiled = CliRunner().invoke(
+        app,
+        [
+            *("profile", "--url", live.url, "--output", str(capacity), "--model", "smollm2-135m-instruct"),
+            *("--prompt-tokens", "16", "--prompt-tokens", "300", "--repeats", "2", "--decode-tokens", "8"),
+            *("--batch", "1", "--batch", "4", "--cold-start", "10"),
+        ],
+    )
+    assert profiled.exit_code == 0, profiled.output
+    store = tmp_path / "store.db"
+    config = write_config(tmp_path / "inferplane.yaml", store, live.url, ports)
+    config.write_text(config.read_text().replace(POLICY, FORECAST.format(path=capacity)), encoding="utf-8")
+    collector, plan, retention = build_collector(config)
+    engine = build_engine(config)
+    scheduler = BackgroundScheduler(timezone="UTC")
+    add_collect_jobs(scheduler, collector, plan, retention)
+    add_autoscale_jobs(scheduler, engine)
+    scheduler.start()
+    try:
+        load = LoadDriver(live.url, temperature=0)
+        sender = threading.Thread(target=load.replay, args=(ramp(60, 0.5, 6.0, 300),))
+        sender.start()
+
+        def started_ahead() -> bool:
+            return any(_ahead(e) for e in _events(store))
+
+        wait_for(started_ahead, 120, "a scale-out for the demand the trend foresees")
+        sender.join()
+        assert load.join(300), "answers still out after 300 s"
+        load.close()
+        assert load.stats.outcomes and all(o == 200 for o in load.stats.outcomes), load.stats.outcomes
+    finally:
+        scheduler.shutdown(wait=False)
+        engine.close()
+        collector.close()
+    for event in _events(store):
+        if event["from_replicas"] != event["to_replicas"]:
+            print(f"{event['time']:%H:%M:%S} {event['reason']}")
+
+
+def _ahead(event: dict[str, Any]) -> bool:
+    """A scale-out to more replicas than the present demand needs, for the trend's."""
+    inputs = event["inputs"]
+    work, ahead = inputs.get("demand_work"), inputs.get("demand_work_ahead")
+    return (
+        event["applied"]
+        and event["to_replicas"] > event["from_replicas"]
+        and work is not None
+        and ahead is not None
+        and "trend" in event["reason"]
+        and event["to_replicas"] > math.ceil(work - 1e-9)
+    )
