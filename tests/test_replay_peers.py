@@ -98,6 +98,13 @@ def test_keda_evaluates_the_queries_the_export_writes() -> None:
     assert evaluate_query('avg(DCGM_FI_DEV_GPU_UTIL{pod=~"d-.*"}) / 100', scrape) == 0.5
     query = 'sum(inferplane_requests_running{endpoint="e"}) + sum(inferplane_requests_waiting{endpoint="e"})'
     assert evaluate_query(query, scrape) == 37
+    # The export's GPU trigger falls back to the CPU busy ratio: the GPU series answers here.
+    either = 'avg(inferplane_gpu_utilization_ratio{e="e"}) or avg(inferplane_engine_busy_ratio{e="e"})'
+    assert evaluate_query(either, scrape) == 0.5
+    assert (
+        evaluate_query("avg(inferplane_engine_busy_ratio) or avg(inferplane_gpu_utilization_ratio)", scrape)
+        == 0.5
+    )
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ been active for ``cooldownPeriod`` (default 300 s).
 
 Simplifications: each query is evaluated on the newest simulated scrape by a small
 evaluator of the PromQL the export writes (``sum``/``avg``/``max``/``min`` of one metric,
-``+ - * /`` and numbers; label matchers are read but not needed, the replay has one
+``+ - * /``, numbers and ``or`` between aggregates; label matchers are read but not needed, the replay has one
 endpoint); a query using another metric or construct is an error naming it, never a
 silent zero. The requests waiting are one series (the router and the replicas' queues
 together), which a ``sum`` reads the same as per-replica series. Cron triggers are not
@@ -52,7 +52,13 @@ def _series(scrape: Scrape) -> dict[str, list[float]]:
         "DCGM_FI_DEV_GPU_UTIL": [u * 100 for u in util],
         "inferplane_requests_waiting": [float(scrape.waiting)],
         "inferplane_requests_running": [float(scrape.running)],
+        # What a CPU replica exports in place of the GPU ratio; the simulated replicas are GPUs.
+        "inferplane_engine_busy_ratio": [],
     }
+
+
+def _empty(value: float | list[float]) -> bool:
+    return not value if isinstance(value, list) else value != value  # NaN: nothing to aggregate
 
 
 def evaluate_query(query: str, scrape: Scrape) -> float:
@@ -95,6 +101,16 @@ class _Parser:
         self.position += 1
 
     def expression(self) -> float | list[float]:
+        # ``a or b``: PromQL's union; of the aggregated values the export writes, the
+        # left one unless it is empty (no series: NaN here), else the right one.
+        value = self._sum()
+        while (token := self._peek()) is not None and token == ("name", "or"):
+            self.position += 1
+            right = self._sum()
+            value = right if _empty(value) else value
+        return value
+
+    def _sum(self) -> float | list[float]:
         value = self._term()
         while (token := self._peek()) is not None and token[1] in "+-":
             self.position += 1
