@@ -113,8 +113,10 @@ def test_error_translation(
 
 
 def test_a_closed_port_is_unavailable() -> None:
-    target = LocalRouterTarget("chat", f"http://127.0.0.1:{free_port()}", timeout_s=2)
+    port = free_port()
+    target = LocalRouterTarget("chat", f"http://127.0.0.1:{port}", timeout_s=2)
     with pytest.raises(TargetUnavailable, match="unreachable \\(ConnectError\\)") as raised:
         target.scale_to(1)
     assert raised.value.__cause__ is not None
+    assert f"PUT http://127.0.0.1:{port}/admin/replicas:" in str(raised.value)  # the URL as asked
     target.close()

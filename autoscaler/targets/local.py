@@ -73,7 +73,7 @@ class LocalRouterTarget:
         self._client.close()
 
     def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        where = f"endpoint {self._endpoint!r}: {method} {self._client.base_url}{path.lstrip('/')}"
+        where = f"endpoint {self._endpoint!r}: {method} {self._client.base_url.join(path.lstrip('/'))}"
         try:
             reply = self._client.request(method, path, **kwargs)
         except httpx.TransportError as error:
