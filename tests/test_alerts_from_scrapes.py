@@ -6,11 +6,9 @@ judges what was stored. Ground truth is what the server's counters added."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -21,6 +19,7 @@ from collector.run import Collector
 from collector.sources import ScrapeSource, ScrapeTarget
 from inferplane.config import parse_config
 from inferplane.store import Store, open_store
+from tests.local_servers import text_server
 
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 STEP = timedelta(seconds=30)
@@ -88,24 +87,8 @@ class Replica:
 @pytest.fixture
 def replica() -> Iterator[tuple[Replica, str]]:
     state = Replica()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            body = state.text().encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "text/plain; version=0.0.4")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield state, f"http://127.0.0.1:{server.server_address[1]}/metrics"
-    server.shutdown()
-    server.server_close()
+    with text_server(state.text) as url:
+        yield state, url
 
 
 @pytest.fixture

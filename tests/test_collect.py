@@ -20,6 +20,7 @@ from collector.schedule import add_collect_jobs
 from inferplane.cli import app
 from inferplane.store import open_store
 from tests.conftest import ServiceProcess, free_port
+from tests.local_servers import text_server
 
 runner = CliRunner()
 T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -164,39 +165,19 @@ def test_estimating_every_five_minutes_over_hours_adds_up_to_the_true_cost(store
     assert sum(r.amount for r in rows) == pytest.approx(32.40)
 
 
-class _CounterServer:
-    """/metrics of one replica whose token counter the test advances (a real HTTP server)."""
+class _Counter:
+    """One replica's token counter, as its /metrics says it; the test advances it."""
 
     def __init__(self) -> None:
-        import threading
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
         self.tokens = 0.0
         self.created = datetime.now(UTC).timestamp() - 60
-        owner = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                body = (
-                    "# TYPE inferplane_prompt_tokens counter\n"
-                    f'inferplane_prompt_tokens_total{{replica="r1"}} {owner.tokens}\n'
-                    f'inferplane_prompt_tokens_created{{replica="r1"}} {owner.created}\n'
-                ).encode()
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/metrics"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+    def text(self) -> str:
+        return (
+            "# TYPE inferplane_prompt_tokens counter\n"
+            f'inferplane_prompt_tokens_total{{replica="r1"}} {self.tokens}\n'
+            f'inferplane_prompt_tokens_created{{replica="r1"}} {self.created}\n'
+        )
 
 
 def test_a_restarted_collector_counts_what_was_served_while_it_was_down(store) -> None:  # type: ignore[no-untyped-def]
@@ -205,34 +186,32 @@ def test_a_restarted_collector_counts_what_was_served_while_it_was_down(store) -
     from collector.run import DOWN_REASON
     from collector.sources import ScrapeSource, ScrapeTarget
 
-    server = _CounterServer()
-    server.tokens = 1000.0  # served before anyone watched: not ours to count
-    try:
+    replica = _Counter()
+    replica.tokens = 1000.0  # served before anyone watched: not ours to count
+    with text_server(replica.text) as url:
 
         def collector() -> Collector:
-            source = ScrapeSource("live", [ScrapeTarget("chat", server.url)], retries=1)
+            source = ScrapeSource("live", [ScrapeTarget("chat", url)], retries=1)
             return Collector(
                 store, [source], source_endpoints={"live": ["chat"]}, source_intervals={"live": 5}
             )
 
         first = collector()
         for i, served in enumerate((0, 40, 25)):
-            server.tokens += served
+            replica.tokens += served
             first.collect_metrics(first.metric_sources[0], T0 + timedelta(seconds=5 * i))
         # The process is killed here: nothing more is written or closed.
-        server.tokens += 300  # served while the control plane was down
+        replica.tokens += 300  # served while the control plane was down
         second = collector()
         second.collect_metrics(second.metric_sources[0], T0 + timedelta(minutes=10))
-        server.tokens += 7
+        replica.tokens += 7
         second.collect_metrics(second.metric_sources[0], T0 + timedelta(minutes=10, seconds=5))
-        counted = store.read_series("chat", "prompt_tokens", T0, T0 + timedelta(hours=1), "raw", replica="r1")
-        assert sum(v for _, v in counted) == 40 + 25 + 300 + 7
-        gaps = store.read_gaps(T0, T0 + timedelta(hours=1))
-        assert [(g[1], g[2], g[3], g[4]) for g in gaps] == [
-            ("chat", T0 + timedelta(seconds=10), T0 + timedelta(minutes=10), DOWN_REASON)
-        ]
-    finally:
-        server.close()
+    counted = store.read_series("chat", "prompt_tokens", T0, T0 + timedelta(hours=1), "raw", replica="r1")
+    assert sum(v for _, v in counted) == 40 + 25 + 300 + 7
+    gaps = store.read_gaps(T0, T0 + timedelta(hours=1))
+    assert [(g[1], g[2], g[3], g[4]) for g in gaps] == [
+        ("chat", T0 + timedelta(seconds=10), T0 + timedelta(minutes=10), DOWN_REASON)
+    ]
 
 
 def test_scheduler_runs_every_job_and_a_failing_job_does_not_stop_it(store) -> None:  # type: ignore[no-untyped-def]

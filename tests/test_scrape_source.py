@@ -14,6 +14,7 @@ import pytest
 from collector.samples import Sample, SourceError
 from collector.sources import METRIC_SOURCES, ScrapeSource, ScrapeTarget
 from tests.conftest import ServiceProcess, free_port
+from tests.local_servers import text_server
 
 
 def _now() -> datetime:
@@ -141,34 +142,18 @@ def test_nan_and_counter_resets_are_handled_and_logged_once(caplog: pytest.LogCa
         "vllm:generation_tokens_total 10\nvllm:num_requests_running NaN\n",
     ]
 
-    class Scripted(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            body = bodies.pop(0).encode()
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Scripted)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{server.server_address[1]}/metrics"
-    source = ScrapeSource("scrape", [ScrapeTarget("chat", url, dialect="vllm")])
-    caplog.set_level("INFO", logger="collector.sources.scrape")
-    try:
-        rates = []
-        for second in range(3):
-            at = datetime(2026, 3, 1, tzinfo=UTC) + timedelta(seconds=10 * second)
-            samples = source.fetch(at - timedelta(seconds=10), at)
-            rates += [s.value for s in samples if s.metric == "generated_tokens_per_second"]
-            assert not [s for s in samples if s.metric == "requests_running"]  # NaN is no sample
-    finally:
-        source.close()
-        server.shutdown()
-        server.server_close()
+    with text_server(lambda: bodies.pop(0)) as url:
+        source = ScrapeSource("scrape", [ScrapeTarget("chat", url, dialect="vllm")])
+        caplog.set_level("INFO", logger="collector.sources.scrape")
+        try:
+            rates = []
+            for second in range(3):
+                at = datetime(2026, 3, 1, tzinfo=UTC) + timedelta(seconds=10 * second)
+                samples = source.fetch(at - timedelta(seconds=10), at)
+                rates += [s.value for s in samples if s.metric == "generated_tokens_per_second"]
+                assert not [s for s in samples if s.metric == "requests_running"]  # NaN is no sample
+        finally:
+            source.close()
     assert rates == [3.0, 1.0]  # each reset: the new value over the elapsed 10 s
     assert source.non_finite_total == 3
     assert caplog.text.count("non-finite") == 1 and caplog.text.count("counter reset") == 1
