@@ -441,7 +441,10 @@ def test_control_plane_killed_nothing_lost_no_duplicate_action_jobs_resume(stack
     before, after = max(t for t in times if t <= killed), min(t for t in times if t > killed)
     missed = [g for g in stack.store.read_gaps(before, after + timedelta(seconds=1)) if g[4] == DOWN_REASON]
     due = after - before > timedelta(seconds=3)  # three collect intervals of 1 s: readings missed
-    assert [(g[2], g[3]) for g in missed] == ([(before, after)] if due else []), (before, after, missed)
+    assert len(missed) == (1 if due else 0), (before, after, missed)
+    # Prometheus stamps readings to the millisecond; the gap runs on the collector's clock.
+    ms = timedelta(milliseconds=1)
+    assert all(abs(g[2] - before) <= ms and abs(g[3] - after) <= ms for g in missed), (before, after, missed)
     # One action reached the pinned count (the CLI's, or the autoscaler's own just before
     # it) and none came after the restart: nothing was taken twice.
     assert [a["to_replicas"] for a in actions] in ([pinned], []), actions
