@@ -155,12 +155,8 @@ def _run_rate(costs: pd.DataFrame, now: datetime, data_since: datetime | None) -
     """Estimated USD per hour per endpoint over the run-rate window. Estimated rows are
     hourly, so the window is widened to whole hours and the spend in it spread over the
     time it really covers (from the first reading at the earliest)."""
-    window_start = run_rate_start(now)
-    spent = _sum_by_endpoint(costs, "estimated", window_start, now)
-    covered = _hours(now - window_start)
-    if data_since is not None:
-        covered = min(covered, max(_hours(now - data_since), 1 / 60))
-    return spent / covered
+    spent = _sum_by_endpoint(costs, "estimated", run_rate_start(now), now)
+    return spent / _run_rate_hours(now, data_since)
 
 
 def _estimated_until(costs: pd.DataFrame, first: datetime, until: pd.Series) -> pd.Series:
