@@ -18,5 +18,5 @@ fi
 cd "$ROOT"
 "$ROOT/.venv/bin/ruff" check .
 "$ROOT/.venv/bin/ruff" format --check .
-"$ROOT/.venv/bin/mypy" inference inferplane collector alerts autoscaler dashboard
+"$ROOT/.venv/bin/mypy" inference inferplane commands collector alerts autoscaler dashboard
 exec "$ROOT/.venv/bin/python" -m pytest "$@"

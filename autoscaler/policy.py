@@ -40,7 +40,7 @@ computed count, not the current one, so one busy poll does not pin a scale-in fo
 whole window; a hold on missing data or too little history records the current count.
 
 Then the guards (``autoscaler.guards``): stabilization windows, cooldowns, the step
-limit; and last the bounds: the schedule's floor (``autoscaler.schedule``, pre-warmed by
+limit; and last the bounds: the schedule's floor (``inferplane.schedule``, pre-warmed by
 the measured cold start) and the ceiling (max_replicas, and the budget).
 """
 
@@ -55,10 +55,10 @@ from autoscaler.capacity import Capacity
 from autoscaler.demand import HEADROOM_HALF_LIFE_S, DemandNeed, demand_need, learn_headroom
 from autoscaler.guards import cooldown_note, limit_step, remember, stabilize
 from autoscaler.model import Decision, PolicyState, Window
-from autoscaler.schedule import floor_at
 from autoscaler.signals import Signal, latest, trailing_mean
 from inferplane.config.autoscaling import AutoscalingPolicy
 from inferplane.config.endpoints import Endpoint, GpuHourPrice
+from inferplane.schedule import floor_at
 
 __all__ = ["decide", "replica_price_per_hour"]
 

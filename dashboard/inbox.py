@@ -19,7 +19,7 @@ from inferplane.store import StoreError
 
 __all__ = ["INBOX_KEY", "received"]
 
-# The key inferplane.up_catchers writes (the dashboard imports the core only; a test
+# The key commands.up_catchers writes (the dashboard imports the core only; a test
 # keeps the two equal).
 INBOX_KEY = "inbox"
 _COLUMNS = ["time", "via", "subject", "to", "payload"]

@@ -1,4 +1,4 @@
 """The bundled inference service: FastAPI app, model loading, batching, metrics.
 
-It imports no control-plane room and runs alone: ``inferplane serve``.
+It imports no control-plane room and runs alone: ``python -m inference`` (``inferplane serve`` is the same).
 """

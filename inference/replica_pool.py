@@ -323,7 +323,7 @@ class _PortedReplica:
 def process_factory(
     log_dir: Path, settings: Mapping[str, object], ports: tuple[int, int] | None = None
 ) -> ReplicaFactory:
-    """Start ``inferplane serve`` children (``start_replica``) labelled ``replica=<port>``.
+    """Start service children (``python -m inference``) (``start_replica``) labelled ``replica=<port>``.
 
     With ``ports`` each child takes the first port of the range that is neither in use by
     the pool nor bound by anyone else; without it, any free port."""

@@ -34,7 +34,7 @@ def free_port() -> int:
 
 @dataclass
 class ReplicaProcess:
-    """A running ``inferplane serve`` child process."""
+    """A running service child process (``python -m inference``)."""
 
     process: subprocess.Popen[bytes]
     url: str
@@ -70,7 +70,8 @@ def start_replica(
     ready_deadline_s: float = 120,
     environ: Mapping[str, str] | None = None,
 ) -> ReplicaProcess:
-    """Start ``inferplane serve`` with ``INFERPLANE_<NAME>`` for each setting; wait for /ready."""
+    """Start the service (``python -m inference``) with ``INFERPLANE_<NAME>`` for each
+    setting; wait for /ready."""
     port = port or free_port()
     base = os.environ if environ is None else environ
     # Settings come only from ``settings``; the model cache and the log choice of
@@ -79,7 +80,7 @@ def start_replica(
     env = {k: v for k, v in base.items() if not k.startswith("INFERPLANE_") or k in passed}
     env.update({f"INFERPLANE_{k.upper()}": str(v) for k, v in (settings or {}).items()})
     log_path = log_dir / f"replica-{port}.log"
-    command = [sys.executable, "-m", "inferplane.cli", "serve", "--port", str(port), "--log-level", "warning"]
+    command = [sys.executable, "-m", "inference", "--port", str(port), "--log-level", "warning"]
     started = time.perf_counter()
     with log_path.open("wb") as log_file:
         process = subprocess.Popen(command, env=env, stdout=log_file, stderr=subprocess.STDOUT)

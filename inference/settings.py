@@ -11,12 +11,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from inference.model_store import DEFAULT_MODEL
 
-__all__ = ["ServiceSettings"]
+__all__ = ["ServiceSettings", "describe_settings_error"]
 
 
 class ServiceSettings(BaseSettings):
@@ -71,3 +71,13 @@ class ServiceSettings(BaseSettings):
     @property
     def served_name(self) -> str:
         return self.served_model_name or self.model
+
+
+def describe_settings_error(error: ValidationError) -> str:
+    """One line naming each bad setting with the variable that sets it."""
+    problems = []
+    for item in error.errors():
+        field = ".".join(str(p) for p in item["loc"])
+        where = f"{field} (INFERPLANE_{field.upper()}): " if field else ""
+        problems.append(f"{where}{item['msg']}")
+    return "invalid service settings: " + "; ".join(problems)

@@ -1,3 +1,4 @@
-"""inferplane's core: what every room shares (the CLI for now; configuration and store later)."""
+"""inferplane's core: what every room shares and nothing more (the configuration, the
+store and the vocabulary of metrics). It imports no room."""
 
 __version__ = "0.1.0"

@@ -25,8 +25,8 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
+from commands.up import group_members
 from inference.trace import load_trace, scale_trace, synthetic_prompt
-from inferplane.up import group_members
 from tests.local_servers import free_port, wait_for
 
 __all__ = [
@@ -215,7 +215,7 @@ class UpStack:
         # oversubscribe it (spinning torch threads slow every process down many times).
         env["OMP_NUM_THREADS"] = "1"
         command = [
-            *(sys.executable, "-m", "inferplane.cli", "up", "--config", str(self.config), "--no-dashboard"),
+            *(sys.executable, "-m", "commands.cli", "up", "--config", str(self.config), "--no-dashboard"),
             *("--ready-file", str(self.ready_file), "--stop-timeout", "30"),
             *self.args,
         ]

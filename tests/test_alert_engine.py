@@ -16,8 +16,8 @@ import sqlalchemy as sa
 from alerts.build import build_channels
 from alerts.engine import AlertEngine
 from alerts.evaluate import Readings, evaluate_rules
+from alerts.jobs import _evaluate
 from alerts.rules import ScalingEvent
-from alerts.schedule import _evaluate
 from collector.costs import GpuPrice
 from collector.run import Collector
 from collector.samples import Sample
@@ -317,7 +317,7 @@ def test_a_missing_channel_secret_names_the_variable(smtp: Smtp) -> None:
 def test_the_scheduled_job_evaluates_on_its_interval(store: Store, smtp: Smtp, receiver: Receiver) -> None:
     from apscheduler.schedulers.background import BackgroundScheduler
 
-    from alerts.schedule import add_alert_jobs
+    from alerts.jobs import add_alert_jobs
     from tests.local_servers import wait_for
 
     engine = _engine(store, _config_text(smtp.port), receiver)

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from inferplane.cli import app
-from inferplane.cli_common import parse_duration
+from commands.cli import app
+from commands.cli_common import parse_duration
 from inferplane.store import open_store
 from tests.local_servers import Receiver, start_receiver
 from tests.test_alert_engine import MINUTE, SPIKE_START, T0, _write_traffic
@@ -167,7 +167,7 @@ def test_the_evaluation_loop_runs_until_sigterm(files: tuple[Path, str], receive
         [
             sys.executable,
             "-m",
-            "inferplane.cli",
+            "commands.cli",
             "alerts",
             "evaluate",
             "--config",

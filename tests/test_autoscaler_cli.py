@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from inferplane.cli import app
-from inferplane.cli_common import parse_duration
+from commands.cli import app
+from commands.cli_common import parse_duration
 from tests.local_servers import free_port
 
 runner = CliRunner()

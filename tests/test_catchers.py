@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from inferplane.cli import app
+from commands.cli import app
+from commands.up_catchers import INBOX_KEY, SMTP_PORT, WEBHOOK_PORT, Catchers, catchers_used
+from commands.up_plan import UpOptions, plan_up
 from inferplane.config import example_config_text, parse_config
 from inferplane.store import open_store
-from inferplane.up_catchers import INBOX_KEY, SMTP_PORT, WEBHOOK_PORT, Catchers, catchers_used
-from inferplane.up_plan import UpOptions, plan_up
 from tests.local_servers import free_port
 
 OWN_CHANNELS = """\

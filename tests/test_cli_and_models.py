@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from commands.cli import app
 from inference.model_store import DEFAULT_MODEL, ModelPullError, is_pulled, list_models, pull, resolve
-from inferplane.cli import app
 
 runner = CliRunner()
 
@@ -91,7 +91,7 @@ def test_bench_inference_reports_the_figures(tmp_path: Path, model_path: str) ->
         [
             sys.executable,
             "-m",
-            "inferplane.cli",
+            "commands.cli",
             "bench",
             "inference",
             "--json",

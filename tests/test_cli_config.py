@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from inferplane.cli import app
+from commands.cli import app
 from inferplane.config import example_config_text
 
 runner = CliRunner()

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from inferplane.cli import app
-from inferplane.control_plane import offset_clock
+from commands.cli import app
+from commands.control_plane import offset_clock
 
 runner = CliRunner()
 

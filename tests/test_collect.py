@@ -14,10 +14,10 @@ from typer.testing import CliRunner
 
 from collector.build import Plan
 from collector.costs import GpuPrice
+from collector.jobs import add_collect_jobs
 from collector.run import Collector
 from collector.samples import Sample, SourceError
-from collector.schedule import add_collect_jobs
-from inferplane.cli import app
+from commands.cli import app
 from inferplane.store import open_store
 from tests.conftest import ServiceProcess, free_port
 from tests.local_servers import text_server

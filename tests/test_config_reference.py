@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from inferplane.cli import app
+from commands.cli import app
 from inferplane.config import InferplaneConfig
 from inferplane.config.reference import render_reference
 

@@ -1,4 +1,4 @@
-"""inferplane.control.run_until_stopped: SIGTERM stops it, whenever it lands."""
+"""commands.control.run_until_stopped: SIGTERM stops it, whenever it lands."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ _LOOP = textwrap.dedent("""
     from datetime import UTC, datetime
     from pathlib import Path
 
-    from inferplane.control import run_until_stopped
+    from commands.control import run_until_stopped
 
     def jobs(scheduler):
         for _ in range(10):

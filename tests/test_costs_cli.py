@@ -8,7 +8,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from inferplane.cli import app
+from commands.cli import app
 from inferplane.store import open_store
 from inferplane.vocabulary import CostRow, Sample
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from inferplane.cli_router import split_cores
+from commands.cli_router import split_cores
 from tests.conftest import start_service
 
 

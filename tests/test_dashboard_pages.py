@@ -540,8 +540,8 @@ def test_no_pages_folder_beside_the_entry_script() -> None:
 def test_alerts_show_what_the_local_catchers_received_with_its_payload(
     dashboard_env: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
+    from commands.up_catchers import INBOX_KEY as WRITTEN_KEY
     from dashboard.inbox import INBOX_KEY
-    from inferplane.up_catchers import INBOX_KEY as WRITTEN_KEY
 
     assert INBOX_KEY == WRITTEN_KEY
     url, config = _seed(tmp_path, events=False)

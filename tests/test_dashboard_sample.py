@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from autoscaler.replay.report import ReplayRow
-from dashboard.sample import HOSTED, SampleSet, endpoint_names, write_sample
+from commands.sample import HOSTED, SampleSet, endpoint_names, write_sample
 from inferplane.config import check_config, load_config
 from inferplane.store import open_store
 from inferplane.store.schema import metadata
@@ -184,7 +184,7 @@ def test_bad_arguments_are_refused_with_the_reason(tmp_path: Path, kwargs: Any, 
 
 
 def test_bench_summary_takes_medians_and_flags_pages_over_the_goal() -> None:
-    from inferplane.cli_bench_dashboard import COLD, format_report, summarize
+    from commands.cli_bench_dashboard import COLD, format_report, summarize
 
     timings = {
         "overview": {"cold": [1.0, 3.0, 1.5], "warm": [0.2, 0.3, 0.1]},
@@ -212,7 +212,7 @@ def test_bench_summary_takes_medians_and_flags_pages_over_the_goal() -> None:
 def test_bench_refuses_bad_options_with_exit_2(args: list[str], message: str) -> None:
     from typer.testing import CliRunner
 
-    from inferplane.cli import app
+    from commands.cli import app
 
     result = CliRunner().invoke(app, ["bench", "dashboard", *args])
     assert result.exit_code == 2
@@ -225,7 +225,7 @@ def test_bench_renders_every_page_of_the_app_over_a_small_sample() -> None:
 
     from typer.testing import CliRunner
 
-    from inferplane.cli import app
+    from commands.cli import app
 
     result = CliRunner().invoke(
         app, ["bench", "dashboard", "--days", "1", "--endpoints", "1", "--runs", "1", "--json"]
@@ -257,7 +257,7 @@ def test_bench_renders_every_page_of_the_app_over_a_small_sample() -> None:
     ],
 )
 def test_bench_shows_the_shortest_range_that_covers_the_data(days: int, label: str) -> None:
-    from inferplane.cli_bench_dashboard import range_label
+    from commands.cli_bench_dashboard import range_label
 
     assert range_label(days) == label
 
@@ -265,8 +265,8 @@ def test_bench_shows_the_shortest_range_that_covers_the_data(days: int, label: s
 def test_bench_renders_each_page_over_the_range_it_is_given(
     sample: SampleSet, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from commands.cli_bench_dashboard import measure_pages
     from dashboard import ui
-    from inferplane.cli_bench_dashboard import measure_pages
 
     seen: list[str] = []
     real = ui.view

@@ -17,10 +17,10 @@ from typing import Any
 
 import pytest
 
+from commands.demo import DemoShape, LoadDriver, Spike, demo_requests
 from inference.trace import TraceRequest, load_trace
-from inferplane.demo import DemoShape, LoadDriver, Spike, demo_requests
 
-CLI = [sys.executable, "-m", "inferplane.cli"]
+CLI = [sys.executable, "-m", "commands.cli"]
 TRACE = [TraceRequest(float(i), 100 + i, 10 + i) for i in range(10)]  # one a second
 
 
@@ -178,7 +178,7 @@ def test_the_default_demo_makes_the_built_in_spike_rule_fire_in_its_spike_only()
 
     from alerts.evaluate import spike_settings
     from alerts.spike import spike_intervals
-    from inferplane.cli_up import demo
+    from commands.cli_up import demo
     from inferplane.config import example_config_text, parse_config
 
     d = {name: p.default for name, p in inspect.signature(demo).parameters.items()}

@@ -13,7 +13,7 @@ from kubernetes import client as k8s
 from typer.testing import CliRunner
 
 from autoscaler.export import ExportError, HttpWake, cron_window, hpa, interceptor_route, keda_scaled_object
-from inferplane.cli import app
+from commands.cli import app
 from inferplane.config import Endpoint
 from inferplane.config.autoscaling import parse_window
 

@@ -460,7 +460,7 @@ SCHEDULE = "uptime window 'Daily 00:00-24:00 UTC'"
 
 
 def _cli(stack: Stack, *args: str) -> None:
-    command = [sys.executable, "-m", "inferplane.cli", *args, "--config", str(stack.up.config)]
+    command = [sys.executable, "-m", "commands.cli", *args, "--config", str(stack.up.config)]
     done = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
 

@@ -487,7 +487,7 @@ def test_the_autoscaler_owns_the_inference_replica_count(base: Docs) -> None:
 def test_export_keda_defaults_to_the_configs_prometheus(base: Docs, tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from inferplane.cli import app
+    from commands.cli import app
 
     config = mounted_config(base, tmp_path)
     [url] = [str(s.url).rstrip("/") for s in config.sources if s.kind == "prometheus"]

@@ -28,10 +28,10 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from autoscaler.jobs import add_autoscale_jobs
 from autoscaler.main import build_engine
+from collector.jobs import add_collect_jobs
 from collector.main import build_collector
-from collector.schedule import add_collect_jobs
+from commands.demo import LoadDriver
 from inference.trace import TraceRequest, load_trace, scale_trace
-from inferplane.demo import LoadDriver
 from tests.local_servers import free_port, free_port_range, wait_for
 
 pytestmark = pytest.mark.slow
@@ -90,7 +90,7 @@ def router(tmp_path: Path, model_path: str) -> Iterator[tuple[Router, tuple[int,
     port, ports = free_port(), free_port_range(3)
     log = tmp_path / "router.log"
     command = [
-        *(sys.executable, "-m", "inferplane.cli", "router", "--port", str(port), "--endpoint", "live"),
+        *(sys.executable, "-m", "commands.cli", "router", "--port", str(port), "--endpoint", "live"),
         *("--replicas", "1", "--max-replicas", "3", "--ports", f"{ports[0]}-{ports[1]}"),
         *("--log-dir", str(tmp_path / "replicas"), "--log-level", "warning"),
     ]

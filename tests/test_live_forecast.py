@@ -17,11 +17,11 @@ from typer.testing import CliRunner
 
 from autoscaler.jobs import add_autoscale_jobs
 from autoscaler.main import build_engine
+from collector.jobs import add_collect_jobs
 from collector.main import build_collector
-from collector.schedule import add_collect_jobs
+from commands.cli import app
+from commands.demo import LoadDriver
 from inference.trace import TraceRequest
-from inferplane.cli import app
-from inferplane.demo import LoadDriver
 from tests.local_servers import wait_for
 from tests.test_live_autoscaling import POLICY, Router, _events, router, write_config  # noqa: F401
 

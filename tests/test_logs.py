@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 
-from inferplane.logs import secret_values, setup_logging
+from inference.logs import secret_values, setup_logging
 from tests.local_servers import wait_for
 
-CLI = [sys.executable, "-m", "inferplane.cli"]
+CLI = [sys.executable, "-m", "commands.cli"]
 
 
 @pytest.fixture
@@ -154,6 +154,6 @@ def test_the_control_plane_logs_one_json_object_a_line(tmp_path: Path) -> None:
     assert process.returncode == 0, stderr
     assert not ready.exists()  # a stopped control plane is not ready
     records = [json.loads(line) for line in stderr.splitlines()]
-    messages = [r["message"] for r in records if r["logger"] == "inferplane.control_plane"]
+    messages = [r["message"] for r in records if r["logger"] == "commands.control_plane"]
     assert messages[0].startswith("control plane running: collecting from 0 source(s)")
     assert messages[-1] == "control plane stopped"

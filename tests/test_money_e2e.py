@@ -41,8 +41,8 @@ import pytest
 import yaml
 
 from collector.run import DOWN_REASON
+from commands.cli_control_plane import CLOCK_OFFSET_ENV
 from inference.trace import synthetic_prompt
-from inferplane.cli_control_plane import CLOCK_OFFSET_ENV
 from inferplane.store import Store, open_store
 from tests.fault_stack import UpStack, postgres_schema
 from tests.local_servers import free_port, free_port_range, wait_for
@@ -404,7 +404,7 @@ def _overview(stack: Stack, now: datetime, env: pytest.MonkeyPatch) -> dict[str,
 
 
 def _costs_command(stack: Stack, now: datetime) -> dict[str, Any]:
-    command = [sys.executable, "-m", "inferplane.cli", "costs", "--store", stack.store_url]
+    command = [sys.executable, "-m", "commands.cli", "costs", "--store", stack.store_url]
     result = subprocess.run(
         [*command, "--at", now.isoformat(), "--json"],
         capture_output=True,

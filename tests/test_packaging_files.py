@@ -20,7 +20,7 @@ import pytest
 import typer
 import yaml
 
-from inferplane.cli import app
+from commands.cli import app
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILE = (ROOT / "Dockerfile").read_text(encoding="utf-8")
@@ -86,7 +86,7 @@ def test_what_the_image_installs_holds_every_file_of_the_packages(tmp_path: Path
     with zipfile.ZipFile(wheel) as archive:
         names = set(archive.namelist())
         entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
-        assert "inferplane = inferplane.cli:main" in archive.read(entry_points).decode()
+        assert "inferplane = commands.cli:main" in archive.read(entry_points).decode()
     folders = [path for path in copied_paths() if (ROOT / path).is_dir()]
     files = {
         p.relative_to(context).as_posix() for f in folders for p in (context / f).rglob("*") if p.is_file()

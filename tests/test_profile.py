@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 
 from autoscaler.capacity import capacity_from_mapping
 from autoscaler.profile import DecodeSample, PrefillSample, fit_capacity, line_fit, render_capacity
+from commands.cli import app
 from inference.trace import synthetic_prompt
-from inferplane.cli import app
 
 
 def test_line_fit_is_least_squares() -> None:

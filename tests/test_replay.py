@@ -169,7 +169,7 @@ def test_long_replays_report_progress_by_tenths() -> None:
 
 
 def test_the_cli_reports_progress_only_for_long_traces() -> None:
-    from inferplane.cli_replay import PROGRESS_AFTER_S, progress_for
+    from commands.cli_replay import PROGRESS_AFTER_S, progress_for
 
     assert progress_for(as_requests(steady(1.0, 3600))) is None
     assert progress_for(as_requests(steady(0.01, PROGRESS_AFTER_S + 200))) is not None
@@ -209,7 +209,7 @@ def test_load_scaling_halves_about_half_and_time_scaling_compresses() -> None:
 def test_replay_cli_prints_json(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from inferplane.cli import app
+    from commands.cli import app
 
     trace = tmp_path / "t.csv"
     trace.write_text(

@@ -10,8 +10,8 @@ from typer.testing import CliRunner
 
 from autoscaler.replay.report import ReplayRow
 from autoscaler.replay.suite import GENERATED, judge, workloads
+from commands.cli import app
 from inference.trace import TraceRequest
-from inferplane.cli import app
 
 ROOT = Path(__file__).resolve().parent.parent
 TRACE = [TraceRequest(k * 2.0, 1000 + k, 10) for k in range(100)]  # 198 s, one every 2 s

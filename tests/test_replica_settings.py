@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from inferplane.cli import app
+from commands.cli import app
+from commands.up_plan import UpOptions, plan_up
 from inferplane.config import ConfigError, load_config
-from inferplane.up_plan import UpOptions, plan_up
 from tests.local_servers import free_port
 
 

@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from autoscaler.schedule import floor_at, is_open
 from inferplane.config.autoscaling import AutoscalingPolicy, ScheduleWindow
+from inferplane.schedule import floor_at, is_open
 
 
 def window(when: str, **kw: object) -> ScheduleWindow:

@@ -22,10 +22,10 @@ import httpx
 import pytest
 import yaml
 
-from inferplane.up import ChildSpec, Supervisor, group_members, restart_delay
+from commands.up import ChildSpec, Supervisor, group_members, restart_delay
 from tests.local_servers import free_port, streamlit_healthy, wait_for
 
-CLI = [sys.executable, "-m", "inferplane.cli"]
+CLI = [sys.executable, "-m", "commands.cli"]
 
 
 # --- the supervisor, with small Python children ---------------------------------------
@@ -96,7 +96,7 @@ def test_children_stop_when_the_supervisor_is_killed(tmp_path: Path) -> None:
     script = f"""
         import sys, time
         from pathlib import Path
-        from inferplane.up import ChildSpec, Supervisor
+        from commands.up import ChildSpec, Supervisor
         spec = ChildSpec("sleeper", [sys.executable, "-c",
             "import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); time.sleep(600)"],
             Path({str(tmp_path / "sleeper.log")!r}))
@@ -134,8 +134,8 @@ def up(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_prometheus_scrapes_what_the_config_scrapes(tmp_path: Path) -> None:
+    from commands.up_prometheus import prometheus_config
     from inferplane.config import load_config
-    from inferplane.up_prometheus import prometheus_config
 
     generated = prometheus_config(load_config(write_config(tmp_path, Ports(8100, 8101, 8501))))
     assert generated is not None
@@ -155,8 +155,8 @@ def test_prometheus_scrapes_what_the_config_scrapes(tmp_path: Path) -> None:
 def test_the_plan_skips_prometheus_when_its_port_is_taken(tmp_path: Path) -> None:
     import socket
 
+    from commands.up_plan import UpOptions, plan_up
     from inferplane.config import load_config
-    from inferplane.up_plan import UpOptions, plan_up
 
     config = load_config(write_config(tmp_path, Ports(free_port(), free_port(), free_port())))
     with socket.socket() as taken:
@@ -173,10 +173,10 @@ def test_the_plan_skips_prometheus_when_its_port_is_taken(tmp_path: Path) -> Non
 def test_every_child_opens_up_s_store_and_no_argv_holds_its_password(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from inferplane.cli_dashboard import _store_url
+    from commands.cli_dashboard import _store_url
+    from commands.up_plan import UpOptions, plan_up
     from inferplane.config import load_config
     from inferplane.store import STORE_URL_ENV, resolve_store_url
-    from inferplane.up_plan import UpOptions, plan_up
 
     config_path = write_config(tmp_path, Ports(free_port(), free_port(), free_port()))
     url = "postgresql+psycopg://inferplane:s3cret-pw@127.0.0.1:5432/test"
@@ -416,7 +416,7 @@ DEFAULT_PORTS = {
 @pytest.mark.slow
 def test_the_readme_run_command_with_the_built_in_config(tmp_path: Path, model_path: str) -> None:
     """``inferplane up`` exactly as ``./run.sh`` runs it: no config, the default ports."""
-    from inferplane.up_plan import busy_ports
+    from commands.up_plan import busy_ports
 
     if busy := busy_ports(DEFAULT_PORTS):
         if os.environ.get("CI"):  # CI's machine is ours: a busy port there is a failure

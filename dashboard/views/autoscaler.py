@@ -10,10 +10,10 @@ from datetime import datetime, timedelta
 import pandas as pd
 import streamlit as st
 
-from autoscaler.schedule import ScheduleFloor, floor_at
 from dashboard import charts, data, figures, ui
 from dashboard.filters import View
 from inferplane.config import Endpoint, GpuHourPrice, InferplaneConfig
+from inferplane.schedule import ScheduleFloor, floor_at
 
 
 def _scheduled(settings: InferplaneConfig | None, names: list[str]) -> dict[str, Endpoint]:

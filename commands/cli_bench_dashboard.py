@@ -1,6 +1,6 @@
 """``inferplane bench dashboard``: how long every dashboard page takes to render.
 
-It writes a sample store (``dashboard.sample``, 30 days of 20 endpoints by default) in
+It writes a sample store (``commands.sample``, 30 days of 20 endpoints by default) in
 a temporary folder, or uses ``--store`` and ``--config``, then renders each page with
 Streamlit's ``AppTest`` (as the page tests do) over the sidebar's time range that covers
 the data (``--range-days``, by default ``--days``: the 30-day view of 30 days). It
@@ -30,7 +30,7 @@ from typing import Annotated, Any
 
 import typer
 
-from inferplane.cli_common import fail
+from commands.cli_common import fail
 
 __all__ = [
     "COLD",
@@ -80,7 +80,7 @@ def bench_dashboard(
     with tempfile.TemporaryDirectory(prefix="inferplane-bench-") as folder:
         generated_s = None
         if store is None or config is None:
-            from dashboard.sample import write_sample
+            from commands.sample import write_sample
 
             clock = time.perf_counter()
             sample = write_sample(Path(folder), now=datetime.now(UTC), days=days, endpoints=endpoints)

@@ -8,8 +8,8 @@ from typing import Annotated, Any
 
 import typer
 
-from inferplane.cli_common import CONFIG_HELP, fail, log_config, parse_duration, resolve_config
-from inferplane.cli_logging import LogFormatOption, LogLevelOption, start_logging
+from commands.cli_common import CONFIG_HELP, fail, log_config, parse_duration, resolve_config
+from commands.cli_logging import LogFormatOption, LogLevelOption, start_logging
 
 __all__ = ["alerts_app", "open_engine"]
 
@@ -65,8 +65,8 @@ def evaluate(
     log_format: LogFormatOption = "text",
 ) -> None:
     """Evaluate the alert rules against the store and notify the channels."""
-    from alerts.schedule import add_alert_jobs
-    from inferplane.control import run_until_stopped
+    from alerts.jobs import add_alert_jobs
+    from commands.control import run_until_stopped
     from inferplane.store import StoreError
 
     start_logging(log_level, log_format)

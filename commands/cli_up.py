@@ -1,7 +1,7 @@
 """``inferplane up``: the whole control plane on this machine; ``inferplane demo``: load.
 
 ``up`` checks the config, the store and the ports (a problem exits 2 naming it), starts
-the children (``inferplane.up_plan``) under the supervisor (``inferplane.up``), prints
+the children (``commands.up_plan``) under the supervisor (``commands.up``), prints
 the URLs once the routers have a ready replica and the control plane has scheduled its
 jobs (and writes ``--ready-file``, JSON with the URLs and the children's pids), and
 runs until SIGTERM or Ctrl-C: then every child drains and stops; a second signal kills.
@@ -19,12 +19,12 @@ from typing import Annotated, Any
 
 import typer
 
-from inferplane.cli_common import CONFIG_HELP, choose_config, fail, log_config_line
-from inferplane.cli_logging import LogFormatOption, LogLevelOption, start_logging
+from commands.cli_common import CONFIG_HELP, choose_config, fail, log_config_line
+from commands.cli_logging import LogFormatOption, LogLevelOption, start_logging
 
 __all__ = ["catchers", "demo", "up"]
 
-log = logging.getLogger("inferplane.up")
+log = logging.getLogger("commands.up")
 
 
 def up(
@@ -51,10 +51,10 @@ def up(
 ) -> None:
     """Start the control plane, a router with its replicas, Prometheus (when on PATH) and the
     dashboard; print their URLs once ready; Ctrl-C (or SIGTERM) drains and stops them all."""
+    from commands.control_plane import env_names
+    from commands.up_plan import UpOptions, busy_ports, inferplane_home, plan_up
     from inferplane.config import ConfigError, load_config
-    from inferplane.control_plane import env_names
     from inferplane.store import StoreError, open_store, resolve_store_url
-    from inferplane.up_plan import UpOptions, busy_ports, inferplane_home, plan_up
 
     home = inferplane_home()
     config, which = choose_config(config)
@@ -86,7 +86,7 @@ def up(
 
 
 def _supervise(plan: Any, ready_file: Path | None, stop_timeout: float) -> int:
-    from inferplane.up import Supervisor
+    from commands.up import Supervisor
 
     signals: list[int] = []
     wake = threading.Event()
@@ -175,8 +175,8 @@ def demo(
 
     The token-spike rule needs 30 minutes of history before it can fire, so the default
     spike starts at minute 32 of a 40-minute run; scaling out and in shows in minutes."""
+    from commands.demo import DemoShape, LoadDriver, Spike, demo_requests, run_with_progress
     from inference.trace import load_trace
-    from inferplane.demo import DemoShape, LoadDriver, Spike, demo_requests, run_with_progress
 
     spike = None if no_spike or spike_at is None else Spike(spike_at, spike_seconds, spike_factor)
     shape = DemoShape(speed, duration, keep, max_prompt_tokens, max_generated_tokens, spike)
@@ -238,8 +238,8 @@ def catchers(
 ) -> None:
     """Run the local mail catcher and webhook receiver (``inferplane up`` starts them when
     the config sends alerts to them); what they receive is kept in the store."""
+    from commands.up_catchers import CATCHER_HOST, WEBHOOK_PATH, Catchers
     from inferplane.store import StoreError, open_store, resolve_store_url
-    from inferplane.up_catchers import CATCHER_HOST, WEBHOOK_PATH, Catchers
 
     start_logging(log_level, log_format)
     if smtp_port is None and webhook_port is None:

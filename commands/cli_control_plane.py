@@ -14,12 +14,12 @@ from typing import Annotated
 
 import typer
 
-from inferplane.cli_common import CONFIG_HELP, choose_config, fail, log_config_line
-from inferplane.cli_logging import LogFormatOption, LogLevelOption, start_logging
+from commands.cli_common import CONFIG_HELP, choose_config, fail, log_config_line
+from commands.cli_logging import LogFormatOption, LogLevelOption, start_logging
 
 __all__ = ["CLOCK_OFFSET_ENV", "control_plane"]
 
-log = logging.getLogger("inferplane.control_plane")
+log = logging.getLogger("commands.control_plane")
 # For tests and demos: run every job's "now" this many seconds from the wall clock, so the
 # real stack crosses an hour (or a day) boundary within a minute of starting.
 CLOCK_OFFSET_ENV = "INFERPLANE_CLOCK_OFFSET_S"
@@ -39,9 +39,9 @@ def control_plane(
 ) -> None:
     """Run collect, autoscale and alert evaluation on one scheduler until SIGTERM or Ctrl-C."""
     from autoscaler.targets import TargetError
+    from commands.control import run_until_stopped
+    from commands.control_plane import control_plane_jobs, env_names, offset_clock
     from inferplane.config import ConfigError, load_config
-    from inferplane.control import run_until_stopped
-    from inferplane.control_plane import control_plane_jobs, env_names, offset_clock
     from inferplane.store import StoreError
 
     if ready_file is not None:

@@ -1,7 +1,7 @@
 """What the control-plane process runs: collect, autoscale and alert jobs from one config.
 
-``control_plane_jobs`` composes the rooms' own job adders (``collector.schedule``,
-``autoscaler.jobs``, ``alerts.schedule``) for :func:`inferplane.control.run_until_stopped`::
+``control_plane_jobs`` composes the rooms' own job adders (``collector.jobs``,
+``autoscaler.jobs``, ``alerts.jobs``) for :func:`commands.control.run_until_stopped`::
 
     jobs = control_plane_jobs(Path("inferplane.yaml"))
     run_until_stopped(jobs.adders, jobs.closers)
@@ -43,8 +43,8 @@ def alert_jobs(
     config: Path, store: str | None, clock: Callable[[], datetime] | None = None
 ) -> tuple[list[JobAdder], list[Callable[[], None]]]:
     """The alert evaluation job and its closer when the configuration has alert rules."""
+    from alerts.jobs import add_alert_jobs
     from alerts.main import build_engine
-    from alerts.schedule import add_alert_jobs
 
     engine = build_engine(config, store, clock=clock or _wall_clock)
     if engine.config.alerts is None or not engine.config.alerts.rules:
@@ -60,8 +60,8 @@ def control_plane_jobs(
     ``clock``: what every job takes as now (the wall clock unless a test sets one)."""
     from autoscaler.jobs import add_autoscale_jobs
     from autoscaler.main import build_engine
+    from collector.jobs import add_collect_jobs
     from collector.main import build_collector
-    from collector.schedule import add_collect_jobs
 
     jobs = ControlPlaneJobs()
     try:

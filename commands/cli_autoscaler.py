@@ -9,8 +9,8 @@ from typing import Annotated, Any
 
 import typer
 
-from inferplane.cli_common import CONFIG_HELP, fail, log_config, parse_duration, resolve_config
-from inferplane.cli_logging import LogFormatOption, LogLevelOption, start_logging
+from commands.cli_common import CONFIG_HELP, fail, log_config, parse_duration, resolve_config
+from commands.cli_logging import LogFormatOption, LogLevelOption, start_logging
 
 __all__ = ["autoscaler_app", "scale"]
 
@@ -51,7 +51,7 @@ def run(
 ) -> None:
     """Poll every autoscaled endpoint on its interval until SIGTERM or Ctrl-C."""
     from autoscaler.jobs import add_autoscale_jobs
-    from inferplane.control import run_until_stopped
+    from commands.control import run_until_stopped
 
     start_logging(log_level, log_format)
     config = log_config(config)

@@ -1,7 +1,7 @@
 """The sample's simulation (pure): endpoint profiles, a diurnal load, and a threshold
 autoscaler with cooldowns and an off-hours floor, tick by tick.
 
-Used by ``dashboard.sample``; nothing here touches the store or the clock.
+Used by ``commands.sample``; nothing here touches the store or the clock.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from inferplane.cli_common import fail
+from commands.cli_common import fail
 
 __all__ = ["LogFormatOption", "LogLevelOption", "start_logging"]
 
@@ -25,8 +25,8 @@ LogFormatOption = Annotated[
 
 
 def start_logging(level: str, log_format: str, secret_names: Iterable[str] = ()) -> None:
-    """Set up logging (``inferplane.logs.setup_logging``); a bad option exits 2 naming it."""
-    from inferplane.logs import setup_logging
+    """Set up logging (``inference.logs.setup_logging``); a bad option exits 2 naming it."""
+    from inference.logs import setup_logging
 
     try:
         setup_logging(level, log_format, secret_names=secret_names)

@@ -1,11 +1,11 @@
 """What ``inferplane up`` starts for a configuration: one router per local endpoint, the
 control plane, the local mail catcher and webhook receiver when the config's channels
-send to them (``inferplane.up_catchers``), Prometheus (when one is on PATH;
-``inferplane.up_prometheus``), the dashboard; with their commands, logs, readiness
+send to them (``commands.up_catchers``), Prometheus (when one is on PATH;
+``commands.up_prometheus``), the dashboard; with their commands, logs, readiness
 checks and URLs.
 
 Pure apart from reading files and probing ports: ``plan_up(config, options)`` returns a
-``Plan``; the supervisor (``inferplane.up``) runs it.
+``Plan``; the supervisor (``commands.up``) runs it.
 """
 
 from __future__ import annotations
@@ -21,16 +21,16 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
+from commands.up import ChildSpec
+from commands.up_catchers import CATCHER_HOST, WEBHOOK_PATH, catchers_used
 from inferplane.config import Endpoint, InferplaneConfig, LocalTarget
 from inferplane.store import STORE_URL_ENV
-from inferplane.up import ChildSpec
-from inferplane.up_catchers import CATCHER_HOST, WEBHOOK_PATH, catchers_used
 
 __all__ = ["Plan", "UpOptions", "busy_ports", "inferplane_home", "plan_up", "safe_url"]
 
-log = logging.getLogger("inferplane.up")
+log = logging.getLogger("commands.up")
 
-_CLI = (sys.executable, "-m", "inferplane.cli")
+_CLI = (sys.executable, "-m", "commands.cli")
 ADMIN_KEY_ENV = "INFERPLANE_ROUTER_ADMIN_KEY"  # the variable the local target sends
 
 
@@ -171,7 +171,7 @@ def _setting_text(value: object) -> str:
 def _add_prometheus(
     plan: Plan, config: InferplaneConfig, options: UpOptions, env: dict[str, str], logs: Path
 ) -> None:
-    from inferplane.up_prometheus import prometheus_child
+    from commands.up_prometheus import prometheus_child
 
     # Prometheus is an extra: a port in use (a Prometheus of your own, say) skips it
     # rather than refusing to start.

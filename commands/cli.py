@@ -8,21 +8,21 @@ from typing import Annotated
 
 import typer
 
-from inferplane.cli_alerts import alerts_app
-from inferplane.cli_autoscaler import autoscaler_app, scale
-from inferplane.cli_bench_dashboard import bench_dashboard
-from inferplane.cli_bench_replay import bench_replay
-from inferplane.cli_common import CONFIG_HELP, fail, log_config, resolve_config
-from inferplane.cli_config_reference import config_reference
-from inferplane.cli_control_plane import control_plane
-from inferplane.cli_costs import costs
-from inferplane.cli_dashboard import dashboard
-from inferplane.cli_export import export_app
-from inferplane.cli_logging import LogFormatOption, LogLevelOption, start_logging
-from inferplane.cli_profile import profile
-from inferplane.cli_replay import replay
-from inferplane.cli_router import router
-from inferplane.cli_up import catchers, demo, up
+from commands.cli_alerts import alerts_app
+from commands.cli_autoscaler import autoscaler_app, scale
+from commands.cli_bench_dashboard import bench_dashboard
+from commands.cli_bench_replay import bench_replay
+from commands.cli_common import CONFIG_HELP, fail, log_config, resolve_config
+from commands.cli_config_reference import config_reference
+from commands.cli_control_plane import control_plane
+from commands.cli_costs import costs
+from commands.cli_dashboard import dashboard
+from commands.cli_export import export_app
+from commands.cli_logging import LogFormatOption, LogLevelOption, start_logging
+from commands.cli_profile import profile
+from commands.cli_replay import replay
+from commands.cli_router import router
+from commands.cli_up import catchers, demo, up
 
 __all__ = ["app"]
 
@@ -71,7 +71,7 @@ def serve(
     from pydantic import ValidationError
 
     from inference.server import serve as run_server
-    from inference.settings import ServiceSettings
+    from inference.settings import ServiceSettings, describe_settings_error
 
     start_logging(log_level, log_format)
     overrides = {
@@ -82,25 +82,13 @@ def serve(
     try:
         settings = ServiceSettings.model_validate(overrides)
     except ValidationError as error:
-        fail(_settings_error(error))
+        fail(describe_settings_error(error))
     typer.echo(
         f"inferplane inference service: http://{host}:{port}  (model {settings.served_name}; "
         f"OpenAI API at http://{host}:{port}/v1, metrics at /metrics)",
         err=True,
     )
     run_server(settings, host=host, port=port, log_level=log_level)
-
-
-def _settings_error(error: Exception) -> str:
-    from pydantic import ValidationError
-
-    assert isinstance(error, ValidationError)
-    problems = []
-    for item in error.errors():
-        field = ".".join(str(p) for p in item["loc"])
-        where = f"{field} (INFERPLANE_{field.upper()}): " if field else ""
-        problems.append(f"{where}{item['msg']}")
-    return "invalid service settings: " + "; ".join(problems)
 
 
 @app.command()
@@ -115,11 +103,11 @@ def collect(
     log_format: LogFormatOption = "text",
 ) -> None:
     """Collect metrics and costs from every configured source into the store."""
+    from collector.jobs import add_collect_jobs
     from collector.main import build_collector
-    from collector.schedule import add_collect_jobs
+    from commands.control import run_until_stopped
+    from commands.control_plane import alert_jobs as build_alert_jobs
     from inferplane.config import ConfigError
-    from inferplane.control import run_until_stopped
-    from inferplane.control_plane import alert_jobs as build_alert_jobs
     from inferplane.store import StoreError
 
     start_logging(log_level, log_format)

@@ -26,8 +26,8 @@ import httpx
 import typer
 
 from autoscaler.profile import DecodeSample, PrefillSample, fit_capacity, render_capacity
+from commands.cli_common import fail
 from inference.trace import synthetic_prompt
-from inferplane.cli_common import fail
 
 __all__ = ["profile"]
 

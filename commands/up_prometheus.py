@@ -19,8 +19,8 @@ from urllib.parse import urlsplit
 import httpx
 import yaml
 
+from commands.up import ChildSpec
 from inferplane.config import InferplaneConfig, ScrapeSource
-from inferplane.up import ChildSpec
 
 __all__ = ["prometheus_child", "prometheus_config"]
 

@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from inferplane.cli_logging import LogFormatOption, LogLevelOption, start_logging
+from commands.cli_logging import LogFormatOption, LogLevelOption, start_logging
 
 __all__ = ["router", "split_cores"]
 

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from alerts.model import fingerprint
 from collector.costs import GpuPrice, TokenPrice, estimate_costs
-from dashboard.sample_sim import METRICS, OLD_STEP, Profile, Tick, simulate
+from commands.sample_sim import METRICS, OLD_STEP, Profile, Tick, simulate
 from inferplane.vocabulary import CostRow, Sample
 
 __all__ = ["CHANNELS", "HOSTED", "HOSTED_PRICE", "write_endpoint", "write_hosted", "write_spend_alert"]

@@ -26,8 +26,8 @@ from autoscaler.replay import Capacity, capacity_from_mapping, format_table, rep
 from autoscaler.replay.replica import Requests
 from autoscaler.replay.report import ROWS, Slo, infeasible
 from autoscaler.replay.workload import as_requests, scale_load
+from commands.cli_common import fail
 from inference.trace import load_trace, scale_trace
-from inferplane.cli_common import fail
 from inferplane.config import ConfigError, InferplaneConfig, load_config
 from inferplane.config.endpoints import Endpoint
 

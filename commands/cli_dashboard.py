@@ -4,7 +4,7 @@ It runs ``python -m streamlit run dashboard/app.py`` as a child, bound to 127.0.
 unless ``--host`` says otherwise, and hands it the store URL and config path through
 environment variables (``dashboard.data``): a PostgreSQL URL may hold a password, and
 argv is visible to every user of the machine. It prints the dashboard's URL, never the
-store's. ``--sample-data`` writes a sample store and config (``dashboard.sample``) into
+store's. ``--sample-data`` writes a sample store and config (``commands.sample``) into
 a temporary folder, removed on exit, and opens the dashboard over it.
 
 The store is only checked for reachability, never migrated: the dashboard reads. A
@@ -26,7 +26,7 @@ from typing import Annotated
 
 import typer
 
-from inferplane.cli_common import fail, resolve_config
+from commands.cli_common import fail, resolve_config
 
 __all__ = ["APP", "dashboard", "streamlit_argv"]
 
@@ -101,7 +101,7 @@ def dashboard(
 
 
 def _sample(folder: Path) -> tuple[str, Path]:
-    from dashboard.sample import write_sample
+    from commands.sample import write_sample
 
     typer.echo("writing 7 days of sample data for 4 endpoints...")
     sample = write_sample(folder, now=datetime.now(UTC), days=7, endpoints=4, seed=0)

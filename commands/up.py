@@ -32,7 +32,7 @@ from pathlib import Path
 
 __all__ = ["Child", "ChildSpec", "Supervisor", "group_members", "restart_delay"]
 
-log = logging.getLogger("inferplane.up")
+log = logging.getLogger("commands.up")
 
 _PR_SET_PDEATHSIG = 1
 _LOG_TAIL_LINES = 8

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from inferplane.cli_common import fail
+from commands.cli_common import fail
 
 __all__ = ["costs"]
 

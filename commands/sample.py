@@ -24,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from dashboard.sample_records import (
+from commands.sample_records import (
     CHANNELS,
     HOSTED,
     HOSTED_PRICE,
@@ -32,7 +32,7 @@ from dashboard.sample_records import (
     write_hosted,
     write_spend_alert,
 )
-from dashboard.sample_sim import Profile, endpoint_names, profiles, tick_times
+from commands.sample_sim import Profile, endpoint_names, profiles, tick_times
 
 __all__ = ["HOSTED", "SampleSet", "endpoint_names", "write_sample"]
 
@@ -202,5 +202,5 @@ def _config_yaml(chosen: list[Profile], store_url: str, budget: float) -> str:
         ],
     }
     document = {"store": {"url": store_url}, "endpoints": endpoints, "alerts": alerts}
-    header = "# inferplane sample configuration (written by dashboard.sample; no secrets in it)\n"
+    header = "# inferplane sample configuration (written by commands.sample; no secrets in it)\n"
     return header + yaml.safe_dump(document, sort_keys=False)

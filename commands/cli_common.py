@@ -56,8 +56,8 @@ def built_in_config() -> Path:
     """The built-in configuration (``inferplane config example``) as a file: the one
     ``inferplane up`` writes and runs on, under ``$INFERPLANE_HOME/run/``, so every command
     run after it reads the same endpoints and the same store."""
+    from commands.up_plan import inferplane_home
     from inferplane.config import example_config_text
-    from inferplane.up_plan import inferplane_home
 
     path = inferplane_home() / "run" / "inferplane.yaml"
     text = example_config_text()

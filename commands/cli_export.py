@@ -11,7 +11,7 @@ from typing import Annotated, Any, cast
 
 import typer
 
-from inferplane.cli_common import CONFIG_HELP, fail, resolve_config
+from commands.cli_common import CONFIG_HELP, fail, resolve_config
 
 __all__ = ["export_app"]
 

@@ -26,9 +26,9 @@ from autoscaler.replay import replay_rows
 from autoscaler.replay.report import Slo, aligned, infeasible
 from autoscaler.replay.suite import GENERATED, GOALS, LOAD_SCALES, GoalCheck, judge, workloads
 from autoscaler.replay.workload import as_requests
+from commands.cli_common import fail
+from commands.cli_replay import REPLAY_START, progress_for, replay_inputs
 from inference.trace import TraceRequest, load_trace
-from inferplane.cli_common import fail
-from inferplane.cli_replay import REPLAY_START, progress_for, replay_inputs
 from inferplane.config import ConfigError
 
 __all__ = ["bench_replay", "format_checks"]
