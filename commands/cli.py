@@ -243,7 +243,7 @@ def bench_store(
     """Store ingest rate, the 30-day dashboard query, and one collect cycle's CPU cost."""
     import tempfile
 
-    from collector.bench import run_collect_benchmark
+    from commands.bench_collect import run_collect_benchmark
     from inferplane.store import StoreError
     from inferplane.store.bench import run_store_benchmark
 
@@ -287,7 +287,7 @@ def bench_alerts(
     output: Annotated[Path | None, typer.Option(help="Also write the JSON here.")] = None,
 ) -> None:
     """Token-spike rule on a replayed trace with injected spikes: precision, recall, delay."""
-    from alerts.bench import run_alert_benchmark
+    from commands.bench_alerts import run_alert_benchmark
 
     if trace is not None and not trace.is_file():
         fail(f"--trace {trace}: no such file")

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from alerts.bench import run_alert_benchmark
 from alerts.spike import SpikeSettings, detect_spike, spike_intervals
+from commands.bench_alerts import run_alert_benchmark
 
 START = datetime(2024, 3, 4, tzinfo=UTC)  # a Monday, midnight
 MINUTE = timedelta(minutes=1)
@@ -194,7 +194,7 @@ def test_surges_on_the_packaged_trace_stay_the_known_miss() -> None:
 
 
 def test_causal_ceiling_takes_the_least_quiet_margin_and_the_first_minute_above_it() -> None:
-    from alerts.bench import _causal_ceiling, _past_highest_ratios
+    from commands.bench_alerts import _causal_ceiling, _past_highest_ratios
 
     settings = SpikeSettings(
         baseline_minutes=30, min_baseline_minutes=30, volume_baseline_minutes=30, rate_minutes=2
@@ -226,7 +226,7 @@ def test_a_spike_s_first_minutes_do_not_lift_the_threshold_for_the_next_one() ->
 
 
 def test_injections_scale_grows_tokens_and_surge_adds_requests() -> None:
-    from alerts.bench import _inject
+    from commands.bench_alerts import _inject
 
     clean = np.array([[0.0, 1_000.0, 2_000.0, 1_000.0], [0.0, 1.0, 2.0, 1.0]])
     scaled = _inject(clean, [1], 2, 3.0, "scale")
