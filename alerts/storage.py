@@ -7,28 +7,14 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
+from inferplane.store.readers import SeriesReader
 from inferplane.vocabulary import CostRow
 
 __all__ = ["AlertStore", "ReadingStore"]
 
 
-class ReadingStore(Protocol):
+class ReadingStore(SeriesReader, Protocol):
     """The reads the rules' readings are built from."""
-
-    def read_series(
-        self,
-        endpoint: str,
-        metric: str,
-        start: datetime,
-        end: datetime,
-        resolution: str = "auto",
-        *,
-        replica: str | None = "",
-    ) -> list[tuple[datetime, float]]: ...
-
-    def read_by_replica(
-        self, endpoint: str, metric: str, start: datetime, end: datetime, resolution: str = "auto"
-    ) -> dict[str, list[tuple[datetime, float]]]: ...
 
     def read_costs(
         self, start: datetime, end: datetime, endpoint: str | None = None, source: str | None = None

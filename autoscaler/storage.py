@@ -7,26 +7,13 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Protocol
 
+from inferplane.store.readers import SeriesReader
+
 __all__ = ["AutoscalerStore", "WindowStore"]
 
 
-class WindowStore(Protocol):
+class WindowStore(SeriesReader, Protocol):
     """The reads a policy's window is built from."""
-
-    def read_series(
-        self,
-        endpoint: str,
-        metric: str,
-        start: datetime,
-        end: datetime,
-        resolution: str = "auto",
-        *,
-        replica: str | None = "",
-    ) -> list[tuple[datetime, float]]: ...
-
-    def read_by_replica(
-        self, endpoint: str, metric: str, start: datetime, end: datetime, resolution: str = "auto"
-    ) -> dict[str, list[tuple[datetime, float]]]: ...
 
 
 class AutoscalerStore(WindowStore, Protocol):
