@@ -208,7 +208,8 @@ def demo(
         f"demo: {len(requests)} requests over {duration:.0f} s to {url} "
         f"(trace x{speed:g}, {keep:.0%} of its requests{spiked})"
     )
-    stage = None if no_off_hours or off_hours_at is None else _off_hours_stage(config, store, url)
+    acting = not no_off_hours and off_hours_at is not None and off_hours_at < duration
+    stage = _off_hours_stage(config, store, url) if acting else None
     stop = threading.Event()
     for number in (signal.SIGTERM, signal.SIGINT):
         signal.signal(number, lambda *_: stop.set())

@@ -1,7 +1,9 @@
 """The first hour, in a real browser: ``inferplane up`` on the built-in configuration (its
 ports moved to free loopback ports, nothing else changed), ``inferplane demo`` with a
 short run and an early token spike, and the dashboard in headless Chromium (Debian's,
-driven by Playwright).
+driven by Playwright). ``up`` starts the catchers only for the built-in channels' own
+ports (1025, 9095: another port is the user's own server); on the moved ports the same
+catchers run as ``inferplane catchers``, the command ``up`` would run.
 
 Within three minutes of the demo's start the overview shows spend above $0.00 and a token
 count that grows between two looks, and the cost chart has points a minute apart. The
@@ -102,6 +104,7 @@ def seed_quiet_history(store_url: str, replica: str, now: datetime) -> None:
 @dataclass
 class Running:
     up: subprocess.Popen[str]
+    catchers: subprocess.Popen[str]
     home: Path
     ports: Ports
     store_url: str
@@ -131,6 +134,12 @@ def stack(tmp_path: Path, model_path: str) -> Iterator[Running]:
         process = subprocess.Popen(
             command, stdout=log, stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True
         )
+    catching = [
+        *CLI, "catchers", "--smtp-port", str(ports.smtp), "--webhook-port", str(ports.webhook),
+        "--store", store_url,
+    ]  # fmt: skip
+    with (tmp_path / "catchers.out").open("w") as log:
+        catchers = subprocess.Popen(catching, stdout=log, stderr=subprocess.STDOUT, text=True, env=env)
 
     def ready() -> bool:
         if process.poll() is not None:
@@ -140,24 +149,28 @@ def stack(tmp_path: Path, model_path: str) -> Iterator[Running]:
     try:
         wait_for(ready, 240, "inferplane up on the built-in configuration")
         wait_for(lambda: streamlit_healthy(f"http://127.0.0.1:{ports.dashboard}"), 120, "the dashboard")
-        yield Running(process, home, ports, store_url)
+        yield Running(process, catchers, home, ports, store_url)
     finally:
+        catchers.send_signal(signal.SIGTERM)
         process.send_signal(signal.SIGINT)
         try:
             process.wait(90)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(10)
+        try:
+            catchers.wait(30)
+        except subprocess.TimeoutExpired:
+            catchers.kill()
 
 
 def start_demo(stack: Running, log: Path) -> subprocess.Popen[str]:
-    """A short demo: four minutes of the trace, four times faster, prompts eight times
-    longer from its 30th second on (the spike), no off-hours act (it has its own test)."""
+    """A short demo at the default demo's pace: four minutes of the trace, prompts four
+    times longer from its 30th second on (the spike), no off-hours act (it has its own test)."""
     env = {**os.environ, "INFERPLANE_HOME": str(stack.home)}
     command = [
         *CLI, "demo", "--url", f"http://127.0.0.1:{stack.ports.router}", "--duration", "240",
-        "--speed", "4", "--keep", "0.5", "--spike-at", "30", "--spike-seconds", "210",
-        "--spike-factor", "8", "--no-off-hours", "--progress-every", "15",
+        "--spike-at", "30", "--spike-seconds", "210", "--no-off-hours", "--progress-every", "15",
     ]  # fmt: skip
     with log.open("w") as out:
         return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, text=True, env=env)
