@@ -273,12 +273,7 @@ def _drive(
     if not run_with_progress(driver, before, every_s, report, stop) or stop.is_set():
         return False
 
-    def send_one() -> bool:
-        answered = driver.stats.ok
-        driver.send(16, 8)
-        return driver.stats.ok > answered
-
-    shown = show_off_hours(stage, send_one, typer.echo, stop, zero_timeout_s)
+    shown = show_off_hours(stage, lambda: driver.ask(16, 8), typer.echo, stop, zero_timeout_s)
     typer.echo(shown.line())
     return run_with_progress(driver, after, every_s, report, stop) if after and not stop.is_set() else True
 

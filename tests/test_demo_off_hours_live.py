@@ -52,14 +52,11 @@ def test_the_demo_act_goes_to_zero_and_a_request_wakes_it_and_the_page_shows_it(
     began = datetime.now(UTC)
     try:
         # Readings first: the scale-in rule judges a covered window, never no data.
-        driver.send(16, 8)
+        driver.ask(16, 8)
 
-        def send_one() -> bool:
-            answered = driver.stats.ok
-            driver.send(16, 8)
-            return driver.stats.ok > answered
-
-        shown = show_off_hours(stage, send_one, said.append, threading.Event(), zero_timeout_s=180)
+        shown = show_off_hours(
+            stage, lambda: driver.ask(16, 8), said.append, threading.Event(), zero_timeout_s=180
+        )
     finally:
         driver.close()
         stage.close()
@@ -68,7 +65,7 @@ def test_the_demo_act_goes_to_zero_and_a_request_wakes_it_and_the_page_shows_it(
         collector.close()
     assert shown.to_zero_s is not None, said
     assert shown.answered, driver.stats.outcomes
-    assert driver.stats.outcomes == [200, 200]
+    assert driver.stats.outcomes == [200, 200] and driver.stats.sent == 2 and driver.stats.in_flight == 0
 
     opened = open_store(f"sqlite:///{store}")
     try:
