@@ -27,6 +27,7 @@ from autoscaler.readings import read_window
 from autoscaler.targets.base import Target, TargetError, TargetRetryable, TargetThrottled
 from inferplane.config import InferplaneConfig
 from inferplane.config.endpoints import Endpoint
+from inferplane.schedule import OneOffDowntime, downtime_key, with_downtime
 
 __all__ = ["AutoscalerEngine", "PollResult", "state_key"]
 
@@ -90,7 +91,7 @@ class AutoscalerEngine:
 
     def poll(self, endpoint_name: str, now: datetime) -> PollResult:
         """One control-loop step for one endpoint (raises only ``StoreError``)."""
-        endpoint = self._config.endpoint(endpoint_name)
+        endpoint = self._with_downtime(self._config.endpoint(endpoint_name), now)
         target = self._targets[endpoint_name]
         controls = self.controls(endpoint_name)
         try:
@@ -152,6 +153,24 @@ class AutoscalerEngine:
         if not paused:
             controls = controls.evolve(override=None)
         self._store.save_state(state_key(endpoint_name), controls.to_json(), now)
+
+    def downtime(self, endpoint: str) -> OneOffDowntime | None:
+        return OneOffDowntime.from_json(self._store.load_state(downtime_key(endpoint)))
+
+    def set_downtime(self, endpoint_name: str, downtime: OneOffDowntime, now: datetime) -> None:
+        """Off-hours from ``downtime.start`` until ``downtime.until`` (``inferplane
+        autoscaler off-hours``): the floor drops as in a downtime window, an idle endpoint
+        scales to the off-hours floor and a waiting request still wakes it. A new one
+        replaces the last; one that ends now ends it."""
+        self._config.endpoint(endpoint_name)
+        self._store.save_state(downtime_key(endpoint_name), downtime.to_json(), now)
+
+    def _with_downtime(self, endpoint: Endpoint, now: datetime) -> Endpoint:
+        policy = endpoint.autoscaling
+        if policy is None:
+            return endpoint
+        widened = with_downtime(policy, self.downtime(endpoint.name), now)
+        return endpoint if widened is policy else endpoint.model_copy(update={"autoscaling": widened})
 
     def close(self) -> None:
         """Close the targets and the store."""

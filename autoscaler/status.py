@@ -12,7 +12,8 @@ __all__ = ["endpoint_status"]
 
 
 def endpoint_status(engine: AutoscalerEngine, endpoint: str, now: datetime) -> dict[str, Any]:
-    """Target counts (or the error reading them), pause, override and the last decision."""
+    """Target counts (or the error reading them), pause, override, off-hours set by hand and
+    the last decision."""
     controls = engine.controls(endpoint)
     row: dict[str, Any] = {"endpoint": endpoint, "replicas": None, "ready_replicas": None, "error": None}
     try:
@@ -21,6 +22,8 @@ def endpoint_status(engine: AutoscalerEngine, endpoint: str, now: datetime) -> d
     except TargetError as error:
         row["error"] = f"target unreadable: {error}"
     override = controls.active_override(now)
+    downtime = engine.downtime(endpoint)
+    row["off_hours"] = downtime.text() if downtime is not None and downtime.is_open(now) else None
     row["paused"] = controls.paused
     row["override"] = (
         None

@@ -1,4 +1,4 @@
-"""``inferplane autoscaler run|status|pause|resume`` and ``inferplane scale ENDPOINT N``."""
+"""``inferplane autoscaler run|status|pause|resume|off-hours`` and ``inferplane scale ENDPOINT N``."""
 
 from __future__ import annotations
 
@@ -94,7 +94,8 @@ def status(
 
 def _status_line(row: dict[str, Any]) -> str:
     replicas = row["error"] or f"{row['replicas']} set, {row['ready_replicas']} ready"
-    flags = [f for f in ("paused" if row["paused"] else "", row["override"] or "") if f]
+    marks = ("paused" if row["paused"] else "", row["override"] or "", row["off_hours"] or "")
+    flags = [f for f in marks if f]
     last = row["last_decision"]
     told = f"\n    last decision {last['time']:%Y-%m-%d %H:%M:%S}: {last['reason']}" if last else ""
     return f"{row['endpoint']}: {replicas}{' [' + '; '.join(flags) + ']' if flags else ''}{told}"
@@ -149,3 +150,41 @@ def scale(
     typer.echo(result.reason)
     if not result.applied:
         fail(f"{endpoint}: the override is recorded but was not applied: {result.error or result.reason}")
+
+
+@autoscaler_app.command("off-hours")
+def off_hours(
+    endpoint: str,
+    hold_for: Annotated[
+        str, typer.Option("--for", help="How long ENDPOINT is off-hours from now: 30m, 2h.")
+    ] = "1h",
+    end: Annotated[bool, typer.Option("--end", help="End the off-hours set earlier, now.")] = False,
+    reason: Annotated[str, typer.Option(help="Why (shown in every decision it shapes).")] = "",
+    config: ConfigOption = None,
+    store: StoreOption = None,
+) -> None:
+    """Take ENDPOINT off-hours now, as a downtime window would: its floor drops to the
+    off-hours floor (0 unless off_hours_replicas says more), the idle endpoint scales to
+    it, and a request that arrives wakes it (the router holds it while a replica starts)."""
+    from inferplane.schedule import OneOffDowntime
+
+    try:
+        duration = parse_duration(hold_for)
+    except ValueError as error:
+        fail(str(error))
+    engine = _engine(resolve_config(config), store)
+    _endpoint_checked(engine, endpoint)
+    now = datetime.now(UTC)
+    try:
+        if end:
+            current = engine.downtime(endpoint)
+            if current is None or not current.is_open(now):
+                typer.echo(f"{endpoint}: not off-hours by hand; nothing to end")
+                return
+            downtime = OneOffDowntime(current.start, now, current.reason)
+        else:
+            downtime = OneOffDowntime(now, now + duration, reason)
+        engine.set_downtime(endpoint, downtime, now)
+    finally:
+        engine.close()
+    typer.echo(f"{endpoint}: {downtime.text()}{' (ended)' if end else ''}")

@@ -14,6 +14,7 @@ import logging
 import os
 import signal
 import threading
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -169,13 +170,28 @@ def demo(
         float, typer.Option(min=1, help="How much longer prompts are in the spike.")
     ] = 4.0,
     no_spike: Annotated[bool, typer.Option("--no-spike", help="No token spike.")] = False,
+    off_hours_at: Annotated[
+        float | None,
+        typer.Option(help="Second of load at which the demo pauses and takes the endpoint off-hours."),
+    ] = 300.0,
+    no_off_hours: Annotated[bool, typer.Option("--no-off-hours", help="No off-hours act.")] = False,
+    off_hours_timeout: Annotated[
+        float, typer.Option(min=1, help="Seconds the off-hours act waits for zero replicas.")
+    ] = 900.0,
+    config: Annotated[
+        Path | None, typer.Option(help=CONFIG_HELP + " It names the endpoint behind --url.")
+    ] = None,
+    store: Annotated[str | None, typer.Option(help="Store URL; overrides the config's.")] = None,
     progress_every: Annotated[float, typer.Option(min=0.1, help="Seconds between progress lines.")] = 10.0,
 ) -> None:
-    """Drive load from a trace against a running `inferplane up`: scaling, alerts, costs.
+    """Drive load from a trace against a running `inferplane up`: scaling, alerts, costs,
+    and an off-hours act: the load pauses, the endpoint goes to zero, a request wakes it.
 
     The token-spike rule needs 30 minutes of history before it can fire, so the default
-    spike starts at minute 32 of a 40-minute run; scaling out and in shows in minutes."""
-    from commands.demo import DemoShape, LoadDriver, Spike, demo_requests, run_with_progress
+    spike starts at minute 32 of a 40-minute run of load; scaling out and in shows in
+    minutes; the off-hours act starts after 5 minutes of load and adds a few more (the
+    autoscaler's scale-in window and stabilization, then a replica's start)."""
+    from commands.demo import DemoShape, LoadDriver, Spike, demo_requests
     from inference.trace import load_trace
 
     spike = None if no_spike or spike_at is None else Spike(spike_at, spike_seconds, spike_factor)
@@ -192,18 +208,74 @@ def demo(
         f"demo: {len(requests)} requests over {duration:.0f} s to {url} "
         f"(trace x{speed:g}, {keep:.0%} of its requests{spiked})"
     )
+    acting = not no_off_hours and off_hours_at is not None and off_hours_at < duration
+    stage = _off_hours_stage(config, store, url) if acting else None
     stop = threading.Event()
     for number in (signal.SIGTERM, signal.SIGINT):
         signal.signal(number, lambda *_: stop.set())
     driver = LoadDriver(url, concurrency=concurrency)
     try:
-        done = run_with_progress(
-            driver, requests, progress_every, lambda t, stats: typer.echo(f"[{t:6.0f}s] {stats.line()}"), stop
-        )
+        done = _drive(driver, requests, stage, off_hours_at, off_hours_timeout, progress_every, stop)
     finally:
         driver.close()
+        if stage is not None:
+            stage.close()
     _summary(driver.stats, done)
     raise typer.Exit(0 if driver.stats.ok else 1)
+
+
+def _off_hours_stage(config: Path | None, store: str | None, url: str) -> Any:
+    """The off-hours act's stage on the endpoint behind ``url``, or None (said) without one."""
+    from autoscaler.targets import TargetError
+    from commands.cli_common import choose_config
+    from commands.demo_off_hours import EngineStage, endpoint_behind
+    from inferplane.config import ConfigError, load_config
+    from inferplane.store import StoreError
+
+    path, line = choose_config(config)
+    typer.echo(line)
+    try:
+        name = endpoint_behind(load_config(path), url)
+        if name is None:
+            typer.echo(f"demo: no autoscaled endpoint of {path} has its router at {url}; no off-hours act")
+            return None
+        return EngineStage.open(path, store, name)
+    except (ConfigError, StoreError, TargetError) as error:
+        typer.echo(f"demo: no off-hours act ({error})")
+        return None
+
+
+def _drive(
+    driver: Any,
+    requests: list[Any],
+    stage: Any,
+    off_hours_at: float | None,
+    zero_timeout_s: float,
+    every_s: float,
+    stop: threading.Event,
+) -> bool:
+    """The load, with the off-hours act between the requests before ``off_hours_at`` and
+    those after (which then start from the act's end)."""
+    from commands.demo import run_with_progress
+    from commands.demo_off_hours import show_off_hours
+    from inference.trace import TraceRequest
+
+    began = time.monotonic()
+
+    def report(_t: float, stats: Any) -> None:
+        typer.echo(f"[{time.monotonic() - began:6.0f}s] {stats.line()}")
+
+    if stage is None or off_hours_at is None:
+        return run_with_progress(driver, requests, every_s, report, stop)
+    before = [r for r in requests if r.offset_s < off_hours_at]
+    after = [TraceRequest(r.offset_s - off_hours_at, r.prompt_tokens, r.generated_tokens)
+             for r in requests if r.offset_s >= off_hours_at]  # fmt: skip
+    if not run_with_progress(driver, before, every_s, report, stop) or stop.is_set():
+        return False
+
+    shown = show_off_hours(stage, lambda: driver.ask(16, 8), typer.echo, stop, zero_timeout_s)
+    typer.echo(shown.line())
+    return run_with_progress(driver, after, every_s, report, stop) if after and not stop.is_set() else True
 
 
 def _check_reachable(url: str) -> None:

@@ -173,6 +173,15 @@ class LoadDriver:
             else:
                 self.stats.failed += 1
 
+    def ask(self, prompt_tokens: int, max_tokens: int) -> bool:
+        """One request counted as sent, now, on this thread; True when it was answered (200)."""
+        with self._lock:
+            self.stats.sent += 1
+            answered = self.stats.ok
+        self.send(prompt_tokens, max_tokens)
+        with self._lock:
+            return self.stats.ok > answered
+
     def replay(self, requests: Sequence[TraceRequest], stop: threading.Event | None = None) -> None:
         """Submit each request at its offset from now; returns after the last (or on ``stop``)."""
         stop = stop or threading.Event()

@@ -29,6 +29,7 @@ import streamlit as st
 from dashboard import rollups
 from dashboard.redact import redact
 from inferplane.config import InferplaneConfig, load_config
+from inferplane.schedule import OneOffDowntime, downtime_key
 from inferplane.store import Store, default_store_url
 from inferplane.store.engine import create_store_engine, read_only
 from inferplane.store.schema import alert_events as alert_events_table
@@ -49,6 +50,7 @@ __all__ = [
     "cost_frame",
     "data_since",
     "deliveries",
+    "downtimes",
     "endpoints",
     "first_reading",
     "has_data",
@@ -326,6 +328,14 @@ def replays(url: str) -> dict[str, dict[str, Any]]:
     with _engine(url).connect() as connection:
         rows = connection.execute(query).all()
     return {str(key).removeprefix("replay:"): json.loads(value) for key, value in sorted(rows)}
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def downtimes(url: str, names: tuple[str, ...]) -> dict[str, OneOffDowntime]:
+    """The last one-off downtime of each endpoint that had one (``inferplane autoscaler
+    off-hours``, or the demo's), open or over."""
+    found = {name: _store(url).load_state(downtime_key(name)) for name in names}
+    return {name: d for name, doc in found.items() if (d := OneOffDowntime.from_json(doc)) is not None}
 
 
 def _frame(rows: list[dict[str, Any]], columns: list[str]) -> pd.DataFrame:

@@ -221,6 +221,14 @@ def hourly_metrics(series: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
     return table.reindex(columns=metrics).reset_index()
 
 
+def bucketed_metrics(series: pd.DataFrame, metrics: list[str], bucket_s: float) -> pd.DataFrame:
+    """One row per (endpoint, bucket of ``bucket_s`` seconds) and one column per metric (means)."""
+    rows = series[series["metric"].isin(metrics)].copy()
+    rows["time"] = rows["time"].dt.floor(pd.Timedelta(seconds=bucket_s))
+    table = rows.pivot_table(index=["endpoint", "time"], columns="metric", values="value", aggfunc="mean")
+    return table.reindex(columns=metrics).reset_index()
+
+
 def idle_hours(hourly: pd.DataFrame, cost: pd.DataFrame, floor: float = 0.1) -> pd.DataFrame:
     """Hours in which an endpoint had replicas up but its GPUs averaged below ``floor``
     utilization, with what each such hour cost (``endpoint, time, gpu_utilization,
@@ -235,11 +243,14 @@ def off_hours_savings(
     is_off_hours: Callable[[str, datetime], bool],
     uptime_floor: dict[str, int],
     replica_hour_usd: dict[str, float],
+    bucket_hours: float = 1.0,
 ) -> pd.DataFrame:
-    """What off-hours shutdowns saved per endpoint: in each off-hours hour, the replicas
+    """What off-hours shutdowns saved per endpoint: in each off-hours bucket, the replicas
     the uptime floor would have kept minus the replicas observed (never below zero),
-    times the replica's price. ``replicas``: hourly ``endpoint, time, replicas``; only
-    endpoints in ``uptime_floor`` (those with a schedule) are counted."""
+    times the bucket's hours and the replica's price. ``replicas``: ``endpoint, time,
+    replicas`` per bucket of ``bucket_hours`` (an hour by default; a minute is 1/60);
+    only endpoints in ``uptime_floor`` (those with a schedule) are counted;
+    ``off_hours`` counts the off-hours buckets."""
     rows = replicas[replicas["endpoint"].isin(list(uptime_floor))].copy()
     if rows.empty:
         return pd.DataFrame(columns=["endpoint", "off_hours", "replica_hours_saved", "usd_saved"])
@@ -248,7 +259,7 @@ def off_hours_savings(
     ]
     rows = rows[rows["off"]]
     floor = rows["endpoint"].map(uptime_floor)
-    rows["saved"] = (floor - rows["replicas"]).clip(lower=0)
+    rows["saved"] = (floor - rows["replicas"]).clip(lower=0) * bucket_hours
     rows["usd"] = rows["saved"] * rows["endpoint"].map(replica_hour_usd)
     out = rows.groupby("endpoint").agg(
         off_hours=("off", "size"), replica_hours_saved=("saved", "sum"), usd_saved=("usd", "sum")

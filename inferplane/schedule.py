@@ -4,19 +4,24 @@ Uptime windows raise the floor while open (and ``lead_s`` before they open, so t
 replicas started ahead by the endpoint's cold start are ready when the window opens);
 outside every uptime window, or inside a downtime window, the endpoint is off-hours and
 its floor drops (to zero by default). Holidays close uptime windows for the whole day.
+
+A :class:`OneOffDowntime` is off-hours set by hand (``inferplane autoscaler off-hours``,
+or ``inferplane demo`` to show a scale to zero) from one moment until another; it is
+kept in the store under :func:`downtime_key` and acts as a downtime window while open
+(:func:`with_downtime`), so the policy, its reasons and the dashboard treat it alike.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from inferplane.config.autoscaling import AutoscalingPolicy, HolidayCalendar, ScheduleWindow, WindowSpec
 
-__all__ = ["ScheduleFloor", "floor_at", "is_open"]
+__all__ = ["OneOffDowntime", "ScheduleFloor", "downtime_key", "floor_at", "is_open", "with_downtime"]
 
 
 @dataclass(frozen=True)
@@ -85,3 +90,51 @@ def _calendar(country: str, subdivision: str | None, year: int) -> Any:
     import holidays
 
     return holidays.country_holidays(country, subdiv=subdivision, years=year)
+
+
+def downtime_key(endpoint: str) -> str:
+    """The store's state key of ``endpoint``'s one-off downtime (its own key: the
+    autoscaler saves its controls every poll and must not overwrite an operator's)."""
+    return f"downtime:{endpoint}"
+
+
+@dataclass(frozen=True)
+class OneOffDowntime:
+    """Off-hours from ``start`` until ``until`` (UTC-aware), set by hand; ``reason`` says who."""
+
+    start: datetime
+    until: datetime
+    reason: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.until > self.start:
+            raise ValueError(f"a downtime must end after it starts: {self.start} .. {self.until}")
+
+    def is_open(self, moment: datetime) -> bool:
+        return self.start <= moment < self.until
+
+    def text(self) -> str:
+        why = f" ({self.reason})" if self.reason else ""
+        return f"off-hours {self.start:%H:%M:%S}-{self.until:%H:%M:%S} UTC{why}"
+
+    def to_json(self) -> dict[str, str]:
+        return {"start": self.start.isoformat(), "until": self.until.isoformat(), "reason": self.reason}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any] | None) -> OneOffDowntime | None:
+        if not data:
+            return None
+        start, until = (datetime.fromisoformat(data[k]).astimezone(UTC) for k in ("start", "until"))
+        return cls(start, until, str(data.get("reason", "")))
+
+
+def with_downtime(
+    policy: AutoscalingPolicy, downtime: OneOffDowntime | None, now: datetime
+) -> AutoscalingPolicy:
+    """``policy`` with ``downtime`` as a downtime window while it is open at ``now`` (then
+    ``floor_at`` gives the off-hours floor and names it); ``policy`` itself otherwise."""
+    if downtime is None or not downtime.is_open(now):
+        return policy
+    always = WindowSpec(days=frozenset(range(7)), start=time(0), end=None, zone="UTC", text=downtime.text())
+    window = ScheduleWindow(kind="downtime", when=always)
+    return policy.model_copy(update={"schedules": [*policy.schedules, window]})

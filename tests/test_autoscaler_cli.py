@@ -4,6 +4,7 @@ is reported, not a crash."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -77,3 +78,30 @@ def test_status_pause_and_an_unreachable_target(tmp_path: Path) -> None:
     scaled = runner.invoke(app, ["scale", "chat", "2", "--for", "10m", "--config", str(path)])
     assert scaled.exit_code == 2 and "not applied" in scaled.output
     assert "target could not be read" in scaled.output
+
+
+def test_off_hours_by_hand_is_stored_shown_in_status_and_ended(tmp_path: Path) -> None:
+    from inferplane.schedule import OneOffDowntime, downtime_key
+    from inferplane.store import open_store
+
+    path = config(tmp_path)
+    command = ["autoscaler", "off-hours", "chat", "--for", "20m", "--reason", "quiet week"]
+    set_ = runner.invoke(app, [*command, "--config", str(path)])
+    assert set_.exit_code == 0, set_.output
+    assert re.search(r"chat: off-hours \d\d:\d\d:\d\d-\d\d:\d\d:\d\d UTC \(quiet week\)", set_.output)
+    status = runner.invoke(app, ["autoscaler", "status", "--config", str(path)])
+    assert "off-hours" in status.output and "(quiet week)" in status.output, status.output
+    store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    try:
+        stored = OneOffDowntime.from_json(store.load_state(downtime_key("chat")))
+        assert stored is not None and (stored.until - stored.start).total_seconds() == 1200
+        ended = runner.invoke(app, ["autoscaler", "off-hours", "chat", "--end", "--config", str(path)])
+        assert ended.exit_code == 0 and "(ended)" in ended.output, ended.output
+        after = OneOffDowntime.from_json(store.load_state(downtime_key("chat")))
+        assert after is not None and after.until < stored.until
+    finally:
+        store.close()
+    again = runner.invoke(app, ["autoscaler", "off-hours", "chat", "--end", "--config", str(path)])
+    assert "nothing to end" in again.output
+    unknown = runner.invoke(app, ["autoscaler", "off-hours", "nope", "--config", str(path)])
+    assert unknown.exit_code == 2 and "endpoint 'nope' is not autoscaled" in unknown.output

@@ -562,4 +562,10 @@ def test_alerts_show_what_the_local_catchers_received_with_its_payload(
     assert json.loads(got["payload"][0]) == hook
     assert got["payload"][1] == "token_spike: alpha: 9,000 tokens/min"
     assert got["to"][1] == "you@example.com"
-    assert [json.loads(c.value) for c in app.code] == [hook]  # the newest payload, in full
+    # Each payload in full (newest first), in an expander named by when, how and its subject.
+    assert json.loads(app.code[0].value) == hook
+    assert app.code[1].value == "token_spike: alpha: 9,000 tokens/min"
+    assert [e.label for e in app.expander] == [
+        "12:00:01 webhook: POST /alerts firing",
+        "12:00:00 email: [FIRING:1] alpha: token_spike",
+    ]

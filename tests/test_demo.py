@@ -133,6 +133,16 @@ def test_the_driver_counts_answers_failures_and_tokens(fake: FakeOpenAI) -> None
     assert all(r["temperature"] > 0 for r in fake.requests), "greedy requests would hit the cache"
 
 
+def test_one_request_asked_now_counts_as_sent_and_says_whether_it_was_answered(fake: FakeOpenAI) -> None:
+    driver = LoadDriver(fake.url, concurrency=1)
+    try:
+        answers = [driver.ask(8, 3) for _ in range(5)]  # the fake refuses every fifth
+    finally:
+        driver.close()
+    assert answers == [True, True, True, True, False]
+    assert (driver.stats.sent, driver.stats.ok, driver.stats.failed, driver.stats.in_flight) == (5, 4, 1, 0)
+
+
 def test_demo_command_is_bounded_and_counts_right(fake: FakeOpenAI, tmp_path: Path) -> None:
     trace = tmp_path / "trace.csv"
     rows = [f"2023-11-16 18:15:{i:02d}.000000,{20 + i},{4}" for i in range(30)]  # one a second

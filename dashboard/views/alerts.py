@@ -14,6 +14,7 @@ from dashboard import data, figures, inbox, ui
 from dashboard.filters import View
 
 _LOOKBACK = timedelta(days=90)  # how far back a still-firing alert is looked for
+_PAYLOADS_SHOWN = 10
 
 
 def body(view: View) -> None:
@@ -92,10 +93,10 @@ def _received(view: View) -> None:
         },
         wrap=True,
     )
-    with st.expander("Newest payload"):
-        newest = got.iloc[0]
-        st.caption(f"{newest['via']}: {newest['subject']}")
-        st.code(newest["payload"], language="json" if newest["via"] == "webhook" else None)
+    # The newest payloads whole, one expander each: a table cell shows a payload's start only.
+    for _, item in got.head(_PAYLOADS_SHOWN).iterrows():
+        with st.expander(f"{item['time']:%H:%M:%S} {item['via']}: {item['subject']}"):
+            st.code(item["payload"], language="json" if item["via"] == "webhook" else None)
 
 
 ui.page("Alerts", body)

@@ -1,7 +1,8 @@
 """Autoscaler: the decision log with reasons and each action's change of spend (the
 scaling notices: ``+$2.40/h`` costs more, ``−$2.40/h`` saves), when each endpoint is up,
-down or at a floor (from the config's schedules), what off-hours shutdowns saved, and the
-replay simulator's policy comparison."""
+down or at a floor (from the config's schedules, and the one-off downtimes of ``inferplane
+autoscaler off-hours`` or the demo), what off-hours shutdowns saved, how often the endpoint
+went to zero and a request woke it, and the replay simulator's policy comparison."""
 
 from __future__ import annotations
 
@@ -13,20 +14,28 @@ import streamlit as st
 from dashboard import charts, data, figures, ui
 from dashboard.filters import View
 from inferplane.config import Endpoint, GpuHourPrice, InferplaneConfig
-from inferplane.schedule import ScheduleFloor, floor_at
+from inferplane.schedule import OneOffDowntime, ScheduleFloor, floor_at, with_downtime
 
 
-def _scheduled(settings: InferplaneConfig | None, names: list[str]) -> dict[str, Endpoint]:
+def _scheduled(
+    settings: InferplaneConfig | None, names: list[str], downtimes: dict[str, OneOffDowntime]
+) -> dict[str, Endpoint]:
     endpoints = settings.endpoints if settings else []
-    return {e.name: e for e in endpoints if e.name in names and e.autoscaling and e.autoscaling.schedules}
+    return {
+        e.name: e
+        for e in endpoints
+        if e.name in names and e.autoscaling and (e.autoscaling.schedules or e.name in downtimes)
+    }
 
 
 class _Floors:
-    """``floor_at`` for many endpoints, computed once per distinct schedule and hour:
-    endpoints often share a schedule, and 30 days ask for thousands of hours."""
+    """``floor_at`` for many endpoints, computed once per distinct schedule and moment:
+    endpoints often share a schedule, and 30 days ask for thousands of hours. A one-off
+    downtime counts as a downtime window while it is open."""
 
-    def __init__(self, endpoints: dict[str, Endpoint]) -> None:
+    def __init__(self, endpoints: dict[str, Endpoint], downtimes: dict[str, OneOffDowntime]) -> None:
         self._endpoints = endpoints
+        self._downtimes = downtimes
         self._signature = {
             name: e.autoscaling.model_dump_json(include={"schedules", "off_hours_replicas"})
             + f"/{e.min_replicas}"
@@ -36,11 +45,16 @@ class _Floors:
         self._seen: dict[tuple[str, datetime], ScheduleFloor] = {}
 
     def at(self, name: str, moment: datetime) -> ScheduleFloor:
-        key = (self._signature[name], moment)
+        downtime = self._downtimes.get(name)
+        if downtime is not None and downtime.is_open(moment):
+            key = (self._signature[name] + downtime.text(), moment)
+        else:
+            key, downtime = (self._signature[name], moment), None
         if key not in self._seen:
             endpoint = self._endpoints[name]
             assert endpoint.autoscaling is not None
-            self._seen[key] = floor_at(endpoint.autoscaling, endpoint.min_replicas, moment)
+            policy = with_downtime(endpoint.autoscaling, downtime, moment)
+            self._seen[key] = floor_at(policy, endpoint.min_replicas, moment)
         return self._seen[key]
 
     def off_hours(self, name: str, moment: datetime) -> bool:
@@ -100,11 +114,14 @@ def _decision_log(view: View, settings: InferplaneConfig | None) -> None:
     )
 
 
-def _schedules(scheduled: dict[str, Endpoint], floors_of: _Floors, view: View) -> None:
+def _schedules(
+    scheduled: dict[str, Endpoint], downtimes: dict[str, OneOffDowntime], floors_of: _Floors, view: View
+) -> None:
     st.subheader("Schedules")
     if not scheduled:
         st.info(
-            "No endpoint in the config has `autoscaling.schedules` (or no config was given with `--config`)."
+            "No endpoint in the config has `autoscaling.schedules` (or no config was given with "
+            "`--config`), and none was taken off-hours by hand (`inferplane autoscaler off-hours`)."
         )
         return
     windows = [
@@ -117,6 +134,17 @@ def _schedules(scheduled: dict[str, Endpoint], floors_of: _Floors, view: View) -
         }
         for name, e in scheduled.items()
         for w in (e.autoscaling.schedules if e.autoscaling else [])
+    ]
+    windows += [
+        {
+            "endpoint": name,
+            "kind": "downtime (one-off)",  # its text says from when until when
+            "when": d.text(),
+            "min_replicas": None,
+            "off_hours_replicas": e.autoscaling.off_hours_replicas if e.autoscaling else 0,
+        }
+        for name, e in scheduled.items()
+        if (d := downtimes.get(name)) is not None
     ]
     ui.table(
         pd.DataFrame(windows),
@@ -146,30 +174,55 @@ def _savings(view: View, scheduled: dict[str, Endpoint], floors_of: _Floors) -> 
         st.info("No scheduled endpoint priced by the GPU hour.")
         return
     series = data.series(view.url, tuple(priced), ("replicas",), view.start, view.end, view.resolution)
-    hourly = figures.hourly_metrics(series, ["replicas"]).dropna()
+    bucket_s = data.bucket_seconds(view.resolution)
+    bucketed = figures.bucketed_metrics(series, ["replicas"], bucket_s).dropna()
 
     prices = {n: e.price.replica_hour_usd for n, e in priced.items() if isinstance(e.price, GpuHourPrice)}
     saved = figures.off_hours_savings(
-        hourly, floors_of.off_hours, {n: _uptime_floor(e) for n, e in priced.items()}, prices
+        bucketed,
+        # Judged at the bucket's middle: a downtime of a few minutes starts inside a minute.
+        lambda name, at: floors_of.off_hours(name, at + timedelta(seconds=bucket_s / 2)),
+        {n: _uptime_floor(e) for n, e in priced.items()},
+        prices,
+        bucket_s / 3600,
     )
-    st.metric(
+    zero, woken = _zero_and_wake_ups(view, tuple(priced))
+    saved_column, zero_column, wake_column = st.columns(3)
+    saved_column.metric(
         f"Saved off-hours ({view.range_label.lower()})",
         ui.money(float(saved["usd_saved"].sum())),
         border=True,
     )
-    st.caption(
-        "Per off-hours hour: the replicas the uptime floor would have kept, minus those "
-        "observed, times the replica's price."
+    zero_column.metric("Scaled to zero", zero, border=True, help="scale actions to 0 replicas in the range")
+    wake_column.metric(
+        "Woken on demand",
+        woken,
+        border=True,
+        help="scale actions from 0 because requests waited at the router (held while a replica starts)",
     )
+    st.caption(
+        f"Per off-hours {'minute' if bucket_s < 3600 else 'hour'}: the replicas the uptime floor "
+        "would have kept, minus those observed, times the replica's price."
+    )
+    saved["off_hours"] = saved["off_hours"] * bucket_s / 3600
     ui.table(
         saved,
         "off-hours-savings",
         {
-            "off_hours": st.column_config.NumberColumn("off-hours hours"),
+            "off_hours": st.column_config.NumberColumn("off-hours hours", format="%.2f"),
             "replica_hours_saved": st.column_config.NumberColumn("replica-hours saved", format="%.1f"),
             "usd_saved": st.column_config.NumberColumn("saved", format="dollar"),
         },
     )
+
+
+def _zero_and_wake_ups(view: View, names: tuple[str, ...]) -> tuple[int, int]:
+    """Applied scale actions to zero, and from zero by the wake-on-demand rule."""
+    events = data.scaling_events(view.url, view.start, view.end, actions_only=True)
+    events = events[events["endpoint"].isin(names) & events["applied"].astype(bool)]
+    to_zero = int((events["to_replicas"] == 0).sum())
+    woken = (events["from_replicas"] == 0) & events["reason"].str.contains("wake on demand", regex=False)
+    return to_zero, int(woken.sum())
 
 
 def _replays(view: View) -> None:
@@ -206,10 +259,11 @@ _REPLAY_COLUMNS = {
 
 def body(view: View) -> None:
     settings = ui.load_config()
-    scheduled = _scheduled(settings, list(view.endpoints))
+    downtimes = data.downtimes(view.url, tuple(view.endpoints))
+    scheduled = _scheduled(settings, list(view.endpoints), downtimes)
     _decision_log(view, settings)
-    floors_of = _Floors(scheduled)
-    _schedules(scheduled, floors_of, view)
+    floors_of = _Floors(scheduled, downtimes)
+    _schedules(scheduled, downtimes, floors_of, view)
     _savings(view, scheduled, floors_of)
     _replays(view)
 

@@ -3,13 +3,18 @@
 A schedule window is written as one string, ``"<days> <start>-<end> <time zone>"``:
 ``Mon-Fri 07:30-20:30 Europe/Berlin``, ``Sat,Sun 10:00-16:00 UTC``, ``Daily 00:00-24:00
 America/New_York``. An end at or before the start runs past midnight (``Mon-Fri
-22:00-06:00`` starts on the listed days and ends the next morning).
+22:00-06:00`` starts on the listed days and ends the next morning). The zone ``local`` is
+this machine's time zone (``$TZ``, else ``/etc/localtime``, else UTC), resolved when the
+configuration loads: ``Mon-Fri 08:00-20:00 local``.
 """
 
 from __future__ import annotations
 
+import os
 import re
+from collections.abc import Mapping
 from datetime import time
+from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
@@ -25,6 +30,7 @@ __all__ = [
     "HolidayCalendar",
     "ScheduleWindow",
     "WindowSpec",
+    "machine_zone",
     "parse_window",
 ]
 
@@ -56,6 +62,9 @@ def parse_window(text: str) -> WindowSpec:
     start = _parse_clock(match["start"], text, allow_24=False)
     end = _parse_clock(match["end"], text, allow_24=True)
     zone = match["zone"]
+    if zone.lower() == "local":
+        zone = machine_zone()
+        text = f"{match['days']} {match['start']}-{match['end']} {zone}"
     try:
         ZoneInfo(zone)
     except (ZoneInfoNotFoundError, ValueError) as error:
@@ -64,6 +73,28 @@ def parse_window(text: str) -> WindowSpec:
     if start == end:
         raise ValueError(f"schedule {text!r} starts and ends at the same time")
     return WindowSpec(days=days, start=start, end=end, zone=zone, text=text.strip())
+
+
+def machine_zone(environ: Mapping[str, str] = os.environ, localtime: Path = Path("/etc/localtime")) -> str:
+    """This machine's IANA time zone: ``$TZ`` when it names one, else the zone
+    ``/etc/localtime`` links to, else ``UTC`` (a container often has neither)."""
+    named = environ.get("TZ", "").lstrip(":")
+    if named and _known_zone(named):
+        return named
+    try:
+        target = str(localtime.resolve(strict=True))
+    except OSError:
+        return "UTC"
+    _, found, name = target.partition("zoneinfo/")
+    return name if found and _known_zone(name) else "UTC"
+
+
+def _known_zone(name: str) -> bool:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
 
 
 def _parse_days(spec: str, text: str) -> frozenset[int]:
@@ -93,7 +124,9 @@ def _parse_clock(value: str, text: str, *, allow_24: bool) -> time | None:
 
 def _zone_hint(zone: str) -> str:
     close = sorted(name for name in available_timezones() if name.lower() == zone.lower())
-    return f"; did you mean {close[0]!r}?" if close else " (an IANA name such as Europe/Berlin or UTC)"
+    if close:
+        return f"; did you mean {close[0]!r}?"
+    return " (an IANA name such as Europe/Berlin or UTC, or local: this machine's)"
 
 
 def _window(value: Any) -> Any:
