@@ -20,6 +20,7 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY inference ./inference
 COPY inferplane ./inferplane
+COPY commands ./commands
 COPY collector ./collector
 COPY alerts ./alerts
 COPY autoscaler ./autoscaler

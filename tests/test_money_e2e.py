@@ -150,10 +150,13 @@ class ClosedLoad:
 
 
 def _builtin_config(path: Path, router_port: int, ports: tuple[int, int]) -> dict[str, Any]:
-    """The built-in configuration with only its ports moved to free ones (the router,
-    the replicas, and the local mail catcher and webhook receiver ``up`` starts)."""
+    """The built-in configuration with its ports moved to free ones (the router, the
+    replicas, and the local mail catcher and webhook receiver ``up`` starts), and without
+    its off-hours schedule: the simulated day may be a weekend or a night, where the
+    schedule would take the idle endpoint to zero (tested on its own elsewhere)."""
     config = yaml.safe_load(resources.files("inferplane").joinpath("example.yaml").read_text("utf-8"))
     (endpoint,) = config["endpoints"]
+    endpoint["autoscaling"].pop("schedules")
     endpoint["target"]["router_url"] = f"http://127.0.0.1:{router_port}"
     endpoint["target"]["ports"] = list(ports)
     (source,) = config["sources"]
