@@ -114,9 +114,14 @@ class EngineStage:
 
     @classmethod
     def open(cls, config: Path, store: str | None, endpoint: str) -> EngineStage:
-        from autoscaler.main import build_engine
+        from autoscaler.build import build_autoscaler
+        from inferplane.config import load_config
+        from inferplane.store import open_configured_store
 
-        return cls(build_engine(config, store), endpoint)
+        settings = load_config(config)
+        return cls(
+            build_autoscaler(settings, open_configured_store(settings, store), source=str(config)), endpoint
+        )
 
     def begin(self, longest_s: float) -> None:
         now = datetime.now(UTC)

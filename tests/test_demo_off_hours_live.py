@@ -16,14 +16,15 @@ import pytest
 from apscheduler.schedulers.background import BackgroundScheduler
 from streamlit.testing.v1 import AppTest
 
+from autoscaler.build import build_autoscaler
 from autoscaler.jobs import add_autoscale_jobs
-from autoscaler.main import build_engine
+from collector.build import build_collector
 from collector.jobs import add_collect_jobs
-from collector.main import build_collector
 from commands.demo import LoadDriver
 from commands.demo_off_hours import DEMO_REASON, EngineStage, show_off_hours
 from dashboard.data import CONFIG_ENV, STORE_ENV
-from inferplane.store import open_store
+from inferplane.config import load_config
+from inferplane.store import open_configured_store, open_store
 from tests.test_live_autoscaling import Router, router, write_config  # noqa: F401 - the router fixture
 
 pytestmark = pytest.mark.slow
@@ -40,8 +41,10 @@ def test_the_demo_act_goes_to_zero_and_a_request_wakes_it_and_the_page_shows_it(
     live, ports = router
     store = tmp_path / "store.db"
     config = write_config(tmp_path / "inferplane.yaml", store, live.url, ports)
-    collector, plan, retention = build_collector(config)
-    engine = build_engine(config)
+    settings = load_config(config)
+    shared = open_configured_store(settings)
+    collector, plan, retention = build_collector(settings, shared)
+    engine = build_autoscaler(settings, shared)
     scheduler = BackgroundScheduler(timezone="UTC")
     add_collect_jobs(scheduler, collector, plan, retention)
     add_autoscale_jobs(scheduler, engine)
