@@ -9,7 +9,7 @@ Engines (one file each):
   cache (``inference/batching.py``).
 - ``continuous``: transformers' own continuous batching (``inference/continuous.py``).
 
-To add one, write its file and add its class to ``ENGINES`` (README, "Adding a batching
+To add one, write its file and register a factory in ``ENGINES`` (README, "Adding a batching
 engine").
 """
 
@@ -17,19 +17,32 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from inference.batching import DynamicBatchingEngine
-from inference.continuous import ContinuousBatchingEngine
 from inference.engine import Engine
 from inference.loading import LoadedModel
 
 __all__ = ["ENGINES", "EngineFactory", "make_engine"]
 
-EngineFactory = Callable[..., Engine]
-"""Called as ``factory(model, max_batch_size=..., max_wait_s=...)``."""
+EngineFactory = Callable[[LoadedModel, int, float], Engine]
+"""Called as ``factory(model, max_batch_size, max_wait_s)``."""
+
+
+# Each factory imports its engine when called: a replica pays only for the engine it
+# runs (transformers' continuous batching alone adds seconds to every start on CPU).
+def _dynamic(model: LoadedModel, max_batch_size: int, max_wait_s: float) -> Engine:
+    from inference.batching import DynamicBatchingEngine
+
+    return DynamicBatchingEngine(model, max_batch_size=max_batch_size, max_wait_s=max_wait_s)
+
+
+def _continuous(model: LoadedModel, max_batch_size: int, max_wait_s: float) -> Engine:
+    from inference.continuous import ContinuousBatchingEngine
+
+    return ContinuousBatchingEngine(model, max_batch_size=max_batch_size, max_wait_s=max_wait_s)
+
 
 ENGINES: dict[str, EngineFactory] = {
-    "dynamic": DynamicBatchingEngine,
-    "continuous": ContinuousBatchingEngine,
+    "dynamic": _dynamic,
+    "continuous": _continuous,
 }
 
 
@@ -39,4 +52,4 @@ def make_engine(name: str, model: LoadedModel, max_batch_size: int, max_wait_s: 
         factory = ENGINES[name]
     except KeyError:
         raise ValueError(f"unknown engine {name!r}; expected one of {sorted(ENGINES)}") from None
-    return factory(model, max_batch_size=max_batch_size, max_wait_s=max_wait_s)
+    return factory(model, max_batch_size, max_wait_s)
