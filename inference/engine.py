@@ -1,4 +1,4 @@
-"""What every batching engine offers the service, and the registry of engines.
+"""What every batching engine offers the service: the contract, no engine itself.
 
 An engine owns the model's compute. The service hands it tokenized prompts and reads
 token ids back, one ``TokenEvent`` at a time, through a ``RequestHandle``:
@@ -11,11 +11,9 @@ token ids back, one ``TokenEvent`` at a time, through a ``RequestHandle``:
 Engines run their forward passes on a thread of their own, so the event loop that
 serves HTTP stays responsive while the model computes.
 
-Engines (one file each, registered in ``ENGINES``):
-- ``dynamic``: step-level dynamic batching over the model's forward pass with a KV
-  cache (``inference/batching.py``).
-- ``continuous``: transformers' own continuous batching
-  (``inference/continuous.py``).
+The engines themselves (one file each) are registered by name in ``inference.engines``,
+which builds one with ``make_engine``; this module imports none of them, so every engine
+can import it.
 """
 
 from __future__ import annotations
@@ -23,22 +21,16 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
-
-if TYPE_CHECKING:
-    from inference.loading import LoadedModel
+from typing import Protocol
 
 __all__ = [
-    "ENGINES",
     "Engine",
     "EngineStats",
     "FinishReason",
     "RequestHandle",
     "SamplingParams",
     "TokenEvent",
-    "build_engine",
 ]
 
 FinishReason = str  # "stop" | "length" | "cancelled" | "error"
@@ -140,30 +132,3 @@ class Engine(Protocol):
     def submit(self, prompt_ids: list[int], params: SamplingParams) -> RequestHandle: ...
 
     def close(self) -> None: ...
-
-
-def _dynamic(model: LoadedModel, max_batch_size: int, max_wait_s: float) -> Engine:
-    from inference.batching import DynamicBatchingEngine
-
-    return DynamicBatchingEngine(model, max_batch_size=max_batch_size, max_wait_s=max_wait_s)
-
-
-def _continuous(model: LoadedModel, max_batch_size: int, max_wait_s: float) -> Engine:
-    from inference.continuous import ContinuousBatchingEngine
-
-    return ContinuousBatchingEngine(model, max_batch_size=max_batch_size, max_wait_s=max_wait_s)
-
-
-ENGINES: dict[str, Callable[[LoadedModel, int, float], Engine]] = {
-    "dynamic": _dynamic,
-    "continuous": _continuous,
-}
-
-
-def build_engine(name: str, model: LoadedModel, max_batch_size: int, max_wait_s: float) -> Engine:
-    """Build the engine registered under ``name``."""
-    try:
-        factory = ENGINES[name]
-    except KeyError:
-        raise ValueError(f"unknown engine {name!r}; expected one of {sorted(ENGINES)}") from None
-    return factory(model, max_batch_size, max_wait_s)

@@ -26,7 +26,7 @@ import functools
 import json
 import logging
 from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx
 from fastapi import Request
@@ -34,9 +34,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from inference.replica_pool import HoldQueueFull, NoReplicaReady, Replica, ReplicaPool
 from inference.router_metrics import RouterMetrics
-
-if TYPE_CHECKING:
-    from inference.router import RouterSettings
+from inference.router_settings import RouterSettings
 
 __all__ = ["error_response", "forward"]
 

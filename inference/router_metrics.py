@@ -11,19 +11,22 @@ Labels ``model``, ``endpoint``, ``replica`` as in ``inference.metrics``::
     inferplane_router_requests_total{..., outcome}        see ``OUTCOMES``
     inferplane_router_retries_total                       retried on another replica
     inferplane_router_replica_failures_total{..., reason} crashed | start_failed
+
+Each is one row of ``METRICS`` (see ``inference.metric_table``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
-from prometheus_client import CollectorRegistry, Counter
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
+from inference.metric_table import LABELS, MetricSpec, family, register
 from inference.replica_pool import ReplicaPool
 
-__all__ = ["OUTCOMES", "RouterMetrics"]
+__all__ = ["METRICS", "OUTCOMES", "RouterMetrics"]
 
 # forwarded: a replica's answer began to flow back; interrupted: ... and then broke off;
 # hold_timeout / shutting_down: no replica ready in time / the router is stopping (503);
@@ -39,6 +42,48 @@ OUTCOMES = (
     "shutting_down",
 )
 
+# Keyed by the short name the code uses; in registration (and so exposition) order.
+METRICS: dict[str, MetricSpec] = {
+    "requests": MetricSpec(
+        "inferplane_router_requests_total",
+        "counter",
+        "Requests the router finished, by outcome.",
+        ("outcome",),
+    ),
+    "retries": MetricSpec(
+        "inferplane_router_retries_total",
+        "counter",
+        "Requests retried on another replica after the first broke off before answering.",
+    ),
+    # Read from the pool at scrape time.
+    "waiting": MetricSpec(
+        "inferplane_requests_waiting",
+        "gauge",
+        "Requests held at the router for a ready replica.",
+        at_scrape=True,
+    ),
+    "outstanding": MetricSpec(
+        "inferplane_router_requests_outstanding", "gauge", "Requests in flight, per replica.", at_scrape=True
+    ),
+    "replicas": MetricSpec("inferplane_router_replicas", "gauge", "Replicas set (desired).", at_scrape=True),
+    "ready_replicas": MetricSpec(
+        "inferplane_router_ready_replicas", "gauge", "Replicas ready for requests.", at_scrape=True
+    ),
+    "ready_seconds": MetricSpec(
+        "inferplane_router_ready_replica_seconds_total",
+        "counter",
+        "Ready replica-seconds since the router started, counted at every change.",
+        at_scrape=True,
+    ),
+    "failures": MetricSpec(
+        "inferplane_router_replica_failures_total",
+        "counter",
+        "Replicas that crashed or failed to start.",
+        ("reason",),
+        at_scrape=True,
+    ),
+}
+
 
 class RouterMetrics(Collector):
     """Owns the router's Prometheus objects; ``count``/``retried`` on the hot path."""
@@ -47,19 +92,9 @@ class RouterMetrics(Collector):
         self._pool = pool
         self._base = {"model": model, "endpoint": endpoint}
         values = [model, endpoint, "router"]
-        requests = Counter(
-            "inferplane_router_requests",
-            "Requests the router finished, by outcome.",
-            ["model", "endpoint", "replica", "outcome"],
-            registry=registry,
-        )
+        requests = register(METRICS["requests"], LABELS, registry)
         self._outcomes = {outcome: requests.labels(*values, outcome) for outcome in OUTCOMES}
-        self._retries = Counter(
-            "inferplane_router_retries",
-            "Requests retried on another replica after the first broke off before answering.",
-            ["model", "endpoint", "replica"],
-            registry=registry,
-        ).labels(*values)
+        self._retries = register(METRICS["retries"], LABELS, registry).labels(*values)
         registry.register(self)
 
     def count(self, outcome: str) -> None:
@@ -68,42 +103,24 @@ class RouterMetrics(Collector):
     def retried(self) -> None:
         self._retries.inc()
 
-    def _gauge(self, name: str, doc: str, values: dict[str, float]) -> GaugeMetricFamily:
-        family = GaugeMetricFamily(name, doc, labels=[*self._base, "replica"])
+    def _per_replica(self, key: str, values: dict[str, float]) -> Metric:
+        metric = family(METRICS[key], LABELS)
         for replica, value in values.items():
-            family.add_metric([*self._base.values(), replica], value)
-        return family
+            metric.add_metric([*self._base.values(), replica], value)
+        return metric
 
     def collect(self) -> Iterator[Metric]:
         pool = self._pool
-        yield self._gauge(
-            "inferplane_requests_waiting",
-            "Requests held at the router for a ready replica.",
-            {"router": pool.held},
-        )
-        yield self._gauge(
-            "inferplane_router_requests_outstanding",
-            "Requests in flight, per replica.",
-            {r.name: r.outstanding for r in pool.replicas if r.url},
-        )
-        yield self._gauge("inferplane_router_replicas", "Replicas set (desired).", {"router": pool.desired})
-        yield self._gauge(
-            "inferplane_router_ready_replicas", "Replicas ready for requests.", {"router": len(pool.ready)}
-        )
-        ready_seconds = CounterMetricFamily(
-            "inferplane_router_ready_replica_seconds",
-            "Ready replica-seconds since the router started, counted at every change.",
-            labels=[*self._base, "replica"],
-        )
+        yield self._per_replica("waiting", {"router": pool.held})
+        yield self._per_replica("outstanding", {r.name: r.outstanding for r in pool.replicas if r.url})
+        yield self._per_replica("replicas", {"router": pool.desired})
+        yield self._per_replica("ready_replicas", {"router": len(pool.ready)})
+        ready_seconds = family(METRICS["ready_seconds"], LABELS)
         ready_seconds.add_metric(
             [*self._base.values(), "router"], pool.ready_seconds.total(), created=pool.ready_seconds.created
         )
         yield ready_seconds
-        failures = CounterMetricFamily(
-            "inferplane_router_replica_failures",
-            "Replicas that crashed or failed to start.",
-            labels=[*self._base, "replica", "reason"],
-        )
+        failures = family(METRICS["failures"], LABELS)
         for reason, value in (("crashed", pool.counts.crashed), ("start_failed", pool.counts.start_failed)):
             failures.add_metric([*self._base.values(), "router", reason], value)
         yield failures

@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from inference.cache import CachedResponse, MemoryCache, RedisCache, ResponseCache, cache_key
-from inference.engine import Engine, SamplingParams, build_engine
+from inference.engine import Engine, SamplingParams
+from inference.engines import make_engine
 from inference.loading import LoadedModel, load_model
 from inference.metrics import RequestRecord, ServiceMetrics
 from inference.model_store import resolve
@@ -140,7 +141,7 @@ class InferenceService:
             load_model, path, self.settings.served_name, self.settings.device
         )
         self.metrics.set_model_load_seconds(self.model.load_seconds)
-        self.engine = build_engine(
+        self.engine = make_engine(
             self.settings.engine,
             self.model,
             self.settings.max_batch_size,

@@ -11,7 +11,8 @@ import asyncio
 import pytest
 import torch
 
-from inference.engine import ENGINES, SamplingParams, TokenEvent, build_engine
+from inference.engine import SamplingParams, TokenEvent
+from inference.engines import ENGINES, make_engine
 from inference.loading import LoadedModel, load_model
 
 PROMPTS = [
@@ -61,7 +62,7 @@ async def collect(engine, ids: list[int], params: SamplingParams, delay_s: float
 
 @pytest.mark.parametrize("engine_name", sorted(ENGINES))
 async def test_batched_greedy_output_equals_the_model_alone(model: LoadedModel, engine_name: str) -> None:
-    engine = build_engine(engine_name, model, max_batch_size=4, max_wait_s=0.01)
+    engine = make_engine(engine_name, model, max_batch_size=4, max_wait_s=0.01)
     engine.start()
     try:
         params = SamplingParams(max_new_tokens=24, stop_token_ids=model.eos_token_ids)
@@ -81,7 +82,7 @@ async def test_batched_greedy_output_equals_the_model_alone(model: LoadedModel, 
 
 @pytest.mark.parametrize("engine_name", sorted(ENGINES))
 async def test_cancel_stops_generation_and_frees_the_slot(model: LoadedModel, engine_name: str) -> None:
-    engine = build_engine(engine_name, model, max_batch_size=2, max_wait_s=0.0)
+    engine = make_engine(engine_name, model, max_batch_size=2, max_wait_s=0.0)
     engine.start()
     try:
         handle = engine.submit(
@@ -108,7 +109,7 @@ async def test_cancel_stops_generation_and_frees_the_slot(model: LoadedModel, en
 
 
 async def test_sampling_respects_the_token_budget(model: LoadedModel) -> None:
-    engine = build_engine("dynamic", model, max_batch_size=8, max_wait_s=0.01)
+    engine = make_engine("dynamic", model, max_batch_size=8, max_wait_s=0.01)
     engine.start()
     try:
         params = SamplingParams(max_new_tokens=6, temperature=1.2, top_p=0.9)
@@ -123,4 +124,4 @@ async def test_sampling_respects_the_token_budget(model: LoadedModel) -> None:
 
 def test_unknown_engine_names_the_choices(model: LoadedModel) -> None:
     with pytest.raises(ValueError, match="dynamic"):
-        build_engine("warp-drive", model, 4, 0.0)
+        make_engine("warp-drive", model, 4, 0.0)

@@ -80,3 +80,61 @@ def test_the_rule_catches_upward_and_sideways_imports(tmp_path: Path) -> None:
         ("alerts.rules", "commands.cli_common"),  # a room importing the face
         ("inference.app", "inferplane.config"),  # the service importing the core
     }
+
+
+def _package_graph(package: Path) -> dict[str, set[str]]:
+    """Each module of ``package`` and the modules of it that it imports, at the top or
+    lazily inside a function (``from inference import responses`` names a module too)."""
+    modules = {path.stem: path for path in package.glob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for stem, path in modules.items():
+        graph[stem] = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                targets = [alias.name.split(".") for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                targets = [[*node.module.split("."), alias.name] for alias in node.names]
+            else:
+                continue
+            for parts in targets:
+                if parts[0] == package.name and len(parts) > 1:
+                    graph[stem].add(parts[1] if parts[1] in modules else "__init__")
+    return graph
+
+
+def _a_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle (a path back to its start), or None when the graph is acyclic."""
+    done: set[str] = set()
+
+    def visit(module: str, path: list[str]) -> list[str] | None:
+        if module in path:
+            return [*path[path.index(module) :], module]
+        if module in done:
+            return None
+        for imported in sorted(graph.get(module, ())):
+            if (cycle := visit(imported, [*path, module])) is not None:
+                return cycle
+        done.add(module)
+        return None
+
+    return next((c for m in sorted(graph) if (c := visit(m, [])) is not None), None)
+
+
+def test_inference_has_no_import_cycles() -> None:
+    # The engine contract imports no engine and the router app's settings live apart,
+    # so the service's modules form layers; a cycle (even a lazy import) brings back the
+    # tangle the registry and router_settings.py removed.
+    cycle = _a_cycle(_package_graph(ROOT / "inference"))
+    assert cycle is None, f"inference/ modules import each other: {' -> '.join(cycle or [])}"
+
+
+def test_the_cycle_check_sees_lazy_imports(tmp_path: Path) -> None:
+    package = tmp_path / "inference"
+    package.mkdir()
+    (package / "engine.py").write_text("def build():\n    from inference.batching import Engine\n")
+    (package / "batching.py").write_text("from inference import engine\n")
+    (package / "app.py").write_text("import inference.engine\n")
+    graph = _package_graph(package)
+    assert graph == {"engine": {"batching"}, "batching": {"engine"}, "app": {"engine"}}
+    assert _a_cycle(graph) == ["engine", "batching", "engine"]
+    assert _a_cycle({**graph, "batching": set()}) is None

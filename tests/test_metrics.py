@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import httpx
 
+from inference import metrics as service_metrics
+from inference import router_metrics
 from tests.conftest import ServiceProcess
+
+README = Path(__file__).resolve().parent.parent / "README.md"
 
 EXPECTED = [
     "inferplane_requests_running",
@@ -80,3 +86,17 @@ def test_token_counters_and_histograms_follow_the_requests(service: ServiceProce
     )
     assert service.metric("inferplane_model_load_seconds") > 0
     assert 0 <= service.metric("inferplane_engine_busy_ratio") <= 1
+
+
+def test_the_readme_metrics_table_lists_the_service_metrics_table() -> None:
+    # Both tables are data; a metric added, renamed or dropped in one shows up here.
+    section = README.read_text(encoding="utf-8").split("\n### Metrics\n", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| `inferplane_")]
+    documented = {name for row in rows for name in re.findall(r"`(inferplane_\w+)", row.split("|")[1])}
+    assert documented == {spec.name for spec in service_metrics.METRICS.values()}
+
+
+def test_the_router_metrics_the_readme_names_exist() -> None:
+    named = set(re.findall(r"inferplane_router_\w+", README.read_text(encoding="utf-8")))
+    assert named, "the README describes the router's metrics"
+    assert named <= {spec.name for spec in router_metrics.METRICS.values()}
