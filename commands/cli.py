@@ -205,7 +205,7 @@ def bench_inference(
     output: Annotated[Path | None, typer.Option(help="Also write the JSON here.")] = None,
 ) -> None:
     """Batched service vs. batching off vs. the raw model; tokens/s, latency, TTFT, cold start."""
-    from inference.bench import BenchOptions, run_benchmark
+    from commands.bench_inference import BenchOptions, run_benchmark
     from inference.model_store import DEFAULT_MODEL
 
     try:
@@ -227,7 +227,7 @@ def bench_inference(
     if as_json:
         typer.echo(text)
     else:
-        from inference.bench import summary
+        from commands.bench_inference import summary
 
         typer.echo(summary(results))
 
