@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from collector.samples import CostRow, Sample
+from inferplane.money import gpu_cost, token_cost
 
 __all__ = ["GpuPrice", "TokenPrice", "estimate_costs", "hold_integral"]
 
@@ -108,12 +109,12 @@ def estimate_costs(
             continue  # nothing read that bears on this hour: unknown, so no row (not $0)
         if isinstance(price, GpuPrice):
             replica_seconds = total("ready_replica_seconds", "ready_replicas", hour_start, hour_end)
-            amount = replica_seconds * price.gpus_per_replica * price.gpu_per_hour_usd / 3600
+            amount = gpu_cost(replica_seconds, price.gpu_per_hour_usd, price.gpus_per_replica)
             service = "gpu"
         else:
             prompt = total("prompt_tokens", "prompt_tokens_per_second", hour_start, hour_end)
             generated = total("generated_tokens", "generated_tokens_per_second", hour_start, hour_end)
-            amount = prompt / 1000 * price.input_per_1k_usd + generated / 1000 * price.output_per_1k_usd
+            amount = token_cost(prompt, generated, price.input_per_1k_usd, price.output_per_1k_usd)
             service = "tokens"
         rows.append(CostRow(hour_start, hour_end, endpoint, service, amount, currency, "estimated"))
     return rows

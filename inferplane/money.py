@@ -1,7 +1,9 @@
-"""The calendar and run-rate arithmetic every spend figure shares (pure).
+"""The money arithmetic every spend figure shares (pure): what counted usage costs, and
+the calendar and run rate projections are made with.
 
-The dashboard's projections, ``inferplane costs`` and the spend alert rule all project a
-month from the same run rate, so they are written once, here. Days and months are UTC,
+The collector's estimate and the dashboard's minute points price usage the same way;
+the dashboard's projections, ``inferplane costs`` and the spend alert rule all project a
+month from the same run rate; so each is written once, here. Days and months are UTC,
 as the store keeps them and as cloud bills cut them.
 """
 
@@ -9,10 +11,31 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-__all__ = ["RUN_RATE_WINDOW", "day_start", "month_hours", "month_start", "run_rate_hours", "run_rate_start"]
+__all__ = [
+    "RUN_RATE_WINDOW",
+    "day_start",
+    "gpu_cost",
+    "month_hours",
+    "month_start",
+    "run_rate_hours",
+    "run_rate_start",
+    "token_cost",
+]
 
 # Projections extrapolate this much recent spend (or all of it, when the store is younger).
 RUN_RATE_WINDOW = timedelta(hours=6)
+
+
+def gpu_cost(replica_seconds: float, gpu_per_hour_usd: float, gpus_per_replica: int = 1) -> float:
+    """What ``replica_seconds`` of ready replicas cost at a GPU-hour price."""
+    return replica_seconds * gpus_per_replica * gpu_per_hour_usd / 3600
+
+
+def token_cost(
+    prompt_tokens: float, generated_tokens: float, input_per_1k_usd: float, output_per_1k_usd: float
+) -> float:
+    """What tokens cost at per-1K prices (prompt tokens at the input price)."""
+    return prompt_tokens / 1000 * input_per_1k_usd + generated_tokens / 1000 * output_per_1k_usd
 
 
 def day_start(now: datetime) -> datetime:
