@@ -8,14 +8,28 @@ kept nowhere else; a missing one is a ``ConfigError`` naming the variable or fil
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 
 from alerts.channels import AlertmanagerChannel, EmailChannel, WebhookChannel
+from alerts.engine import AlertEngine
 from alerts.model import Channel
 from inferplane.config import InferplaneConfig, resolve_secret
 from inferplane.config import alerts as channels_config
+from inferplane.store import Store
 
-__all__ = ["build_channels"]
+__all__ = ["build_alert_engine", "build_channels"]
+
+
+def build_alert_engine(
+    config: InferplaneConfig,
+    store: Store,
+    environ: Mapping[str, str] | None = None,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> AlertEngine:
+    """A ready engine on ``store`` (opened by the caller, once for every room). Raises
+    ``ConfigError`` for a channel secret that cannot be read."""
+    return AlertEngine(store, config, build_channels(config, environ), clock=clock)
 
 
 def build_channels(config: InferplaneConfig, environ: Mapping[str, str] | None = None) -> list[Channel]:

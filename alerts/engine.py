@@ -30,12 +30,13 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Literal
 
 from alerts.evaluate import evaluate_rules
 from alerts.model import Alert, Channel, DeliveryError, Finding, Notification
 from alerts.readings import read_readings
 from alerts.state import AlertState, NoiseSettings, Silence, from_records, step, to_records
+from alerts.storage import AlertStore
 from inferplane.config import InferplaneConfig
 
 __all__ = ["STATE_KEY", "AlertEngine", "Delivery", "EvaluationReport"]
@@ -91,7 +92,7 @@ class AlertEngine:
 
     def __init__(
         self,
-        store: Any,
+        store: AlertStore,
         config: InferplaneConfig,
         channels: Sequence[Channel],
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),

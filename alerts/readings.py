@@ -17,7 +17,9 @@ from typing import Any
 
 from alerts.evaluate import Readings, history_needed, watched_endpoints
 from alerts.rules import ScalingEvent
+from alerts.storage import ReadingStore
 from inferplane.config import InferplaneConfig
+from inferplane.money import month_start, run_rate_hours, run_rate_start
 
 __all__ = ["read_readings"]
 
@@ -26,10 +28,9 @@ _MINUTE = timedelta(minutes=1)
 _RAW_MINUTES = 30
 _LATENCY_METRICS = ("request_latency_seconds_p95", "time_to_first_token_seconds_p95")
 _SCALING_LOOKBACK = timedelta(days=1)
-_RUN_RATE_WINDOW = timedelta(hours=6)
 
 
-def read_readings(store: Any, config: InferplaneConfig, now: datetime) -> dict[str, Readings]:
+def read_readings(store: ReadingStore, config: InferplaneConfig, now: datetime) -> dict[str, Readings]:
     """``Readings`` for every endpoint some configured rule watches."""
     needed = history_needed(config)
     kinds: dict[str, set[str]] = {}
@@ -40,7 +41,7 @@ def read_readings(store: Any, config: InferplaneConfig, now: datetime) -> dict[s
 
 
 def _read(
-    store: Any, endpoint: str, kinds: set[str], needed: dict[str, timedelta], now: datetime
+    store: ReadingStore, endpoint: str, kinds: set[str], needed: dict[str, timedelta], now: datetime
 ) -> Readings:
     values: dict[str, Any] = {}
     if "token_spike" in kinds:
@@ -79,7 +80,7 @@ def _minute(at: datetime) -> datetime:
 
 
 def _tokens(
-    store: Any, endpoint: str, metric: str, start: datetime, now: datetime
+    store: ReadingStore, endpoint: str, metric: str, start: datetime, now: datetime
 ) -> list[tuple[datetime, float]]:
     """Per complete minute in ``[start, now)`` (tokens, or requests): per-replica minute
     means of the per-second rate x 60, summed."""
@@ -104,7 +105,7 @@ def _minute_means(series: Iterable[tuple[datetime, float]]) -> list[tuple[dateti
     return [(at, sum(values) / len(values)) for at, values in sorted(buckets.items())]
 
 
-def _replicas(store: Any, endpoint: str, now: datetime) -> list[tuple[datetime, float]]:
+def _replicas(store: ReadingStore, endpoint: str, now: datetime) -> list[tuple[datetime, float]]:
     """One point: the newest ready-replica reading of each replica (last 10 min), summed."""
     latest = [
         max(series)
@@ -118,10 +119,9 @@ def _replicas(store: Any, endpoint: str, now: datetime) -> list[tuple[datetime, 
     return [(max(at for at, _ in latest), sum(value for _, value in latest))]
 
 
-def _spend(store: Any, endpoint: str, now: datetime) -> tuple[float | None, float | None]:
+def _spend(store: ReadingStore, endpoint: str, now: datetime) -> tuple[float | None, float | None]:
     """(today, month to date) in USD, or (None, None) when the store has no cost rows."""
-    month_start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    rows = store.read_costs(month_start, now, endpoint)
+    rows = store.read_costs(month_start(now), now, endpoint)
     if not rows:
         return None, None
     by_day: dict[tuple[Any, str], float] = defaultdict(float)
@@ -132,20 +132,21 @@ def _spend(store: Any, endpoint: str, now: datetime) -> tuple[float | None, floa
     return spent.get(now.date(), 0.0), sum(spent.values())
 
 
-def _run_rate(store: Any, endpoint: str, now: datetime) -> float | None:
+def _run_rate(store: ReadingStore, endpoint: str, now: datetime) -> float | None:
     """Estimated USD per hour over the last six hours (widened to whole hours: estimated
     rows are hourly), or since the first reading when the store is younger; None
     without readings. Budgets are projected at this rate, not from the month's average."""
-    start = (now - _RUN_RATE_WINDOW).replace(minute=0, second=0, microsecond=0)
+    start = run_rate_start(now)
     rows = [r for r in store.read_costs(start, now, endpoint, "estimated") if r.period_start >= start]
     since = store.first_sample_time([endpoint], start)
     if since is None:
         return None
-    hours = max((now - max(start, since)) / timedelta(hours=1), 1 / 60)
-    return sum(r.amount for r in rows) / hours
+    return sum(r.amount for r in rows) / run_rate_hours(now, since)
 
 
-def _daily_costs(store: Any, endpoint: str, now: datetime) -> dict[Any, tuple[float | None, float | None]]:
+def _daily_costs(
+    store: ReadingStore, endpoint: str, now: datetime
+) -> dict[Any, tuple[float | None, float | None]]:
     """Per UTC day of the last 60: (estimated, billed) USD, None where that figure has no row."""
     start = now.replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=60)
     totals: dict[tuple[Any, str], float] = defaultdict(float)

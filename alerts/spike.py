@@ -34,11 +34,15 @@ clock hour of the week in earlier weeks (so a daily or weekly peak is its own no
 When a signal first crosses its threshold, every threshold is **frozen** and a run starts;
 the run fires once ``for_minutes`` known minutes in a row were above, and keeps firing
 while any signal stays above its frozen threshold. Minutes of a run join the baseline
-**clipped** to the typical minute (the frozen median, and its median tokens per request):
-a real spike then does not lift the threshold for the next one. A false alarm of the
+**clipped** to the typical minute (the frozen median, and its median tokens per request),
+and so do the earlier minutes of the longest window that opened it (the spike's first
+minutes, already in the baseline when a 2- to 5-minute mean opened the run): a real spike
+then does not lift the threshold for the next one. A false alarm of the
 volume does not lower it either: its minutes were above ``margin`` x the highest baseline
 window, so clipping them leaves that highest window where it was before the run (a run
-opened by the size alone does clip busy minutes of its own to the typical one). (Clipping to
+opened by the size alone does clip busy minutes of its own to the typical one; so may
+the earlier minutes of the window that opens a false alarm, which lowers the threshold a
+little: the bench's clean days stay quiet with it). (Clipping to
 the highest minute instead was tried: spikes an hour apart kept re-stamping an old peak
 into the baseline, which then hid every surge of a daily cycle's evening.)
 
@@ -254,6 +258,7 @@ def _walk(
                 frozen = _thresholds(history, tokens, index, at, settings)
                 if frozen is not None and _above(window, value, count, frozen, settings):
                     run = _Run(at, frozen)
+                    _clip_opening(history, window, run)
         elif _above(window, value, count, run.thresholds, settings):
             run.above += 1
         else:
@@ -298,6 +303,17 @@ def _clipped(value: float, count: float, run: _Run | None) -> tuple[float, float
     if frozen.size_median is not None and count > 0:
         value = min(value, count * frozen.size_median)
     return value, count
+
+
+def _clip_opening(history: deque[tuple[float, float]], window: deque[float], run: _Run) -> None:
+    """Clip the earlier minutes of the longest window that opened ``run``, as its own minutes
+    are: they are the spike's first minutes, and left in the baseline at their full height
+    they would lift the highest windows that the next spike is judged against."""
+    recent = list(window)
+    limits = run.thresholds.limits
+    opened = [k for k in range(1, len(recent) + 1) if sum(recent[-k:]) / k > limits[k - 1]]
+    for back in range(1, max(opened, default=1)):
+        history[-back] = _clipped(*history[-back], run)
 
 
 def _window_means(values: np.ndarray, k: int) -> np.ndarray:

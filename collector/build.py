@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -18,7 +19,11 @@ from collector.samples import CostSource, MetricSource
 from inferplane.config import GpuHourPrice, InferplaneConfig, resolve_secret
 from inferplane.config import sources as config_sources
 
-__all__ = ["Plan", "build_plan"]
+if TYPE_CHECKING:
+    from collector.run import Collector
+    from inferplane.store import Store
+
+__all__ = ["Plan", "build_collector", "build_plan"]
 
 
 @dataclass
@@ -129,3 +134,25 @@ def build_plan(
         else:
             plan.prices[endpoint.name] = TokenPrice(price.input_per_1k_usd, price.output_per_1k_usd)
     return plan
+
+
+def build_collector(
+    config: InferplaneConfig, store: Store, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+) -> tuple[Collector, Plan, dict[str, int]]:
+    """A ready collector writing to ``store``, its plan and the store's retention settings.
+
+    The caller loaded the configuration and opened the store (once, for every room).
+    Raises ``ConfigError`` for a secret the configuration names but cannot be read."""
+    from collector.run import Collector
+
+    plan = build_plan(config)
+    collector = Collector(
+        store,
+        [source for source, _ in plan.metric_sources],
+        [source for source, _ in plan.cost_sources],
+        plan.prices,
+        clock=clock,
+        source_endpoints=plan.source_endpoints,
+        source_intervals={source.name: interval for source, interval in plan.metric_sources},
+    )
+    return collector, plan, config.store.retention.model_dump()

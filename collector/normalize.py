@@ -45,7 +45,14 @@ from prometheus_client.parser import text_string_to_metric_families
 from collector.dialects import QUANTILES, Dialect, Field, Mapping, get_dialect
 from collector.samples import Sample, SourceError
 
-__all__ = ["CounterState", "Normalized", "bucket_quantile", "normalize", "parse_exposition"]
+__all__ = [
+    "CounterState",
+    "Normalized",
+    "bucket_quantile",
+    "counter_increase",
+    "normalize",
+    "parse_exposition",
+]
 
 Labels = tuple[tuple[str, str], ...]
 # (endpoint, target replica, series name, labels): one cumulative series of one target.
@@ -228,11 +235,9 @@ class _Reader:
             return value, max(self._wall - max(created, self._last_read), 1e-3)
         if previous is None or self._now <= previous[0]:
             return None
-        increase = value - previous[1]
-        if increase < 0:
+        if value < previous[1]:
             self.resets += 1
-            increase = value
-        return increase, self._now - previous[0]
+        return counter_increase(previous[1], value), self._now - previous[0]
 
     def _counter(
         self, m: Mapping, f: Field, series: list[tuple[Labels, float]], created: dict[Labels, float]
@@ -280,3 +285,10 @@ def _created_name(counter: str) -> str:
 def _first_present(mapping: Mapping, parsed: Parsed) -> Field | None:
     suffix = "_bucket" if mapping.kind == "histogram" else ""
     return next((f for f in mapping.fields if parsed.get(f.name + suffix)), None)
+
+
+def counter_increase(previous: float, value: float) -> float:
+    """How much a counter grew from ``previous`` to ``value``. A counter below its
+    previous value was reset (its process restarted) and counted again from zero, so all
+    of ``value`` is new: Prometheus' own reset rule, shared by every source that counts."""
+    return value if value < previous else value - previous

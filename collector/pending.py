@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from collector.samples import Sample
+from collector.storage import CollectorStore
 
 __all__ = ["Gap", "PendingWrites"]
 
@@ -49,7 +50,7 @@ class PendingWrites:
         self._samples.extend(samples)
         self._gaps.extend(gaps)
 
-    def flush(self, store: Any, state: tuple[str, dict[str, Any], datetime] | None = None) -> int:
+    def flush(self, store: CollectorStore, state: tuple[str, dict[str, Any], datetime] | None = None) -> int:
         """Write every waiting gap and sample, and ``state`` (key, document, now) in the
         same transaction as the samples (raises the store's error, keeping them);
         returns the number of samples written."""

@@ -27,6 +27,7 @@ from typing import Any
 from collector.costs import GpuPrice, TokenPrice, estimate_costs
 from collector.pending import Gap, PendingWrites
 from collector.samples import CostSource, MetricSource, Sample, SourceError
+from collector.storage import CollectorStore
 from inferplane.store import StoreError
 
 __all__ = ["DOWN_REASON", "Collector", "SourceReport"]
@@ -70,7 +71,7 @@ class Collector:
 
     def __init__(
         self,
-        store: Any,
+        store: CollectorStore,
         metric_sources: Sequence[MetricSource] = (),
         cost_sources: Sequence[CostSource] = (),
         prices: dict[str, GpuPrice | TokenPrice] | None = None,

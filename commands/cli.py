@@ -12,7 +12,15 @@ from commands.cli_alerts import alerts_app
 from commands.cli_autoscaler import autoscaler_app, scale
 from commands.cli_bench_dashboard import bench_dashboard
 from commands.cli_bench_replay import bench_replay
-from commands.cli_common import CONFIG_HELP, fail, log_config, resolve_config
+from commands.cli_common import (
+    CONFIG_HELP,
+    ConfigOption,
+    StoreOption,
+    fail,
+    log_config,
+    open_config_and_store,
+    resolve_config,
+)
 from commands.cli_config_reference import config_reference
 from commands.cli_control_plane import control_plane
 from commands.cli_costs import costs
@@ -93,33 +101,30 @@ def serve(
 
 @app.command()
 def collect(
-    config: Annotated[
-        Path | None,
-        typer.Option(help=CONFIG_HELP),
-    ] = None,
+    config: ConfigOption = None,
     once: Annotated[bool, typer.Option("--once", help="One cycle, print what was stored, exit.")] = False,
-    store: Annotated[str | None, typer.Option(help="Store URL (default: the config's, else SQLite).")] = None,
+    store: StoreOption = None,
     log_level: LogLevelOption = "info",
     log_format: LogFormatOption = "text",
 ) -> None:
     """Collect metrics and costs from every configured source into the store."""
+    from collector.build import build_collector
     from collector.jobs import add_collect_jobs
-    from collector.main import build_collector
     from commands.control import run_until_stopped
     from commands.control_plane import alert_jobs as build_alert_jobs
     from inferplane.config import ConfigError
-    from inferplane.store import StoreError
 
     start_logging(log_level, log_format)
-    config = log_config(config)
+    settings, opened = open_config_and_store(log_config(config), store)
     try:
-        collector, plan, retention = build_collector(config, store)
-    except (ConfigError, StoreError) as error:
+        collector, plan, retention = build_collector(settings, opened)
+    except ConfigError as error:
+        opened.close()
         fail(str(error))
     if not once:
         try:
-            alert_jobs, alert_closers = build_alert_jobs(config, store)
-        except (ConfigError, StoreError) as error:
+            alert_jobs, alert_closers = build_alert_jobs(settings, opened)
+        except ConfigError as error:
             collector.close()
             fail(str(error))
         typer.echo(
@@ -238,7 +243,7 @@ def bench_store(
     """Store ingest rate, the 30-day dashboard query, and one collect cycle's CPU cost."""
     import tempfile
 
-    from collector.bench import run_collect_benchmark
+    from commands.bench_collect import run_collect_benchmark
     from inferplane.store import StoreError
     from inferplane.store.bench import run_store_benchmark
 
@@ -282,7 +287,7 @@ def bench_alerts(
     output: Annotated[Path | None, typer.Option(help="Also write the JSON here.")] = None,
 ) -> None:
     """Token-spike rule on a replayed trace with injected spikes: precision, recall, delay."""
-    from alerts.bench import run_alert_benchmark
+    from commands.bench_alerts import run_alert_benchmark
 
     if trace is not None and not trace.is_file():
         fail(f"--trace {trace}: no such file")

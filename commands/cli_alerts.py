@@ -8,7 +8,15 @@ from typing import Annotated, Any
 
 import typer
 
-from commands.cli_common import CONFIG_HELP, fail, log_config, parse_duration, resolve_config
+from commands.cli_common import (
+    ConfigOption,
+    StoreOption,
+    fail,
+    log_config,
+    open_config_and_store,
+    parse_duration,
+    resolve_config,
+)
 from commands.cli_logging import LogFormatOption, LogLevelOption, start_logging
 
 __all__ = ["alerts_app", "open_engine"]
@@ -16,14 +24,6 @@ __all__ = ["alerts_app", "open_engine"]
 alerts_app = typer.Typer(
     help="Evaluate alert rules, list alerts, test channels and silence alerts.", no_args_is_help=True
 )
-
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option("--config", help=CONFIG_HELP),
-]
-StoreOption = Annotated[
-    str | None, typer.Option("--store", help="Store URL (default: the config's, else SQLite).")
-]
 
 
 def open_engine(config: Path | None, store: str | None) -> Any:
@@ -33,27 +33,20 @@ def open_engine(config: Path | None, store: str | None) -> Any:
 
 
 def _open_engine(config: Path, store: str | None) -> Any:
-    from alerts.main import build_engine
+    from alerts.build import build_alert_engine
     from inferplane.config import ConfigError
-    from inferplane.store import StoreError
 
+    settings, opened = open_config_and_store(config, store)
     try:
-        return build_engine(config, store)
-    except (ConfigError, StoreError) as error:
+        return build_alert_engine(settings, opened)
+    except ConfigError as error:
+        opened.close()
         fail(str(error))
 
 
 def _store(config: Path | None, store: str | None) -> Any:
     """The store alone (listing and silencing need no channel secrets)."""
-    config = resolve_config(config)
-    from inferplane.config import ConfigError, load_config
-    from inferplane.store import StoreError, open_store, resolve_store_url
-
-    try:
-        settings = load_config(config)
-        return open_store(resolve_store_url(store, settings.store.url, settings.store.url_env))
-    except (ConfigError, StoreError) as error:
-        fail(str(error))
+    return open_config_and_store(resolve_config(config), store)[1]
 
 
 @alerts_app.command("evaluate")

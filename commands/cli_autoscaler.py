@@ -9,7 +9,15 @@ from typing import Annotated, Any
 
 import typer
 
-from commands.cli_common import CONFIG_HELP, fail, log_config, parse_duration, resolve_config
+from commands.cli_common import (
+    ConfigOption,
+    StoreOption,
+    fail,
+    log_config,
+    open_config_and_store,
+    parse_duration,
+    resolve_config,
+)
 from commands.cli_logging import LogFormatOption, LogLevelOption, start_logging
 
 __all__ = ["autoscaler_app", "scale"]
@@ -17,20 +25,19 @@ __all__ = ["autoscaler_app", "scale"]
 autoscaler_app = typer.Typer(
     help="Run the autoscaler, show its state, pause and resume endpoints.", no_args_is_help=True
 )
-ConfigOption = Annotated[Path | None, typer.Option(help=CONFIG_HELP)]
-StoreOption = Annotated[str | None, typer.Option(help="Store URL; overrides the file's store.url.")]
 
 
 def _engine(config: Path, store: str | None, dry_run: bool = False) -> Any:
     """The autoscaler engine for an already resolved ``config``."""
-    from autoscaler.main import build_engine
+    from autoscaler.build import build_autoscaler
     from autoscaler.targets import TargetError
     from inferplane.config import ConfigError
-    from inferplane.store import StoreError
 
+    settings, opened = open_config_and_store(config, store)
     try:
-        return build_engine(config, store, dry_run=dry_run)
-    except (ConfigError, StoreError, TargetError) as error:
+        return build_autoscaler(settings, opened, dry_run=dry_run, source=str(config))
+    except (ConfigError, TargetError) as error:
+        opened.close()
         fail(str(error))
 
 

@@ -1,5 +1,6 @@
 """What every ``inferplane`` command shares: how a command fails, how it reads a duration,
-which configuration it uses."""
+which configuration it uses, and how it loads that configuration and opens its store
+(once per process: every room is handed the same two)."""
 
 from __future__ import annotations
 
@@ -7,18 +8,25 @@ import logging
 import re
 from datetime import timedelta
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
+
+if TYPE_CHECKING:
+    from inferplane.config import InferplaneConfig
+    from inferplane.store import Store
 
 __all__ = [
     "CONFIG_HELP",
     "LOCAL_CONFIG",
+    "ConfigOption",
+    "StoreOption",
     "built_in_config",
     "choose_config",
     "fail",
     "log_config",
     "log_config_line",
+    "open_config_and_store",
     "parse_duration",
     "resolve_config",
 ]
@@ -27,6 +35,9 @@ log = logging.getLogger("inferplane.config")
 
 LOCAL_CONFIG = Path("inferplane.yaml")
 CONFIG_HELP = "The configuration file; default: ./inferplane.yaml, else the built-in one."
+STORE_HELP = "Store URL (default: the config's, else SQLite)."
+ConfigOption = Annotated[Path | None, typer.Option("--config", help=CONFIG_HELP)]
+StoreOption = Annotated[str | None, typer.Option("--store", help=STORE_HELP)]
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
 _SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -98,3 +109,16 @@ def log_config(path: Path | None) -> Path:
 def log_config_line(line: str) -> None:
     """Log ``choose_config``'s line (for commands that need the file before logging starts)."""
     log.info("%s", line)
+
+
+def open_config_and_store(config: Path, store: str | None) -> tuple[InferplaneConfig, Store]:
+    """Load ``config`` and open the store it names (``store`` overrides), once for every
+    room the command builds; a bad file or an unreachable store fails the command."""
+    from inferplane.config import ConfigError, load_config
+    from inferplane.store import StoreError, open_configured_store
+
+    try:
+        settings = load_config(config)
+        return settings, open_configured_store(settings, store)
+    except (ConfigError, StoreError) as error:
+        fail(str(error))

@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from commands.cli_common import CONFIG_HELP, choose_config, fail, log_config_line
+from commands.cli_common import ConfigOption, StoreOption, choose_config, fail, log_config_line
 from commands.cli_logging import LogFormatOption, LogLevelOption, start_logging
 
 __all__ = ["CLOCK_OFFSET_ENV", "control_plane"]
@@ -26,11 +26,8 @@ CLOCK_OFFSET_ENV = "INFERPLANE_CLOCK_OFFSET_S"
 
 
 def control_plane(
-    config: Annotated[
-        Path | None,
-        typer.Option(help=CONFIG_HELP),
-    ] = None,
-    store: Annotated[str | None, typer.Option(help="Store URL (default: the config's, else SQLite).")] = None,
+    config: ConfigOption = None,
+    store: StoreOption = None,
     ready_file: Annotated[
         Path | None, typer.Option(help="Written once every job is scheduled (a readiness signal).")
     ] = None,
@@ -42,7 +39,7 @@ def control_plane(
     from commands.control import run_until_stopped
     from commands.control_plane import control_plane_jobs, env_names, offset_clock
     from inferplane.config import ConfigError, load_config
-    from inferplane.store import StoreError
+    from inferplane.store import StoreError, open_configured_store
 
     if ready_file is not None:
         # A restarted container keeps its /tmp: a file from the last run must not say
@@ -50,9 +47,10 @@ def control_plane(
         ready_file.unlink(missing_ok=True)
     config, which = choose_config(config)
     try:
-        names = env_names(load_config(config))
+        settings = load_config(config)
     except ConfigError as error:
         fail(str(error))
+    names = env_names(settings)
     start_logging(log_level, log_format, names)
     log_config_line(which)
     clock = None
@@ -64,7 +62,7 @@ def control_plane(
             fail(f"{CLOCK_OFFSET_ENV}={offset!r}: expected a number of seconds")
         log.warning("the control plane's clock runs %s s from the wall clock (%s)", offset, CLOCK_OFFSET_ENV)
     try:
-        jobs = control_plane_jobs(config, store, clock)
+        jobs = control_plane_jobs(settings, open_configured_store(settings, store), clock, source=str(config))
     except (ConfigError, StoreError, TargetError) as error:
         fail(str(error))
 

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from commands.cli_common import fail
+from commands.cli_common import ConfigOption, StoreOption, fail, open_config_and_store, resolve_config
 
 __all__ = ["costs"]
 
@@ -19,12 +19,8 @@ _TOKENS = ["prompt_tokens", "generated_tokens"]
 
 
 def costs(
-    store: Annotated[
-        str | None,
-        typer.Option(
-            help="Store URL (default: $INFERPLANE_STORE_URL, else the SQLite file in $INFERPLANE_HOME)."
-        ),
-    ] = None,
+    config: ConfigOption = None,
+    store: StoreOption = None,
     at: Annotated[
         str | None, typer.Option(help="The moment to report as of (ISO 8601, UTC if no zone); default now.")
     ] = None,
@@ -32,13 +28,10 @@ def costs(
 ) -> None:
     """Spend today, month to date and projected (estimated and billed) per endpoint, and
     today's counted tokens and cost per 1K tokens. Days and months are UTC."""
-    from inferplane.store import StoreError, open_store, resolve_store_url
+    from inferplane.store import StoreError
 
     now = _moment(at)
-    try:
-        opened = open_store(resolve_store_url(store))
-    except StoreError as error:
-        fail(str(error))
+    opened = open_config_and_store(resolve_config(config), store)[1]
     try:
         report = _report(opened, now)
     except StoreError as error:

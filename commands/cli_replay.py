@@ -147,10 +147,10 @@ def replay_inputs(
 
 def _save(name: str, summary: dict[str, Any], store: str | None, cfg: InferplaneConfig) -> None:
     """Keep the comparison under ``replay:NAME`` (replacing one of the same name)."""
-    from inferplane.store import StoreError, open_store, resolve_store_url
+    from inferplane.store import StoreError, open_configured_store
 
     try:
-        opened = open_store(resolve_store_url(store, cfg.store.url, cfg.store.url_env))
+        opened = open_configured_store(cfg, store)
         try:
             opened.save_state(f"replay:{name}", summary, datetime.now(UTC))
         finally:

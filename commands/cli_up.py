@@ -239,13 +239,13 @@ def catchers(
     """Run the local mail catcher and webhook receiver (``inferplane up`` starts them when
     the config sends alerts to them); what they receive is kept in the store."""
     from commands.up_catchers import CATCHER_HOST, WEBHOOK_PATH, Catchers
-    from inferplane.store import StoreError, open_store, resolve_store_url
+    from inferplane.store import StoreError, open_configured_store
 
     start_logging(log_level, log_format)
     if smtp_port is None and webhook_port is None:
         fail("give --smtp-port, --webhook-port or both")
     try:
-        opened = open_store(resolve_store_url(store))
+        opened = open_configured_store(None, store)
     except StoreError as error:
         fail(str(error))
     running = Catchers(opened, smtp_port, webhook_port)

@@ -3,12 +3,15 @@
 ``control_plane_jobs`` composes the rooms' own job adders (``collector.jobs``,
 ``autoscaler.jobs``, ``alerts.jobs``) for :func:`commands.control.run_until_stopped`::
 
-    jobs = control_plane_jobs(Path("inferplane.yaml"))
+    config = load_config(Path("inferplane.yaml"))
+    jobs = control_plane_jobs(config, open_configured_store(config))
     run_until_stopped(jobs.adders, jobs.closers)
 
-Each part is built only when the config asks for it (autoscaled endpoints, alert rules);
-the collector always runs (rollups, estimated costs, retention). Raises ``ConfigError``,
-``StoreError`` or ``TargetError`` naming what is wrong, after closing what was opened.
+The configuration is loaded and the store opened once, by the caller, and handed to
+each room's builder. Each part is built only when the config asks for it (autoscaled
+endpoints, alert rules); the collector always runs (rollups, estimated costs,
+retention). Raises ``ConfigError`` or ``TargetError`` naming what is wrong, after
+closing what was opened (the store included: the jobs own it from here).
 """
 
 from __future__ import annotations
@@ -16,10 +19,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from apscheduler.schedulers.base import BaseScheduler
+
+if TYPE_CHECKING:
+    from inferplane.config import InferplaneConfig
+    from inferplane.store import Store
 
 __all__ = ["ControlPlaneJobs", "alert_jobs", "control_plane_jobs", "env_names", "offset_clock"]
 
@@ -40,43 +46,44 @@ class ControlPlaneJobs:
 
 
 def alert_jobs(
-    config: Path, store: str | None, clock: Callable[[], datetime] | None = None
+    config: InferplaneConfig, store: Store, clock: Callable[[], datetime] | None = None
 ) -> tuple[list[JobAdder], list[Callable[[], None]]]:
     """The alert evaluation job and its closer when the configuration has alert rules."""
+    from alerts.build import build_alert_engine
     from alerts.jobs import add_alert_jobs
-    from alerts.main import build_engine
 
-    engine = build_engine(config, store, clock=clock or _wall_clock)
-    if engine.config.alerts is None or not engine.config.alerts.rules:
-        engine.close()
+    if config.alerts is None or not config.alerts.rules:
         return [], []
+    engine = build_alert_engine(config, store, clock=clock or _wall_clock)
     return [lambda scheduler: add_alert_jobs(scheduler, engine)], [engine.close]
 
 
 def control_plane_jobs(
-    config: Path, store: str | None = None, clock: Callable[[], datetime] | None = None
+    config: InferplaneConfig,
+    store: Store,
+    clock: Callable[[], datetime] | None = None,
+    source: str = "the configuration",
 ) -> ControlPlaneJobs:
-    """Build the collector, the autoscaler engine and the alert engine from ``config``.
+    """Build the collector, the autoscaler engine and the alert engine on one loaded
+    ``config`` and one open ``store`` (``source``: where the config came from, for errors).
     ``clock``: what every job takes as now (the wall clock unless a test sets one)."""
+    from autoscaler.build import build_autoscaler
     from autoscaler.jobs import add_autoscale_jobs
-    from autoscaler.main import build_engine
+    from collector.build import build_collector
     from collector.jobs import add_collect_jobs
-    from collector.main import build_collector
 
-    jobs = ControlPlaneJobs()
+    jobs = ControlPlaneJobs(closers=[store.close])
     try:
         collector, plan, retention = build_collector(config, store, clock or _wall_clock)
         jobs.closers.append(collector.close)
         jobs.adders.append(lambda s: add_collect_jobs(s, collector, plan, retention))
         sources = len(plan.metric_sources) + len(plan.cost_sources)
         jobs.parts.append(f"collecting from {sources} source(s)")
-        engine: Any = build_engine(config, store)
-        if engine.endpoints:
+        if any(endpoint.autoscaling is not None for endpoint in config.endpoints):
+            engine = build_autoscaler(config, store, source=source)
             jobs.closers.append(engine.close)
             jobs.adders.append(lambda s: add_autoscale_jobs(s, engine, clock))
             jobs.parts.append("autoscaling " + ", ".join(e.name for e in engine.endpoints))
-        else:
-            engine.close()
         adders, closers = alert_jobs(config, store, clock)
         jobs.adders.extend(adders)
         jobs.closers.extend(closers)

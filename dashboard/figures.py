@@ -20,6 +20,15 @@ from datetime import datetime, timedelta
 
 import pandas as pd
 
+from inferplane.money import (
+    RUN_RATE_WINDOW,
+    day_start,
+    month_hours,
+    month_start,
+    run_rate_hours,
+    run_rate_start,
+)
+
 __all__ = [
     "TOTAL",
     "cost_in_range",
@@ -43,8 +52,6 @@ __all__ = [
 
 TOTAL = "All endpoints"
 TOKEN_METRICS = ("prompt_tokens", "generated_tokens")
-# Projections extrapolate this much recent spend (or all of it, when the store is younger).
-RUN_RATE_WINDOW = timedelta(hours=6)
 _SPEND_COLUMNS = [
     "today_estimated",
     "today_billed",
@@ -56,21 +63,6 @@ _SPEND_COLUMNS = [
 ]
 
 
-def day_start(now: datetime) -> datetime:
-    return now.replace(hour=0, minute=0, second=0, microsecond=0)
-
-
-def month_start(now: datetime) -> datetime:
-    return day_start(now).replace(day=1)
-
-
-def month_hours(now: datetime) -> float:
-    """Hours in the month that holds ``now``."""
-    first = month_start(now)
-    following = first.replace(year=first.year + first.month // 12, month=first.month % 12 + 1)
-    return (following - first) / timedelta(hours=1)
-
-
 def _sum_by_endpoint(costs: pd.DataFrame, source: str, start: datetime, end: datetime) -> pd.Series:
     """Amount per endpoint of ``source`` rows whose period starts in ``[start, end)``."""
     rows = costs[
@@ -79,16 +71,10 @@ def _sum_by_endpoint(costs: pd.DataFrame, source: str, start: datetime, end: dat
     return rows.groupby("endpoint")["amount"].sum()
 
 
-def run_rate_start(now: datetime) -> datetime:
-    """Where the run rate's window starts: six hours back, widened to the whole hour
-    (estimated rows are hourly)."""
-    return (now - RUN_RATE_WINDOW).replace(minute=0, second=0, microsecond=0)
-
-
 def run_rate_label(now: datetime, data_since: datetime | None) -> str:
     """How the estimated projection was made: "at the last 6 hours' rate", or over the
     shorter time the store has readings for."""
-    hours = _run_rate_hours(now, data_since)
+    hours = run_rate_hours(now, data_since)
     if hours >= _hours(now - run_rate_start(now)):
         return f"at the last {_hours(RUN_RATE_WINDOW):g} hours' rate"
     return (
@@ -96,11 +82,6 @@ def run_rate_label(now: datetime, data_since: datetime | None) -> str:
         if hours < 1
         else (f"at the rate since readings began ({hours:.1f} h)")
     )
-
-
-def _run_rate_hours(now: datetime, data_since: datetime | None) -> float:
-    start = run_rate_start(now) if data_since is None else max(run_rate_start(now), data_since)
-    return max(_hours(now - start), 1 / 60)
 
 
 def spend_summary(costs: pd.DataFrame, now: datetime, data_since: datetime | None = None) -> pd.DataFrame:
@@ -156,7 +137,7 @@ def _run_rate(costs: pd.DataFrame, now: datetime, data_since: datetime | None) -
     hourly, so the window is widened to whole hours and the spend in it spread over the
     time it really covers (from the first reading at the earliest)."""
     spent = _sum_by_endpoint(costs, "estimated", run_rate_start(now), now)
-    return spent / _run_rate_hours(now, data_since)
+    return spent / run_rate_hours(now, data_since)
 
 
 def _estimated_until(costs: pd.DataFrame, first: datetime, until: pd.Series) -> pd.Series:

@@ -16,8 +16,9 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from collector.main import build_collector
+from collector.build import build_collector
 from inferplane.config import load_config
+from inferplane.store import open_store
 from tests.conftest import ServiceProcess
 from tests.local_servers import free_port, running_prometheus, wait_for
 
@@ -56,7 +57,9 @@ def test_the_control_plane_config_reads_the_service_through_compose_prometheus(
 
     # Prometheus scrapes every 5 s (the compose job's interval); a rate needs two points.
     wait_for(lambda: _scrapes(prometheus) >= 2, 60, "two scrapes of the service's token counter")
-    collector, _, _ = build_collector(config_file, f"sqlite:///{tmp_path / 'store.db'}")
+    collector, _, _ = build_collector(
+        load_config(config_file), open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    )
     try:
         [report] = [r for r in collector.run_once() if r.source == "prometheus"]
         assert report.error is None and report.samples > 0, report.line()

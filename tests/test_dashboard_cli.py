@@ -15,9 +15,9 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
+from commands import cli_dashboard
 from commands.cli import app
 from commands.cli_dashboard import streamlit_argv
-from inferplane import cli_dashboard
 from inferplane.store import open_store
 from tests.local_servers import free_port, streamlit_healthy, wait_for
 

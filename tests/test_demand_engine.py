@@ -1,6 +1,6 @@
 """The capacity-aware policy in the live engine's path: token rates written to a real
 SQLite store per replica, read back summed by ``read_window``, the capacity file loaded by
-``build_engine``, and a target whose new replicas serve a cold start later. The engine
+``build_autoscaler``, and a target whose new replicas serve a cold start later. The engine
 starts replicas a cold start ahead of a rising demand, and records why."""
 
 from __future__ import annotations
@@ -13,14 +13,14 @@ from typing import Any
 
 import pytest
 
+from autoscaler.build import build_autoscaler
 from autoscaler.capacity import Capacity, load_capacity
 from autoscaler.demand import token_work
 from autoscaler.engine import AutoscalerEngine
-from autoscaler.main import build_engine
 from autoscaler.profile import render_capacity
 from autoscaler.targets import ReplicaCount
 from collector.samples import Sample
-from inferplane.config import ConfigError, parse_config
+from inferplane.config import ConfigError, load_config, parse_config
 from inferplane.store import Store, open_store
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -127,14 +127,14 @@ def test_the_engine_starts_replicas_a_cold_start_ahead_of_a_rising_demand(
     assert late["inputs"]["demand_work_ahead"] > late["inputs"]["demand_work"]
 
 
-def test_build_engine_loads_the_capacity_file_and_names_a_bad_one(tmp_path: Path) -> None:
+def test_build_autoscaler_loads_the_capacity_file_and_names_a_bad_one(tmp_path: Path) -> None:
     store_url = f"sqlite:///{tmp_path / 'inferplane.db'}"
     local = CONFIG.replace(
         "{{kind: kubernetes, namespace: ml, deployment: chat}}", "{{kind: local, model: m}}"
     )
     good = tmp_path / "good.yaml"
     good.write_text(local.format(path=capacity_file(tmp_path)), encoding="utf-8")
-    engine = build_engine(good, store_url)
+    engine = build_autoscaler(load_config(good), open_store(store_url), source=str(good))
     try:
         assert engine._capacities["chat"] == CAP
     finally:
@@ -142,6 +142,7 @@ def test_build_engine_loads_the_capacity_file_and_names_a_bad_one(tmp_path: Path
     bad = tmp_path / "bad.yaml"
     bad.write_text(local.format(path=tmp_path / "missing.capacity.yaml"), encoding="utf-8")
     with pytest.raises(ConfigError) as raised:
-        build_engine(bad, store_url)
+        build_autoscaler(load_config(bad), open_store(store_url), source=str(bad))
     message: Any = str(raised.value)
     assert "endpoints.chat.autoscaling.capacity_file" in message and "missing.capacity.yaml" in message
+    assert str(bad) in message

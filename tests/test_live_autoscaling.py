@@ -26,12 +26,14 @@ import httpx
 import pytest
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from autoscaler.build import build_autoscaler
 from autoscaler.jobs import add_autoscale_jobs
-from autoscaler.main import build_engine
+from collector.build import build_collector
 from collector.jobs import add_collect_jobs
-from collector.main import build_collector
 from commands.demo import LoadDriver
 from inference.trace import TraceRequest, load_trace, scale_trace
+from inferplane.config import load_config
+from inferplane.store import open_configured_store
 from tests.local_servers import free_port, free_port_range, wait_for
 
 pytestmark = pytest.mark.slow
@@ -129,8 +131,10 @@ def test_scale_out_in_to_zero_and_wake(
     live, ports = router
     store = tmp_path / "store.db"
     config = write_config(tmp_path / "inferplane.yaml", store, live.url, ports)
-    collector, plan, retention = build_collector(config)
-    engine = build_engine(config)
+    settings = load_config(config)
+    opened = open_configured_store(settings)
+    collector, plan, retention = build_collector(settings, opened)
+    engine = build_autoscaler(settings, opened)
     scheduler = BackgroundScheduler(timezone="UTC")
     add_collect_jobs(scheduler, collector, plan, retention)
     add_autoscale_jobs(scheduler, engine)
@@ -167,7 +171,7 @@ def test_scale_out_in_to_zero_and_wake(
         window = f"    schedules: [{{when: 'Daily {later:%H}:00-{later + timedelta(hours=1):%H}:00 UTC'}}]\n"
         off_hours = write_config(tmp_path / "off-hours.yaml", store, live.url, ports, schedule="")
         off_hours.write_text(off_hours.read_text().replace(POLICY, POLICY + "  " + window), encoding="utf-8")
-        engine = build_engine(off_hours)
+        engine = build_autoscaler(load_config(off_hours), opened)
         add_autoscale_jobs(scheduler, engine)
         wait_for(lambda: live.replicas()["desired"] == 0, 180, "scale to zero off-hours")
         wait_for(lambda: live.replicas()["replicas"] == [], 120, "no replica left")

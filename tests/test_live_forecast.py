@@ -15,13 +15,15 @@ import pytest
 from apscheduler.schedulers.background import BackgroundScheduler
 from typer.testing import CliRunner
 
+from autoscaler.build import build_autoscaler
 from autoscaler.jobs import add_autoscale_jobs
-from autoscaler.main import build_engine
+from collector.build import build_collector
 from collector.jobs import add_collect_jobs
-from collector.main import build_collector
 from commands.cli import app
 from commands.demo import LoadDriver
 from inference.trace import TraceRequest
+from inferplane.config import load_config
+from inferplane.store import open_configured_store
 from tests.local_servers import wait_for
 from tests.test_live_autoscaling import POLICY, Router, _events, router, write_config  # noqa: F401
 
@@ -70,8 +72,10 @@ def test_a_rising_demand_starts_a_replica_ahead_of_need(
     store = tmp_path / "store.db"
     config = write_config(tmp_path / "inferplane.yaml", store, live.url, ports)
     config.write_text(config.read_text().replace(POLICY, FORECAST.format(path=capacity)), encoding="utf-8")
-    collector, plan, retention = build_collector(config)
-    engine = build_engine(config)
+    settings = load_config(config)
+    opened = open_configured_store(settings)
+    collector, plan, retention = build_collector(settings, opened)
+    engine = build_autoscaler(settings, opened)
     scheduler = BackgroundScheduler(timezone="UTC")
     add_collect_jobs(scheduler, collector, plan, retention)
     add_autoscale_jobs(scheduler, engine)

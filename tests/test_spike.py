@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from alerts.bench import run_alert_benchmark
 from alerts.spike import SpikeSettings, detect_spike, spike_intervals
+from commands.bench_alerts import run_alert_benchmark
 
 START = datetime(2024, 3, 4, tzinfo=UTC)  # a Monday, midnight
 MINUTE = timedelta(minutes=1)
@@ -183,10 +183,50 @@ def test_surges_on_the_packaged_trace_stay_the_known_miss() -> None:
     assert report["alerts_without_injection"] == 0 and report["precision"] >= 0.95
     assert report["missed"] == sum(r["injected"] - r["detected"] for r in report["per_seed"]) > 0
     assert report["recall"] < report["window_mean_ceiling_recall"]["whole_spike"]
+    # Why no setting meets the goals there: even knowing the clean day in advance, fewer
+    # than half of the surges show a token window above it within 60 s, and a rule that
+    # compares tokens or requests with its own past highest windows, at the least margin
+    # that keeps the clean days quiet, misses recall or delay.
+    assert report["window_mean_ceiling_recall"]["within_2_minutes"] < 0.5
+    causal = report["causal_window_mean_ceiling"]
+    assert causal["margin"] > 1.0
+    assert causal["recall"] < 0.95 or causal["median_detection_delay_seconds"] > 60
+
+
+def test_causal_ceiling_takes_the_least_quiet_margin_and_the_first_minute_above_it() -> None:
+    from commands.bench_alerts import _causal_ceiling, _past_highest_ratios
+
+    settings = SpikeSettings(
+        baseline_minutes=30, min_baseline_minutes=30, volume_baseline_minutes=30, rate_minutes=2
+    )
+    clean = np.vstack([np.full(80, 100.0), np.ones(80)])
+    clean[0, 45] = 120.0  # the clean day's own burst: 1.2x the highest minute before it
+    spiked = clean.copy()
+    spiked[0, 60:63] = [100.0, 300.0, 300.0]  # visible from its second minute
+    spiked[1, 70:73] = [3.0, 3.0, 3.0]  # requests alone, from its first minute
+    ratios = _past_highest_ratios(clean, spiked, [60, 70], 3, settings)
+    assert ratios["clean"] == pytest.approx(1.2)
+    ceiling = _causal_ceiling([ratios])
+    assert ceiling["margin"] == pytest.approx(1.2)
+    assert ceiling["recall"] == 1.0
+    assert ceiling["median_detection_delay_seconds"] == 30.0  # delays 60 s and 0 s
+    quiet = _causal_ceiling([ratios, {"clean": 5.0, "spikes": []}])  # a burstier clean day
+    assert quiet["margin"] == 5.0 and quiet["recall"] == 0.0
+
+
+def test_a_spike_s_first_minutes_do_not_lift_the_threshold_for_the_next_one() -> None:
+    # Spike A opens on its third minute (the 3-minute mean); its first two minutes, below
+    # the 1-minute limit alone, are the spike all the same and join the baseline clipped.
+    # Left at 19,000 they would lift the 1- and 2-minute limits to 1.25 x 19,000 and spike
+    # B (2.2x, five minutes) would wait for its third minute.
+    values = [*flat(120), 19_000.0, 19_000.0, 25_000.0, *flat(27), *flat(5, 22_000), *flat(30)]
+    requests = [v / 1_000 for v in values]  # the usual size: only the volume tells
+    fired = spike_intervals(series(values), SpikeSettings(), requests=series(requests))
+    assert [first for first, _ in fired] == [at(122), at(150)]
 
 
 def test_injections_scale_grows_tokens_and_surge_adds_requests() -> None:
-    from alerts.bench import _inject
+    from commands.bench_alerts import _inject
 
     clean = np.array([[0.0, 1_000.0, 2_000.0, 1_000.0], [0.0, 1.0, 2.0, 1.0]])
     scaled = _inject(clean, [1], 2, 3.0, "scale")

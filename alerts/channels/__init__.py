@@ -6,13 +6,16 @@
 - ``alertmanager.AlertmanagerChannel``: push to an existing Alertmanager's API v2.
 
 All wording and payloads come from ``render`` (pure functions of a ``Notification``).
+The channels that POST JSON share their client, retries, error classification, signing
+and URL redaction in ``http`` (``JsonPoster``); each channel module keeps its payload.
 
 How to add a channel
 --------------------
 1. Write ``alerts/channels/<kind>.py`` with one class satisfying ``alerts.model.Channel``:
    a ``name`` attribute and ``send(notification)`` that delivers or raises
    ``DeliveryError`` (message names the channel and host, never a secret; original
-   exception chained). Retries with backoff live inside ``send``.
+   exception chained). Retries with backoff live inside ``send``: an HTTP channel posts
+   through ``http.JsonPoster``, another one wraps its attempt in ``attempts``.
 2. Render in ``render.py`` (pure, no I/O) if the format is new; test the payload there.
 3. Add ``"<kind>": <Class>`` to ``CHANNELS`` below and to ``__all__``.
 4. Test it against a real local server (see ``tests/test_channels.py``), including a

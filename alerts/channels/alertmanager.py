@@ -6,7 +6,7 @@ team that already runs one keeps a single place for on-call routing.
 A firing alert is pushed without ``endsAt``: Alertmanager keeps it active for its
 ``resolve_timeout`` (5 minutes by default), so the alert engine must push firing alerts
 again within that time; a resolved alert is pushed with ``endsAt`` at its resolve time.
-Retries and errors follow the webhook channel (``alerts.channels.webhook.post_json``).
+Delivery, retries and errors are the webhook channel's (``alerts.channels.http``).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from collections.abc import Callable
 import httpx
 
 from alerts.channels import render
-from alerts.channels.webhook import post_json, safe_url
+from alerts.channels.http import JsonPoster, safe_url
 from alerts.model import Notification
 
 __all__ = ["AlertmanagerChannel"]
@@ -43,16 +43,14 @@ class AlertmanagerChannel:
         client: httpx.Client | None = None,
         sleep: Callable[[float], None] | None = None,
     ) -> None:
-        if retries < 1:
-            raise ValueError(f"alertmanager channel {name!r}: retries={retries} must be at least 1")
+        self._http = JsonPoster(
+            name, kind="alertmanager", timeout_s=timeout_s, retries=retries, client=client, sleep=sleep
+        )
         self.name = name
         self.url = url.rstrip("/")
         self.timeout_s = timeout_s
         self.retries = retries
         self.generator_url = generator_url
-        self._client = client or httpx.Client(timeout=timeout_s)
-        self._owns_client = client is None
-        self._sleep = sleep
 
     def __repr__(self) -> str:
         return f"AlertmanagerChannel(name={self.name!r}, url={safe_url(self.url)!r})"
@@ -61,17 +59,8 @@ class AlertmanagerChannel:
         """Push the alerts or raise ``DeliveryError`` after the retries; returns the errors
         of attempts that failed before one succeeded."""
         alerts = render.alertmanager_alerts(notification, self.generator_url)
-        return post_json(
-            self.name,
-            self._client,
-            f"{self.url}/api/v2/alerts",
-            alerts,
-            timeout_s=self.timeout_s,
-            retries=self.retries,
-            sleep=self._sleep,
-        )
+        return self._http.post(f"{self.url}/api/v2/alerts", alerts)
 
     def close(self) -> None:
         """Close the HTTP client if this channel created it."""
-        if self._owns_client:
-            self._client.close()
+        self._http.close()

@@ -54,7 +54,7 @@ from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_expo
 from urllib3.util.retry import Retry
 
 from collector.dialects import QUANTILES, Field, Mapping, get_dialect
-from collector.normalize import CounterState
+from collector.normalize import CounterState, counter_increase
 from collector.samples import Sample, SourceError
 
 __all__ = ["PromEndpoint", "PrometheusSource", "parse_duration", "promql"]
@@ -256,7 +256,7 @@ class PrometheusSource:
                         if before is None:
                             total += value * f.scale if seen_before else 0.0  # appeared: from zero
                         elif now > before[0]:
-                            total += (value if value < before[1] else value - before[1]) * f.scale
+                            total += counter_increase(before[1], value) * f.scale
                     if found:
                         break  # the first alternative present wins, as in the queries
                 if found:

@@ -17,12 +17,24 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from inferplane.store.engine import create_store_engine, migrate
 from inferplane.store.errors import StoreError, translate_errors
 from inferplane.store.store import Store
 
-__all__ = ["STORE_URL_ENV", "Store", "StoreError", "default_store_url", "open_store", "resolve_store_url"]
+if TYPE_CHECKING:
+    from inferplane.config import InferplaneConfig
+
+__all__ = [
+    "STORE_URL_ENV",
+    "Store",
+    "StoreError",
+    "default_store_url",
+    "open_configured_store",
+    "open_store",
+    "resolve_store_url",
+]
 
 # A store URL in the environment beats the config's: how `inferplane up` hands its
 # --store to the processes it starts without a password ever reaching their argv.
@@ -62,6 +74,17 @@ def resolve_store_url(
         or resolve_secret(url_env, None, environ)
         or default_store_url(environ)
     )
+
+
+def open_configured_store(
+    config: InferplaneConfig | None, override: str | None = None, environ: Mapping[str, str] | None = None
+) -> Store:
+    """Open the store a configuration names (``resolve_store_url`` decides which; no
+    config means the override, the environment or the embedded default)."""
+    if config is None:
+        return open_store(resolve_store_url(override, environ=environ))
+    section = config.store
+    return open_store(resolve_store_url(override, section.url, section.url_env, environ))
 
 
 def open_store(url: str) -> Store:
