@@ -26,7 +26,7 @@ semantics (``[start, end)``, oldest first); a test checks it against the real st
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -121,8 +121,13 @@ class Recent:
         self.costs: list[CostRow] = []
         self._newest: datetime | None = None
         self._forgot = datetime.min.replace(tzinfo=UTC)  # when readings were last let go
+        self._state: dict[str, dict[str, Any]] = {}
 
-    def write_samples(self, samples: Iterable[Sample]) -> int:
+    def write_samples(
+        self, samples: Iterable[Sample], *, state: tuple[str, Mapping[str, Any], datetime] | None = None
+    ) -> int:
+        if state is not None:
+            self._state[state[0]] = dict(state[1])
         written = 0
         for s in samples:
             self._put(s.endpoint, s.metric, s.replica, s.time, s.value)
@@ -192,6 +197,23 @@ class Recent:
         self.costs.extend(rows)
         return len(self.costs) - before
 
+    def load_state(self, key: str) -> dict[str, Any] | None:
+        return self._state.get(key)
+
+    def record_gap(self, source: str, endpoint: str, start: datetime, end: datetime, reason: str) -> None:
+        raise NotImplementedError("the sample records its gaps in the store itself")
+
+    def rollup(self, now: datetime) -> None:
+        """Nothing to roll up: readings past the horizon are let go of as they age."""
+
+    def apply_retention(
+        self, now: datetime, raw_days: int = 2, minute_days: int = 14, hour_days: int = 400
+    ) -> dict[str, int]:
+        return {}
+
+    def close(self) -> None:
+        """Nothing to close: it is memory."""
+
     def flush(self, store: Any) -> None:
         """Write the collected cost rows through the store's own writer, in the order they
         were estimated (a later estimate of a period replaces the earlier)."""
@@ -232,37 +254,38 @@ def run_endpoint(
     collector = Collector(kept, prices={endpoint.name: _price(endpoint)})
     state = PolicyState()
     ticks: list[Tick] = []
-    pending: tuple[float, ...] = (0.0, 0.0, 0.0, 0.0)
-    last_kept = start
+    last_kept = start - MINUTE  # the counters are read from the minute before start on
     flushed = start
-    for at in _minutes(start, end):
-        served = world.serve(at)
-        pending = tuple(a + b for a, b in zip(pending, served, strict=True))
+    at = start
+    while at < end:
         old = at < raw_from
         to_next = -(at - start) % OLD_STEP
-        if old and to_next > seen.horizon:
-            continue  # older than two days, only the readings a poll reads are taken
+        if old and to_next > seen.horizon:  # older than two days: only what a poll reads
+            at += to_next - seen.horizon // MINUTE * MINUTE
+            continue
         down = gap is not None and gap[0] <= at < gap[1]  # nothing read; the counters count on
         minute = world.read(at)
         if minute.values is not None and not down:
             read = zip(METRICS, minute.values, strict=True)
             seen.add(endpoint.name, at, ((m, v) for m, v in read if m in _POLICY_READS))
         if old and to_next:
+            at += MINUTE
             continue
-        poll_at = at + POLL_AFTER
-        change, state = _poll(store, endpoint, policy, world, seen, state, poll_at, end - HOLDS_FOR)
         if not down:
-            counts, pending = tuple(round(c, 3) for c in pending), (0.0, 0.0, 0.0, 0.0)
+            # What the counters added since the last reading (the gap's minutes included).
+            counts = tuple(round(c, 3) for c in world.serve_span(last_kept, at))
+        change, state = _poll(store, endpoint, policy, world, seen, state, at + POLL_AFTER, end - HOLDS_FOR)
+        if not down:
             samples = kept_samples(endpoint.name, minute, counts)
             kept.write_samples(samples)
-            step = at - last_kept if ticks else OLD_STEP if old else MINUTE
-            ticks.append(Tick(minute, step, counts, samples, change))
+            ticks.append(Tick(minute, at - last_kept, counts, samples, change))
             last_kept = at
         if (at - start) % estimate_every == timedelta(0):
             collector.estimate(at)
         if at - flushed >= _FLUSH_EVERY:
             kept.flush(store)
             flushed = at
+        at += MINUTE
     collector.estimate(end)
     kept.flush(store)
     store.save_state(state_key(endpoint.name), Controls(policy=state).to_json(), end)
@@ -330,13 +353,6 @@ def _price(endpoint: Endpoint) -> GpuPrice | TokenPrice:
     if hasattr(price, "gpu_per_hour_usd"):
         return GpuPrice(price.gpu_per_hour_usd, price.gpus_per_replica)
     return TokenPrice(price.input_per_1k_usd, price.output_per_1k_usd)
-
-
-def _minutes(start: datetime, end: datetime) -> Iterator[datetime]:
-    at = start
-    while at < end:
-        yield at
-        at += MINUTE
 
 
 def _gauges(endpoint: str, minute: Minute) -> list[Sample]:

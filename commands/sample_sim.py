@@ -167,6 +167,19 @@ class World:
         prompt, generated = p.tokens_per_request
         return (served * prompt * 60, served * generated * 60, served * 60, ready_seconds)
 
+    def serve_span(self, after: datetime, until: datetime) -> tuple[float, ...]:
+        """The counters' increases over the minutes ending in ``(after, until]``."""
+        first, last = (after - self.start) // MINUTE + 1, (until - self.start) // MINUTE
+        if after < self._ready_from:  # a replica starts inside: minute by minute
+            each = [self.serve(self.start + i * MINUTE) for i in range(first, last + 1)]
+            return tuple(sum(column) for column in zip(*each, strict=True)) if each else (0.0,) * 4
+        p, replicas = self.profile, len(self.started)
+        most = replicas * p.capacity_rps
+        served = sum(min(load, most) for load in self.loads[first : last + 1])
+        prompt, generated = p.tokens_per_request
+        minutes = last - first + 1
+        return (served * prompt * 60, served * generated * 60, served * 60, 60.0 * replicas * minutes)
+
     def read(self, at: datetime) -> Minute:
         """What a scrape at ``at`` reads."""
         p, load, ready = self.profile, self._load(at), self.ready(at)
