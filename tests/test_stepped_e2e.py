@@ -172,7 +172,9 @@ def _rule_spend(stack: Stack, now: datetime) -> tuple[float | None, float | None
 
 
 def test_spend_today_and_month_to_date_across_a_day_and_a_month_boundary(stack: Stack) -> None:
-    clock, chat, start = stack.clock, stack.chat, stack.clock.now
+    clock, chat = stack.clock, stack.chat
+    stack.plane.run_until(datetime(2027, 1, 31, 23, 0, tzinfo=UTC))  # stopped: only the clock moves
+    start = clock.now
     assert stack.plane.start() == ["collecting from 1 source(s)", "evaluating alerts"]
     before_midnight = datetime(2027, 1, 31, 23, 50, tzinfo=UTC)
     stack.plane.run_until(before_midnight)
@@ -184,7 +186,7 @@ def test_spend_today_and_month_to_date_across_a_day_and_a_month_boundary(stack: 
     assert summary.loc["chat", "month_estimated"] == pytest.approx(truth, rel=1e-9)
     assert _rule_spend(stack, clock.now) == pytest.approx((truth, truth), rel=1e-9)
 
-    end = datetime(2027, 2, 1, 2, 10, tzinfo=UTC)
+    end = datetime(2027, 2, 1, 1, 10, tzinfo=UTC)
     stack.plane.run_until(end)
     february = datetime(2027, 2, 1, tzinfo=UTC)
     today = chat.spend(*_window(february, end, start))
@@ -199,7 +201,7 @@ def test_spend_today_and_month_to_date_across_a_day_and_a_month_boundary(stack: 
         rows = store.read_costs(start, end, "chat", "estimated")
     finally:
         store.close()
-    assert [r.period_start for r in rows] == [start + h * HOUR for h in range(5)]
+    assert [r.period_start for r in rows] == [start + h * HOUR for h in range(3)]
     for row in rows:
         assert row.amount == pytest.approx(chat.spend(*_window(row.period_start, row.period_end, start)))
     assert sum(r.amount for r in rows) == pytest.approx(chat.spend(*_window(start, end, start)))
@@ -212,11 +214,12 @@ def test_cost_per_1k_tokens_and_the_what_if_volume_are_the_served_ones(stack: St
     from dashboard.views.what_if import _per_million
     from inferplane.config.endpoints import GpuHourPrice, TokenPrice
 
+    stack.plane.run_until(datetime(2027, 2, 1, 0, 0, tzinfo=UTC))
     start = stack.clock.now
     stack.plane.start()
     end = datetime(2027, 2, 1, 2, 0, tzinfo=UTC)
     stack.plane.run_until(end)
-    view_start = end - timedelta(hours=3)  # the overview's range: the last three hours
+    view_start = start  # the range: the last two hours
     window = _window(view_start, end, start)
     tokens, spend = stack.chat.tokens(*window), stack.chat.spend(*window)
     for cache in (data.series, data.cost_frame):
@@ -232,9 +235,9 @@ def test_cost_per_1k_tokens_and_the_what_if_volume_are_the_served_ones(stack: St
     table, hours = _per_million(view, gpu, TokenPrice(input_per_1k_usd=0.001, output_per_1k_usd=0.002))  # type: ignore[arg-type]
     [row] = table.to_dict("records")
     assert row["self_hosted_per_1m_usd"] == pytest.approx(spend / tokens * 1e6, rel=1e-9)
-    assert hours == 3.0  # three whole hours had readings
+    assert hours == 2.0  # two whole hours had readings
     observed = row["tokens"] / hours * whatif.HOURS_PER_MONTH
-    assert observed == pytest.approx(tokens / 3 * whatif.HOURS_PER_MONTH, rel=1e-6)
+    assert observed == pytest.approx(tokens / 2 * whatif.HOURS_PER_MONTH, rel=1e-6)
 
 
 def _tokens_by(url: str, name: str, start: datetime, end: datetime, resolution: str) -> dict[datetime, float]:
@@ -251,6 +254,7 @@ def test_minute_and_hourly_tokens_of_a_new_endpoint_and_across_restarts(stack: S
     counted at the first reading after, in that minute and that hour; every down time is
     one recorded gap per endpoint, and no minute inside it has a reading."""
     clock, fresh, chat, plane = stack.clock, stack.fresh, stack.chat, stack.plane
+    plane.run_until(datetime(2027, 2, 1, 0, 30, tzinfo=UTC))
     start = clock.now
     downs = [
         (datetime(2027, 2, 1, 1, 12, tzinfo=UTC), datetime(2027, 2, 1, 1, 31, tzinfo=UTC)),
