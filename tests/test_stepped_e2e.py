@@ -16,9 +16,13 @@ run at the same simulated time, so the estimate made at T counts the readings be
 
 from __future__ import annotations
 
+import json
+import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -338,3 +342,139 @@ def test_a_stopped_plane_runs_nothing_and_the_clock_only_moves_forward(tmp_path:
         "retention",
     ]
     assert sum(1 for _, job in plane.runs if job == "estimate-costs") == 3
+
+
+# --- the autoscale job in the loop ------------------------------------------------------
+
+
+@dataclass
+class Router:
+    """A router's admin API and /metrics on a simulated clock: a PUT sets the replica
+    count; started replicas are ready a minute later, stopped ones leave at once. Each
+    ready replica is busy ``load / (ready x 10)`` (ten requests a second each). The
+    replica timeline it keeps is the ground truth of what was paid for."""
+
+    clock: SimClock
+    load: list[tuple[datetime, float]]  # (from, requests a second)
+    ready_at: list[tuple[datetime, int]] = field(default_factory=list)  # (from, ready replicas)
+    puts: list[tuple[datetime, int]] = field(default_factory=list)
+
+    def desired(self) -> int:
+        return self.puts[-1][1] if self.puts else self.ready_at[0][1]
+
+    def ready(self, at: datetime) -> int:
+        return next(n for t, n in reversed(self.ready_at) if t <= at)
+
+    def put(self, replicas: int) -> None:
+        now, before = self.clock.now, self.desired()
+        self.puts.append((now, replicas))
+        when = now + MINUTE if replicas > before else now
+        self.ready_at = [(t, n) for t, n in self.ready_at if t < when] + [(when, replicas)]
+
+    def replica_seconds(self, start: datetime, end: datetime) -> float:
+        total = 0.0
+        for index, (begin, n) in enumerate(self.ready_at):
+            until = self.ready_at[index + 1][0] if index + 1 < len(self.ready_at) else end
+            total += n * max(0.0, (min(until, end) - max(begin, start)).total_seconds())
+        return total
+
+    def text(self) -> str:
+        now = self.clock.now
+        ready = self.ready(now)
+        rps = next(r for t, r in reversed(self.load) if t <= now)
+        busy = min(1.0, rps / (ready * 10)) if ready else 0.0
+        labels = 'model="m",endpoint="chat"'
+        return (
+            "# TYPE inferplane_router_ready_replica_seconds counter\n"
+            f"inferplane_router_ready_replica_seconds_total{{{labels}}} "
+            f"{self.replica_seconds(self.ready_at[0][0], now)}\n"
+            f"inferplane_router_ready_replicas{{{labels}}} {ready}\n"
+            f"inferplane_router_replicas{{{labels}}} {self.desired()}\n"
+            f'inferplane_engine_busy_ratio{{{labels},replica="r1"}} {busy}\n'
+            f'inferplane_requests_running{{{labels},replica="r1"}} {rps}\n'
+            f'inferplane_requests_waiting{{{labels},replica="r1"}} 0\n'
+        )
+
+
+@contextmanager
+def _router_server(router: Router) -> Iterator[str]:
+    class Handler(BaseHTTPRequestHandler):
+        def _reply(self, body: bytes, kind: str, status: int = 200) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_GET(self) -> None:
+            if self.path == "/admin/replicas":
+                now = router.clock.now
+                state = {"endpoint": "chat", "desired": router.desired(), "ready": router.ready(now)}
+                self._reply(json.dumps(state).encode(), "application/json")
+            else:
+                self._reply(router.text().encode(), "text/plain; version=0.0.4")
+
+        def do_PUT(self) -> None:
+            length = int(self.headers["Content-Length"])
+            router.put(int(json.loads(self.rfile.read(length))["replicas"]))
+            self._reply(b'{"accepted": true}', "application/json", 202)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+def test_the_autoscale_job_scales_on_scraped_load_and_the_spend_follows_the_replicas(tmp_path: Path) -> None:
+    """The autoscale job runs with the others: the real policy reads the scraped busy
+    share, scales the router through its admin API, and the cost rows are what the
+    router's own replica timeline costs."""
+    start = datetime(2027, 2, 1, 9, 0, tzinfo=UTC)
+    clock = SimClock(start)
+    router = Router(
+        clock, [(start, 8.0), (start + timedelta(minutes=20), 38.0), (start + timedelta(minutes=60), 4.0)]
+    )
+    router.ready_at.append((start - HOUR, 1))
+    with _router_server(router) as url:
+        config = parse_config(
+            f"""\
+store: {{url: "sqlite:///{tmp_path / "inferplane.db"}"}}
+endpoints:
+  - name: chat
+    target: {{kind: local, model: some/model, router_url: "{url}"}}
+    price: {{gpu_per_hour_usd: 2.0}}
+    max_replicas: 6
+    autoscaling: {{poll_interval_s: 30}}
+sources:
+  - {{kind: scrape, name: scrape, interval_s: 15, targets: [{{endpoint: chat, url: "{url}/metrics"}}]}}
+"""
+        )
+        plane = SteppedControlPlane(config, clock)
+        plane.start()
+        end = start + timedelta(minutes=100)
+        try:
+            plane.run_until(end)
+        finally:
+            plane.stop()
+    store = open_store(config.store.url or "")
+    try:
+        events = store.read_scaling_events(start, end + MINUTE)
+        rows = store.read_costs(start, end, "chat", "estimated")
+    finally:
+        store.close()
+    actions = [(e["time"], e["to_replicas"]) for e in events if e["from_replicas"] != e["to_replicas"]]
+    assert actions == router.puts  # every action reached the router, at the poll that decided it
+    assert max(n for _, n in router.puts) >= 4 and router.puts[-1][1] < 4  # out under load, back in after
+    assert any("> 80%" in e["reason"] for e in events) and any("< 30%" in e["reason"] for e in events)
+    first_read = start  # the first reading sets the baseline
+    expected = router.replica_seconds(first_read, end - timedelta(seconds=15)) / 3600 * 2.0
+    assert sum(r.amount for r in rows) == pytest.approx(expected)
+    assert {job for _, job in plane.runs} >= {"autoscale:chat", "collect:scrape", "estimate-costs"}
