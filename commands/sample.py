@@ -4,10 +4,12 @@
 endpoints (a diurnal load, off-hours scale to zero on a schedule, a token spike, a
 latency incident, idle GPUs at night) plus one hosted per-token endpoint, and writes it
 through the real store API the way the collector, the autoscaler and the alert engine
-do: endpoint-level samples (rolled up, then trimmed by the default retention), hourly
-estimated costs from the collector's own cost code, daily billed costs for some
-endpoints, scaling decisions with reasons, alert transitions with their deliveries and
-a replay comparison. The same arguments give the same data.
+do: endpoint-level samples (rolled up, then trimmed by the default retention), daily
+billed costs for some endpoints, alert transitions with their deliveries and a replay
+comparison. The replica counts and scaling decisions are the real policy's
+(``autoscaler.policy.decide`` on ``read_window``'s windows) and the estimated costs the
+real collector's (``Collector.estimate`` over time), run by ``commands.sample_loop``
+against the config the sample writes. The same arguments give the same data.
 
 Readings are one a minute over the last two days (the raw retention) and one every fifteen
 minutes before that: older data only survives as rollups, and this keeps 30 days of 20
@@ -24,6 +26,7 @@ from typing import Any
 
 import yaml
 
+from commands.sample_loop import tick_times
 from commands.sample_records import (
     CHANNELS,
     HOSTED,
@@ -32,7 +35,7 @@ from commands.sample_records import (
     write_hosted,
     write_spend_alert,
 )
-from commands.sample_sim import Profile, endpoint_names, profiles, tick_times
+from commands.sample_sim import Profile, endpoint_names, profiles
 
 __all__ = ["HOSTED", "SampleSet", "endpoint_names", "write_sample"]
 
@@ -70,6 +73,7 @@ def write_sample(
 ) -> SampleSet:
     """Write a sample store (``sample.db``, replacing one there) and config
     (``inferplane.yaml``) into ``directory``; raises ``ValueError`` on bad arguments."""
+    from inferplane.config.loader import parse_config
     from inferplane.store import open_store
 
     if days < 1 or endpoints < 1:
@@ -78,21 +82,25 @@ def write_sample(
         raise ValueError("now must be timezone-aware")
     directory.mkdir(parents=True, exist_ok=True)
     end = now.astimezone(UTC).replace(second=0, microsecond=0)
-    times = tick_times(end, days)
+    start, raw_from = tick_times(end, days)
+    span = (start, raw_from, end)
     chosen = profiles(endpoints)
     database = directory / "sample.db"
     for old in (database, database.with_name("sample.db-wal"), database.with_name("sample.db-shm")):
         old.unlink(missing_ok=True)  # a sample is written whole, never on top of another
     store_url = f"sqlite:///{database}"
+    # The loop runs the config the sample hands over (its budget is set from the costs).
+    config = parse_config(_config_yaml(chosen, store_url, budget=10.0), "inferplane.yaml")
     store = open_store(store_url)
     outage = (end - timedelta(hours=5), end - timedelta(hours=5) + timedelta(minutes=12))
     try:
         for index, profile in enumerate(chosen):
             gap = outage if index == min(1, len(chosen) - 1) else None
-            write_endpoint(store, profile, times, end, random.Random(seed * 1000 + index), gap)
-        write_hosted(store, times, end, random.Random(seed * 1000 + 999))
+            endpoint = config.endpoint(profile.name)
+            write_endpoint(store, endpoint, profile, span, random.Random(seed * 1000 + index), gap)
+        write_hosted(store, span, random.Random(seed * 1000 + 999))
         budget = write_spend_alert(store, chosen[0].name, end)
-        _write_alert_state(store, times[0][0], end)
+        _write_alert_state(store, start, end)
         muted = {"endpoint": chosen[-1].name, "rule": "latency_slo"}
         store.add_silence(muted, end - timedelta(hours=1), end + timedelta(hours=3), "planned load test")
         store.save_state("replay:sample", replay_document(chosen), end)
@@ -150,7 +158,8 @@ def _config_yaml(chosen: list[Profile], store_url: str, budget: float) -> str:
         target: dict[str, Any] = {"kind": "local", "model": "HuggingFaceTB/SmolLM2-135M-Instruct"}
         if p.kind == "kubernetes":
             target = {"kind": "kubernetes", "namespace": "inference", "deployment": p.name}
-        autoscaling: dict[str, Any] = {"off_hours_replicas": 0}
+        # Polled every minute (the readings' interval); the rest is the policy's defaults.
+        autoscaling: dict[str, Any] = {"poll_interval_s": 60, "off_hours_replicas": 0}
         if p.scheduled:
             autoscaling["schedules"] = [{"when": p.schedule, "min_replicas": 1}]
         endpoints.append(

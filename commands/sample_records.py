@@ -1,6 +1,7 @@
-"""Writing the simulated ticks as the collector, the autoscaler and the alert engine
-would: samples, hourly estimated and daily billed costs, scaling decisions, alert
-transitions and their deliveries (channel names only).
+"""Writing the sample as the collector, the autoscaler and the alert engine would:
+samples, estimated costs and scaling decisions from the control loop
+(``commands.sample_loop``: the real estimator and the real policy), daily billed costs,
+alert transitions and their deliveries (channel names only).
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from alerts.model import fingerprint
-from collector.costs import GpuPrice, TokenPrice, estimate_costs
-from commands.sample_sim import METRICS, OLD_STEP, Profile, Tick, simulate
+from collector.costs import TokenPrice
+from commands.sample_loop import Tick, run_endpoint, run_hosted
+from commands.sample_sim import MINUTE, OLD_STEP, Profile, World
+from inferplane.config.endpoints import Endpoint
 from inferplane.vocabulary import CostRow, Sample
 
 __all__ = ["CHANNELS", "HOSTED", "HOSTED_PRICE", "write_endpoint", "write_hosted", "write_spend_alert"]
@@ -22,125 +25,76 @@ __all__ = ["CHANNELS", "HOSTED", "HOSTED_PRICE", "write_endpoint", "write_hosted
 HOSTED = "gpt-4o-mini"  # the hosted, per-token priced endpoint the what-if page compares with
 HOSTED_PRICE = TokenPrice(0.000165, 0.00066)
 CHANNELS = ("oncall-mail", "oncall-hook")
+_GAP_REASON = "source 'prom': every target failed: ConnectError: [Errno 111] Connection refused"
+# Indexes into a reading's gauges (commands.sample_sim.METRICS).
+_UTIL, _WAITING, _LATENCY = 0, 2, 3
 
 
 def write_endpoint(
     store: Any,
+    endpoint: Endpoint,
     profile: Profile,
-    times: list[tuple[datetime, timedelta]],
-    end: datetime,
+    span: tuple[datetime, datetime, datetime],
     rng: random.Random,
     gap: tuple[datetime, datetime] | None = None,
 ) -> None:
-    """Simulate one self-hosted endpoint and write all it leaves in a store. ``gap``: a
-    source outage, recorded as a gap, with no readings (so no estimate) inside it."""
-    ticks = simulate(profile, times, rng)
+    """Run one self-hosted endpoint over ``span`` (start, start of the one-minute readings,
+    end) and write all it leaves in a store. ``gap``: a source outage, recorded as a gap,
+    with no readings inside it."""
+    start, raw_from, end = span
+    policy = endpoint.autoscaling
+    cold_start = timedelta(seconds=policy.cold_start_s if policy is not None else 60)
+    world = World(profile, start, end, rng, cold_start)
+    ticks = run_endpoint(store, endpoint, world, start, raw_from, end, gap)
     if gap is not None:
-        ticks = [t for t in ticks if not gap[0] <= t.time < gap[1]]
-        reason = "source 'prom': every target failed: ConnectError: [Errno 111] Connection refused"
-        store.record_gap("prom", profile.name, gap[0], gap[1], reason)
-    store.write_samples(_samples(profile.name, ticks, with_replicas=True))
-    price = GpuPrice(profile.gpu_per_hour_usd, profile.gpus_per_replica)
-    store.write_costs(_estimates(profile.name, price, ticks, end))
+        store.record_gap("prom", profile.name, gap[0], gap[1], _GAP_REASON)
+    store.write_samples(s for t in ticks for s in t.samples)
     if profile.billed:
         store.write_costs(_billed(store, profile.name, "Virtual Machines", end, rng))
-    _write_scaling(store, profile, ticks)
     _write_alerts(store, profile, ticks)
 
 
-def write_hosted(
-    store: Any, times: list[tuple[datetime, timedelta]], end: datetime, rng: random.Random
-) -> None:
-    """The hosted endpoint: tokens and latency as Azure Monitor reports them, no replicas."""
-    ticks = []
-    for at, step in times:
+def write_hosted(store: Any, span: tuple[datetime, datetime, datetime], rng: random.Random) -> None:
+    """The hosted endpoint: tokens and latency as Azure Monitor reports them (rates and
+    the tokens counted in each step), no replicas; its cost from the real estimator."""
+    start, raw_from, end = span
+    readings: list[list[Sample]] = []
+    at = start
+    while at < end:
+        step = OLD_STEP if at < raw_from else MINUTE
         local = at.astimezone(ZoneInfo("Europe/Berlin"))
         bump = max(0.0, math.sin(math.pi * (local.hour + local.minute / 60 - 6) / 16))
         rps = 3.0 * (0.08 + bump) * (1.0 if local.weekday() < 5 else 0.4) * rng.uniform(0.8, 1.2)
-        values = (
-            None,
-            None,
-            None,
-            2.4 * rng.uniform(0.9, 1.2),
-            0.55 * rng.uniform(0.9, 1.3),
-            rps * 700,
-            rps * 250,
-            rps,
-        )
-        ticks.append(Tick(at, step, rps, 0, 0, tuple(round(v, 4) for v in values if v is not None), None))
-    samples = [
-        Sample(t.time, HOSTED, metric, value)
-        for t in ticks
-        for metric, value in zip(METRICS[3:], t.values, strict=True)
-    ]
-    samples += [s for t in ticks for s in _counts(HOSTED, t, dict(zip(METRICS[3:], t.values, strict=True)))]
-    store.write_samples(samples)
-    store.write_costs(_estimates(HOSTED, HOSTED_PRICE, ticks, end, samples))
+        rates = {
+            "request_latency_seconds_p95": 2.4 * rng.uniform(0.9, 1.2),
+            "time_to_first_token_seconds_p95": 0.55 * rng.uniform(0.9, 1.3),
+            "prompt_tokens_per_second": rps * 700,
+            "generated_tokens_per_second": rps * 250,
+            "requests_per_second": rps,
+        }
+        samples = [Sample(at, HOSTED, metric, round(value, 4)) for metric, value in rates.items()]
+        seconds = step.total_seconds()
+        for rate, count in (
+            ("prompt_tokens", "prompt_tokens_per_second"),
+            ("generated_tokens", "generated_tokens_per_second"),
+            ("requests", "requests_per_second"),
+        ):
+            samples.append(Sample(at, HOSTED, rate, round(round(rates[count], 4) * seconds, 3)))
+        readings.append(samples)
+        at += step
+    store.write_samples(s for samples in readings for s in samples)
+    run_hosted(store, HOSTED, HOSTED_PRICE, readings, end)
     store.write_costs(_billed(store, HOSTED, "Foundry Models", end, rng))
-
-
-def _samples(endpoint: str, ticks: list[Tick], with_replicas: bool) -> Iterator[Sample]:
-    """Endpoint-level samples: replica counts always, the rest while a replica is ready
-    (a scaled-to-zero endpoint has nothing to scrape)."""
-    for tick in ticks:
-        if with_replicas:
-            yield Sample(tick.time, endpoint, "replicas", float(tick.replicas))
-            yield Sample(tick.time, endpoint, "ready_replicas", float(tick.ready))
-            seconds = tick.step.total_seconds()
-            yield Sample(tick.time, endpoint, "ready_replica_seconds", float(tick.ready) * seconds)
-        if tick.ready:
-            yield from (Sample(tick.time, endpoint, m, v) for m, v in zip(METRICS, tick.values, strict=True))
-            yield from _counts(endpoint, tick, dict(zip(METRICS, tick.values, strict=True)))
-
-
-def _counts(endpoint: str, tick: Tick, rates: dict[str, float]) -> Iterator[Sample]:
-    """The increases a collector keeps beside the rates: what served in the tick's step."""
-    seconds = tick.step.total_seconds()
-    for rate, count in (
-        ("prompt_tokens_per_second", "prompt_tokens"),
-        ("generated_tokens_per_second", "generated_tokens"),
-        ("requests_per_second", "requests"),
-    ):
-        if rate in rates:
-            yield Sample(tick.time, endpoint, count, round(rates[rate] * seconds, 3))
-
-
-def _estimates(
-    endpoint: str,
-    price: GpuPrice | TokenPrice,
-    ticks: list[Tick],
-    end: datetime,
-    samples: list[Sample] | None = None,
-) -> list[CostRow]:
-    """Hourly estimated costs by the collector's ``estimate_costs``, each reading held for
-    its own step (the collector holds 15 s scrapes up to two minutes)."""
-    if samples is None:
-        samples = [Sample(t.time, endpoint, "ready_replicas", float(t.ready)) for t in ticks]
-        samples += [
-            Sample(t.time, endpoint, "ready_replica_seconds", t.ready * t.step.total_seconds()) for t in ticks
-        ]
-    hours: dict[datetime, list[Sample]] = {}
-    for sample in samples:
-        hours.setdefault(sample.time.replace(minute=0), []).append(sample)
-    rows: list[CostRow] = []
-    for hour, readings in sorted(hours.items()):
-        previous = hours.get(hour - timedelta(hours=1), [])  # a reading before may hold into it
-        held = [s for s in previous if s.time >= hour - OLD_STEP] + readings
-        rows += estimate_costs(endpoint, price, held, hour, min(hour + timedelta(hours=1), end), OLD_STEP)
-    return rows
 
 
 def _billed(store: Any, endpoint: str, service: str, end: datetime, rng: random.Random) -> list[CostRow]:
     """Daily billed rows as Azure Cost Management gives them: up to yesterday, a few
     percent above the estimate (disks, network, the hours estimates cannot see)."""
     today = end.replace(hour=0, minute=0)
-    rows = []
+    daily: dict[datetime, float] = {}
     for cost in store.read_costs(today - timedelta(days=400), today, endpoint, "estimated"):
         day = cost.period_start.replace(hour=0, minute=0)
-        rows.append((day, cost.amount))
-    daily: dict[datetime, float] = {}
-    for day, amount in rows:
-        daily[day] = daily.get(day, 0.0) + amount
+        daily[day] = daily.get(day, 0.0) + cost.amount
     return [
         CostRow(
             day,
@@ -153,37 +107,6 @@ def _billed(store: Any, endpoint: str, service: str, end: datetime, rng: random.
         )
         for day, total in sorted(daily.items())
     ]
-
-
-def _write_scaling(store: Any, profile: Profile, ticks: list[Tick]) -> None:
-    """Every action, and a hold an hour over the last 14 days (the engine records one
-    every poll; retention deletes holds older than that)."""
-    usd = profile.replica_usd_per_hour
-    holds_from = ticks[-1].time - timedelta(days=14)
-    for tick in ticks:
-        if tick.change is not None:
-            before, reason = tick.change
-            line = f"{before} -> {tick.replicas}: {reason}"
-        elif tick.time.minute == 0 and tick.replicas and tick.time >= holds_from:
-            before, line = tick.replicas, f"hold: GPU {tick.values[0]:.0%} within thresholds"
-        else:
-            continue
-        inputs = {
-            "replicas": before,
-            "ready_replicas": tick.ready,
-            "utilization_out": tick.values[0] if tick.ready else None,
-            "requests_waiting": tick.values[2] if tick.ready else None,
-            "requests_running": tick.values[1] if tick.ready else None,
-            "floor": 1 if profile.is_open(tick.time) else 0,
-            "ceiling": profile.max_replicas,
-            "off_hours": not profile.is_open(tick.time),
-            "cost_before_usd_per_hour": before * usd,
-            "cost_after_usd_per_hour": tick.replicas * usd,
-        }
-        reason = f"{line} (${before * usd:,.2f}/h -> ${tick.replicas * usd:,.2f}/h)"
-        store.write_scaling_event(
-            tick.time, profile.name, before, tick.replicas, reason, applied=True, dry_run=False, inputs=inputs
-        )
 
 
 def _streaks(ticks: list[Tick], bad: Callable[[Tick], bool]) -> Iterator[tuple[Tick, Tick, list[Tick]]]:

@@ -1,5 +1,6 @@
-"""The sample's simulation (pure): endpoint profiles, a diurnal load, and a threshold
-autoscaler with cooldowns and an off-hours floor, tick by tick.
+"""The sample's world (pure): endpoint profiles, a diurnal load, and what replicas serve
+and report minute by minute. No autoscaler here: the replica counts come from the real
+policy (``commands.sample_loop``), which this world answers to.
 
 Used by ``commands.sample``; nothing here touches the store or the clock.
 """
@@ -13,19 +14,21 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 __all__ = [
+    "COUNTED",
     "METRICS",
+    "MINUTE",
     "OLD_STEP",
-    "RAW_STEP",
+    "RAW_SPAN",
+    "Minute",
     "Profile",
-    "Tick",
+    "World",
     "endpoint_names",
     "profiles",
-    "simulate",
-    "tick_times",
 ]
 
-RAW_STEP, OLD_STEP, RAW_SPAN = timedelta(minutes=1), timedelta(minutes=15), timedelta(days=2)
+MINUTE, OLD_STEP, RAW_SPAN = timedelta(minutes=1), timedelta(minutes=15), timedelta(days=2)
 _NAMES = ("chat-small", "chat-large", "code-assist", "embed")
+# The gauges a scrape of a ready endpoint reads, in ``Minute.values`` order.
 METRICS = (
     "gpu_utilization",
     "requests_running",
@@ -36,6 +39,8 @@ METRICS = (
     "generated_tokens_per_second",
     "requests_per_second",
 )
+# The counters, in ``Minute.counts`` order: what was served and paid for in the step.
+COUNTED = ("prompt_tokens", "generated_tokens", "requests", "ready_replica_seconds")
 
 
 @dataclass(frozen=True)
@@ -97,80 +102,101 @@ def profiles(endpoints: int) -> list[Profile]:
     return chosen
 
 
-def tick_times(end: datetime, days: int) -> list[tuple[datetime, timedelta]]:
-    """(time, step) of every reading: fifteen-minute steps from the hour ``days`` before
-    ``end``, then one-minute steps over the last two days."""
-    start = (end - timedelta(days=days)).replace(minute=0)
-    raw_from = max(start, end - RAW_SPAN)
-    old = [(start + i * OLD_STEP, OLD_STEP) for i in range(math.ceil((raw_from - start) / OLD_STEP))]
-    return old + [(raw_from + i * RAW_STEP, RAW_STEP) for i in range(int((end - raw_from) / RAW_STEP))]
-
-
-# --- the simulation ---------------------------------------------------------------------
-
-
-def _load(profile: Profile, at: datetime, rng: random.Random) -> float:
-    """Requests a second: a working-day bump; always-on endpoints keep a night floor."""
-    if not profile.is_open(at):
-        return 0.0
-    local = at.astimezone(ZoneInfo(profile.zone))
-    hour = local.hour + local.minute / 60
-    bump = max(0.0, math.sin(math.pi * (hour - 7) / 13)) if 7 <= hour < 20 else 0.0
-    weekday = 1.0 if local.weekday() < 5 else 0.3
-    return profile.peak_rps * (0.04 + 0.96 * bump) * weekday * rng.uniform(0.85, 1.15)
-
-
-def _incident(profile: Profile, times: list[tuple[datetime, timedelta]], hour: int) -> datetime | None:
-    """The latest minute at ``hour``:00 local time inside its uptime and at least six hours
-    old (incidents land on a working day, in the one-minute part of the data)."""
-    cutoff = times[-1][0] - timedelta(hours=6)
-    for at, step in reversed(times):
-        local = at.astimezone(ZoneInfo(profile.zone))
-        if step == RAW_STEP and at < cutoff and (local.hour, local.minute) == (hour, 0):
-            if local.weekday() < 5:
-                return at
-    return None
-
-
 @dataclass(frozen=True)
-class Tick:
+class Minute:
+    """What a scrape at ``time`` reads: the load offered, the replicas set and ready, and
+    the gauges (``METRICS``; None with no replica ready: a scaled-to-zero endpoint has
+    nothing to scrape)."""
+
     time: datetime
-    step: timedelta
     load: float
     replicas: int
     ready: int
-    values: tuple[float, ...]  # in METRICS order
-    change: tuple[int, str] | None  # (from replicas, reason) when the autoscaler acted
+    values: tuple[float, ...] | None
 
 
-def simulate(profile: Profile, times: list[tuple[datetime, timedelta]], rng: random.Random) -> list[Tick]:
-    spike = _incident(profile, times, 14) if profile.name == "code-assist" else None
-    slow = _incident(profile, times, 11) if profile.name == "chat-small" else None
-    replicas: int | None = None
-    last_change = times[0][0] - timedelta(hours=1)
-    ticks = []
-    for at, step in times:
-        load = _load(profile, at, rng) * (4.0 if spike and spike <= at < spike + timedelta(minutes=30) else 1)
-        if replicas is None:  # the data starts with as many replicas as the load needs
-            floor = 1 if profile.is_open(at) else 0
-            replicas = max(floor, min(profile.max_replicas, math.ceil(load / (profile.capacity_rps * 0.6))))
-        ready = replicas  # a replica started at the previous tick is ready now
-        util = min(0.98, load / (ready * profile.capacity_rps)) if ready else 0.0
-        util = max(0.01, util * rng.uniform(0.95, 1.05)) if ready else 0.0
-        waiting = max(0.0, load - ready * profile.capacity_rps) * 6
-        change = _decide(profile, at, replicas, ready, util, waiting, at - last_change)
-        if change is not None:
-            replicas, last_change = change[0], at
-            change = (ready, change[1])
-        slowdown = 2.6 if slow and slow <= at < slow + timedelta(minutes=25) else 1.0
-        per_replica = waiting / max(ready, 1)
-        latency = profile.base_latency_s * (1 + max(0.0, util - 0.7)) * slowdown + 0.5 * per_replica
-        ttft = profile.base_ttft_s * (1 + 2 * max(0.0, util - 0.7)) * slowdown + 0.3 * per_replica
-        served = min(load, ready * profile.capacity_rps)
-        prompt, generated = profile.tokens_per_request
+class World:
+    """One endpoint's load and replicas from ``start`` to ``end``. The control loop sets the
+    replica count (``scale_to``); a started replica serves after ``cold_start`` and is paid
+    from its start. ``serve`` advances a minute (the counters); ``read`` is what a scrape
+    at that minute sees. Incidents: a 4x token spike on ``code-assist`` at 14:00 local and
+    a 25-minute slowdown on ``chat-small`` at 11:00 local, on the latest working day at
+    least six hours before ``end`` (in the one-minute part of the data)."""
+
+    def __init__(
+        self, profile: Profile, start: datetime, end: datetime, rng: random.Random, cold_start: timedelta
+    ) -> None:
+        self.profile, self.start, self.rng, self.cold_start = profile, start, rng, cold_start
+        spike = _incident(profile, end, 14) if profile.name == "code-assist" else None
+        self.slow = _incident(profile, end, 11) if profile.name == "chat-small" else None
+        self.loads = _loads(profile, start, end, rng, spike)
+        floor = 1 if profile.is_open(start) else 0
+        # The data starts with as many replicas as the load needs, started long ago.
+        need = math.ceil(self.loads[0] / (profile.capacity_rps * 0.6)) if self.loads else 0
+        self.started = [start - timedelta(days=1)] * max(floor, min(profile.max_replicas, need))
+        self._ready_from = start  # every replica is ready from then on
+
+    @property
+    def replicas(self) -> int:
+        return len(self.started)
+
+    def ready(self, at: datetime) -> int:
+        if at >= self._ready_from:
+            return len(self.started)
+        return sum(1 for s in self.started if s + self.cold_start <= at)
+
+    def scale_to(self, replicas: int, at: datetime) -> None:
+        """Start replicas, or stop the newest first (those still starting go first)."""
+        if replicas > len(self.started):
+            self.started += [at] * (replicas - len(self.started))
+            self._ready_from = at + self.cold_start
+        else:
+            self.started = sorted(self.started)[:replicas]
+
+    def serve(self, at: datetime) -> tuple[float, ...]:
+        """The counters' increases over the minute ending at ``at`` (``COUNTED`` order)."""
+        p = self.profile
+        if at - MINUTE >= self._ready_from:
+            ready_seconds = 60.0 * len(self.started)
+        else:
+            begin = at - MINUTE
+            ready_seconds = sum(
+                max(0.0, (at - max(begin, s + self.cold_start)).total_seconds()) for s in self.started
+            )
+        served = min(self._load(at), ready_seconds / 60 * p.capacity_rps)
+        prompt, generated = p.tokens_per_request
+        return (served * prompt * 60, served * generated * 60, served * 60, ready_seconds)
+
+    def serve_span(self, after: datetime, until: datetime) -> tuple[float, ...]:
+        """The counters' increases over the minutes ending in ``(after, until]``."""
+        first, last = (after - self.start) // MINUTE + 1, (until - self.start) // MINUTE
+        if after < self._ready_from:  # a replica starts inside: minute by minute
+            each = [self.serve(self.start + i * MINUTE) for i in range(first, last + 1)]
+            return tuple(sum(column) for column in zip(*each, strict=True)) if each else (0.0,) * 4
+        p, replicas = self.profile, len(self.started)
+        most = replicas * p.capacity_rps
+        served = sum(min(load, most) for load in self.loads[first : last + 1])
+        prompt, generated = p.tokens_per_request
+        minutes = last - first + 1
+        return (served * prompt * 60, served * generated * 60, served * 60, 60.0 * replicas * minutes)
+
+    def read(self, at: datetime) -> Minute:
+        """What a scrape at ``at`` reads."""
+        p, load, ready = self.profile, self._load(at), self.ready(at)
+        if not ready:
+            return Minute(at, load, self.replicas, 0, None)
+        util = max(0.01, min(1.0, min(0.98, load / (ready * p.capacity_rps)) * self.rng.uniform(0.95, 1.05)))
+        waiting = max(0.0, load - ready * p.capacity_rps) * 6
+        slowing = self.slow is not None and self.slow <= at < self.slow + timedelta(minutes=25)
+        slowdown = 2.6 if slowing else 1.0
+        per_replica = waiting / ready
+        latency = p.base_latency_s * (1 + max(0.0, util - 0.7)) * slowdown + 0.5 * per_replica
+        ttft = p.base_ttft_s * (1 + 2 * max(0.0, util - 0.7)) * slowdown + 0.3 * per_replica
+        served = min(load, ready * p.capacity_rps)
+        prompt, generated = p.tokens_per_request
         values = (
             util,
-            served * profile.base_latency_s,
+            served * p.base_latency_s,
             waiting,
             latency,
             ttft,
@@ -178,29 +204,46 @@ def simulate(profile: Profile, times: list[tuple[datetime, timedelta]], rng: ran
             served * generated,
             served,
         )
-        ticks.append(Tick(at, step, load, replicas, ready, tuple(round(v, 4) for v in values), change))
-    return ticks
+        return Minute(at, load, self.replicas, ready, tuple(round(v, 4) for v in values))
+
+    def _load(self, at: datetime) -> float:
+        return self.loads[(at - self.start) // MINUTE]
 
 
-def _decide(
-    profile: Profile, at: datetime, current: int, ready: int, util: float, waiting: float, since: timedelta
-) -> tuple[int, str] | None:
-    """What the autoscaler does at ``at``: (new count, reason as the engine writes it) or None."""
-    is_open = profile.is_open(at)
-    floor = 1 if is_open else 0
-    if current < floor:
-        why = f"raised to the floor {floor} (uptime window {profile.schedule!r})"
-        return floor, f"hold: no requests at zero replicas; {why}"
-    if not is_open and current > 0:
-        return 0, f"GPU {util:.0%} over 300 s < 30%; off-hours (outside every uptime window), floor 0"
-    if ready and waiting / ready > 4:
-        new = min(profile.max_replicas, current + max(1, math.ceil(waiting / 8)))
-        reason = f"queue: {waiting:g} requests waiting > 4 per ready replica ({waiting / ready:.1f})"
-        return (new, reason) if new > current else None
-    if util > 0.8 and since >= timedelta(seconds=60) and current < profile.max_replicas:
-        new = min(profile.max_replicas, current + 2, math.ceil(current * util / 0.6))
-        return new, f"GPU {util:.0%} over 60 s > 80%"
-    if util < 0.3 and since >= timedelta(seconds=300) and current > floor:
-        new = max(floor, math.ceil(current * util / 0.6))
-        return (new, f"GPU {util:.0%} over 300 s < 30%") if new < current else None
-    return None
+def _loads(
+    profile: Profile, start: datetime, end: datetime, rng: random.Random, spike: datetime | None
+) -> list[float]:
+    """Requests a second in every minute from ``start`` to ``end``: a working-day bump;
+    always-on endpoints keep a night floor; 4x for 30 minutes from ``spike``."""
+    import pandas as pd
+
+    minutes = int((end - start) / MINUTE) + 1
+    local = pd.date_range(start, periods=minutes, freq="min").tz_convert(profile.zone)
+    loads = []
+    for index, (hour, minute, weekday) in enumerate(
+        zip(local.hour, local.minute, local.day_of_week, strict=True)
+    ):
+        if profile.scheduled and not (weekday < 5 and 7 <= hour < 20):
+            loads.append(0.0)
+            continue
+        at = hour + minute / 60
+        bump = max(0.0, math.sin(math.pi * (at - 7) / 13)) if 7 <= at < 20 else 0.0
+        weekday_share = 1.0 if weekday < 5 else 0.3
+        load = profile.peak_rps * (0.04 + 0.96 * bump) * weekday_share * rng.uniform(0.85, 1.15)
+        if spike is not None and timedelta(0) <= start + index * MINUTE - spike < timedelta(minutes=30):
+            load *= 4.0
+        loads.append(load)
+    return loads
+
+
+def _incident(profile: Profile, end: datetime, hour: int) -> datetime | None:
+    """The latest ``hour``:00 local time on a working day, at least six hours before ``end``
+    and inside the one-minute part of the data."""
+    local = (end - timedelta(hours=6)).astimezone(ZoneInfo(profile.zone))
+    day = local.replace(hour=hour, minute=0, second=0, microsecond=0)
+    if day > local:
+        day -= timedelta(days=1)
+    while day.weekday() >= 5:
+        day -= timedelta(days=1)
+    moment = day.astimezone(end.tzinfo)
+    return moment if moment >= end - RAW_SPAN else None

@@ -76,17 +76,61 @@ def test_names_past_the_fourth_are_numbered() -> None:
     assert endpoint_names(6) == ["chat-small", "chat-large", "code-assist", "embed", "svc-05", "svc-06"]
 
 
-def test_estimated_gpu_cost_is_ready_replicas_times_hours_times_price(sample: SampleSet, store: Any) -> None:
+def test_estimated_gpu_cost_is_the_counted_replica_seconds_times_the_price(
+    sample: SampleSet, store: Any
+) -> None:
     config = load_config(sample.config_path)
     hour = (NOW - timedelta(hours=30)).replace(minute=0)  # in the one-minute raw data
     for endpoint in config.endpoints[:4]:
         price = endpoint.price.gpu_per_hour_usd * endpoint.price.gpus_per_replica  # type: ignore[union-attr]
-        ready = store.read_series(endpoint.name, "ready_replicas", hour, hour + timedelta(hours=1), "raw")
-        assert len(ready) == 60
-        expected = sum(value for _, value in ready) / 60 * price
+        counted = store.read_series(
+            endpoint.name, "ready_replica_seconds", hour, hour + timedelta(hours=1), "raw"
+        )
+        assert len(counted) == 60
+        expected = sum(value for _, value in counted) / 3600 * price
         [row] = store.read_costs(hour, hour + timedelta(hours=1), endpoint.name, "estimated")
         assert (row.period_start, row.service) == (hour, "gpu")
         assert row.amount == pytest.approx(expected)
+
+
+def test_spend_is_what_the_real_estimator_gives_for_the_counted_readings(
+    sample: SampleSet, store: Any
+) -> None:
+    """Every hour of the one-minute data, and the spend over it, as the collector's own
+    ``estimate_costs`` computes it from the readings the sample stored."""
+    from collector.build import build_plan
+    from collector.costs import estimate_costs
+    from inferplane.vocabulary import Sample
+
+    prices = build_plan(load_config(sample.config_path)).prices
+    start = (NOW - timedelta(days=2)).replace(minute=0) + timedelta(hours=2)  # past the first raw hour
+    for name, price in prices.items():
+        readings = [
+            Sample(at, name, metric, value)
+            for metric in ("ready_replica_seconds", "prompt_tokens", "generated_tokens")
+            for at, value in store.read_series(name, metric, start, NOW, "raw")
+        ]
+        expected = estimate_costs(name, price, readings, start, NOW)
+        stored = store.read_costs(start, NOW, name, "estimated")
+        assert [(c.period_start, c.period_end) for c in stored] == [
+            (c.period_start, c.period_end) for c in expected
+        ]
+        assert [c.amount for c in stored] == pytest.approx([c.amount for c in expected])
+        assert sum(c.amount for c in stored) > 0
+
+
+def test_one_cost_row_per_hour_endpoint_service_and_source_the_current_hour_partial(store: Any) -> None:
+    rows = store.read_costs(NOW - timedelta(days=8), NOW + timedelta(hours=1), source="estimated")
+    keys = [(c.period_start, c.endpoint, c.service, c.source) for c in rows]
+    assert len(keys) == len(set(keys))
+    current = NOW.replace(minute=0)
+    for row in rows:
+        assert row.period_start.minute == 0
+        if row.period_start == current:
+            assert row.period_end == NOW  # the hour so far, as the last estimate left it
+        else:
+            assert row.period_end == row.period_start + timedelta(hours=1)
+    assert {c.endpoint for c in rows if c.period_start == current} == {*endpoint_names(4), HOSTED}
 
 
 def test_hosted_cost_is_tokens_times_token_prices(sample: SampleSet, store: Any) -> None:
@@ -118,14 +162,125 @@ def test_scaling_events_match_the_replica_counts_and_go_to_zero_off_hours(store:
     events = [e for e in store.read_scaling_events(start, NOW) if e["from_replicas"] != e["to_replicas"]]
     assert events
     for event in events:
-        [(_, replicas)] = store.read_series(
-            event["endpoint"], "replicas", event["time"], event["time"] + timedelta(seconds=1), "raw"
+        # The collection after the poll reads the count the policy set.
+        after = store.read_series(
+            event["endpoint"], "replicas", event["time"], event["time"] + timedelta(minutes=20), "raw"
         )
-        assert replicas == event["to_replicas"]
+        if after:
+            assert after[0][1] == event["to_replicas"]
         assert event["reason"].startswith(f"{event['from_replicas']} -> {event['to_replicas']}: ")
         assert event["inputs"]["cost_after_usd_per_hour"] >= 0
     to_zero = [e for e in events if e["to_replicas"] == 0]
-    assert to_zero and all("off-hours (outside every uptime window)" in e["reason"] for e in to_zero)
+    assert to_zero and all("off-hours (outside every uptime window), floor 0" in e["reason"] for e in to_zero)
+    # Holds are recorded every poll over the last two hours, as the engine records them.
+    holds = [e for e in store.read_scaling_events(NOW - timedelta(hours=1), NOW) if e["endpoint"] == "embed"]
+    assert len(holds) == 60
+
+
+def test_each_decision_judged_the_window_the_store_holds(sample: SampleSet, store: Any) -> None:
+    """The policy's inputs are what ``read_window`` reads from the sample store itself at
+    the decision's time: the loop's readings are the stored ones."""
+    from autoscaler.readings import read_window
+
+    config = load_config(sample.config_path)
+    events = store.read_scaling_events(NOW - timedelta(hours=40), NOW)
+    assert len(events) > 100
+    for event in events[:: max(1, len(events) // 60)]:
+        endpoint = config.endpoint(event["endpoint"])
+        assert endpoint.autoscaling is not None
+        window = read_window(
+            store, endpoint.name, endpoint.autoscaling, event["from_replicas"], None, event["time"]
+        )
+        newest = [r.value for r in window.gpu_utilization if event["time"] - r.time <= timedelta(seconds=60)]
+        if event["inputs"]["utilization_out"] is None:
+            assert not newest
+        else:
+            assert event["inputs"]["utilization_out"] == pytest.approx(sum(newest) / len(newest), abs=1e-4)
+        waiting = window.requests_waiting[0].value if window.requests_waiting else None
+        assert event["inputs"]["requests_waiting"] == (
+            None if waiting is None else pytest.approx(waiting, abs=1e-4)
+        )
+
+
+def test_every_recorded_decision_is_the_real_policys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import commands.sample_loop as loop
+    from autoscaler.policy import decide
+
+    returned: dict[tuple[datetime, str, int], str] = {}
+
+    def spy(window: Any, endpoint: Any, state: Any, now: datetime, capacity: Any = None) -> Any:
+        decision = decide(window, endpoint, state, now, capacity)
+        returned[(now, endpoint.name, window.replicas)] = decision.reason
+        return decision
+
+    monkeypatch.setattr(loop, "decide", spy)
+    small = write_sample(tmp_path, now=NOW, days=1, endpoints=2)
+    opened = open_store(small.store_url)
+    try:
+        events = opened.read_scaling_events(NOW - timedelta(days=2), NOW)
+    finally:
+        opened.close()
+    actions = [e for e in events if e["from_replicas"] != e["to_replicas"]]
+    assert actions and len(returned) > 1000
+    for event in events:
+        assert returned[(event["time"], event["endpoint"], event["from_replicas"])] == event["reason"]
+    reasons = " | ".join(e["reason"] for e in actions)
+    for wording in ("> 80%", "< 30%", "off-hours (outside every uptime window)", "uptime window"):
+        assert wording in reasons
+
+
+def test_the_estimate_run_every_minute_leaves_the_same_rows_as_every_hour(tmp_path: Path) -> None:
+    import random
+
+    from commands.sample import _config_yaml
+    from commands.sample_loop import HOUR, run_endpoint, tick_times
+    from commands.sample_sim import MINUTE, World, profiles
+    from inferplane.config.loader import parse_config
+
+    end = NOW
+    start, raw_from = tick_times(end, 1)
+    profile = profiles(1)[0]
+    endpoint = parse_config(_config_yaml([profile], "sqlite:///unused.db", 10.0)).endpoint(profile.name)
+    rows = []
+    for every in (MINUTE, HOUR):
+        opened = open_store(f"sqlite:///{tmp_path}/{every.seconds}.db")
+        world = World(profile, start, end, random.Random(5), timedelta(seconds=60))
+        run_endpoint(opened, endpoint, world, start, raw_from, end, estimate_every=every)
+        rows.append(opened.read_costs(start, end + timedelta(hours=1)))
+        opened.close()
+    assert rows[0] == rows[1] and len(rows[0]) == 25  # 24 whole hours and the one under way
+
+
+def test_recent_reads_as_the_store_reads(tmp_path: Path) -> None:
+    """The loop's in-memory readings answer ``read_series`` and ``read_by_replica`` as the
+    store does ([start, end), oldest first, the mean over replicas with ``replica=None``)."""
+    from commands.sample_loop import Recent
+    from inferplane.vocabulary import Sample
+
+    samples = [
+        Sample(NOW + timedelta(seconds=20 * i), "a", "gpu_utilization", i / 10, replica)
+        for i in range(30)
+        for replica in ("r1", "r2")
+        if not (replica == "r2" and i % 4 == 0)
+    ] + [Sample(NOW + timedelta(seconds=30 * i), "a", "requests_waiting", float(i)) for i in range(20)]
+    recent = Recent(timedelta(hours=1))
+    recent.write_samples(samples)
+    opened = open_store(f"sqlite:///{tmp_path}/store.db")
+    opened.write_samples(samples)
+    try:
+        for start, end in ((0, 600), (35, 240), (40, 41), (580, 900)):
+            span = (NOW + timedelta(seconds=start), NOW + timedelta(seconds=end))
+            for metric in ("gpu_utilization", "requests_waiting"):
+                assert recent.read_by_replica("a", metric, *span) == opened.read_by_replica(
+                    "a", metric, *span, "raw"
+                )
+                for replica in (None, "", "r1"):
+                    mine = recent.read_series("a", metric, *span, replica=replica)
+                    theirs = opened.read_series("a", metric, *span, "raw", replica=replica)
+                    assert [t for t, _ in mine] == [t for t, _ in theirs]
+                    assert [v for _, v in mine] == pytest.approx([v for _, v in theirs])
+    finally:
+        opened.close()
 
 
 def test_alerts_fire_before_they_resolve_and_each_has_deliveries(sample: SampleSet, store: Any) -> None:
