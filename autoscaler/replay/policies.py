@@ -97,7 +97,9 @@ class ConfiguredPolicy:
     def __call__(self, now_s: float, view: FleetView) -> int:
         now = self.start + timedelta(seconds=now_s)
         decision = decide(self.window(now_s, view), self.endpoint, self.state, now, self.capacity)
-        self.state = decision.state
+        # The replay applies every count it is given: it records the action as the
+        # engine does once its target took the count.
+        self.state = decision.state.scaled(view.replicas, decision.desired_replicas, now)
         if decision.desired_replicas != view.replicas or self.verbose:
             self.reasons.append((now_s, decision.reason))
         return decision.desired_replicas
