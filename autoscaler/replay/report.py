@@ -263,7 +263,8 @@ class _Replay:
         if name == "static_mean":
             return _static_mean(row, run, sim)
         if name == "clairvoyant":
-            return _clairvoyant(row, run, schedule, cap, self.poll, self._attains)
+            budget = _MissBudget(self.requests, self.slo, self.excluded, self.slo_goal)
+            return _clairvoyant(row, self._run, schedule, cap, self.poll, self._attains, budget)
         return row("oracle", sim, f"{min(schedule, default=0)}-{max(schedule, default=0)}")
 
     def first(self) -> int:
@@ -302,7 +303,13 @@ class _Replay:
         say = self.progress
         return lambda done: say(f"{name}: {done:.0%} of the trace")
 
-    def _run(self, controller: Controller, initial: int, name: str) -> Simulation:
+    def _run(
+        self,
+        controller: Controller,
+        initial: int,
+        name: str,
+        stop: Callable[[Simulation], bool] | None = None,
+    ) -> Simulation:
         return drive(
             self.requests,
             self.capacity,
@@ -311,6 +318,7 @@ class _Replay:
             poll_s=self.poll,
             tick_s=self.tick_s,
             progress=self._tell(name),
+            stop=stop,
         )
 
     def _attains(self, sim: Simulation) -> bool:
@@ -352,32 +360,39 @@ def _static_mean(row: _Row, run: _Run, oracle: Simulation) -> ReplayRow:
 
 def _clairvoyant(
     row: _Row,
-    run: _Run,
+    run: Callable[[Controller, int, str, Callable[[Simulation], bool] | None], Simulation],
     oracle: list[int],
     capacity: Capacity,
     poll: float,
     attains: Callable[[Simulation], bool],
+    budget: _MissBudget,
 ) -> ReplayRow:
     """The cheapest capped schedule that meets the goal: bisection on the spare over the
     local median (a larger spare never serves fewer in time, up to the noise of which
-    replica a request lands on), the uncapped schedule when no cap meets the goal."""
+    replica a request lands on), the uncapped schedule when no cap meets the goal. A trial
+    stops as soon as its misses exceed what the goal allows over the whole trace; the
+    search's top is the largest spike over its neighbourhood (a larger spare changes
+    nothing)."""
     ahead = math.ceil(capacity.cold_start_s / poll - 1e-9)
     runs: dict[int, Simulation] = {}
 
     def meets(spare: int) -> bool:
         plan = clairvoyant_schedule(spikes_capped(oracle, spare, ahead), capacity.cold_start_s, poll)
-        runs[spare] = run(following(plan, poll), plan[0] if plan else 0, f"clairvoyant (spare {spare})")
-        return attains(runs[spare])
+        name = f"clairvoyant (spare {spare})"
+        runs[spare] = run(following(plan, poll), plan[0] if plan else 0, name, budget.fresh())
+        return not budget.spent and attains(runs[spare])
 
-    lo, hi = 0, max(oracle, default=0)
+    medians = spikes_capped(oracle, 0, ahead)
+    lo, hi = 0, max((n - m for n, m in zip(oracle, medians, strict=True)), default=0)
     while lo < hi:
         mid = (lo + hi) // 2
         if meets(mid):
             hi = mid
         else:
             lo = mid + 1
-    if lo not in runs:
-        meets(lo)
+    if lo not in runs or budget.stopped(runs[lo]):
+        plan = clairvoyant_schedule(spikes_capped(oracle, lo, ahead), capacity.cold_start_s, poll)
+        runs[lo] = run(following(plan, poll), plan[0] if plan else 0, "clairvoyant", None)
     sim = runs[lo]
     return row("clairvoyant", sim, _span(sim))
 
@@ -409,6 +424,40 @@ def _static_best(row: _Row, run: _Run, high: int, attains: Callable[[Simulation]
             lo = mid + 1
     sim = runs[lo] if lo in runs else run(static(lo), lo, f"static_best (trying {lo})")
     return row("static_best", sim, str(lo))
+
+
+class _MissBudget:
+    """Counts a run's misses as their deadlines pass, poll by poll; a run whose misses
+    exceed what ``goal`` allows over the whole trace has failed, whatever follows."""
+
+    def __init__(self, requests: Requests, slo: Slo, excluded: Sequence[bool], goal: float) -> None:
+        limits = slo.limits(requests)
+        judged = [i for i, out in enumerate(excluded) if not out]
+        self.order = sorted(judged, key=lambda i: requests.arrival_s[i] + limits[i])
+        self.deadline = [requests.arrival_s[i] + limits[i] for i in self.order]
+        self.arrival, self.allowed = requests.arrival_s, math.floor((1 - goal) * len(judged) + 1e-9)
+        self.spent, self._next, self._missed = False, 0, 0
+        self._ended: set[int] = set()
+
+    def fresh(self) -> Callable[[Simulation], bool]:
+        """A stop predicate for one run (the count starts over)."""
+        self.spent, self._next, self._missed = False, 0, 0
+
+        def stop(sim: Simulation) -> bool:
+            while self._next < len(self.order) and self.deadline[self._next] < sim.now_s:
+                i = self.order[self._next]
+                self._missed += sim.first_token[i] > self.deadline[self._next]
+                self._next += 1
+            self.spent = self._missed > self.allowed
+            if self.spent:
+                self._ended.add(id(sim))
+            return self.spent
+
+        return stop
+
+    def stopped(self, sim: Simulation) -> bool:
+        """Whether ``sim`` was ended early (its figures cover part of the trace only)."""
+        return id(sim) in self._ended
 
 
 def attains_goal(sim: Simulation, slo: Slo, excluded: Sequence[bool], goal: float) -> bool:
