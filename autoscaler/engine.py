@@ -3,6 +3,8 @@ through the target (or not: dry run, paused), record, keep state.
 
 ``poll(endpoint, now)`` is one control-loop step for one endpoint. Every decision,
 applied or not, is written to the store's scaling events with its inputs and reason;
+a count the target took is recorded in the policy's state (``PolicyState.scaled``:
+cooldowns, the warm-up), one recorded but not applied leaves no such mark;
 the policy's state and the operator's controls are saved under ``autoscaler:<endpoint>``
 so that a restart neither forgets a cooldown nor flaps. Target failures are retried
 (``TargetRetryable``, honouring Retry-After up to a cap), then recorded as a failed
@@ -21,7 +23,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_aft
 
 from autoscaler.capacity import Capacity
 from autoscaler.controls import Controls, Override
-from autoscaler.model import Decision, PolicyState
+from autoscaler.model import Decision
 from autoscaler.policy import decide
 from autoscaler.readings import read_window
 from autoscaler.targets.base import Target, TargetError, TargetRetryable, TargetThrottled
@@ -110,13 +112,13 @@ class AutoscalerEngine:
             applied, dry_run = True, False
         elif advisory is not None:
             applied, dry_run, reason = False, True, f"{advisory}: {reason}"
-            state = _undo_action(decision.state, controls.policy)
         else:
             failure = self._apply(target, desired)
             applied, dry_run = failure is None, False
-            if failure is not None:
+            if failure is None:
+                state = state.scaled(count.desired, desired, now)
+            else:
                 reason = f"{reason}; FAILED: {failure}"
-                state = _undo_action(decision.state, controls.policy)
         inputs = {**decision.inputs, "cost_before_usd_per_hour": decision.cost_before_usd_per_hour}
         inputs["cost_after_usd_per_hour"] = decision.cost_after_usd_per_hour
         self._store.write_scaling_event(
@@ -228,14 +230,3 @@ class AutoscalerEngine:
             now, name, last, last, reason, applied=False, dry_run=False, inputs={"error": str(error)}
         )
         return PollResult(name, last, last, False, False, reason, str(error))
-
-
-def _undo_action(decided: PolicyState, before: PolicyState) -> PolicyState:
-    # Nothing changed on the target: keep the new recommendations, not the action's marks.
-    return decided.evolve(
-        last_scale_out=before.last_scale_out,
-        last_scale_in=before.last_scale_in,
-        warming_since=before.warming_since,
-        warming_to=before.warming_to,
-        warming_from=before.warming_from,
-    )

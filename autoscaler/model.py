@@ -63,6 +63,20 @@ class PolicyState:
     def evolve(self, **changes: Any) -> PolicyState:
         return replace(self, **changes)
 
+    def scaled(self, before: int, after: int, now: datetime) -> PolicyState:
+        """This state once the target was moved from ``before`` to ``after`` replicas at
+        ``now``: the action's marks (cooldowns, the warm-up a scale-out waits for).
+        Recorded by whoever applies the count (the engine, only once the target took
+        it; the replay), never by the policy: a decision recorded but not applied (dry
+        run, paused, a failed call) starts no cooldown."""
+        if after > before:
+            return self.evolve(last_scale_out=now, warming_since=now, warming_from=before, warming_to=after)
+        if after < before:
+            warming = self.warming_to is not None and after < self.warming_to
+            cleared: dict[str, Any] = {"warming_since": None, "warming_to": None, "warming_from": None}
+            return self.evolve(last_scale_in=now, **(cleared if warming else {}))
+        return self
+
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["recommendations"] = [[t.isoformat(), n] for t, n in self.recommendations]
@@ -101,7 +115,9 @@ class Decision:
     ``reason`` is one human sentence naming the rule and its figures; ``inputs`` the
     figures judged (written to the store with the decision); costs are USD per hour at
     the current and the desired count (0 for per-token prices); ``urgent`` marks a
-    queue-driven scale-out that skipped cooldowns."""
+    queue-driven scale-out that skipped cooldowns. ``state`` is what to carry to the next
+    decision if the count is not applied; once it is, carry
+    ``state.scaled(current, applied, now)``."""
 
     desired_replicas: int
     reason: str

@@ -53,7 +53,7 @@ from typing import Any
 
 from autoscaler.capacity import Capacity
 from autoscaler.demand import HEADROOM_HALF_LIFE_S, DemandNeed, demand_need, learn_headroom
-from autoscaler.guards import cooldown_note, limit_step, remember, stabilize
+from autoscaler.guards import bound, ceiling, guard, remember
 from autoscaler.model import Decision, PolicyState, Window
 from autoscaler.signals import Signal, latest, trailing_mean
 from inferplane.config.autoscaling import AutoscalingPolicy
@@ -109,8 +109,7 @@ def decide(
     lead = state.cold_start_s if state.cold_start_s is not None else policy.cold_start_s
     schedule = floor_at(policy, endpoint.min_replicas, now, lead)
     price = replica_price_per_hour(endpoint)
-    ceiling, ceiling_why = _ceiling(endpoint, policy, price)
-    floor = min(schedule.floor, ceiling)
+    top = ceiling(endpoint, policy, price)
     signals = _signals(window, policy, now)
     demand = _demand(window, policy, state, capacity, signals, now, lead)
     if demand is not None:
@@ -122,16 +121,9 @@ def decide(
     proposal = _rules(window, policy, state, signals, now, lead, demand)
     keep_s = max(policy.scale_up_stabilization_s, policy.scale_down_stabilization_s)
     state = remember(state, now, proposal.recommendation, keep_s)
-    wanted, notes = _guard(proposal, current, policy, state, now)
-    final = max(floor, min(ceiling, wanted))
-    if final > wanted:
-        notes.append(f"raised to the floor {floor} ({schedule.reason})")
-    else:
-        if final < wanted:
-            notes.append(f"capped at {ceiling} ({ceiling_why})")
-        if schedule.off_hours:
-            notes.append(f"{schedule.reason}, floor {floor}")
-    state = _after_action(state, current, final, now)
+    wanted, notes = guard(proposal.replicas, proposal.urgent, current, policy, state, now)
+    final, floor, bounds = bound(wanted, schedule, top)
+    notes += bounds
     before, after = current * price, final * price
     reason = "; ".join([proposal.reason, *notes])
     if final != current:
@@ -142,30 +134,27 @@ def decide(
         "ready_replicas": window.ready_replicas,
         **signals.inputs(),
         "floor": floor,
-        "ceiling": ceiling,
+        "ceiling": top[0],
         "schedule": schedule.reason,
         "off_hours": schedule.off_hours,
         "cold_start_s": lead,
         **(demand.inputs() if demand is not None else {}),
     }
-    return Decision(final, reason, state, before, after, inputs, proposal.urgent and final > current)
+    return Decision(
+        desired_replicas=final,
+        reason=reason,
+        state=state,
+        cost_before_usd_per_hour=before,
+        cost_after_usd_per_hour=after,
+        inputs=inputs,
+        urgent=proposal.urgent and final > current,
+    )
 
 
 def replica_price_per_hour(endpoint: Endpoint) -> float:
     """USD per replica-hour; 0 for per-token prices (replicas cost nothing by the hour)."""
     price = endpoint.price
     return price.replica_hour_usd if isinstance(price, GpuHourPrice) else 0.0
-
-
-def _ceiling(endpoint: Endpoint, policy: AutoscalingPolicy, price: float) -> tuple[int, str]:
-    budget = policy.budget
-    if budget is None or price <= 0:
-        return endpoint.max_replicas, "max_replicas"
-    per_hour = budget.usd_per_hour if budget.usd_per_hour is not None else (budget.usd_per_day or 0) / 24
-    affordable = math.floor(per_hour / price + 1e-9)
-    if affordable < endpoint.max_replicas:
-        return affordable, f"budget ${per_hour:,.2f}/h at ${price:,.2f} per replica-hour"
-    return endpoint.max_replicas, "max_replicas"
 
 
 def _signals(window: Window, policy: AutoscalingPolicy, now: datetime) -> _Signals:
@@ -379,30 +368,6 @@ def _per_replica(load: float | None, ready: int, policy: AutoscalingPolicy) -> s
     )
 
 
-def _guard(
-    proposal: _Proposal, current: int, policy: AutoscalingPolicy, state: PolicyState, now: datetime
-) -> tuple[int, list[str]]:
-    wanted = proposal.replicas
-    if wanted == current or proposal.urgent:
-        return limit_step(current, wanted, policy.max_step), []
-    notes = []
-    stable = stabilize(
-        state, now, current, wanted, policy.scale_up_stabilization_s, policy.scale_down_stabilization_s
-    )
-    if stable != wanted:
-        notes.append(f"stabilized at {stable} (recommendations of the last window)")
-    if stable > current:
-        wait = cooldown_note(state.last_scale_out, now, policy.scale_out_cooldown_s, "scale-out")
-    elif stable < current:
-        last = max((t for t in (state.last_scale_in, state.last_scale_out) if t is not None), default=None)
-        wait = cooldown_note(last, now, policy.scale_in_cooldown_s, "scale-in")
-    else:
-        wait = None
-    if wait is not None:
-        return current, [*notes, wait]
-    return limit_step(current, stable, policy.max_step), notes
-
-
 def _starting(window: Window, state: PolicyState, now: datetime, lead: float) -> int:
     # Replicas already on their way: a queue rule that ignored them would add more on
     # every poll of a cold start.
@@ -421,14 +386,4 @@ def _measure_cold_start(state: PolicyState, window: Window, now: datetime) -> Po
     if window.ready_replicas >= state.warming_to:
         seconds = (now - state.warming_since).total_seconds()
         return state.evolve(cold_start_s=seconds, warming_since=None, warming_to=None, warming_from=None)
-    return state
-
-
-def _after_action(state: PolicyState, current: int, final: int, now: datetime) -> PolicyState:
-    if final > current:
-        return state.evolve(last_scale_out=now, warming_since=now, warming_from=current, warming_to=final)
-    if final < current:
-        warming = state.warming_to is not None and final < state.warming_to
-        cleared: dict[str, Any] = {"warming_since": None, "warming_to": None, "warming_from": None}
-        return state.evolve(last_scale_in=now, **(cleared if warming else {}))
     return state

@@ -138,7 +138,7 @@ def test_saturated_gpu_does_not_hold_replicas_demand_does_not_need() -> None:
     for k in range(25):  # six minutes of little demand, GPU saturated
         now = NOON + timedelta(seconds=15 * k)
         decision = decide(window(n, [1000.0] * 21, util=1.0, now=now), endpoint(), state, now, CAP)
-        state, n = decision.state, decision.desired_replicas
+        state, n = decision.state.scaled(n, decision.desired_replicas, now), decision.desired_replicas
     assert n == 1 and "capacity" in decision.reason
 
 
@@ -169,7 +169,7 @@ def test_a_rising_demand_starts_replicas_a_cold_start_ahead() -> None:
             prompt_tokens_per_second=series(history[-21:], now),
         )
         decision = decide(win, endpoint(), state, now, CAP)
-        state, n = decision.state, decision.desired_replicas
+        state, n = decision.state.scaled(n, decision.desired_replicas, now), decision.desired_replicas
         ready_at = ready_at[:n] + [now + timedelta(seconds=60)] * (n - len(ready_at))
         present = token_work(CAP, history[-1], 0, headroom=1.0, utilization=0.6)
         started_for.append((n, present))
@@ -184,11 +184,11 @@ def test_demand_scale_in_waits_for_the_stabilization_window() -> None:
     state = PolicyState()
     high = decide(window(2, [48_000.0] * 21), endpoint(), state, NOON, CAP)
     assert high.desired_replicas == 8
-    n, state = 8, high.state
+    n, state = 8, high.state.scaled(2, 8, NOON)
     for k in range(1, 23):  # 5 minutes and more at a quarter of the demand
         now = NOON + timedelta(seconds=15 * k)
         decision = decide(window(n, [12_000.0] * 21, now=now), endpoint(), state, now, CAP)
-        state, n = decision.state, decision.desired_replicas
+        state, n = decision.state.scaled(n, decision.desired_replicas, now), decision.desired_replicas
         if k < 20:
             assert n == 8, k
     assert n == 2

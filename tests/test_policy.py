@@ -146,7 +146,7 @@ def walk(
             readings.append(Reading(now, min(1.0, demand / max(replicas, 1))))
             win = Window(replicas, replicas, tuple(readings[-60:]), (Reading(now, 0),), (Reading(now, 1),))
             decision = decide(win, ep, state, now)
-            state = decision.state
+            state = decision.state.scaled(replicas, decision.desired_replicas, now)
             if decision.desired_replicas != replicas:
                 history.append((now, decision.desired_replicas, decision.reason))
                 replicas = decision.desired_replicas
@@ -185,8 +185,9 @@ def test_cold_start_is_measured_and_used_to_pre_warm() -> None:
     at += timedelta(seconds=45)  # 45 s before: pre-warm with the configured 60 s
     d = decide(Window(0, 0), ep, d.state, at)
     assert d.desired_replicas == 2 and "pre-warm 60 s ahead" in d.reason
+    started = d.state.scaled(0, 2, at)  # the target took the count: the warm-up starts
     at += timedelta(seconds=150)  # both ready now: 150 s measured
-    d = decide(Window(2, 2, steady(0.5, at), (Reading(at, 0),)), ep, d.state, at)
+    d = decide(Window(2, 2, steady(0.5, at), (Reading(at, 0),)), ep, started, at)
     assert d.state.cold_start_s == 150
     tomorrow = at.replace(hour=7, minute=58) + timedelta(days=1)  # 120 s ahead: pre-warm by 150 s
     d = decide(Window(0, 0), ep, d.state, tomorrow)
@@ -293,3 +294,17 @@ def test_concurrency_rules(win: Window, expected: int, reason_part: str) -> None
 def test_target_concurrency_must_be_positive() -> None:
     with pytest.raises(ValueError, match="target_concurrency"):
         endpoint(target_concurrency=0)
+
+
+def test_the_policy_leaves_the_action_marks_to_whoever_applies_the_count() -> None:
+    # decide() is asked what to do; it never records that it was done (a dry run or a
+    # failed call must start no cooldown). The applier records it with ``scaled``.
+    decision = decide(window(2, 0.99), endpoint(), PolicyState(), NOON)
+    assert decision.desired_replicas > 2
+    assert decision.state.last_scale_out is None and decision.state.warming_since is None
+    applied = decision.state.scaled(2, decision.desired_replicas, NOON)
+    assert applied.last_scale_out == NOON and applied.warming_since == NOON
+    assert (applied.warming_from, applied.warming_to) == (2, decision.desired_replicas)
+    shrunk = applied.scaled(decision.desired_replicas, 1, NOON + timedelta(seconds=30))
+    assert shrunk.last_scale_in == NOON + timedelta(seconds=30) and shrunk.warming_since is None
+    assert applied.scaled(3, 3, NOON) == applied

@@ -10,7 +10,7 @@ from autoscaler.export import keda_scaled_object
 from autoscaler.replay.hpa import HpaGpuPolicy, HpaScaler, external_replicas, pods_metric_replicas
 from autoscaler.replay.keda import KedaPolicy, evaluate_query
 from autoscaler.replay.knative import KnativePolicy
-from autoscaler.replay.oracle import clairvoyant_schedule
+from autoscaler.replay.oracle import clairvoyant_schedule, spikes_capped
 from autoscaler.replay.policies import FleetView
 from autoscaler.replay.report import replay_rows
 from autoscaler.replay.simulator import Scrape
@@ -208,6 +208,14 @@ def test_clairvoyant_starts_each_replica_a_cold_start_ahead_and_keeps_short_dips
     oracle = [1, 1, 1, 1, 3, 3, 1, 2, 1, 1, 1, 1]
     # 60 s cold start, 15 s intervals: 4 intervals ahead.
     assert clairvoyant_schedule(oracle, 60, 15) == [3, 3, 3, 3, 3, 3, 2, 2, 1, 1, 1, 1]
+
+
+def test_spikes_are_capped_at_the_local_median_plus_a_spare_and_a_sustained_rise_is_kept() -> None:
+    spike = [1, 1, 1, 1, 12, 1, 1, 1, 1]
+    assert spikes_capped(spike, 2, 4) == [1, 1, 1, 1, 3, 1, 1, 1, 1]
+    assert spikes_capped(spike, 11, 4) == spike  # a spare as large as the spike keeps it
+    rise = [1, 1, 1, 6, 6, 6, 6, 6, 6, 6]
+    assert spikes_capped(rise, 0, 2) == rise  # its neighbourhood rises with it
 
 
 def test_every_row_runs_and_the_clairvoyant_sits_between_oracle_and_static_best() -> None:

@@ -15,7 +15,11 @@ schedule could shave a little; the greedy choice ignores that keeping a replica 
 can make a later interval cheaper, which with instant starts rarely pays).
 
 :func:`clairvoyant_schedule` turns the oracle's counts into the ``clairvoyant``: the same
-knowledge of every arrival, paying the same cold start as any real policy.
+knowledge of every arrival, paying the same cold start as any real policy. The oracle
+serves every request; a schedule held to the same SLO goal as ``static_best`` (0.99) may
+let the costliest spikes go: :func:`spikes_capped` caps each interval's count at its
+neighbourhood's median plus a spare, and the replay searches the spare (see
+``autoscaler.replay.report``).
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from autoscaler.replay.capacity import Capacity
 from autoscaler.replay.replica import Requests
 from autoscaler.replay.simulator import Simulation, Tenths
 
-__all__ = ["clairvoyant_schedule", "oracle_schedule"]
+__all__ = ["clairvoyant_schedule", "oracle_schedule", "spikes_capped"]
 
 
 def oracle_schedule(
@@ -145,3 +149,17 @@ def clairvoyant_schedule(oracle: list[int], cold_start_s: float, poll_s: float) 
     intervals cover a cold start)."""
     ahead = math.ceil(cold_start_s / poll_s - 1e-9)
     return [max(oracle[k : k + ahead + 1]) for k in range(len(oracle))]
+
+
+def spikes_capped(oracle: list[int], spare: int, reach: int) -> list[int]:
+    """The oracle's counts with each capped at ``spare`` replicas over the median of the
+    counts within ``reach`` intervals either side: a one-interval spike (a burst the
+    oracle serves with a dozen replicas that a cold-start-paying schedule must start a
+    cold start ahead) is cut to the local level plus ``spare``, a sustained rise is kept
+    (its neighbourhood's median rises with it). A spare as large as the largest count
+    keeps every count."""
+    out = []
+    for k, count in enumerate(oracle):
+        around = sorted(oracle[max(0, k - reach) : k + reach + 1])
+        out.append(min(count, around[len(around) // 2] + spare))
+    return out

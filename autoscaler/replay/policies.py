@@ -97,7 +97,9 @@ class ConfiguredPolicy:
     def __call__(self, now_s: float, view: FleetView) -> int:
         now = self.start + timedelta(seconds=now_s)
         decision = decide(self.window(now_s, view), self.endpoint, self.state, now, self.capacity)
-        self.state = decision.state
+        # The replay applies every count it is given: it records the action as the
+        # engine does once its target took the count.
+        self.state = decision.state.scaled(view.replicas, decision.desired_replicas, now)
         if decision.desired_replicas != view.replicas or self.verbose:
             self.reasons.append((now_s, decision.reason))
         return decision.desired_replicas
@@ -145,6 +147,7 @@ def drive(
     tick_s: float = 0.1,
     scrape_s: float = 15.0,
     progress: Callable[[float], None] | None = None,
+    stop: Callable[[Simulation], bool] | None = None,
 ) -> Simulation:
     """Replay the whole trace under ``controller``, polled every ``poll_s``.
 
@@ -152,7 +155,8 @@ def drive(
     (at most ``MAX_TAIL_S`` after the last arrival; requests left then never got a token).
     A controller with its own ``poll_s`` or ``scrape_s`` attribute (a peer's sync period,
     Knative's one-second samples) is run at those instead.
-    ``progress`` hears the share of the trace's span done, every tenth of it."""
+    ``progress`` hears the share of the trace's span done, every tenth of it; ``stop``,
+    asked at every poll, ends the run early (a search's trial that has already failed)."""
     poll_s = float(getattr(controller, "poll_s", poll_s))
     scrape_s = float(getattr(controller, "scrape_s", scrape_s))
     sim = Simulation(requests, capacity, initial, tick_s=tick_s, scrape_s=scrape_s)
@@ -165,5 +169,7 @@ def drive(
         sim.set_replicas(max(0, controller(now, view)), now)
         now += poll_s
         sim.run_until(now)
+        if stop is not None and stop(sim):
+            break
     tenths.finish()
     return sim

@@ -22,7 +22,11 @@ for one release):
   ScaledObject ``inferplane export keda`` writes, :mod:`autoscaler.replay.knative`);
   they start like ``configured``.
 - ``clairvoyant``: knows every arrival and pays the same cold start
-  (:func:`autoscaler.replay.oracle.clairvoyant_schedule`): the bound a policy is held to.
+  (:func:`autoscaler.replay.oracle.clairvoyant_schedule`), held to the same SLO goal as
+  ``static_best``: the cheapest of a family of schedules that meets ``slo_goal``, the
+  oracle's counts with their spikes capped (:func:`autoscaler.replay.oracle.spikes_capped`)
+  at the local median plus a spare found by bisection (the uncapped schedule when no
+  cap meets the goal): the bound a policy is held to.
 - ``oracle``: the lower bound of :mod:`autoscaler.replay.oracle` (instant starts).
 
 The SLO (:class:`Slo`) is a first token within ``ttft_target_s`` plus, optionally,
@@ -47,7 +51,7 @@ from autoscaler.replay.capacity import Capacity
 from autoscaler.replay.hpa import HpaGpuPolicy
 from autoscaler.replay.keda import KedaPolicy
 from autoscaler.replay.knative import KnativePolicy
-from autoscaler.replay.oracle import clairvoyant_schedule, oracle_schedule
+from autoscaler.replay.oracle import clairvoyant_schedule, oracle_schedule, spikes_capped
 from autoscaler.replay.policies import ConfiguredPolicy, Controller, ThresholdPolicy, drive, following, static
 from autoscaler.replay.replica import Requests
 from autoscaler.replay.simulator import Simulation
@@ -245,7 +249,7 @@ class _Replay:
         if name == "configured":
             return _dynamic(row, run, ConfiguredPolicy(self.endpoint, self.start, self.own), first(), name)
         if name == "static_best":
-            return _static_best(row, run, high, self.slo, self.excluded, self.slo_goal)
+            return _static_best(row, run, high, self._attains)
         if name == "threshold_80_30":
             return _dynamic(row, run, ThresholdPolicy(low, high), first(), name)
         if name == "hpa":
@@ -259,7 +263,8 @@ class _Replay:
         if name == "static_mean":
             return _static_mean(row, run, sim)
         if name == "clairvoyant":
-            return _clairvoyant(row, run, schedule, cap, self.poll)
+            budget = _MissBudget(self.requests, self.slo, self.excluded, self.slo_goal)
+            return _clairvoyant(row, self._run, schedule, cap, self.poll, self._attains, budget)
         return row("oracle", sim, f"{min(schedule, default=0)}-{max(schedule, default=0)}")
 
     def first(self) -> int:
@@ -298,7 +303,13 @@ class _Replay:
         say = self.progress
         return lambda done: say(f"{name}: {done:.0%} of the trace")
 
-    def _run(self, controller: Controller, initial: int, name: str) -> Simulation:
+    def _run(
+        self,
+        controller: Controller,
+        initial: int,
+        name: str,
+        stop: Callable[[Simulation], bool] | None = None,
+    ) -> Simulation:
         return drive(
             self.requests,
             self.capacity,
@@ -307,7 +318,11 @@ class _Replay:
             poll_s=self.poll,
             tick_s=self.tick_s,
             progress=self._tell(name),
+            stop=stop,
         )
+
+    def _attains(self, sim: Simulation) -> bool:
+        return attains_goal(sim, self.slo, self.excluded, self.slo_goal)
 
     def _judge(self, name: str, sim: Simulation, replicas: str) -> ReplayRow:
         return row_from(name, sim, self.endpoint, self.slo, replicas, self.excluded)
@@ -343,9 +358,42 @@ def _static_mean(row: _Row, run: _Run, oracle: Simulation) -> ReplayRow:
     return row("static_mean", run(static(mean_n), mean_n, f"static_mean ({mean_n})"), str(mean_n))
 
 
-def _clairvoyant(row: _Row, run: _Run, oracle: list[int], capacity: Capacity, poll: float) -> ReplayRow:
-    plan = clairvoyant_schedule(oracle, capacity.cold_start_s, poll)
-    sim = run(following(plan, poll), plan[0] if plan else 0, "clairvoyant")
+def _clairvoyant(
+    row: _Row,
+    run: Callable[[Controller, int, str, Callable[[Simulation], bool] | None], Simulation],
+    oracle: list[int],
+    capacity: Capacity,
+    poll: float,
+    attains: Callable[[Simulation], bool],
+    budget: _MissBudget,
+) -> ReplayRow:
+    """The cheapest capped schedule that meets the goal: bisection on the spare over the
+    local median (a larger spare never serves fewer in time, up to the noise of which
+    replica a request lands on), the uncapped schedule when no cap meets the goal. A trial
+    stops as soon as its misses exceed what the goal allows over the whole trace; the
+    search's top is the largest spike over its neighbourhood (a larger spare changes
+    nothing)."""
+    ahead = math.ceil(capacity.cold_start_s / poll - 1e-9)
+    runs: dict[int, Simulation] = {}
+
+    def meets(spare: int) -> bool:
+        plan = clairvoyant_schedule(spikes_capped(oracle, spare, ahead), capacity.cold_start_s, poll)
+        name = f"clairvoyant (spare {spare})"
+        runs[spare] = run(following(plan, poll), plan[0] if plan else 0, name, budget.fresh())
+        return not budget.spent and attains(runs[spare])
+
+    medians = spikes_capped(oracle, 0, ahead)
+    lo, hi = 0, max((n - m for n, m in zip(oracle, medians, strict=True)), default=0)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if meets(mid):
+            hi = mid
+        else:
+            lo = mid + 1
+    if lo not in runs or budget.stopped(runs[lo]):
+        plan = clairvoyant_schedule(spikes_capped(oracle, lo, ahead), capacity.cold_start_s, poll)
+        runs[lo] = run(following(plan, poll), plan[0] if plan else 0, "clairvoyant", None)
+    sim = runs[lo]
     return row("clairvoyant", sim, _span(sim))
 
 
@@ -360,30 +408,68 @@ def _scaled_object(endpoint: Endpoint) -> dict[str, Any]:
     return keda_scaled_object(endpoint, "http://prometheus.replay:9090")
 
 
-def _static_best(
-    row: _Row, run: _Run, high: int, slo: Slo, excluded: Sequence[bool], goal: float
-) -> ReplayRow:
+def _static_best(row: _Row, run: _Run, high: int, attains: Callable[[Simulation], bool]) -> ReplayRow:
     runs: dict[int, Simulation] = {}
 
-    def attains(n: int) -> bool:
-        sim = runs[n] = run(static(n), n, f"static_best (trying {n})")
-        reqs = sim.requests
-        judged = met = 0
-        for f, a, p, out in zip(sim.first_token, reqs.arrival_s, reqs.prompt_tokens, excluded, strict=True):
-            if not out:
-                judged += 1
-                met += f - a <= slo.limit(p)
-        return met >= goal * judged
+    def meets(n: int) -> bool:
+        runs[n] = run(static(n), n, f"static_best (trying {n})")
+        return attains(runs[n])
 
     lo, hi = 1, high
     while lo < hi:  # the smallest count meeting the goal; more replicas never serve worse
         mid = (lo + hi) // 2
-        if attains(mid):
+        if meets(mid):
             hi = mid
         else:
             lo = mid + 1
     sim = runs[lo] if lo in runs else run(static(lo), lo, f"static_best (trying {lo})")
     return row("static_best", sim, str(lo))
+
+
+class _MissBudget:
+    """Counts a run's misses as their deadlines pass, poll by poll; a run whose misses
+    exceed what ``goal`` allows over the whole trace has failed, whatever follows."""
+
+    def __init__(self, requests: Requests, slo: Slo, excluded: Sequence[bool], goal: float) -> None:
+        limits = slo.limits(requests)
+        judged = [i for i, out in enumerate(excluded) if not out]
+        self.order = sorted(judged, key=lambda i: requests.arrival_s[i] + limits[i])
+        self.deadline = [requests.arrival_s[i] + limits[i] for i in self.order]
+        self.arrival, self.allowed = requests.arrival_s, math.floor((1 - goal) * len(judged) + 1e-9)
+        self.spent, self._next, self._missed = False, 0, 0
+        self._ended: set[int] = set()
+
+    def fresh(self) -> Callable[[Simulation], bool]:
+        """A stop predicate for one run (the count starts over)."""
+        self.spent, self._next, self._missed = False, 0, 0
+
+        def stop(sim: Simulation) -> bool:
+            while self._next < len(self.order) and self.deadline[self._next] < sim.now_s:
+                i = self.order[self._next]
+                self._missed += sim.first_token[i] > self.deadline[self._next]
+                self._next += 1
+            self.spent = self._missed > self.allowed
+            if self.spent:
+                self._ended.add(id(sim))
+            return self.spent
+
+        return stop
+
+    def stopped(self, sim: Simulation) -> bool:
+        """Whether ``sim`` was ended early (its figures cover part of the trace only)."""
+        return id(sim) in self._ended
+
+
+def attains_goal(sim: Simulation, slo: Slo, excluded: Sequence[bool], goal: float) -> bool:
+    """Whether at least ``goal`` of the judged requests (those not ``excluded``) got their
+    first token within the SLO."""
+    reqs = sim.requests
+    judged = met = 0
+    for f, a, p, out in zip(sim.first_token, reqs.arrival_s, reqs.prompt_tokens, excluded, strict=True):
+        if not out:
+            judged += 1
+            met += f - a <= slo.limit(p)
+    return met >= goal * judged
 
 
 def _span(sim: Simulation) -> str:
