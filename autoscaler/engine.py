@@ -26,6 +26,7 @@ from autoscaler.controls import Controls, Override
 from autoscaler.model import Decision
 from autoscaler.policy import decide
 from autoscaler.readings import read_window
+from autoscaler.storage import AutoscalerStore
 from autoscaler.targets.base import Target, TargetError, TargetRetryable, TargetThrottled
 from inferplane.config import InferplaneConfig
 from inferplane.config.endpoints import Endpoint
@@ -60,7 +61,7 @@ class AutoscalerEngine:
     def __init__(
         self,
         config: InferplaneConfig,
-        store: Any,
+        store: AutoscalerStore,
         targets: Mapping[str, Target],
         *,
         dry_run: bool = False,
@@ -82,7 +83,7 @@ class AutoscalerEngine:
         return [e for e in self._config.endpoints if e.autoscaling is not None and e.name in self._targets]
 
     @property
-    def store(self) -> Any:
+    def store(self) -> AutoscalerStore:
         return self._store
 
     def target(self, endpoint: str) -> Target:

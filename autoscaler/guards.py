@@ -12,9 +12,9 @@ import math
 from datetime import datetime, timedelta
 
 from autoscaler.model import PolicyState
-from autoscaler.schedule import ScheduleFloor
 from inferplane.config.autoscaling import AutoscalingPolicy
 from inferplane.config.endpoints import Endpoint
+from inferplane.schedule import ScheduleFloor
 
 __all__ = ["bound", "ceiling", "cooldown_note", "guard", "limit_step", "remember", "stabilize"]
 

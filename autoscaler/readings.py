@@ -10,16 +10,21 @@ linger in the total.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
 
 from autoscaler.model import Reading, Window
+from autoscaler.storage import WindowStore
 from inferplane.config.autoscaling import AutoscalingPolicy
 
 __all__ = ["read_window"]
 
 
 def read_window(
-    store: Any, endpoint: str, policy: AutoscalingPolicy, replicas: int, ready: int | None, now: datetime
+    store: WindowStore,
+    endpoint: str,
+    policy: AutoscalingPolicy,
+    replicas: int,
+    ready: int | None,
+    now: datetime,
 ) -> Window:
     """The window ``decide`` judges, with the target's own replica counts."""
     span = timedelta(
@@ -39,7 +44,9 @@ def read_window(
     )
 
 
-def _total(store: Any, endpoint: str, metric: str, start: datetime, now: datetime) -> tuple[Reading, ...]:
+def _total(
+    store: WindowStore, endpoint: str, metric: str, start: datetime, now: datetime
+) -> tuple[Reading, ...]:
     series = store.read_by_replica(endpoint, metric, start, now + timedelta(microseconds=1), "raw")
     newest = [points[-1] for points in series.values() if points]
     if not newest:
@@ -48,7 +55,9 @@ def _total(store: Any, endpoint: str, metric: str, start: datetime, now: datetim
     return (Reading(min(t for t, _ in newest), sum(v for _, v in newest)),)
 
 
-def _summed(store: Any, endpoint: str, metric: str, start: datetime, now: datetime) -> tuple[Reading, ...]:
+def _summed(
+    store: WindowStore, endpoint: str, metric: str, start: datetime, now: datetime
+) -> tuple[Reading, ...]:
     """The endpoint's total at each collection: every series' reading at that time summed
     (a rate is per replica; the demand is the endpoint's)."""
     series = store.read_by_replica(endpoint, metric, start, now + timedelta(microseconds=1), "raw")

@@ -345,7 +345,9 @@ def _poll(
             at, endpoint.name, current, wanted, decision.reason, applied=True, dry_run=False, inputs=inputs
         )
     change = (current, wanted, decision.reason) if wanted != current else None
-    return change, decision.state
+    # The world took the count, so the action's marks (cooldowns, warm-up) are recorded,
+    # as the engine records them once its target took a count.
+    return change, decision.state.scaled(current, wanted, at)
 
 
 def _price(endpoint: Endpoint) -> GpuPrice | TokenPrice:
