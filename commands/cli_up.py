@@ -20,7 +20,7 @@ from typing import Annotated, Any
 
 import typer
 
-from commands.cli_common import CONFIG_HELP, choose_config, fail, log_config_line
+from commands.cli_common import CONFIG_HELP, ConfigOption, StoreOption, choose_config, fail, log_config_line
 from commands.cli_logging import LogFormatOption, LogLevelOption, start_logging
 
 __all__ = ["catchers", "demo", "up"]
@@ -29,11 +29,8 @@ log = logging.getLogger("commands.up")
 
 
 def up(
-    config: Annotated[
-        Path | None,
-        typer.Option(help=CONFIG_HELP),
-    ] = None,
-    store: Annotated[str | None, typer.Option(help="Store URL; overrides the config's.")] = None,
+    config: ConfigOption = None,
+    store: StoreOption = None,
     dashboard: Annotated[bool, typer.Option(help="Start the dashboard.")] = True,
     dashboard_port: Annotated[int, typer.Option(help="Port of the dashboard.")] = 8501,
     dashboard_host: Annotated[str, typer.Option(help="Address the dashboard binds.")] = "127.0.0.1",
@@ -181,7 +178,7 @@ def demo(
     config: Annotated[
         Path | None, typer.Option(help=CONFIG_HELP + " It names the endpoint behind --url.")
     ] = None,
-    store: Annotated[str | None, typer.Option(help="Store URL; overrides the config's.")] = None,
+    store: StoreOption = None,
     progress_every: Annotated[float, typer.Option(min=0.1, help="Seconds between progress lines.")] = 10.0,
 ) -> None:
     """Drive load from a trace against a running `inferplane up`: scaling, alerts, costs,

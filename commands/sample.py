@@ -36,6 +36,7 @@ from commands.sample_records import (
     write_spend_alert,
 )
 from commands.sample_sim import Profile, endpoint_names, profiles
+from inferplane.store import Store
 
 __all__ = ["HOSTED", "SampleSet", "endpoint_names", "write_sample"]
 
@@ -113,7 +114,7 @@ def write_sample(
     return SampleSet(store_url, config_path)
 
 
-def _write_alert_state(store: Any, start: datetime, end: datetime) -> None:
+def _write_alert_state(store: Store, start: datetime, end: datetime) -> None:
     """The alert engine's saved state (key "alerts"): the alerts still firing at ``end``,
     each endpoint's group notified 30 s after its newest alert fired."""
     from alerts.model import Alert, Finding

@@ -41,6 +41,7 @@ from collector.run import Collector
 from commands.sample_sim import COUNTED, METRICS, MINUTE, OLD_STEP, RAW_SPAN, Minute, World
 from inferplane.config.autoscaling import AutoscalingPolicy
 from inferplane.config.endpoints import Endpoint
+from inferplane.store import Store
 from inferplane.vocabulary import CostRow, Sample
 
 __all__ = [
@@ -214,7 +215,7 @@ class Recent:
     def close(self) -> None:
         """Nothing to close: it is memory."""
 
-    def flush(self, store: Any) -> None:
+    def flush(self, store: Store) -> None:
         """Write the collected cost rows through the store's own writer, in the order they
         were estimated (a later estimate of a period replaces the earlier)."""
         if self.costs:
@@ -232,7 +233,7 @@ class Recent:
 
 
 def run_endpoint(
-    store: Any,
+    store: Store,
     endpoint: Endpoint,
     world: World,
     start: datetime,
@@ -293,7 +294,7 @@ def run_endpoint(
 
 
 def run_hosted(
-    store: Any,
+    store: Store,
     name: str,
     price: TokenPrice,
     readings: list[list[Sample]],
@@ -321,7 +322,7 @@ def run_hosted(
 
 
 def _poll(
-    store: Any,
+    store: Store,
     endpoint: Endpoint,
     policy: AutoscalingPolicy,
     world: World,

@@ -10,7 +10,7 @@ import math
 import random
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Literal
 from zoneinfo import ZoneInfo
 
 from alerts.model import fingerprint
@@ -18,6 +18,7 @@ from collector.costs import TokenPrice
 from commands.sample_loop import Tick, run_endpoint, run_hosted
 from commands.sample_sim import MINUTE, OLD_STEP, Profile, World
 from inferplane.config.endpoints import Endpoint
+from inferplane.store import Store
 from inferplane.vocabulary import CostRow, Sample
 
 __all__ = ["CHANNELS", "HOSTED", "HOSTED_PRICE", "write_endpoint", "write_hosted", "write_spend_alert"]
@@ -31,7 +32,7 @@ _UTIL, _WAITING, _LATENCY = 0, 2, 3
 
 
 def write_endpoint(
-    store: Any,
+    store: Store,
     endpoint: Endpoint,
     profile: Profile,
     span: tuple[datetime, datetime, datetime],
@@ -54,7 +55,7 @@ def write_endpoint(
     _write_alerts(store, profile, ticks)
 
 
-def write_hosted(store: Any, span: tuple[datetime, datetime, datetime], rng: random.Random) -> None:
+def write_hosted(store: Store, span: tuple[datetime, datetime, datetime], rng: random.Random) -> None:
     """The hosted endpoint: tokens and latency as Azure Monitor reports them (rates and
     the tokens counted in each step), no replicas; its cost from the real estimator."""
     start, raw_from, end = span
@@ -87,7 +88,7 @@ def write_hosted(store: Any, span: tuple[datetime, datetime, datetime], rng: ran
     store.write_costs(_billed(store, HOSTED, "Foundry Models", end, rng))
 
 
-def _billed(store: Any, endpoint: str, service: str, end: datetime, rng: random.Random) -> list[CostRow]:
+def _billed(store: Store, endpoint: str, service: str, end: datetime, rng: random.Random) -> list[CostRow]:
     """Daily billed rows as Azure Cost Management gives them: up to yesterday, a few
     percent above the estimate (disks, network, the hours estimates cannot see)."""
     today = end.replace(hour=0, minute=0)
@@ -120,7 +121,7 @@ def _streaks(ticks: list[Tick], bad: Callable[[Tick], bool]) -> Iterator[tuple[T
             run = []
 
 
-def _write_alerts(store: Any, profile: Profile, ticks: list[Tick]) -> None:
+def _write_alerts(store: Store, profile: Profile, ticks: list[Tick]) -> None:
     """Alerts as the engine records them, derived from the same ticks the samples hold."""
     name = profile.name
 
@@ -183,7 +184,7 @@ def _write_alerts(store: Any, profile: Profile, ticks: list[Tick]) -> None:
 
 
 def _alert(
-    store: Any,
+    store: Store,
     rule: str,
     endpoint: str,
     labels: dict[str, str],
@@ -205,7 +206,11 @@ def _alert(
         "labels": labels,
         "starts_at": fires.isoformat(),
     }
-    for status, at in (("firing", fires), ("resolved", resolves)):
+    steps: tuple[tuple[Literal["firing", "resolved"], datetime | None], ...] = (
+        ("firing", fires),
+        ("resolved", resolves),
+    )
+    for status, at in steps:
         if at is None:
             continue
         store.write_alert_event(at, key, endpoint, rule, status, summary, details)
@@ -220,7 +225,7 @@ def _alert(
             store.write_delivery(sent, key, CHANNELS[1], 1, True)
 
 
-def write_spend_alert(store: Any, endpoint: str, end: datetime) -> float:
+def write_spend_alert(store: Store, endpoint: str, end: datetime) -> float:
     """A monthly spend alert on ``endpoint``, firing since a day ago; returns the budget it
     breaks (80% of the projection then), which the config's spend rule names."""
     fires = end - timedelta(days=1)

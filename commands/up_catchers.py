@@ -32,6 +32,7 @@ from aiosmtpd.controller import Controller
 
 from inferplane.config import InferplaneConfig
 from inferplane.config.alerts import EmailChannel, WebhookChannel
+from inferplane.store import Store
 
 __all__ = [
     "CATCHER_HOST",
@@ -74,7 +75,7 @@ def catchers_used(config: InferplaneConfig) -> dict[str, int]:
 class _Inbox:
     """The received messages, newest last, saved to the store after every arrival."""
 
-    def __init__(self, store: Any) -> None:
+    def __init__(self, store: Store) -> None:
         self._store = store
         self._lock = threading.Lock()
 
@@ -143,7 +144,7 @@ def _webhook_handler(inbox: _Inbox) -> type[BaseHTTPRequestHandler]:
 class Catchers:
     """The mail catcher and the webhook receiver (either may be left out with port None)."""
 
-    def __init__(self, store: Any, smtp_port: int | None, webhook_port: int | None) -> None:
+    def __init__(self, store: Store, smtp_port: int | None, webhook_port: int | None) -> None:
         inbox = _Inbox(store)
         self._smtp = (
             Controller(_MailHandler(inbox), hostname=CATCHER_HOST, port=smtp_port) if smtp_port else None
