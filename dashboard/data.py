@@ -26,14 +26,12 @@ import pandas as pd
 import sqlalchemy as sa
 import streamlit as st
 
-from dashboard import rollups
+from dashboard import figures, rollups
 from dashboard.redact import redact
 from inferplane.config import InferplaneConfig, load_config
 from inferplane.store import Store, default_store_url
 from inferplane.store.engine import create_store_engine, read_only
-from inferplane.store.schema import alert_events as alert_events_table
-from inferplane.store.schema import control_state, costs, samples, samples_1h
-from inferplane.store.schema import scaling_events as scaling_events_table
+from inferplane.store.reads import DECISION_COLUMNS
 
 __all__ = [
     "ADDITIVE",
@@ -85,7 +83,6 @@ ADDITIVE = frozenset(
         "gpu_memory_used_bytes",
     }
 )
-_COST_COLUMNS = ["period_start", "period_end", "endpoint", "service", "amount", "source"]
 
 
 def store_url() -> str:
@@ -142,9 +139,8 @@ def resolution_for(start: datetime, end: datetime) -> str:
 @st.cache_data(ttl=TTL_S, show_spinner=False)
 def data_since(url: str) -> datetime | None:
     """The oldest time the store holds readings or costs for (None: empty or no tables)."""
-    if not sa.inspect(_engine(url)).has_table(samples.name):
-        return None
-    return _store(url).data_since()
+    store = _store(url)
+    return store.data_since() if store.has_schema() else None
 
 
 def bucket_seconds(resolution: str) -> float:
@@ -154,29 +150,14 @@ def bucket_seconds(resolution: str) -> float:
 @st.cache_data(ttl=TTL_S, show_spinner=False)
 def has_data(url: str) -> bool:
     """Whether the store has its tables and at least one sample or cost row."""
-    engine = _engine(url)
-    if not sa.inspect(engine).has_table(samples.name):
-        return False
-    with engine.connect() as connection:
-        for table in (samples, samples_1h, costs):
-            if connection.execute(sa.select(sa.literal(1)).select_from(table).limit(1)).first():
-                return True
-    return False
+    return _store(url).has_data()
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
 def endpoints(url: str) -> list[str]:
     """Every endpoint with hourly readings, costs or raw samples since the newest hourly
     bucket (a store younger than an hour has no hourly bucket yet), sorted."""
-    with _engine(url).connect() as connection:
-        newest = connection.execute(sa.select(sa.func.max(samples_1h.c.bucket))).scalar()
-        recent = sa.select(samples.c.endpoint).distinct()
-        if newest is not None:  # through the time index: only the last hour or two
-            recent = recent.where(samples.c.time >= newest)
-        query = sa.union(
-            sa.select(samples_1h.c.endpoint).distinct(), sa.select(costs.c.endpoint).distinct(), recent
-        )
-        return sorted(str(name) for (name,) in connection.execute(query).all())
+    return _store(url).endpoint_names()
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
@@ -207,15 +188,7 @@ def _raw_series(
     url: str, names: tuple[str, ...], metrics: tuple[str, ...], start: datetime, end: datetime
 ) -> pd.DataFrame:
     """Per raw reading time: the sum over replicas for ``ADDITIVE`` metrics, else the mean."""
-    time, value = samples.c.time, samples.c.value
-    query = (
-        sa.select(samples.c.endpoint, samples.c.metric, time, sa.func.sum(value), sa.func.avg(value))
-        .where(samples.c.endpoint.in_(names), samples.c.metric.in_(metrics), time >= start, time < end)
-        .group_by(samples.c.endpoint, samples.c.metric, time)
-        .order_by(samples.c.endpoint, samples.c.metric, time)
-    )
-    with _engine(url).connect() as connection:
-        rows = [tuple(row) for row in connection.execute(query)]
+    rows = _store(url).read_raw_totals(list(names), list(metrics), start, end)
     if not rows:
         return _empty_series()
     frame = pd.DataFrame(rows, columns=["endpoint", "metric", "time", "total", "mean"])
@@ -249,36 +222,16 @@ def latest(url: str, names: tuple[str, ...], metric: str, at: datetime) -> dict[
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
 def cost_frame(url: str, start: datetime, end: datetime) -> pd.DataFrame:
-    """Cost rows overlapping ``[start, end)`` as a frame (``_COST_COLUMNS``)."""
-    query = sa.select(*(costs.c[name] for name in _COST_COLUMNS)).where(
-        costs.c.period_start < end, costs.c.period_end > start
-    )
-    with _engine(url).connect() as connection:
-        frame = pd.DataFrame([tuple(row) for row in connection.execute(query)], columns=_COST_COLUMNS)
-    for column in ("period_start", "period_end"):
-        frame[column] = pd.to_datetime(frame[column], utc=True)
-    return frame.astype({"amount": float})
+    """Cost rows overlapping ``[start, end)`` as a frame (``figures.cost_frame``)."""
+    return figures.cost_frame(_store(url).read_cost_table(start, end))
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
 def scaling_events(url: str, start: datetime, end: datetime, actions_only: bool = True) -> pd.DataFrame:
     """Scaling decisions in ``[start, end)``, oldest first; ``actions_only`` leaves out the
-    holds (decisions that changed nothing: one per poll, most of the table).
-
-    Read from the table directly: the Store's read parses every decision's JSON inputs,
-    which no page shows, and cannot leave the holds out."""
-    events = scaling_events_table.c
-    columns = ["time", "endpoint", "from_replicas", "to_replicas", "reason", "applied", "dry_run"]
-    query = (
-        sa.select(*(events[name] for name in columns))
-        .where(events.time >= start, events.time < end)
-        .order_by(events.time, events.id)
-    )
-    if actions_only:
-        query = query.where(events.from_replicas != events.to_replicas)
-    with _engine(url).connect() as connection:
-        rows = [dict(zip(columns, row, strict=True)) for row in connection.execute(query)]
-    return _frame(rows, columns)
+    holds (decisions that changed nothing: one per poll, most of the table)."""
+    rows = _store(url).read_decisions(start, end, actions_only=actions_only)
+    return _frame(rows, list(DECISION_COLUMNS))
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
@@ -303,29 +256,16 @@ def deliveries(url: str, start: datetime, end: datetime) -> pd.DataFrame:
 def alert_names(url: str, fingerprints: tuple[str, ...]) -> pd.DataFrame:
     """``endpoint, rule`` per alert fingerprint, from its transitions at any time (a
     delivery in the range may belong to an alert that started firing before it)."""
-    events = alert_events_table.c
-    query = (
-        sa.select(events.fingerprint, events.endpoint, events.rule)
-        .where(events.fingerprint.in_(fingerprints))
-        .distinct()
-    )
-    with _engine(url).connect() as connection:
-        rows = [tuple(row) for row in connection.execute(query)]
+    rows = _store(url).read_alert_rules(list(fingerprints))
     frame = pd.DataFrame(rows, columns=["fingerprint", "endpoint", "rule"])
     return frame.drop_duplicates("fingerprint").set_index("fingerprint")
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
 def replays(url: str) -> dict[str, dict[str, Any]]:
-    """Every saved replay comparison (``control_state`` keys ``replay:<name>``) by name.
-
-    Read from the table directly: the Store has no way to list keys by prefix."""
-    import json
-
-    query = sa.select(control_state.c.key, control_state.c.value).where(control_state.c.key.like("replay:%"))
-    with _engine(url).connect() as connection:
-        rows = connection.execute(query).all()
-    return {str(key).removeprefix("replay:"): json.loads(value) for key, value in sorted(rows)}
+    """Every saved replay comparison (saved states ``replay:<name>``) by name."""
+    saved = _store(url).load_states("replay:")
+    return {key.removeprefix("replay:"): value for key, value in saved.items()}
 
 
 def _frame(rows: list[dict[str, Any]], columns: list[str]) -> pd.DataFrame:

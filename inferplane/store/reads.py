@@ -13,15 +13,32 @@ import sqlalchemy as sa
 
 from inferplane.store.coltypes import UTCDateTime
 from inferplane.store.rollup import bucket_expression, floor_time
-from inferplane.store.schema import ROLLUP_TABLES, costs, rollup_state, samples
+from inferplane.store.schema import (
+    ROLLUP_TABLES,
+    alert_events,
+    control_state,
+    costs,
+    rollup_state,
+    samples,
+    samples_1h,
+    scaling_events,
+)
 
 __all__ = [
+    "COST_COLUMNS",
+    "DECISION_COLUMNS",
     "RESOLUTIONS",
+    "alert_rules_query",
     "bucket_rows_queries",
+    "cost_table_query",
     "costs_query",
+    "decisions_query",
+    "endpoint_names_query",
     "pick_resolution",
+    "raw_totals_query",
     "rollup_pending",
     "series_query",
+    "states_query",
 ]
 
 # Series reads share one shape: ``series_query`` for one (endpoint, metric), and with
@@ -179,3 +196,78 @@ def rollup_pending(connection: sa.Connection) -> dict[str, datetime | None]:
         str(k): v
         for k, v in connection.execute(sa.select(rollup_state.c.resolution, rollup_state.c.pending_from))
     }
+
+
+# What the dashboard reads besides series: each query here once, so that no page (and no
+# command printing the same figures) writes its own SQL.
+
+COST_COLUMNS = ("period_start", "period_end", "endpoint", "service", "amount", "source")
+DECISION_COLUMNS = ("time", "endpoint", "from_replicas", "to_replicas", "reason", "applied", "dry_run")
+
+
+def cost_table_query(start: datetime, end: datetime, endpoints: list[str] | None) -> sa.Select[Any]:
+    """``COST_COLUMNS`` of the cost rows overlapping ``[start, end)`` (of ``endpoints``,
+    when given), without the currency and id a table of figures does not show."""
+    query = sa.select(*(costs.c[name] for name in COST_COLUMNS)).where(
+        costs.c.period_start < end, costs.c.period_end > start
+    )
+    return query if endpoints is None else query.where(costs.c.endpoint.in_(endpoints))
+
+
+def raw_totals_query(
+    endpoints: list[str], metrics: list[str], start: datetime, end: datetime
+) -> sa.Select[Any]:
+    """Per (endpoint, metric, raw reading time) in ``[start, end)``: the sum and the mean
+    over replicas, in series and time order."""
+    time, value = samples.c.time, samples.c.value
+    keys = (samples.c.endpoint, samples.c.metric, time)
+    return (
+        sa.select(*keys, sa.func.sum(value), sa.func.avg(value))
+        .where(samples.c.endpoint.in_(endpoints), samples.c.metric.in_(metrics), time >= start, time < end)
+        .group_by(*keys)
+        .order_by(*keys)
+    )
+
+
+def endpoint_names_query(newest_hour: datetime | None) -> sa.Select[Any]:
+    """Every endpoint with hourly readings or costs, and those with raw samples since
+    ``newest_hour`` (the newest hourly bucket; None: every raw sample)."""
+    recent = sa.select(samples.c.endpoint).distinct()
+    if newest_hour is not None:  # through the time index: only the last hour or two
+        recent = recent.where(samples.c.time >= newest_hour)
+    union = sa.union(
+        sa.select(samples_1h.c.endpoint).distinct(), sa.select(costs.c.endpoint).distinct(), recent
+    )
+    return sa.select(union.subquery().c.endpoint)
+
+
+def decisions_query(start: datetime, end: datetime, actions_only: bool) -> sa.Select[Any]:
+    """``DECISION_COLUMNS`` of the scaling decisions in ``[start, end)``, oldest first;
+    ``actions_only`` leaves out the holds (decisions that changed nothing)."""
+    events = scaling_events.c
+    query = (
+        sa.select(*(events[name] for name in DECISION_COLUMNS))
+        .where(events.time >= start, events.time < end)
+        .order_by(events.time, events.id)
+    )
+    return query.where(events.from_replicas != events.to_replicas) if actions_only else query
+
+
+def alert_rules_query(fingerprints: list[str]) -> sa.Select[Any]:
+    """Distinct ``(fingerprint, endpoint, rule)`` of the alerts with ``fingerprints``."""
+    events = alert_events.c
+    return (
+        sa.select(events.fingerprint, events.endpoint, events.rule)
+        .where(events.fingerprint.in_(fingerprints))
+        .distinct()
+    )
+
+
+def states_query(prefix: str) -> sa.Select[Any]:
+    """``(key, value)`` of every saved state whose key starts with ``prefix``, by key."""
+    pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    return (
+        sa.select(control_state.c.key, control_state.c.value)
+        .where(control_state.c.key.like(pattern, escape="\\"))
+        .order_by(control_state.c.key)
+    )

@@ -20,11 +20,17 @@ from sqlalchemy.engine import Engine
 from inferplane.store import schema
 from inferplane.store.errors import StoreError, safe_url, translate_errors
 from inferplane.store.reads import (
+    alert_rules_query,
     bucket_rows_queries,
+    cost_table_query,
     costs_query,
+    decisions_query,
+    endpoint_names_query,
     pick_resolution,
+    raw_totals_query,
     rollup_pending,
     series_query,
+    states_query,
 )
 from inferplane.store.rollup import mark_pending, roll_up
 from inferplane.store.upsert import upsert
@@ -238,6 +244,72 @@ class Store:
             )
             for r in rows
         ]
+
+    def read_cost_table(
+        self, start: datetime, end: datetime, endpoints: list[str] | None = None
+    ) -> list[tuple[Any, ...]]:
+        """``reads.COST_COLUMNS`` tuples of the cost rows overlapping ``[start, end)`` (of
+        ``endpoints``, when given), in no particular order: what a table of spend figures
+        is computed from (the dashboard's and ``inferplane costs``'). Plain tuples, not
+        ``CostRow``: a month of hourly rows for many endpoints is tens of thousands."""
+        with self._transaction("read the cost table") as connection:
+            return [tuple(row) for row in connection.execute(cost_table_query(start, end, endpoints))]
+
+    def has_schema(self) -> bool:
+        """Whether the store's tables exist: a store nothing has opened with
+        ``open_store`` yet has none (a read-only reader never creates them)."""
+        with translate_errors(self._engine.url, "look for the store's tables"):
+            return sa.inspect(self._engine).has_table(schema.samples.name)
+
+    def has_data(self) -> bool:
+        """Whether the store has its tables and at least one raw sample, hourly rollup
+        or cost row (each an indexed look at one row)."""
+        if not self.has_schema():
+            return False
+        with self._transaction("look for data") as connection:
+            return any(
+                connection.execute(sa.select(sa.literal(1)).select_from(table).limit(1)).first()
+                for table in (schema.samples, schema.samples_1h, schema.costs)
+            )
+
+    def endpoint_names(self) -> list[str]:
+        """Every endpoint with hourly readings or costs, or raw samples since the newest
+        hourly bucket (a store younger than an hour has no hourly bucket yet), sorted."""
+        with self._transaction("read endpoint names") as connection:
+            newest = connection.execute(sa.select(sa.func.max(schema.samples_1h.c.bucket))).scalar()
+            return sorted(str(name) for (name,) in connection.execute(endpoint_names_query(newest)))
+
+    def read_raw_totals(
+        self, endpoints: list[str], metrics: list[str], start: datetime, end: datetime
+    ) -> list[tuple[str, str, datetime, float, float]]:
+        """``(endpoint, metric, time, sum, mean)`` per raw reading time in ``[start, end)``,
+        the sum and mean taken over replicas, in series and time order."""
+        with self._transaction("read raw totals") as connection:
+            rows = connection.execute(raw_totals_query(endpoints, metrics, start, end)).all()
+        return [(e, m, time, float(total), float(mean)) for e, m, time, total, mean in rows]
+
+    def read_decisions(
+        self, start: datetime, end: datetime, *, actions_only: bool = True
+    ) -> list[dict[str, Any]]:
+        """Scaling decisions in ``[start, end)`` (``reads.DECISION_COLUMNS``), oldest first,
+        without their inputs (``read_scaling_events`` parses those); ``actions_only``
+        leaves out the holds, one per poll and most of the table."""
+        with self._transaction("read scaling decisions") as connection:
+            rows = connection.execute(decisions_query(start, end, actions_only)).mappings()
+            return [dict(row) for row in rows]
+
+    def read_alert_rules(self, fingerprints: list[str]) -> list[tuple[str, str, str]]:
+        """``(fingerprint, endpoint, rule)`` of the alerts with ``fingerprints``, from
+        their transitions at any time."""
+        with self._transaction("read alert rules") as connection:
+            rows = connection.execute(alert_rules_query(fingerprints)).all()
+        return [(str(f), str(e), str(r)) for f, e, r in rows]
+
+    def load_states(self, prefix: str) -> dict[str, dict[str, Any]]:
+        """Every document saved under a key starting with ``prefix``, by key."""
+        with self._transaction(f"load states {prefix!r}*") as connection:
+            rows = connection.execute(states_query(prefix)).all()
+        return {str(key): json.loads(value) for key, value in rows}
 
     def record_gap(self, source: str, endpoint: str, start: datetime, end: datetime, reason: str) -> None:
         """Record that ``source`` delivered nothing for ``endpoint`` in ``[start, end)``."""
