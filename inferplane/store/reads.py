@@ -12,17 +12,19 @@ from typing import Any
 import sqlalchemy as sa
 
 from inferplane.store.coltypes import UTCDateTime
-from inferplane.store.rollup import bucket_expression, floor_time
+from inferplane.store.rollup import STEPS, bucket_expression, floor_time
 from inferplane.store.schema import (
     ROLLUP_TABLES,
     alert_events,
     control_state,
     costs,
+    costs_1d,
     rollup_state,
     samples,
     samples_1h,
     scaling_events,
 )
+from inferplane.store.upsert import upsert
 
 __all__ = [
     "COST_COLUMNS",
@@ -31,6 +33,7 @@ __all__ = [
     "alert_rules_query",
     "bucket_rows_queries",
     "cost_table_query",
+    "costs_1d_refresh",
     "costs_query",
     "decisions_query",
     "endpoint_names_query",
@@ -44,7 +47,7 @@ __all__ = [
 # Series reads share one shape: ``series_query`` for one (endpoint, metric), and with
 # ``endpoint``/``metric`` given as lists, one query for many, grouped per series.
 
-RESOLUTIONS = ("auto", "raw", "1m", "1h")
+RESOLUTIONS = ("auto", "raw", "1m", "1h", "1d")
 # (largest span, resolution), checked in order; beyond the last, hourly rollups.
 _AUTO: tuple[tuple[timedelta, str], ...] = ((timedelta(hours=6), "raw"), (timedelta(days=3), "1m"))
 
@@ -135,10 +138,10 @@ def bucket_rows_queries(
     from raw samples, folded into the same buckets: the current hour and minute count
     too, and late samples are never read twice."""
     if resolution not in ROLLUP_TABLES:
-        raise ValueError(f"bucket rows are read at 1m or 1h, not {resolution!r}")
+        raise ValueError(f"bucket rows are read at 1m, 1h or 1d, not {resolution!r}")
     # Coarsest first: each table serves from where the one before stops to where it is
     # complete itself; raw samples serve the rest, up to ``end``.
-    tables = ["1h", "1m"] if resolution == "1h" else ["1m"]
+    tables = _CHAIN[_CHAIN.index(resolution) :]
     lo = floor_time(start, resolution)
     queries = []
     for table in tables:
@@ -150,6 +153,9 @@ def bucket_rows_queries(
     if lo < end:
         queries.append(_bucket_rows(dialect, "raw", endpoints, metrics, lo, end, resolution))
     return queries
+
+
+_CHAIN = ["1d", "1h", "1m"]  # rollups, coarsest first
 
 
 def _bucket_rows(
@@ -205,13 +211,60 @@ COST_COLUMNS = ("period_start", "period_end", "endpoint", "service", "amount", "
 DECISION_COLUMNS = ("time", "endpoint", "from_replicas", "to_replicas", "reason", "applied", "dry_run")
 
 
-def cost_table_query(start: datetime, end: datetime, endpoints: list[str] | None) -> sa.Select[Any]:
+def cost_table_query(
+    start: datetime,
+    end: datetime,
+    endpoints: list[str] | None,
+    daily: tuple[datetime, datetime] | None = None,
+) -> sa.Select[Any]:
     """``COST_COLUMNS`` of the cost rows overlapping ``[start, end)`` (of ``endpoints``,
-    when given), without the currency and id a table of figures does not show."""
-    query = sa.select(*(costs.c[name] for name in COST_COLUMNS)).where(
+    when given), without the currency and id a table of figures does not show.
+
+    ``daily`` (two UTC midnights within ``[start, end)``): the rows starting between them
+    come as one row per (day, endpoint, source) from ``costs_1d`` instead, their sum,
+    with service ``"*"``; sums by period start over whole days are the same."""
+    rows = sa.select(*(costs.c[name] for name in COST_COLUMNS)).where(
         costs.c.period_start < end, costs.c.period_end > start
     )
-    return query if endpoints is None else query.where(costs.c.endpoint.in_(endpoints))
+    if endpoints is not None:
+        rows = rows.where(costs.c.endpoint.in_(endpoints))
+    if daily is None:
+        return rows
+    lo, hi = daily
+    if lo < start or hi > end or floor_time(lo, "1d") != lo or floor_time(hi, "1d") != hi:
+        raise ValueError(f"daily costs are read between midnights within the range, not {lo} to {hi}")
+    rows = rows.where(sa.or_(costs.c.period_start < lo, costs.c.period_start >= hi))
+    days = sa.select(
+        costs_1d.c.period_start,
+        costs_1d.c.period_end,
+        costs_1d.c.endpoint,
+        sa.literal("*", sa.String).label("service"),
+        costs_1d.c.amount,
+        costs_1d.c.source,
+    ).where(costs_1d.c.period_start >= lo, costs_1d.c.period_start < hi)
+    if endpoints is not None:
+        days = days.where(costs_1d.c.endpoint.in_(endpoints))
+    return sa.select(sa.union_all(rows, days).subquery())
+
+
+def costs_1d_refresh(dialect: str, endpoints: list[str], first: datetime, last: datetime) -> Any:
+    """An upsert that recomputes ``costs_1d`` for ``endpoints`` on the UTC days from the
+    one holding ``first`` through the one holding ``last``, from the cost rows."""
+    day = bucket_expression(dialect, costs.c.period_start, "1d")
+    day = sa.type_coerce(day, UTCDateTime()) if dialect == "sqlite" else day
+    lo, hi = floor_time(first, "1d"), floor_time(last, "1d") + STEPS["1d"]
+    sums = (
+        sa.select(
+            day.label("period_start"),
+            costs.c.endpoint,
+            costs.c.source,
+            sa.func.max(costs.c.period_end).label("period_end"),
+            sa.func.sum(costs.c.amount).label("amount"),
+        )
+        .where(costs.c.endpoint.in_(endpoints), costs.c.period_start >= lo, costs.c.period_start < hi)
+        .group_by(day, costs.c.endpoint, costs.c.source)
+    )
+    return upsert(dialect, costs_1d, ("period_start", "endpoint", "source"), sums)
 
 
 def raw_totals_query(

@@ -23,6 +23,7 @@ from inferplane.store.reads import (
     alert_rules_query,
     bucket_rows_queries,
     cost_table_query,
+    costs_1d_refresh,
     costs_query,
     decisions_query,
     endpoint_names_query,
@@ -127,10 +128,16 @@ class Store:
         the period's end and amount: one row per period, however often it is estimated
         or restated. Returns the number of rows written."""
         with self._transaction("write costs") as connection:
-            return len(_upsert_batches(connection, schema.costs, _COST_KEY, rows))
+            written = _upsert_batches(connection, schema.costs, _COST_KEY, rows)
+            if written:  # the days they fall on, summed again: costs_1d stays their sum
+                starts = [row["period_start"] for row in written]
+                endpoints = sorted({row["endpoint"] for row in written})
+                refresh = costs_1d_refresh(connection.dialect.name, endpoints, min(starts), max(starts))
+                connection.execute(refresh)
+            return len(written)
 
     def rollup(self, now: datetime) -> None:
-        """Fold raw samples into 1m and 1h buckets, for buckets complete at ``now``."""
+        """Fold raw samples into 1m, 1h and 1d buckets, for buckets complete at ``now``."""
         with self._transaction("roll up samples") as connection:
             roll_up(connection, now)
 
@@ -192,7 +199,7 @@ class Store:
     def read_bucket_rows(
         self, endpoints: list[str], metrics: list[str], start: datetime, end: datetime, resolution: str
     ) -> list[tuple[Any, ...]]:
-        """Per (endpoint, metric, bucket of ``resolution`` (1m or 1h), per-replica
+        """Per (endpoint, metric, bucket of ``resolution`` (1m, 1h or 1d), per-replica
         count): ``(endpoint, metric, bucket, count, sum, replicas)`` over ``[start, end)``,
         the buckets not rolled up yet included (read from the finer tables and raw
         samples): what the dashboard turns into one value per bucket, the current hour
@@ -246,14 +253,25 @@ class Store:
         ]
 
     def read_cost_table(
-        self, start: datetime, end: datetime, endpoints: list[str] | None = None
+        self,
+        start: datetime,
+        end: datetime,
+        endpoints: list[str] | None = None,
+        *,
+        daily: tuple[datetime, datetime] | None = None,
     ) -> list[tuple[Any, ...]]:
         """``reads.COST_COLUMNS`` tuples of the cost rows overlapping ``[start, end)`` (of
         ``endpoints``, when given), in no particular order: what a table of spend figures
         is computed from (the dashboard's and ``inferplane costs``'). Plain tuples, not
-        ``CostRow``: a month of hourly rows for many endpoints is tens of thousands."""
+        ``CostRow``: a month of hourly rows for many endpoints is tens of thousands.
+
+        ``daily`` (two UTC midnights in the range): the rows starting between them come
+        summed per day, endpoint and source (service ``"*"``), from the daily totals
+        ``write_costs`` keeps: a month is 30 rows an endpoint instead of 720, and any sum
+        by period start over whole days is unchanged."""
+        query = cost_table_query(start, end, endpoints, daily)
         with self._transaction("read the cost table") as connection:
-            return [tuple(row) for row in connection.execute(cost_table_query(start, end, endpoints))]
+            return [tuple(row) for row in connection.execute(query)]
 
     def has_schema(self) -> bool:
         """Whether the store's tables exist: a store nothing has opened with
@@ -346,6 +364,7 @@ class Store:
             (schema.samples, schema.samples.c.time, raw_days),
             (schema.samples_1m, schema.samples_1m.c.bucket, minute_days),
             (schema.samples_1h, schema.samples_1h.c.bucket, hour_days),
+            (schema.samples_1d, schema.samples_1d.c.bucket, hour_days),
         )
         deleted: dict[str, int] = {}
         with self._transaction("apply retention") as connection:
