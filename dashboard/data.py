@@ -10,8 +10,10 @@ Where the dashboard looks (environment variables, set by ``inferplane dashboard`
   store); unset: the clock.
 
 Read-only: the store is opened with a plain engine, never migrated (a dashboard must not
-change a production schema), and nothing is written. Series come from the rollups (1m
-for spans up to six hours, 1h beyond), all endpoints and metrics of a page in one query.
+change a production schema), and nothing is written. Every query is the store's
+(``Store`` read methods); this module caches them and makes frames. Series come from the
+rollups (1m up to a day, 1h beyond, 1d for the overview's trends beyond a week), all
+endpoints and metrics of a page at once.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ __all__ = [
     "scaling_events",
     "series",
     "store_url",
+    "trend_resolution",
 ]
 
 STORE_ENV, CONFIG_ENV, NOW_ENV = (
@@ -136,6 +139,13 @@ def resolution_for(start: datetime, end: datetime) -> str:
     return "1m" if end - start <= timedelta(days=1) else "1h"
 
 
+def trend_resolution(start: datetime, end: datetime) -> str:
+    """The overview's trend lines and means: ``resolution_for``, but daily beyond a week
+    (a month of 50 endpoints is 216,000 hourly values of six metrics, 9,000 daily ones;
+    a trend line a few pixels wide shows no more)."""
+    return "1d" if end - start > timedelta(days=7) else resolution_for(start, end)
+
+
 @st.cache_data(ttl=TTL_S, show_spinner=False)
 def data_since(url: str) -> datetime | None:
     """The oldest time the store holds readings or costs for (None: empty or no tables)."""
@@ -144,7 +154,7 @@ def data_since(url: str) -> datetime | None:
 
 
 def bucket_seconds(resolution: str) -> float:
-    return {"raw": 0.0, "1m": 60.0, "1h": 3600.0}[resolution]
+    return {"raw": 0.0, "1m": 60.0, "1h": 3600.0, "1d": 86400.0}[resolution]
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
@@ -221,9 +231,26 @@ def latest(url: str, names: tuple[str, ...], metric: str, at: datetime) -> dict[
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
-def cost_frame(url: str, start: datetime, end: datetime) -> pd.DataFrame:
-    """Cost rows overlapping ``[start, end)`` as a frame (``figures.cost_frame``)."""
-    return figures.cost_frame(_store(url).read_cost_table(start, end))
+def cost_frame(
+    url: str, start: datetime, end: datetime, daily_between: tuple[datetime, datetime] | None = None
+) -> pd.DataFrame:
+    """Cost rows overlapping ``[start, end)`` as a frame (``figures.cost_frame``).
+
+    ``daily_between``: the whole UTC days between these two times come as one row per
+    day, endpoint and source (their sum; service ``"*"``): any sum by period start whose
+    bounds are midnights or outside the two times is unchanged."""
+    daily = None
+    if daily_between is not None:
+        lo = _next_midnight(max(daily_between[0], start))
+        hi = min(daily_between[1], end).astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        daily = (lo, hi) if hi > lo else None
+    return figures.cost_frame(_store(url).read_cost_table(start, end, daily=daily))
+
+
+def _next_midnight(time: datetime) -> datetime:
+    """``time`` when it is a UTC midnight, else the one after it."""
+    day = time.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return day if day == time else day + timedelta(days=1)
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)

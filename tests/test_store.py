@@ -32,6 +32,8 @@ TABLES = {
     "samples",
     "samples_1m",
     "samples_1h",
+    "samples_1d",
+    "costs_1d",
     "rollup_state",
     "costs",
     "scaling_events",
@@ -114,7 +116,7 @@ def test_migrates_from_empty_and_reopens(store_url: str) -> None:
         with store._engine.connect() as connection:
             assert TABLES <= set(sa.inspect(connection).get_table_names())
             assert (
-                connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one() == "0003"
+                connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one() == "0004"
             )
         store.close()
 

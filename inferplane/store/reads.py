@@ -134,31 +134,53 @@ def bucket_rows_queries(
     replicas)``: what a dashboard combines into one value per bucket.
 
     A rollup holds only buckets complete when it last ran (``pending``: per resolution,
-    where it must start again), so the rest comes from the finer table, and the newest
-    from raw samples, folded into the same buckets: the current hour and minute count
-    too, and late samples are never read twice."""
+    where it must start again), so the rest comes from the finer tables, and the newest
+    from raw samples, folded into the same buckets: the current day, hour and minute
+    count too, and late samples are never read twice. A replica's part of a bucket
+    read from several tables (today: hours, then minutes, then raw samples) is added
+    up before the replicas are counted, so it counts once, with all its readings."""
     if resolution not in ROLLUP_TABLES:
         raise ValueError(f"bucket rows are read at 1m, 1h or 1d, not {resolution!r}")
     # Coarsest first: each table serves from where the one before stops to where it is
     # complete itself; raw samples serve the rest, up to ``end``.
-    tables = _CHAIN[_CHAIN.index(resolution) :]
     lo = floor_time(start, resolution)
-    queries = []
-    for table in tables:
+    parts = []
+    for table in _CHAIN[_CHAIN.index(resolution) :]:
         complete = pending.get(table)
         hi = lo if complete is None else min(max(complete, lo), end)
         if hi > lo:
-            queries.append(_bucket_rows(dialect, table, endpoints, metrics, lo, hi, resolution))
+            parts.append(_per_replica(dialect, table, endpoints, metrics, lo, hi, resolution))
         lo = hi
     if lo < end:
-        queries.append(_bucket_rows(dialect, "raw", endpoints, metrics, lo, end, resolution))
-    return queries
+        parts.append(_per_replica(dialect, "raw", endpoints, metrics, lo, end, resolution))
+    if not parts:
+        return []
+    per_replica = parts[0].subquery()
+    if len(parts) > 1:
+        every = sa.union_all(*parts).subquery()
+        e = every.c
+        per_replica = (
+            sa.select(
+                e.endpoint,
+                e.metric,
+                e.bucket,
+                sa.func.sum(e["count"]).label("count"),
+                sa.func.sum(e.total).label("total"),
+            )
+            .group_by(e.endpoint, e.metric, e.replica, e.bucket)
+            .subquery()
+        )
+    c = per_replica.c
+    query = sa.select(
+        c.endpoint, c.metric, c.bucket, c["count"], sa.func.sum(c.total), sa.func.count()
+    ).group_by(c.endpoint, c.metric, c.bucket, c["count"])
+    return [query]
 
 
 _CHAIN = ["1d", "1h", "1m"]  # rollups, coarsest first
 
 
-def _bucket_rows(
+def _per_replica(
     dialect: str,
     table_name: str,
     endpoints: list[str],
@@ -167,6 +189,8 @@ def _bucket_rows(
     hi: datetime,
     resolution: str,
 ) -> sa.Select[Any]:
+    """``(endpoint, metric, replica, bucket, count, total)`` of one table's readings in
+    ``[lo, hi)``, folded into ``resolution`` buckets."""
     count: sa.ColumnElement[Any]
     if table_name == "raw":
         table, time = samples, samples.c.time
@@ -178,22 +202,12 @@ def _bucket_rows(
     bucket: sa.ColumnElement[Any] = time
     if table_name != resolution:  # folded into the coarser buckets, typed as a stored time
         bucket = sa.type_coerce(bucket_expression(dialect, time, resolution), UTCDateTime())
-    per_replica = (
-        sa.select(
-            table.c.endpoint,
-            table.c.metric,
-            bucket.label("bucket"),
-            count.label("count"),
-            total.label("total"),
-        )
+    keys = (table.c.endpoint, table.c.metric, table.c.replica)
+    return (
+        sa.select(*keys, bucket.label("bucket"), count.label("count"), total.label("total"))
         .where(table.c.endpoint.in_(endpoints), table.c.metric.in_(metrics), time >= lo, time < hi)
-        .group_by(table.c.endpoint, table.c.metric, table.c.replica, bucket)
-        .subquery()
+        .group_by(*keys, bucket)
     )
-    c = per_replica.c
-    return sa.select(
-        c.endpoint, c.metric, c.bucket, c["count"], sa.func.sum(c.total), sa.func.count()
-    ).group_by(c.endpoint, c.metric, c.bucket, c["count"])
 
 
 def rollup_pending(connection: sa.Connection) -> dict[str, datetime | None]:
