@@ -225,16 +225,17 @@ def first_reading(url: str, names: tuple[str, ...], since: datetime) -> datetime
 def latest(url: str, names: tuple[str, ...], metric: str, at: datetime) -> dict[str, float]:
     """The newest reading of ``metric`` per endpoint within 30 minutes before ``at``
     (raw samples, summed or averaged over replicas as ``series`` does)."""
-    recent = series(url, names, (metric,), at - timedelta(minutes=30), at + timedelta(minutes=1), "raw")
-    newest = recent.sort_values("time").groupby("endpoint").tail(1)
-    return dict(zip(newest["endpoint"], newest["value"], strict=True))
+    found = _store(url).read_latest_totals(
+        list(names), metric, at - timedelta(minutes=30), at + timedelta(minutes=1)
+    )
+    return {name: total if metric in ADDITIVE else mean for name, (_, total, mean) in found.items()}
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
 def cost_frame(
     url: str, start: datetime, end: datetime, daily_between: tuple[datetime, datetime] | None = None
 ) -> pd.DataFrame:
-    """Cost rows overlapping ``[start, end)`` as a frame (``figures.cost_frame``).
+    """Cost rows starting in ``[start, end)`` as a frame (``figures.cost_frame``).
 
     ``daily_between``: the whole UTC days between these two times come as one row per
     day, endpoint and source (their sum; service ``"*"``): any sum by period start whose

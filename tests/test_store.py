@@ -268,7 +268,7 @@ def test_retention_deletes_old_rows_per_table(store: Store) -> None:
     store.write_samples(_samples(4, start=T0 + timedelta(days=20)))
     store.rollup(T0 + timedelta(days=21))
     deleted = store.apply_retention(T0 + timedelta(days=21), raw_days=2, minute_days=14, hour_days=400)
-    assert deleted == {"samples": 4, "samples_1m": 1, "samples_1h": 0, "scaling_holds": 0}
+    assert deleted == {"samples": 4, "samples_1m": 1, "samples_1h": 0, "samples_1d": 0, "scaling_holds": 0}
     assert len(_rows(store, "samples")) == 4
     assert len(_rows(store, "samples_1h")) == 2
 

@@ -121,7 +121,10 @@ def test_daily_sample_rollup_equals_the_raw_readings(store: Store) -> None:  # n
             count, total = expected.get((day_start, len(values)), (0, 0.0))
             expected[(day_start, len(values))] = (count + 1, total + sum(values))
     rows = store.read_bucket_rows(["chat"], ["gpu_utilization"], DAY0, NOW + timedelta(minutes=1), "1d")
-    got = {(bucket, count): (replicas, total) for _, _, bucket, count, total, replicas in rows}
+    got: dict[tuple[datetime, int], tuple[int, float]] = {}
+    for _, _, bucket, count, total, replicas in rows:  # rows per replica: added up per count
+        seen, summed = got.get((bucket, count), (0, 0.0))
+        got[(bucket, count)] = (seen + replicas, summed + total)
     assert got.keys() == expected.keys()
     for key, (replicas, total) in expected.items():
         assert got[key][0] == replicas and got[key][1] == pytest.approx(total)

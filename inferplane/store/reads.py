@@ -37,6 +37,8 @@ __all__ = [
     "costs_query",
     "decisions_query",
     "endpoint_names_query",
+    "first_sample_query",
+    "latest_totals_query",
     "pick_resolution",
     "raw_totals_query",
     "rollup_pending",
@@ -129,52 +131,52 @@ def bucket_rows_queries(
     end: datetime,
     resolution: str,
 ) -> list[sa.Select[Any]]:
-    """Queries whose rows together give, per (endpoint, metric, bucket of
-    ``resolution``, per-replica count), ``(endpoint, metric, bucket, count, sum of sums,
-    replicas)``: what a dashboard combines into one value per bucket.
+    """Queries whose rows give, per (endpoint, metric, replica, bucket of
+    ``resolution``), ``(endpoint, metric, bucket, count, sum, 1)``: the replica's
+    readings in the bucket and their sum (the last column, how many replicas the row
+    stands for, is 1): what a dashboard combines into one value per bucket.
 
     A rollup holds only buckets complete when it last ran (``pending``: per resolution,
     where it must start again), so the rest comes from the finer tables, and the newest
     from raw samples, folded into the same buckets: the current day, hour and minute
-    count too, and late samples are never read twice. A replica's part of a bucket
-    read from several tables (today: hours, then minutes, then raw samples) is added
-    up before the replicas are counted, so it counts once, with all its readings."""
+    count too, and late samples are never read twice. A replica's parts of a bucket
+    read from several tables (today: hours, then minutes, then raw samples) are added
+    up into one row, so it counts once, with all its readings."""
     if resolution not in ROLLUP_TABLES:
         raise ValueError(f"bucket rows are read at 1m, 1h or 1d, not {resolution!r}")
-    # Coarsest first: each table serves from where the one before stops to where it is
-    # complete itself; raw samples serve the rest, up to ``end``.
+    # Coarsest first: each table serves its whole buckets from where the one before
+    # stops to where it is complete itself (a late sample makes it pending from the
+    # middle of a bucket: that bucket comes from the finer tables); raw samples serve
+    # the rest, up to ``end``.
     lo = floor_time(start, resolution)
     parts = []
     for table in _CHAIN[_CHAIN.index(resolution) :]:
         complete = pending.get(table)
-        hi = lo if complete is None else min(max(complete, lo), end)
+        hi = lo if complete is None else min(max(floor_time(complete, table), lo), end)
         if hi > lo:
-            parts.append(_per_replica(dialect, table, endpoints, metrics, lo, hi, resolution))
+            parts.append((table, lo, hi))
         lo = hi
     if lo < end:
-        parts.append(_per_replica(dialect, "raw", endpoints, metrics, lo, end, resolution))
-    if not parts:
-        return []
-    per_replica = parts[0].subquery()
-    if len(parts) > 1:
-        every = sa.union_all(*parts).subquery()
-        e = every.c
-        per_replica = (
-            sa.select(
-                e.endpoint,
-                e.metric,
-                e.bucket,
-                sa.func.sum(e["count"]).label("count"),
-                sa.func.sum(e.total).label("total"),
+        parts.append(("raw", lo, end))
+    queries = []
+    if parts and parts[0][0] == resolution:  # whole buckets, one row per replica already
+        _, lo, hi = parts.pop(0)
+        c = ROLLUP_TABLES[resolution].c
+        queries.append(
+            sa.select(c.endpoint, c.metric, c.bucket, c["count"], c["sum"], sa.literal(1)).where(
+                c.endpoint.in_(endpoints), c.metric.in_(metrics), c.bucket >= lo, c.bucket < hi
             )
-            .group_by(e.endpoint, e.metric, e.replica, e.bucket)
-            .subquery()
         )
-    c = per_replica.c
-    query = sa.select(
-        c.endpoint, c.metric, c.bucket, c["count"], sa.func.sum(c.total), sa.func.count()
-    ).group_by(c.endpoint, c.metric, c.bucket, c["count"])
-    return [query]
+    if parts:  # the newest buckets, folded from finer tables and added up per replica
+        folded = [_per_replica(dialect, *part, endpoints, metrics, resolution) for part in parts]
+        every = (folded[0] if len(folded) == 1 else sa.union_all(*folded)).subquery()
+        e = every.c
+        queries.append(
+            sa.select(
+                e.endpoint, e.metric, e.bucket, sa.func.sum(e["count"]), sa.func.sum(e.total), sa.literal(1)
+            ).group_by(e.endpoint, e.metric, e.replica, e.bucket)
+        )
+    return queries
 
 
 _CHAIN = ["1d", "1h", "1m"]  # rollups, coarsest first
@@ -183,10 +185,10 @@ _CHAIN = ["1d", "1h", "1m"]  # rollups, coarsest first
 def _per_replica(
     dialect: str,
     table_name: str,
-    endpoints: list[str],
-    metrics: list[str],
     lo: datetime,
     hi: datetime,
+    endpoints: list[str],
+    metrics: list[str],
     resolution: str,
 ) -> sa.Select[Any]:
     """``(endpoint, metric, replica, bucket, count, total)`` of one table's readings in
@@ -199,14 +201,14 @@ def _per_replica(
         table = ROLLUP_TABLES[table_name]
         time = table.c.bucket
         count, total = sa.func.sum(table.c["count"]), sa.func.sum(table.c["sum"])
-    bucket: sa.ColumnElement[Any] = time
-    if table_name != resolution:  # folded into the coarser buckets, typed as a stored time
-        bucket = sa.type_coerce(bucket_expression(dialect, time, resolution), UTCDateTime())
+    bucket = sa.type_coerce(bucket_expression(dialect, time, resolution), UTCDateTime())
     keys = (table.c.endpoint, table.c.metric, table.c.replica)
+    # Grouped with the replica last: in the primary key's order (replica third) SQLite
+    # would walk the key, every replica's whole retention, to save a sort of a few rows.
     return (
         sa.select(*keys, bucket.label("bucket"), count.label("count"), total.label("total"))
         .where(table.c.endpoint.in_(endpoints), table.c.metric.in_(metrics), time >= lo, time < hi)
-        .group_by(*keys, bucket)
+        .group_by(table.c.endpoint, table.c.metric, bucket, table.c.replica)
     )
 
 
@@ -231,14 +233,16 @@ def cost_table_query(
     endpoints: list[str] | None,
     daily: tuple[datetime, datetime] | None = None,
 ) -> sa.Select[Any]:
-    """``COST_COLUMNS`` of the cost rows overlapping ``[start, end)`` (of ``endpoints``,
-    when given), without the currency and id a table of figures does not show.
+    """``COST_COLUMNS`` of the cost rows whose period starts in ``[start, end)`` (of
+    ``endpoints``, when given), without the currency and id a table of figures does not
+    show. Starts, not overlaps: every spend figure counts a row by its start, and a
+    range of starts is a range of the index (an overlap is not).
 
     ``daily`` (two UTC midnights within ``[start, end)``): the rows starting between them
     come as one row per (day, endpoint, source) from ``costs_1d`` instead, their sum,
     with service ``"*"``; sums by period start over whole days are the same."""
     rows = sa.select(*(costs.c[name] for name in COST_COLUMNS)).where(
-        costs.c.period_start < end, costs.c.period_end > start
+        costs.c.period_start >= start, costs.c.period_start < end
     )
     if endpoints is not None:
         rows = rows.where(costs.c.endpoint.in_(endpoints))
@@ -247,7 +251,7 @@ def cost_table_query(
     lo, hi = daily
     if lo < start or hi > end or floor_time(lo, "1d") != lo or floor_time(hi, "1d") != hi:
         raise ValueError(f"daily costs are read between midnights within the range, not {lo} to {hi}")
-    rows = rows.where(sa.or_(costs.c.period_start < lo, costs.c.period_start >= hi))
+    before, after = rows.where(costs.c.period_start < lo), rows.where(costs.c.period_start >= hi)
     days = sa.select(
         costs_1d.c.period_start,
         costs_1d.c.period_end,
@@ -258,7 +262,7 @@ def cost_table_query(
     ).where(costs_1d.c.period_start >= lo, costs_1d.c.period_start < hi)
     if endpoints is not None:
         days = days.where(costs_1d.c.endpoint.in_(endpoints))
-    return sa.select(sa.union_all(rows, days).subquery())
+    return sa.select(sa.union_all(before, after, days).subquery())
 
 
 def costs_1d_refresh(dialect: str, endpoints: list[str], first: datetime, last: datetime) -> Any:
@@ -288,12 +292,47 @@ def raw_totals_query(
     over replicas, in series and time order."""
     time, value = samples.c.time, samples.c.value
     keys = (samples.c.endpoint, samples.c.metric, time)
-    return (
+    query = (
         sa.select(*keys, sa.func.sum(value), sa.func.avg(value))
         .where(samples.c.endpoint.in_(endpoints), samples.c.metric.in_(metrics), time >= start, time < end)
         .group_by(*keys)
         .order_by(*keys)
     )
+    return query
+
+
+def latest_totals_query(endpoints: list[str], metric: str, start: datetime, end: datetime) -> sa.Select[Any]:
+    """Per endpoint, ``(endpoint, time, sum, mean)`` over the replicas read at its newest
+    raw reading time of ``metric`` in ``[start, end)``."""
+    time = samples.c.time
+    newest = (
+        sa.select(samples.c.endpoint, sa.func.max(time).label("time"))
+        .where(samples.c.endpoint.in_(endpoints), samples.c.metric == metric, time >= start, time < end)
+        .group_by(samples.c.endpoint)
+        .subquery()
+    )
+    at_newest = sa.and_(
+        samples.c.endpoint == newest.c.endpoint, samples.c.metric == metric, samples.c.time == newest.c.time
+    )
+    return (
+        sa.select(
+            samples.c.endpoint, samples.c.time, sa.func.sum(samples.c.value), sa.func.avg(samples.c.value)
+        )
+        .select_from(newest.join(samples, at_newest))
+        .group_by(samples.c.endpoint, samples.c.time)
+    )
+
+
+def first_sample_query(endpoints: list[str], since: datetime) -> sa.Select[Any]:
+    """The oldest raw sample time of ``endpoints`` at or after ``since`` (no row: none).
+    The first in time order rather than a minimum: the time index finds it at once, where
+    a minimum per endpoint walks each endpoint's readings."""
+    time = samples.c.time
+    # ``endpoint || ''``: the same test, but one no index serves, so both backends walk
+    # the time index from ``since`` (SQLite would otherwise take the series index and
+    # read every reading of each endpoint).
+    of_endpoints = (samples.c.endpoint + "").in_(endpoints)
+    return sa.select(time).where(of_endpoints, time >= since).order_by(time).limit(1)
 
 
 def endpoint_names_query(newest_hour: datetime | None) -> sa.Select[Any]:

@@ -40,6 +40,9 @@ samples = sa.Table(
     sa.Column("time", UTCDateTime(), primary_key=True),
     sa.Column("value", sa.Float, nullable=False),
     sa.Index("ix_samples_time", "time"),
+    # Reads of recent readings of given series (the primary key has the replica third,
+    # so through it a range of times walks every replica's whole retention).
+    sa.Index("ix_samples_series", "endpoint", "metric", "time"),
 )
 
 
@@ -56,6 +59,8 @@ def _rollup_table(name: str) -> sa.Table:
         sa.Column("min", sa.Float, nullable=False),
         sa.Column("max", sa.Float, nullable=False),
         sa.Index(f"ix_{name}_bucket", "bucket"),
+        # What series reads match on (as ix_samples_series for raw samples).
+        sa.Index(f"ix_{name}_series", "endpoint", "metric", "bucket"),
     )
 
 

@@ -27,6 +27,8 @@ from inferplane.store.reads import (
     costs_query,
     decisions_query,
     endpoint_names_query,
+    first_sample_query,
+    latest_totals_query,
     pick_resolution,
     raw_totals_query,
     rollup_pending,
@@ -199,11 +201,12 @@ class Store:
     def read_bucket_rows(
         self, endpoints: list[str], metrics: list[str], start: datetime, end: datetime, resolution: str
     ) -> list[tuple[Any, ...]]:
-        """Per (endpoint, metric, bucket of ``resolution`` (1m, 1h or 1d), per-replica
-        count): ``(endpoint, metric, bucket, count, sum, replicas)`` over ``[start, end)``,
-        the buckets not rolled up yet included (read from the finer tables and raw
-        samples): what the dashboard turns into one value per bucket, the current hour
-        and minute too."""
+        """Per (endpoint, metric, replica, bucket of ``resolution`` (1m, 1h or 1d)):
+        ``(endpoint, metric, bucket, count, sum, replicas)`` over ``[start, end)``, the
+        buckets not rolled up yet included (read from the finer tables and raw samples):
+        what the dashboard turns into one value per bucket, the current day, hour and
+        minute too. ``replicas`` is how many replicas a row stands for (here always 1;
+        ``dashboard.rollups.combine`` also takes rows grouped by count)."""
         with self._transaction("read bucket rows") as connection:
             pending = rollup_pending(connection)
             dialect = connection.dialect.name
@@ -225,12 +228,11 @@ class Store:
     def first_sample_time(self, endpoints: list[str], since: datetime) -> datetime | None:
         """The oldest raw sample of ``endpoints`` at or after ``since``: when the data a
         run rate can be taken over begins."""
-        column = schema.samples.c
-        query = sa.select(sa.func.min(column.time)).where(
-            column.endpoint.in_(endpoints), column.time >= since
-        )
         with self._transaction("read the first sample time") as connection:
-            return cast(datetime | None, connection.execute(query).scalar_one())
+            return cast(
+                datetime | None,
+                connection.execute(first_sample_query(endpoints, since)).scalar(),
+            )
 
     def read_costs(
         self, start: datetime, end: datetime, endpoint: str | None = None, source: str | None = None
@@ -260,8 +262,8 @@ class Store:
         *,
         daily: tuple[datetime, datetime] | None = None,
     ) -> list[tuple[Any, ...]]:
-        """``reads.COST_COLUMNS`` tuples of the cost rows overlapping ``[start, end)`` (of
-        ``endpoints``, when given), in no particular order: what a table of spend figures
+        """``reads.COST_COLUMNS`` tuples of the cost rows whose period starts in
+        ``[start, end)`` (of ``endpoints``, when given), in no particular order: what a table of spend figures
         is computed from (the dashboard's and ``inferplane costs``'). Plain tuples, not
         ``CostRow``: a month of hourly rows for many endpoints is tens of thousands.
 
@@ -303,8 +305,19 @@ class Store:
         """``(endpoint, metric, time, sum, mean)`` per raw reading time in ``[start, end)``,
         the sum and mean taken over replicas, in series and time order."""
         with self._transaction("read raw totals") as connection:
-            rows = connection.execute(raw_totals_query(endpoints, metrics, start, end)).all()
+            query = raw_totals_query(endpoints, metrics, start, end)
+            rows = connection.execute(query).all()
         return [(e, m, time, float(total), float(mean)) for e, m, time, total, mean in rows]
+
+    def read_latest_totals(
+        self, endpoints: list[str], metric: str, start: datetime, end: datetime
+    ) -> dict[str, tuple[datetime, float, float]]:
+        """Per endpoint with a raw reading of ``metric`` in ``[start, end)``: its newest
+        reading time, and the sum and mean over the replicas read then."""
+        with self._transaction("read the latest totals") as connection:
+            query = latest_totals_query(endpoints, metric, start, end)
+            rows = connection.execute(query).all()
+        return {str(e): (time, float(total), float(mean)) for e, time, total, mean in rows}
 
     def read_decisions(
         self, start: datetime, end: datetime, *, actions_only: bool = True

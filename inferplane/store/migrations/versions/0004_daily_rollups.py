@@ -1,6 +1,7 @@
 """Daily rollups: ``samples_1d`` (from the hourly buckets) and ``costs_1d`` (the cost
 rows summed per UTC day, endpoint and source), so a 30-day overview reads 30 rows a
-series instead of 720.
+series instead of 720; and an (endpoint, metric, time) index on the raw samples and
+every rollup table, which series reads match on.
 
 Existing data is carried over: ``costs_1d`` is filled from the cost rows here, and the
 daily sample rollup is marked pending from the oldest hourly bucket, so the next rollup
@@ -24,6 +25,7 @@ branch_labels = None
 depends_on = None
 
 _TIME = sa.DateTime(timezone=True)
+_ROLLUPS = ("samples_1m", "samples_1h", "samples_1d")
 
 
 def _day(dialect: str, column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
@@ -47,6 +49,11 @@ def upgrade() -> None:
         sa.Column("max", sa.Float, nullable=False),
     )
     op.create_index("ix_samples_1d_bucket", "samples_1d", ["bucket"])
+    # Series reads give endpoints, metrics and a range of buckets; the primary key has
+    # the replica third, so without this a range walks every replica's whole retention.
+    for name in _ROLLUPS:
+        op.create_index(f"ix_{name}_series", name, ["endpoint", "metric", "bucket"])
+    op.create_index("ix_samples_series", "samples", ["endpoint", "metric", "time"])
     op.create_table(
         "costs_1d",
         sa.Column("period_start", _TIME, primary_key=True),
@@ -78,6 +85,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_samples_series", "samples")
+    for name in _ROLLUPS:
+        op.drop_index(f"ix_{name}_series", name)
     op.drop_table("costs_1d")
     op.execute("DELETE FROM rollup_state WHERE resolution = '1d'")
     op.drop_index("ix_samples_1d_bucket", "samples_1d")
