@@ -97,10 +97,33 @@ def test_daily_cost_reads_only_between_midnights_in_the_range(store: Store) -> N
         store.read_cost_table(DAY0 + HOUR, NOW, daily=(DAY0, NOW.replace(hour=0)))
 
 
+def _per_day(readings: list[Sample]) -> dict[tuple[datetime, int], tuple[int, float]]:
+    """Per (day, readings of a replica in it): how many replicas, and their sum."""
+    expected: dict[tuple[datetime, int], tuple[int, float]] = {}
+    for day in range(4):
+        day_start = DAY0 + timedelta(days=day)
+        of_day = [r for r in readings if day_start <= r.time < day_start + DAY]
+        for replica in ("r1", "r2"):
+            values = [s.value for s in of_day if s.replica == replica]
+            count, total = expected.get((day_start, len(values)), (0, 0.0))
+            expected[(day_start, len(values))] = (count + 1, total + sum(values))
+    return {key: (replicas, round(total, 6)) for key, (replicas, total) in expected.items()}
+
+
+def _daily_rows(opened: Store) -> dict[tuple[datetime, int], tuple[int, float]]:
+    rows = opened.read_bucket_rows(["chat"], ["gpu_utilization"], DAY0, NOW + timedelta(minutes=1), "1d")
+    got: dict[tuple[datetime, int], tuple[int, float]] = {}
+    for _, _, bucket, count, total, replicas in rows:  # rows per replica: added up per count
+        seen, summed = got.get((bucket, count), (0, 0.0))
+        got[(bucket, count)] = (seen + replicas, summed + total)
+    return {key: (replicas, round(total, 6)) for key, (replicas, total) in got.items()}
+
+
 def test_daily_sample_rollup_equals_the_raw_readings(store: Store) -> None:  # noqa: F811
     """1d bucket rows equal per-day sums of the raw readings: complete days from
     ``samples_1d``, today from the hourly and minute rollups and the raw samples of the
-    current minute; a late reading of an old day is folded in by the next rollup."""
+    current minute; a late reading of an old day counts once, before the next rollup
+    (its day is read from the finer tables then) and after it (folded into the day)."""
     readings = [
         Sample(DAY0 + i * timedelta(seconds=30), "chat", "gpu_utilization", (i % 7) / 10, replica)
         for i in range(int((NOW - DAY0) / timedelta(seconds=30)))
@@ -108,26 +131,13 @@ def test_daily_sample_rollup_equals_the_raw_readings(store: Store) -> None:  # n
     ]
     store.write_samples(readings)
     store.rollup(NOW - timedelta(seconds=20))  # the minute now is in stays raw
+    assert _daily_rows(store) == _per_day(readings)
     late = Sample(DAY0 + timedelta(days=1, hours=3, seconds=10), "chat", "gpu_utilization", 5.0, "r1")
     store.write_samples([late])
-    store.rollup(NOW)
     readings.append(late)
-    expected: dict[tuple[datetime, int], tuple[int, float]] = {}
-    for day in range(4):
-        day_start = DAY0 + timedelta(days=day)
-        of_day = [r for r in readings if day_start <= r.time < day_start + timedelta(days=1)]
-        per_replica = {r: [s.value for s in of_day if s.replica == r] for r in ("r1", "r2")}
-        for values in per_replica.values():
-            count, total = expected.get((day_start, len(values)), (0, 0.0))
-            expected[(day_start, len(values))] = (count + 1, total + sum(values))
-    rows = store.read_bucket_rows(["chat"], ["gpu_utilization"], DAY0, NOW + timedelta(minutes=1), "1d")
-    got: dict[tuple[datetime, int], tuple[int, float]] = {}
-    for _, _, bucket, count, total, replicas in rows:  # rows per replica: added up per count
-        seen, summed = got.get((bucket, count), (0, 0.0))
-        got[(bucket, count)] = (seen + replicas, summed + total)
-    assert got.keys() == expected.keys()
-    for key, (replicas, total) in expected.items():
-        assert got[key][0] == replicas and got[key][1] == pytest.approx(total)
+    assert _daily_rows(store) == _per_day(readings), "before the rollup"
+    store.rollup(NOW)
+    assert _daily_rows(store) == _per_day(readings), "after it"
     with store._engine.connect() as connection:
         days = connection.execute(sa.text("SELECT COUNT(DISTINCT bucket) FROM samples_1d")).scalar_one()
     assert days == 3, "the three complete days are rolled up; today is not yet"
