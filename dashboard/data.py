@@ -165,8 +165,7 @@ def has_data(url: str) -> bool:
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
 def endpoints(url: str) -> list[str]:
-    """Every endpoint with hourly readings, costs or raw samples since the newest hourly
-    bucket (a store younger than an hour has no hourly bucket yet), sorted."""
+    """Every endpoint with raw readings (two days), hourly rollups or costs, sorted."""
     return _store(url).endpoint_names()
 
 

@@ -335,16 +335,25 @@ def first_sample_query(endpoints: list[str], since: datetime) -> sa.Select[Any]:
     return sa.select(time).where(of_endpoints, time >= since).order_by(time).limit(1)
 
 
-def endpoint_names_query(newest_hour: datetime | None) -> sa.Select[Any]:
-    """Every endpoint with hourly readings or costs, and those with raw samples since
-    ``newest_hour`` (the newest hourly bucket; None: every raw sample)."""
-    recent = sa.select(samples.c.endpoint).distinct()
-    if newest_hour is not None:  # through the time index: only the last hour or two
-        recent = recent.where(samples.c.time >= newest_hour)
-    union = sa.union(
-        sa.select(samples_1h.c.endpoint).distinct(), sa.select(costs.c.endpoint).distinct(), recent
+def endpoint_names_query() -> sa.Select[Any]:
+    """Every endpoint with raw readings, hourly rollups or costs (a store younger than
+    an hour has no hourly rollup yet; raw readings are kept two days)."""
+    parts = (
+        _distinct(samples.c.endpoint, "raw_endpoints"),
+        _distinct(samples_1h.c.endpoint, "hourly_endpoints"),
+        _distinct(costs_1d.c.endpoint, "costed_endpoints"),  # the cost rows' endpoints
     )
-    return sa.select(union.subquery().c.endpoint)
+    return sa.select(sa.union(*parts).subquery().c.endpoint)
+
+
+def _distinct(column: sa.Column[Any], name: str) -> sa.Select[Any]:
+    """The distinct values of an indexed ``column``, one index seek each (a recursive
+    "next value after this one"): a ``DISTINCT`` would read the whole index, every row
+    of a year of hourly rollups."""
+    names = sa.select(sa.func.min(column).label("endpoint")).cte(name, recursive=True)
+    after = sa.select(sa.func.min(column)).where(column > names.c.endpoint).scalar_subquery()
+    names = names.union_all(sa.select(after).where(names.c.endpoint.is_not(None)))
+    return sa.select(names.c.endpoint).where(names.c.endpoint.is_not(None))
 
 
 def decisions_query(start: datetime, end: datetime, actions_only: bool) -> sa.Select[Any]:

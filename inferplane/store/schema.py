@@ -108,6 +108,7 @@ costs_1d = sa.Table(
     sa.Column("source", sa.String(16), primary_key=True),
     sa.Column("period_end", UTCDateTime(), nullable=False),
     sa.Column("amount", sa.Float, nullable=False),
+    sa.Index("ix_costs_1d_endpoint", "endpoint"),  # the endpoints with costs, one seek each
 )
 
 scaling_events = sa.Table(

@@ -293,11 +293,10 @@ class Store:
             )
 
     def endpoint_names(self) -> list[str]:
-        """Every endpoint with hourly readings or costs, or raw samples since the newest
-        hourly bucket (a store younger than an hour has no hourly bucket yet), sorted."""
+        """Every endpoint with raw readings, hourly rollups or costs, sorted (one index
+        seek an endpoint and table, however long the history)."""
         with self._transaction("read endpoint names") as connection:
-            newest = connection.execute(sa.select(sa.func.max(schema.samples_1h.c.bucket))).scalar()
-            return sorted(str(name) for (name,) in connection.execute(endpoint_names_query(newest)))
+            return sorted(str(name) for (name,) in connection.execute(endpoint_names_query()))
 
     def read_raw_totals(
         self, endpoints: list[str], metrics: list[str], start: datetime, end: datetime

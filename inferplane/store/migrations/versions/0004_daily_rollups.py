@@ -62,6 +62,7 @@ def upgrade() -> None:
         sa.Column("period_end", _TIME, nullable=False),
         sa.Column("amount", sa.Float, nullable=False),
     )
+    op.create_index("ix_costs_1d_endpoint", "costs_1d", ["endpoint"])
     hourly = sa.table("samples_1h", sa.column("bucket", _TIME))
     op.bulk_insert(sa.table("rollup_state", sa.column("resolution", sa.String)), [{"resolution": "1d"}])
     state = sa.table("rollup_state", sa.column("resolution", sa.String), sa.column("pending_from", _TIME))
