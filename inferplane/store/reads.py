@@ -292,13 +292,12 @@ def raw_totals_query(
     over replicas, in series and time order."""
     time, value = samples.c.time, samples.c.value
     keys = (samples.c.endpoint, samples.c.metric, time)
-    query = (
+    return (
         sa.select(*keys, sa.func.sum(value), sa.func.avg(value))
         .where(samples.c.endpoint.in_(endpoints), samples.c.metric.in_(metrics), time >= start, time < end)
         .group_by(*keys)
         .order_by(*keys)
     )
-    return query
 
 
 def latest_totals_query(endpoints: list[str], metric: str, start: datetime, end: datetime) -> sa.Select[Any]:
