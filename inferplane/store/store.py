@@ -211,7 +211,8 @@ class Store:
             pending = rollup_pending(connection)
             dialect = connection.dialect.name
             queries = bucket_rows_queries(dialect, pending, endpoints, metrics, start, end, resolution)
-            return [tuple(row) for query in queries for row in connection.execute(query)]
+            # all(): one fetchall, not a fetch per row (9,000 rows for a month's overview)
+            return [tuple(row) for query in queries for row in connection.execute(query).all()]
 
     def data_since(self) -> datetime | None:
         """The oldest time the store holds anything for: a raw sample, an hourly rollup
@@ -273,7 +274,7 @@ class Store:
         by period start over whole days is unchanged."""
         query = cost_table_query(start, end, endpoints, daily)
         with self._transaction("read the cost table") as connection:
-            return [tuple(row) for row in connection.execute(query)]
+            return [tuple(row) for row in connection.execute(query).all()]
 
     def has_schema(self) -> bool:
         """Whether the store's tables exist: a store nothing has opened with
