@@ -55,21 +55,13 @@ def _moment(text: str | None) -> datetime:
 
 
 def _report(store: Any, now: datetime) -> dict[str, Any]:
-    import pandas as pd
-
     from dashboard import figures
 
-    first = figures.month_start(now)
-    rows = store.read_costs(first, now)
-    frame = pd.DataFrame(
-        [(r.period_start, r.period_end, r.endpoint, r.service, r.amount, r.source) for r in rows],
-        columns=["period_start", "period_end", "endpoint", "service", "amount", "source"],
-    )
-    for column in ("period_start", "period_end"):
-        frame[column] = pd.to_datetime(frame[column], utc=True)
+    # The dashboard's overview reads and frames the costs the same way (one store read).
+    frame = figures.cost_frame(store.read_cost_table(figures.month_start(now), now))
     endpoints = sorted(set(frame["endpoint"]))
     since = store.first_sample_time(endpoints, figures.run_rate_start(now)) if endpoints else None
-    spend = figures.spend_summary(frame.astype({"amount": float}), now, since)
+    spend = figures.spend_summary(frame, now, since)
     tokens = _tokens_today(store, endpoints, now)
     out: dict[str, Any] = {
         "as_of": now.isoformat(),

@@ -10,8 +10,10 @@ Where the dashboard looks (environment variables, set by ``inferplane dashboard`
   store); unset: the clock.
 
 Read-only: the store is opened with a plain engine, never migrated (a dashboard must not
-change a production schema), and nothing is written. Series come from the rollups (1m
-for spans up to six hours, 1h beyond), all endpoints and metrics of a page in one query.
+change a production schema), and nothing is written. Every query is the store's
+(``Store`` read methods); this module caches them and makes frames. Series come from the
+rollups (1m up to a day, 1h beyond, 1d for the overview's trends beyond a week), all
+endpoints and metrics of a page at once.
 """
 
 from __future__ import annotations
@@ -26,15 +28,13 @@ import pandas as pd
 import sqlalchemy as sa
 import streamlit as st
 
-from dashboard import rollups
+from dashboard import figures, rollups
 from dashboard.redact import redact
 from inferplane.config import InferplaneConfig, load_config
 from inferplane.schedule import OneOffDowntime, downtime_key
 from inferplane.store import Store, default_store_url
 from inferplane.store.engine import create_store_engine, read_only
-from inferplane.store.schema import alert_events as alert_events_table
-from inferplane.store.schema import control_state, costs, samples, samples_1h
-from inferplane.store.schema import scaling_events as scaling_events_table
+from inferplane.store.reads import DECISION_COLUMNS
 
 __all__ = [
     "ADDITIVE",
@@ -61,6 +61,7 @@ __all__ = [
     "scaling_events",
     "series",
     "store_url",
+    "trend_resolution",
 ]
 
 STORE_ENV, CONFIG_ENV, NOW_ENV = (
@@ -87,7 +88,6 @@ ADDITIVE = frozenset(
         "gpu_memory_used_bytes",
     }
 )
-_COST_COLUMNS = ["period_start", "period_end", "endpoint", "service", "amount", "source"]
 
 
 def store_url() -> str:
@@ -141,44 +141,34 @@ def resolution_for(start: datetime, end: datetime) -> str:
     return "1m" if end - start <= timedelta(days=1) else "1h"
 
 
+def trend_resolution(start: datetime, end: datetime) -> str:
+    """The overview's trend lines and means: ``resolution_for``, but daily beyond a week
+    (a month of 50 endpoints is 216,000 hourly values of six metrics, 9,000 daily ones;
+    a trend line a few pixels wide shows no more)."""
+    return "1d" if end - start > timedelta(days=7) else resolution_for(start, end)
+
+
 @st.cache_data(ttl=TTL_S, show_spinner=False)
 def data_since(url: str) -> datetime | None:
     """The oldest time the store holds readings or costs for (None: empty or no tables)."""
-    if not sa.inspect(_engine(url)).has_table(samples.name):
-        return None
-    return _store(url).data_since()
+    store = _store(url)
+    return store.data_since() if store.has_schema() else None
 
 
 def bucket_seconds(resolution: str) -> float:
-    return {"raw": 0.0, "1m": 60.0, "1h": 3600.0}[resolution]
+    return {"raw": 0.0, "1m": 60.0, "1h": 3600.0, "1d": 86400.0}[resolution]
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
 def has_data(url: str) -> bool:
     """Whether the store has its tables and at least one sample or cost row."""
-    engine = _engine(url)
-    if not sa.inspect(engine).has_table(samples.name):
-        return False
-    with engine.connect() as connection:
-        for table in (samples, samples_1h, costs):
-            if connection.execute(sa.select(sa.literal(1)).select_from(table).limit(1)).first():
-                return True
-    return False
+    return _store(url).has_data()
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
 def endpoints(url: str) -> list[str]:
-    """Every endpoint with hourly readings, costs or raw samples since the newest hourly
-    bucket (a store younger than an hour has no hourly bucket yet), sorted."""
-    with _engine(url).connect() as connection:
-        newest = connection.execute(sa.select(sa.func.max(samples_1h.c.bucket))).scalar()
-        recent = sa.select(samples.c.endpoint).distinct()
-        if newest is not None:  # through the time index: only the last hour or two
-            recent = recent.where(samples.c.time >= newest)
-        query = sa.union(
-            sa.select(samples_1h.c.endpoint).distinct(), sa.select(costs.c.endpoint).distinct(), recent
-        )
-        return sorted(str(name) for (name,) in connection.execute(query).all())
+    """Every endpoint with raw readings (two days), hourly rollups or costs, sorted."""
+    return _store(url).endpoint_names()
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
@@ -209,15 +199,7 @@ def _raw_series(
     url: str, names: tuple[str, ...], metrics: tuple[str, ...], start: datetime, end: datetime
 ) -> pd.DataFrame:
     """Per raw reading time: the sum over replicas for ``ADDITIVE`` metrics, else the mean."""
-    time, value = samples.c.time, samples.c.value
-    query = (
-        sa.select(samples.c.endpoint, samples.c.metric, time, sa.func.sum(value), sa.func.avg(value))
-        .where(samples.c.endpoint.in_(names), samples.c.metric.in_(metrics), time >= start, time < end)
-        .group_by(samples.c.endpoint, samples.c.metric, time)
-        .order_by(samples.c.endpoint, samples.c.metric, time)
-    )
-    with _engine(url).connect() as connection:
-        rows = [tuple(row) for row in connection.execute(query)]
+    rows = _store(url).read_raw_totals(list(names), list(metrics), start, end)
     if not rows:
         return _empty_series()
     frame = pd.DataFrame(rows, columns=["endpoint", "metric", "time", "total", "mean"])
@@ -244,43 +226,41 @@ def first_reading(url: str, names: tuple[str, ...], since: datetime) -> datetime
 def latest(url: str, names: tuple[str, ...], metric: str, at: datetime) -> dict[str, float]:
     """The newest reading of ``metric`` per endpoint within 30 minutes before ``at``
     (raw samples, summed or averaged over replicas as ``series`` does)."""
-    recent = series(url, names, (metric,), at - timedelta(minutes=30), at + timedelta(minutes=1), "raw")
-    newest = recent.sort_values("time").groupby("endpoint").tail(1)
-    return dict(zip(newest["endpoint"], newest["value"], strict=True))
+    found = _store(url).read_latest_totals(
+        list(names), metric, at - timedelta(minutes=30), at + timedelta(minutes=1)
+    )
+    return {name: total if metric in ADDITIVE else mean for name, (_, total, mean) in found.items()}
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
-def cost_frame(url: str, start: datetime, end: datetime) -> pd.DataFrame:
-    """Cost rows overlapping ``[start, end)`` as a frame (``_COST_COLUMNS``)."""
-    query = sa.select(*(costs.c[name] for name in _COST_COLUMNS)).where(
-        costs.c.period_start < end, costs.c.period_end > start
-    )
-    with _engine(url).connect() as connection:
-        frame = pd.DataFrame([tuple(row) for row in connection.execute(query)], columns=_COST_COLUMNS)
-    for column in ("period_start", "period_end"):
-        frame[column] = pd.to_datetime(frame[column], utc=True)
-    return frame.astype({"amount": float})
+def cost_frame(
+    url: str, start: datetime, end: datetime, daily_between: tuple[datetime, datetime] | None = None
+) -> pd.DataFrame:
+    """Cost rows starting in ``[start, end)`` as a frame (``figures.cost_frame``).
+
+    ``daily_between``: the whole UTC days between these two times come as one row per
+    day, endpoint and source (their sum; service ``"*"``): any sum by period start whose
+    bounds are midnights or outside the two times is unchanged."""
+    daily = None
+    if daily_between is not None:
+        lo = _next_midnight(max(daily_between[0], start))
+        hi = min(daily_between[1], end).astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        daily = (lo, hi) if hi > lo else None
+    return figures.cost_frame(_store(url).read_cost_table(start, end, daily=daily))
+
+
+def _next_midnight(time: datetime) -> datetime:
+    """``time`` when it is a UTC midnight, else the one after it."""
+    day = time.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return day if day == time else day + timedelta(days=1)
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
 def scaling_events(url: str, start: datetime, end: datetime, actions_only: bool = True) -> pd.DataFrame:
     """Scaling decisions in ``[start, end)``, oldest first; ``actions_only`` leaves out the
-    holds (decisions that changed nothing: one per poll, most of the table).
-
-    Read from the table directly: the Store's read parses every decision's JSON inputs,
-    which no page shows, and cannot leave the holds out."""
-    events = scaling_events_table.c
-    columns = ["time", "endpoint", "from_replicas", "to_replicas", "reason", "applied", "dry_run"]
-    query = (
-        sa.select(*(events[name] for name in columns))
-        .where(events.time >= start, events.time < end)
-        .order_by(events.time, events.id)
-    )
-    if actions_only:
-        query = query.where(events.from_replicas != events.to_replicas)
-    with _engine(url).connect() as connection:
-        rows = [dict(zip(columns, row, strict=True)) for row in connection.execute(query)]
-    return _frame(rows, columns)
+    holds (decisions that changed nothing: one per poll, most of the table)."""
+    rows = _store(url).read_decisions(start, end, actions_only=actions_only)
+    return _frame(rows, list(DECISION_COLUMNS))
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
@@ -305,29 +285,16 @@ def deliveries(url: str, start: datetime, end: datetime) -> pd.DataFrame:
 def alert_names(url: str, fingerprints: tuple[str, ...]) -> pd.DataFrame:
     """``endpoint, rule`` per alert fingerprint, from its transitions at any time (a
     delivery in the range may belong to an alert that started firing before it)."""
-    events = alert_events_table.c
-    query = (
-        sa.select(events.fingerprint, events.endpoint, events.rule)
-        .where(events.fingerprint.in_(fingerprints))
-        .distinct()
-    )
-    with _engine(url).connect() as connection:
-        rows = [tuple(row) for row in connection.execute(query)]
+    rows = _store(url).read_alert_rules(list(fingerprints))
     frame = pd.DataFrame(rows, columns=["fingerprint", "endpoint", "rule"])
     return frame.drop_duplicates("fingerprint").set_index("fingerprint")
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
 def replays(url: str) -> dict[str, dict[str, Any]]:
-    """Every saved replay comparison (``control_state`` keys ``replay:<name>``) by name.
-
-    Read from the table directly: the Store has no way to list keys by prefix."""
-    import json
-
-    query = sa.select(control_state.c.key, control_state.c.value).where(control_state.c.key.like("replay:%"))
-    with _engine(url).connect() as connection:
-        rows = connection.execute(query).all()
-    return {str(key).removeprefix("replay:"): json.loads(value) for key, value in sorted(rows)}
+    """Every saved replay comparison (saved states ``replay:<name>``) by name."""
+    saved = _store(url).load_states("replay:")
+    return {key.removeprefix("replay:"): value for key, value in saved.items()}
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)

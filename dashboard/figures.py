@@ -15,8 +15,9 @@ Days and months are UTC, as the store keeps them and as cloud bills cut them.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
+from typing import Any
 
 import pandas as pd
 
@@ -28,9 +29,11 @@ from inferplane.money import (
     run_rate_hours,
     run_rate_start,
 )
+from inferplane.store.reads import COST_COLUMNS
 
 __all__ = [
     "TOTAL",
+    "cost_frame",
     "cost_in_range",
     "cost_per_1k_tokens",
     "day_start",
@@ -61,6 +64,15 @@ _SPEND_COLUMNS = [
     "projected_billed",
     "billed_minus_estimated",
 ]
+
+
+def cost_frame(rows: Iterable[tuple[Any, ...]]) -> pd.DataFrame:
+    """The costs frame from the store's ``read_cost_table`` rows (``COST_COLUMNS``):
+    times as UTC datetimes, amounts as floats, typed so even when empty."""
+    frame = pd.DataFrame(list(rows), columns=list(COST_COLUMNS))
+    for column in ("period_start", "period_end"):
+        frame[column] = pd.to_datetime(frame[column], utc=True)
+    return frame.astype({"amount": float})
 
 
 def _sum_by_endpoint(costs: pd.DataFrame, source: str, start: datetime, end: datetime) -> pd.Series:

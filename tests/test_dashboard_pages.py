@@ -275,6 +275,36 @@ def test_overview_shows_the_seeded_spend_tokens_and_alerts(
     assert _column_config(app, 2)["time"]["type_config"]["format"] == "YYYY-MM-DD HH:mm [UTC]"
 
 
+def test_overview_over_30_days_reads_daily_and_shows_the_same_figures(
+    dashboard_env: pytest.MonkeyPatch, full_store: tuple[str, Path]
+) -> None:
+    """Beyond a week the overview reads daily rollups and daily cost sums (yesterday's 24
+    hourly rows and its bill as one row each): every figure is the one the hourly rows
+    give, and the trend lines have a point a day."""
+    _use(dashboard_env, full_store)
+    app = _open("overview")
+    app.session_state["range"] = "Last 30 days"
+    app.run()
+    assert not app.exception, [e.value for e in app.exception]
+    shown = _metrics(app)
+    assert shown["Spend today"] == "$120.00"
+    assert shown["Month to date"] == "$168.00"
+    assert shown["Projected month"] == "$2,932.62"
+    assert shown["Billed month to date"] == "$50.00"
+    assert shown["Billed − estimated"] == "$2.00"
+    assert shown["Tokens (last 30 days)"] == "1.22 M"
+    assert shown["Cost per 1K tokens"] == f"${168 / ((150 + 20) * 7200) * 1000:,.4f}"
+    assert shown["GPU utilization"] == "28%"
+    trends = {m.label: list(m.proto.chart_data) for m in app.metric}
+    assert trends["Spend today"] == [48.0, 120.0]  # yesterday, today
+    assert trends["Month to date"] == [48.0, 168.0]
+    spend, performance = (frame.set_index("endpoint") for frame in _frames(app)[:2])
+    assert spend.loc["alpha", "cost_trend"] == pytest.approx([48.0, 24.0])
+    assert performance.loc["alpha", "p95_latency_ms"] == pytest.approx(800)
+    assert performance.loc["alpha", "latency_trend"] == pytest.approx([800])
+    assert performance.loc["beta", "tokens"] == pytest.approx(20 * 7200)
+
+
 def test_overview_follows_the_endpoint_and_range_filters(
     dashboard_env: pytest.MonkeyPatch, full_store: tuple[str, Path]
 ) -> None:

@@ -32,6 +32,8 @@ TABLES = {
     "samples",
     "samples_1m",
     "samples_1h",
+    "samples_1d",
+    "costs_1d",
     "rollup_state",
     "costs",
     "scaling_events",
@@ -114,7 +116,7 @@ def test_migrates_from_empty_and_reopens(store_url: str) -> None:
         with store._engine.connect() as connection:
             assert TABLES <= set(sa.inspect(connection).get_table_names())
             assert (
-                connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one() == "0003"
+                connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one() == "0004"
             )
         store.close()
 
@@ -266,7 +268,7 @@ def test_retention_deletes_old_rows_per_table(store: Store) -> None:
     store.write_samples(_samples(4, start=T0 + timedelta(days=20)))
     store.rollup(T0 + timedelta(days=21))
     deleted = store.apply_retention(T0 + timedelta(days=21), raw_days=2, minute_days=14, hour_days=400)
-    assert deleted == {"samples": 4, "samples_1m": 1, "samples_1h": 0, "scaling_holds": 0}
+    assert deleted == {"samples": 4, "samples_1m": 1, "samples_1h": 0, "samples_1d": 0, "scaling_holds": 0}
     assert len(_rows(store, "samples")) == 4
     assert len(_rows(store, "samples_1h")) == 2
 

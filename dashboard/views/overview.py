@@ -59,8 +59,8 @@ def _over_target(table: pd.DataFrame, value: str, target: str) -> str:
     return f"{int((both[value] > both[target]).sum())} of {len(both)}" if len(both) else ui.MISSING
 
 
-def _step(view: View) -> str:
-    return "by the minute" if view.resolution == "1m" else "hourly"
+def _step(resolution: str) -> str:
+    return {"1m": "by the minute", "1h": "hourly", "1d": "daily"}[resolution]
 
 
 def _month_to_date(costs: pd.DataFrame, view: View, source: str) -> pd.Series:
@@ -72,17 +72,21 @@ def _month_to_date(costs: pd.DataFrame, view: View, source: str) -> pd.Series:
 def body(view: View) -> None:
     settings = ui.load_config()
     names = list(view.endpoints)
-    costs = data.cost_frame(view.url, min(figures.month_start(view.now), view.start), view.end)
+    step = data.trend_resolution(view.start, view.end)
+    # Daily trends read whole days as daily cost sums; the range's first day, today and
+    # the run rate's window stay hourly, so every spend figure is the same either way.
+    daily = (view.start, figures.run_rate_start(view.now)) if step == "1d" else None
+    costs = data.cost_frame(view.url, min(figures.month_start(view.now), view.start), view.end, daily)
     costs = costs[costs["endpoint"].isin(names)]
     since = data.first_reading(view.url, view.endpoints, figures.run_rate_start(view.now))
     spend = figures.spend_summary(costs, view.now, since)
-    series = data.series(view.url, view.endpoints, _METRICS, view.start, view.end, view.resolution)
+    series = data.series(view.url, view.endpoints, _METRICS, view.start, view.end, step)
     tokens = figures.tokens_served(series).sum(axis=1)
     cost_range = figures.cost_in_range(costs, view.start, view.end)
     events = data.alert_events(view.url, view.now - _ALERT_LOOKBACK, view.end)
     firing = figures.firing_now(events)
     firing = firing[firing["endpoint"].isin(names)] if not firing.empty else firing
-    hourly = figures.hourly_cost(costs[costs["period_start"] >= view.start])
+    hourly = _per_step(figures.hourly_cost(costs[costs["period_start"] >= view.start]), step)
     per_hour = figures.hourly_metrics(series, list(_METRICS[:4]))
     replicas = pd.Series(
         data.latest(view.url, view.endpoints, "replicas", view.now + timedelta(minutes=1)), dtype=float
@@ -91,8 +95,8 @@ def body(view: View) -> None:
 
     st.caption(
         f"{view.range_label} · {len(names)} endpoints · days and months in UTC · "
-        f"as of {view.now:%Y-%m-%d %H:%M} UTC · trend lines: tokens {_step(view)}, cost hourly over "
-        "the range, daily over the month"
+        f"as of {view.now:%Y-%m-%d %H:%M} UTC · trend lines: tokens {_step(step)}, cost "
+        f"{_step('1d' if step == '1d' else '1h')} over the range, daily over the month"
     )
     total = spend.loc[figures.TOTAL]
     cost_trend = hourly.groupby("time")["usd"].sum()
@@ -149,7 +153,7 @@ def body(view: View) -> None:
     cols[0].metric(
         "GPU utilization",
         ui.pct(float(per_hour["gpu_utilization"].mean()) if not per_hour.empty else None),
-        help="the mean over every endpoint's hours in the range",
+        help=f"the mean over every endpoint's {'days' if step == '1d' else 'hours'} in the range",
         chart_data=_trend(per_hour.groupby("time")["gpu_utilization"].mean()),
         **_CARD,
     )
@@ -179,6 +183,14 @@ def body(view: View) -> None:
     if not firing.empty:
         st.subheader("Firing alerts")
         ui.table(firing[["time", "endpoint", "rule", "summary"]], "firing-alerts", wrap=True)
+
+
+def _per_step(hourly: pd.DataFrame, step: str) -> pd.DataFrame:
+    """The hourly cost per endpoint, summed per day for daily trends."""
+    if step != "1d":
+        return hourly
+    days = hourly.assign(time=hourly["time"].dt.floor("D"))
+    return days.groupby(["endpoint", "time"], as_index=False)["usd"].sum()
 
 
 def _spend(spend: pd.DataFrame, names: list[str], hourly: pd.DataFrame) -> pd.DataFrame:
@@ -247,7 +259,7 @@ _SPEND_COLUMNS = {
     "projected_billed": _usd("projected billed", "projected for the month, billed", 115),
     "billed_minus_estimated": _usd("billed − est.", "billed minus estimated, over the days billed so far"),
     "cost_trend": st.column_config.LineChartColumn(
-        "cost $/h", help="estimated cost per hour over the range", width=_TREND_PX
+        "cost trend", help="estimated cost per hour (per day beyond a week) over the range", width=_TREND_PX
     ),
 }
 _PERFORMANCE_COLUMNS = {
@@ -275,7 +287,7 @@ _PERFORMANCE_COLUMNS = {
     "replicas_now": st.column_config.NumberColumn("replicas", format="%.0f", help="replicas now", width=70),
     "firing_alerts": st.column_config.NumberColumn("alerts", help="alerts firing now", width=60),
     "latency_trend": st.column_config.LineChartColumn(
-        "p95 latency", help="hourly p95 latency (ms) over the range", width=_TREND_PX
+        "p95 latency", help="p95 latency (ms) over the range, hourly (daily beyond a week)", width=_TREND_PX
     ),
 }
 

@@ -12,22 +12,44 @@ from typing import Any
 import sqlalchemy as sa
 
 from inferplane.store.coltypes import UTCDateTime
-from inferplane.store.rollup import bucket_expression, floor_time
-from inferplane.store.schema import ROLLUP_TABLES, costs, rollup_state, samples
+from inferplane.store.rollup import STEPS, bucket_expression, floor_time
+from inferplane.store.schema import (
+    ROLLUP_TABLES,
+    alert_events,
+    control_state,
+    costs,
+    costs_1d,
+    rollup_state,
+    samples,
+    samples_1h,
+    scaling_events,
+)
+from inferplane.store.upsert import upsert
 
 __all__ = [
+    "COST_COLUMNS",
+    "DECISION_COLUMNS",
     "RESOLUTIONS",
+    "alert_rules_query",
     "bucket_rows_queries",
+    "cost_table_query",
+    "costs_1d_refresh",
     "costs_query",
+    "decisions_query",
+    "endpoint_names_query",
+    "first_sample_query",
+    "latest_totals_query",
     "pick_resolution",
+    "raw_totals_query",
     "rollup_pending",
     "series_query",
+    "states_query",
 ]
 
 # Series reads share one shape: ``series_query`` for one (endpoint, metric), and with
 # ``endpoint``/``metric`` given as lists, one query for many, grouped per series.
 
-RESOLUTIONS = ("auto", "raw", "1m", "1h")
+RESOLUTIONS = ("auto", "raw", "1m", "1h", "1d")
 # (largest span, resolution), checked in order; beyond the last, hourly rollups.
 _AUTO: tuple[tuple[timedelta, str], ...] = ((timedelta(hours=6), "raw"), (timedelta(days=3), "1m"))
 
@@ -109,41 +131,68 @@ def bucket_rows_queries(
     end: datetime,
     resolution: str,
 ) -> list[sa.Select[Any]]:
-    """Queries whose rows together give, per (endpoint, metric, bucket of
-    ``resolution``, per-replica count), ``(endpoint, metric, bucket, count, sum of sums,
-    replicas)``: what a dashboard combines into one value per bucket.
+    """Queries whose rows give, per (endpoint, metric, replica, bucket of
+    ``resolution``), ``(endpoint, metric, bucket, count, sum, 1)``: the replica's
+    readings in the bucket and their sum (the last column, how many replicas the row
+    stands for, is 1): what a dashboard combines into one value per bucket.
 
     A rollup holds only buckets complete when it last ran (``pending``: per resolution,
-    where it must start again), so the rest comes from the finer table, and the newest
-    from raw samples, folded into the same buckets: the current hour and minute count
-    too, and late samples are never read twice."""
+    where it must start again), so the rest comes from the finer tables, and the newest
+    from raw samples, folded into the same buckets: the current day, hour and minute
+    count too, and late samples are never read twice. A replica's parts of a bucket
+    read from several tables (today: hours, then minutes, then raw samples) are added
+    up into one row, so it counts once, with all its readings."""
     if resolution not in ROLLUP_TABLES:
-        raise ValueError(f"bucket rows are read at 1m or 1h, not {resolution!r}")
-    # Coarsest first: each table serves from where the one before stops to where it is
-    # complete itself; raw samples serve the rest, up to ``end``.
-    tables = ["1h", "1m"] if resolution == "1h" else ["1m"]
+        raise ValueError(f"bucket rows are read at 1m, 1h or 1d, not {resolution!r}")
+    # Coarsest first: each table serves its whole buckets from where the one before
+    # stops to where it is complete itself (a late sample makes it pending from the
+    # middle of a bucket: that bucket comes from the finer tables); raw samples serve
+    # the rest, up to ``end``.
     lo = floor_time(start, resolution)
-    queries = []
-    for table in tables:
+    parts = []
+    for table in _CHAIN[_CHAIN.index(resolution) :]:
         complete = pending.get(table)
-        hi = lo if complete is None else min(max(complete, lo), end)
+        hi = lo if complete is None else min(max(floor_time(complete, table), lo), end)
         if hi > lo:
-            queries.append(_bucket_rows(dialect, table, endpoints, metrics, lo, hi, resolution))
+            parts.append((table, lo, hi))
         lo = hi
     if lo < end:
-        queries.append(_bucket_rows(dialect, "raw", endpoints, metrics, lo, end, resolution))
+        parts.append(("raw", lo, end))
+    queries = []
+    if parts and parts[0][0] == resolution:  # whole buckets, one row per replica already
+        _, lo, hi = parts.pop(0)
+        c = ROLLUP_TABLES[resolution].c
+        queries.append(
+            sa.select(c.endpoint, c.metric, c.bucket, c["count"], c["sum"], sa.literal(1)).where(
+                c.endpoint.in_(endpoints), c.metric.in_(metrics), c.bucket >= lo, c.bucket < hi
+            )
+        )
+    if parts:  # the newest buckets, folded from finer tables and added up per replica
+        folded = [_per_replica(dialect, *part, endpoints, metrics, resolution) for part in parts]
+        every = (folded[0] if len(folded) == 1 else sa.union_all(*folded)).subquery()
+        e = every.c
+        queries.append(
+            sa.select(
+                e.endpoint, e.metric, e.bucket, sa.func.sum(e["count"]), sa.func.sum(e.total), sa.literal(1)
+            ).group_by(e.endpoint, e.metric, e.replica, e.bucket)
+        )
     return queries
 
 
-def _bucket_rows(
+_CHAIN = ["1d", "1h", "1m"]  # rollups, coarsest first
+
+
+def _per_replica(
     dialect: str,
     table_name: str,
-    endpoints: list[str],
-    metrics: list[str],
     lo: datetime,
     hi: datetime,
+    endpoints: list[str],
+    metrics: list[str],
     resolution: str,
 ) -> sa.Select[Any]:
+    """``(endpoint, metric, replica, bucket, count, total)`` of one table's readings in
+    ``[lo, hi)``, folded into ``resolution`` buckets."""
     count: sa.ColumnElement[Any]
     if table_name == "raw":
         table, time = samples, samples.c.time
@@ -152,25 +201,15 @@ def _bucket_rows(
         table = ROLLUP_TABLES[table_name]
         time = table.c.bucket
         count, total = sa.func.sum(table.c["count"]), sa.func.sum(table.c["sum"])
-    bucket: sa.ColumnElement[Any] = time
-    if table_name != resolution:  # folded into the coarser buckets, typed as a stored time
-        bucket = sa.type_coerce(bucket_expression(dialect, time, resolution), UTCDateTime())
-    per_replica = (
-        sa.select(
-            table.c.endpoint,
-            table.c.metric,
-            bucket.label("bucket"),
-            count.label("count"),
-            total.label("total"),
-        )
+    bucket = sa.type_coerce(bucket_expression(dialect, time, resolution), UTCDateTime())
+    keys = (table.c.endpoint, table.c.metric, table.c.replica)
+    # Grouped with the replica last: in the primary key's order (replica third) SQLite
+    # would walk the key, every replica's whole retention, to save a sort of a few rows.
+    return (
+        sa.select(*keys, bucket.label("bucket"), count.label("count"), total.label("total"))
         .where(table.c.endpoint.in_(endpoints), table.c.metric.in_(metrics), time >= lo, time < hi)
-        .group_by(table.c.endpoint, table.c.metric, table.c.replica, bucket)
-        .subquery()
+        .group_by(table.c.endpoint, table.c.metric, bucket, table.c.replica)
     )
-    c = per_replica.c
-    return sa.select(
-        c.endpoint, c.metric, c.bucket, c["count"], sa.func.sum(c.total), sa.func.count()
-    ).group_by(c.endpoint, c.metric, c.bucket, c["count"])
 
 
 def rollup_pending(connection: sa.Connection) -> dict[str, datetime | None]:
@@ -179,3 +218,170 @@ def rollup_pending(connection: sa.Connection) -> dict[str, datetime | None]:
         str(k): v
         for k, v in connection.execute(sa.select(rollup_state.c.resolution, rollup_state.c.pending_from))
     }
+
+
+# What the dashboard reads besides series: each query here once, so that no page (and no
+# command printing the same figures) writes its own SQL.
+
+COST_COLUMNS = ("period_start", "period_end", "endpoint", "service", "amount", "source")
+DECISION_COLUMNS = ("time", "endpoint", "from_replicas", "to_replicas", "reason", "applied", "dry_run")
+
+
+def cost_table_query(
+    start: datetime,
+    end: datetime,
+    endpoints: list[str] | None,
+    daily: tuple[datetime, datetime] | None = None,
+) -> sa.Select[Any]:
+    """``COST_COLUMNS`` of the cost rows whose period starts in ``[start, end)`` (of
+    ``endpoints``, when given), without the currency and id a table of figures does not
+    show. Starts, not overlaps: every spend figure counts a row by its start, and a
+    range of starts is a range of the index (an overlap is not).
+
+    ``daily`` (two UTC midnights within ``[start, end)``): the rows starting between them
+    come as one row per (day, endpoint, source) from ``costs_1d`` instead, their sum,
+    with service ``"*"``; sums by period start over whole days are the same."""
+    rows = sa.select(*(costs.c[name] for name in COST_COLUMNS)).where(
+        costs.c.period_start >= start, costs.c.period_start < end
+    )
+    if endpoints is not None:
+        rows = rows.where(costs.c.endpoint.in_(endpoints))
+    if daily is None:
+        return rows
+    lo, hi = daily
+    if lo < start or hi > end or floor_time(lo, "1d") != lo or floor_time(hi, "1d") != hi:
+        raise ValueError(f"daily costs are read between midnights within the range, not {lo} to {hi}")
+    before, after = rows.where(costs.c.period_start < lo), rows.where(costs.c.period_start >= hi)
+    days = sa.select(
+        costs_1d.c.period_start,
+        costs_1d.c.period_end,
+        costs_1d.c.endpoint,
+        sa.literal("*", sa.String).label("service"),
+        costs_1d.c.amount,
+        costs_1d.c.source,
+    ).where(costs_1d.c.period_start >= lo, costs_1d.c.period_start < hi)
+    if endpoints is not None:
+        days = days.where(costs_1d.c.endpoint.in_(endpoints))
+    return sa.select(sa.union_all(before, after, days).subquery())
+
+
+def costs_1d_refresh(dialect: str, endpoints: list[str], first: datetime, last: datetime) -> Any:
+    """An upsert that recomputes ``costs_1d`` for ``endpoints`` on the UTC days from the
+    one holding ``first`` through the one holding ``last``, from the cost rows."""
+    day = bucket_expression(dialect, costs.c.period_start, "1d")
+    day = sa.type_coerce(day, UTCDateTime()) if dialect == "sqlite" else day
+    lo, hi = floor_time(first, "1d"), floor_time(last, "1d") + STEPS["1d"]
+    sums = (
+        sa.select(
+            day.label("period_start"),
+            costs.c.endpoint,
+            costs.c.source,
+            sa.func.max(costs.c.period_end).label("period_end"),
+            sa.func.sum(costs.c.amount).label("amount"),
+        )
+        .where(costs.c.endpoint.in_(endpoints), costs.c.period_start >= lo, costs.c.period_start < hi)
+        .group_by(day, costs.c.endpoint, costs.c.source)
+    )
+    return upsert(dialect, costs_1d, ("period_start", "endpoint", "source"), sums)
+
+
+def raw_totals_query(
+    endpoints: list[str], metrics: list[str], start: datetime, end: datetime
+) -> sa.Select[Any]:
+    """Per (endpoint, metric, raw reading time) in ``[start, end)``: the sum and the mean
+    over replicas, in series and time order."""
+    time, value = samples.c.time, samples.c.value
+    keys = (samples.c.endpoint, samples.c.metric, time)
+    return (
+        sa.select(*keys, sa.func.sum(value), sa.func.avg(value))
+        .where(samples.c.endpoint.in_(endpoints), samples.c.metric.in_(metrics), time >= start, time < end)
+        .group_by(*keys)
+        .order_by(*keys)
+    )
+
+
+def latest_totals_query(endpoints: list[str], metric: str, start: datetime, end: datetime) -> sa.Select[Any]:
+    """Per endpoint, ``(endpoint, time, sum, mean)`` over the replicas read at its newest
+    raw reading time of ``metric`` in ``[start, end)``."""
+    time = samples.c.time
+    newest = (
+        sa.select(samples.c.endpoint, sa.func.max(time).label("time"))
+        .where(samples.c.endpoint.in_(endpoints), samples.c.metric == metric, time >= start, time < end)
+        .group_by(samples.c.endpoint)
+        .subquery()
+    )
+    at_newest = sa.and_(
+        samples.c.endpoint == newest.c.endpoint, samples.c.metric == metric, samples.c.time == newest.c.time
+    )
+    return (
+        sa.select(
+            samples.c.endpoint, samples.c.time, sa.func.sum(samples.c.value), sa.func.avg(samples.c.value)
+        )
+        .select_from(newest.join(samples, at_newest))
+        .group_by(samples.c.endpoint, samples.c.time)
+    )
+
+
+def first_sample_query(endpoints: list[str], since: datetime) -> sa.Select[Any]:
+    """The oldest raw sample time of ``endpoints`` at or after ``since`` (no row: none).
+    The first in time order rather than a minimum: the time index finds it at once, where
+    a minimum per endpoint walks each endpoint's readings."""
+    time = samples.c.time
+    # ``endpoint || ''``: the same test, but one no index serves, so both backends walk
+    # the time index from ``since`` (SQLite would otherwise take the series index and
+    # read every reading of each endpoint).
+    of_endpoints = (samples.c.endpoint + "").in_(endpoints)
+    return sa.select(time).where(of_endpoints, time >= since).order_by(time).limit(1)
+
+
+def endpoint_names_query() -> sa.Select[Any]:
+    """Every endpoint with raw readings, hourly rollups or costs (a store younger than
+    an hour has no hourly rollup yet; raw readings are kept two days)."""
+    parts = (
+        _distinct(samples.c.endpoint, "raw_endpoints"),
+        _distinct(samples_1h.c.endpoint, "hourly_endpoints"),
+        _distinct(costs_1d.c.endpoint, "costed_endpoints"),  # the cost rows' endpoints
+    )
+    return sa.select(sa.union(*parts).subquery().c.endpoint)
+
+
+def _distinct(column: sa.Column[Any], name: str) -> sa.Select[Any]:
+    """The distinct values of an indexed ``column``, one index seek each (a recursive
+    "next value after this one"): a ``DISTINCT`` would read the whole index, every row
+    of a year of hourly rollups."""
+    names = sa.select(sa.func.min(column).label("endpoint")).cte(name, recursive=True)
+    after = sa.select(sa.func.min(column)).where(column > names.c.endpoint).scalar_subquery()
+    names = names.union_all(sa.select(after).where(names.c.endpoint.is_not(None)))
+    return sa.select(names.c.endpoint).where(names.c.endpoint.is_not(None))
+
+
+def decisions_query(start: datetime, end: datetime, actions_only: bool) -> sa.Select[Any]:
+    """``DECISION_COLUMNS`` of the scaling decisions in ``[start, end)``, oldest first;
+    ``actions_only`` leaves out the holds (decisions that changed nothing)."""
+    events = scaling_events.c
+    query = (
+        sa.select(*(events[name] for name in DECISION_COLUMNS))
+        .where(events.time >= start, events.time < end)
+        .order_by(events.time, events.id)
+    )
+    return query.where(events.from_replicas != events.to_replicas) if actions_only else query
+
+
+def alert_rules_query(fingerprints: list[str]) -> sa.Select[Any]:
+    """Distinct ``(fingerprint, endpoint, rule)`` of the alerts with ``fingerprints``."""
+    events = alert_events.c
+    return (
+        sa.select(events.fingerprint, events.endpoint, events.rule)
+        .where(events.fingerprint.in_(fingerprints))
+        .distinct()
+    )
+
+
+def states_query(prefix: str) -> sa.Select[Any]:
+    """``(key, value)`` of every saved state whose key starts with ``prefix``, by key."""
+    pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    return (
+        sa.select(control_state.c.key, control_state.c.value)
+        .where(control_state.c.key.like(pattern, escape="\\"))
+        .order_by(control_state.c.key)
+    )

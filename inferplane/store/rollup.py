@@ -1,7 +1,8 @@
-"""Folding raw samples into 1-minute and 1-hour buckets (count, sum, min, max).
+"""Folding raw samples into 1-minute, 1-hour and 1-day buckets (count, sum, min, max).
 
-Buckets are recomputed from their source (raw samples for 1m, 1m buckets for 1h, which
-has the same result with 60 times fewer rows) and upserted, so re-running is harmless.
+Buckets are recomputed from their source (raw samples for 1m, 1m buckets for 1h and 1h
+buckets for 1d, which has the same result with 60 or 24 times fewer rows) and
+upserted, so re-running is harmless.
 Which buckets to recompute comes from ``rollup_state.pending_from`` per resolution:
 writes lower it to the earliest time they touched, a rollup raises it to the end of
 the last complete bucket. Late samples are therefore folded in on the next run.
@@ -15,18 +16,20 @@ from typing import Any
 import sqlalchemy as sa
 
 from inferplane.store.coltypes import UTCDateTime
-from inferplane.store.schema import rollup_state, samples, samples_1h, samples_1m
+from inferplane.store.schema import rollup_state, samples, samples_1d, samples_1h, samples_1m
 from inferplane.store.upsert import upsert
 
 __all__ = ["STEPS", "bucket_expression", "floor_time", "mark_pending", "roll_up"]
 
-STEPS: dict[str, timedelta] = {"1m": timedelta(minutes=1), "1h": timedelta(hours=1)}
+STEPS: dict[str, timedelta] = {"1m": timedelta(minutes=1), "1h": timedelta(hours=1), "1d": timedelta(days=1)}
 _KEY = ("endpoint", "metric", "replica", "bucket")
 
 # Bucket start expressions per dialect. SQLite stores "YYYY-MM-DD HH:MM:SS.ffffff"
 # (UTC), so truncating the text is truncating the time and keeps the stored format.
-_SQLITE_SUFFIX = {"1m": (16, ":00.000000"), "1h": (13, ":00:00.000000")}
-_PG_FIELD = {"1m": "minute", "1h": "hour"}
+_SQLITE_SUFFIX = {"1m": (16, ":00.000000"), "1h": (13, ":00:00.000000"), "1d": (10, " 00:00:00.000000")}
+_PG_FIELD = {"1m": "minute", "1h": "hour", "1d": "day"}
+# Each rollup's source: the next finer one.
+_SOURCES = {"1h": samples_1m, "1d": samples_1h}
 
 
 def floor_time(time: datetime, resolution: str) -> datetime:
@@ -63,7 +66,8 @@ def _source_query(dialect: str, resolution: str, lo: datetime, hi: datetime) -> 
             sa.func.max(src.c.value).label("max"),
         ]
     else:
-        src, time = samples_1m, samples_1m.c.bucket
+        src = _SOURCES[resolution]
+        time = src.c.bucket
         aggregates = [
             sa.func.sum(src.c["count"]).label("count"),
             sa.func.sum(src.c["sum"]).label("sum"),
@@ -76,7 +80,7 @@ def _source_query(dialect: str, resolution: str, lo: datetime, hi: datetime) -> 
 
 
 def roll_up(connection: sa.Connection, now: datetime) -> None:
-    """Recompute every pending bucket that is complete at ``now``, 1m first, then 1h."""
+    """Recompute every pending bucket that is complete at ``now``, 1m first, then 1h, then 1d."""
     dialect = connection.dialect.name
     # Write before reading: this takes the state lock (a row lock on PostgreSQL, the
     # write lock on SQLite) so a concurrent write cannot slip between read and update.
@@ -84,7 +88,7 @@ def roll_up(connection: sa.Connection, now: datetime) -> None:
     pending = dict(
         connection.execute(sa.select(rollup_state.c.resolution, rollup_state.c.pending_from)).all()
     )
-    for resolution, table in (("1m", samples_1m), ("1h", samples_1h)):
+    for resolution, table in (("1m", samples_1m), ("1h", samples_1h), ("1d", samples_1d)):
         start = pending.get(resolution)
         if start is None:
             continue

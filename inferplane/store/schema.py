@@ -17,9 +17,11 @@ __all__ = [
     "alert_silences",
     "control_state",
     "costs",
+    "costs_1d",
     "metadata",
     "rollup_state",
     "samples",
+    "samples_1d",
     "samples_1h",
     "samples_1m",
     "scaling_events",
@@ -38,6 +40,9 @@ samples = sa.Table(
     sa.Column("time", UTCDateTime(), primary_key=True),
     sa.Column("value", sa.Float, nullable=False),
     sa.Index("ix_samples_time", "time"),
+    # Reads of recent readings of given series (the primary key has the replica third,
+    # so through it a range of times walks every replica's whole retention).
+    sa.Index("ix_samples_series", "endpoint", "metric", "time"),
 )
 
 
@@ -54,12 +59,16 @@ def _rollup_table(name: str) -> sa.Table:
         sa.Column("min", sa.Float, nullable=False),
         sa.Column("max", sa.Float, nullable=False),
         sa.Index(f"ix_{name}_bucket", "bucket"),
+        # What series reads match on (as ix_samples_series for raw samples).
+        sa.Index(f"ix_{name}_series", "endpoint", "metric", "bucket"),
     )
 
 
 samples_1m = _rollup_table("samples_1m")
 samples_1h = _rollup_table("samples_1h")
-ROLLUP_TABLES = {"1m": samples_1m, "1h": samples_1h}
+# Rolled up from the hourly buckets: what a month-long overview reads (30 rows a series).
+samples_1d = _rollup_table("samples_1d")
+ROLLUP_TABLES = {"1m": samples_1m, "1h": samples_1h, "1d": samples_1d}
 
 # Per resolution, the earliest time whose bucket may need (re)computing: raised by
 # rollup(), lowered by writes of late samples.
@@ -85,6 +94,21 @@ costs = sa.Table(
     sa.UniqueConstraint("period_start", "endpoint", "service", "source", name="uq_costs_period"),
     sa.CheckConstraint("source IN ('estimated', 'billed')", name="ck_costs_source"),
     sa.Index("ix_costs_period_start", "period_start"),
+)
+
+# Per (UTC day, endpoint, source): the sum of that day's cost rows (every service) and the
+# latest end among them. Kept by ``Store.write_costs`` in the same transaction, from the
+# cost rows themselves, so it always equals their sum: a month of spend is read as 30
+# rows an endpoint instead of 720.
+costs_1d = sa.Table(
+    "costs_1d",
+    metadata,
+    sa.Column("period_start", UTCDateTime(), primary_key=True),
+    sa.Column("endpoint", sa.String(400), primary_key=True),
+    sa.Column("source", sa.String(16), primary_key=True),
+    sa.Column("period_end", UTCDateTime(), nullable=False),
+    sa.Column("amount", sa.Float, nullable=False),
+    sa.Index("ix_costs_1d_endpoint", "endpoint"),  # the endpoints with costs, one seek each
 )
 
 scaling_events = sa.Table(

@@ -20,11 +20,20 @@ from sqlalchemy.engine import Engine
 from inferplane.store import schema
 from inferplane.store.errors import StoreError, safe_url, translate_errors
 from inferplane.store.reads import (
+    alert_rules_query,
     bucket_rows_queries,
+    cost_table_query,
+    costs_1d_refresh,
     costs_query,
+    decisions_query,
+    endpoint_names_query,
+    first_sample_query,
+    latest_totals_query,
     pick_resolution,
+    raw_totals_query,
     rollup_pending,
     series_query,
+    states_query,
 )
 from inferplane.store.rollup import mark_pending, roll_up
 from inferplane.store.upsert import upsert
@@ -121,10 +130,16 @@ class Store:
         the period's end and amount: one row per period, however often it is estimated
         or restated. Returns the number of rows written."""
         with self._transaction("write costs") as connection:
-            return len(_upsert_batches(connection, schema.costs, _COST_KEY, rows))
+            written = _upsert_batches(connection, schema.costs, _COST_KEY, rows)
+            if written:  # the days they fall on, summed again: costs_1d stays their sum
+                starts = [row["period_start"] for row in written]
+                endpoints = sorted({row["endpoint"] for row in written})
+                refresh = costs_1d_refresh(connection.dialect.name, endpoints, min(starts), max(starts))
+                connection.execute(refresh)
+            return len(written)
 
     def rollup(self, now: datetime) -> None:
-        """Fold raw samples into 1m and 1h buckets, for buckets complete at ``now``."""
+        """Fold raw samples into 1m, 1h and 1d buckets, for buckets complete at ``now``."""
         with self._transaction("roll up samples") as connection:
             roll_up(connection, now)
 
@@ -186,16 +201,18 @@ class Store:
     def read_bucket_rows(
         self, endpoints: list[str], metrics: list[str], start: datetime, end: datetime, resolution: str
     ) -> list[tuple[Any, ...]]:
-        """Per (endpoint, metric, bucket of ``resolution`` (1m or 1h), per-replica
-        count): ``(endpoint, metric, bucket, count, sum, replicas)`` over ``[start, end)``,
-        the buckets not rolled up yet included (read from the finer tables and raw
-        samples): what the dashboard turns into one value per bucket, the current hour
-        and minute too."""
+        """Per (endpoint, metric, replica, bucket of ``resolution`` (1m, 1h or 1d)):
+        ``(endpoint, metric, bucket, count, sum, replicas)`` over ``[start, end)``, the
+        buckets not rolled up yet included (read from the finer tables and raw samples):
+        what the dashboard turns into one value per bucket, the current day, hour and
+        minute too. ``replicas`` is how many replicas a row stands for (here always 1;
+        ``dashboard.rollups.combine`` also takes rows grouped by count)."""
         with self._transaction("read bucket rows") as connection:
             pending = rollup_pending(connection)
             dialect = connection.dialect.name
             queries = bucket_rows_queries(dialect, pending, endpoints, metrics, start, end, resolution)
-            return [tuple(row) for query in queries for row in connection.execute(query)]
+            # all(): one fetchall, not a fetch per row (9,000 rows for a month's overview)
+            return [tuple(row) for query in queries for row in connection.execute(query).all()]
 
     def data_since(self) -> datetime | None:
         """The oldest time the store holds anything for: a raw sample, an hourly rollup
@@ -212,12 +229,11 @@ class Store:
     def first_sample_time(self, endpoints: list[str], since: datetime) -> datetime | None:
         """The oldest raw sample of ``endpoints`` at or after ``since``: when the data a
         run rate can be taken over begins."""
-        column = schema.samples.c
-        query = sa.select(sa.func.min(column.time)).where(
-            column.endpoint.in_(endpoints), column.time >= since
-        )
         with self._transaction("read the first sample time") as connection:
-            return cast(datetime | None, connection.execute(query).scalar_one())
+            return cast(
+                datetime | None,
+                connection.execute(first_sample_query(endpoints, since)).scalar(),
+            )
 
     def read_costs(
         self, start: datetime, end: datetime, endpoint: str | None = None, source: str | None = None
@@ -238,6 +254,93 @@ class Store:
             )
             for r in rows
         ]
+
+    def read_cost_table(
+        self,
+        start: datetime,
+        end: datetime,
+        endpoints: list[str] | None = None,
+        *,
+        daily: tuple[datetime, datetime] | None = None,
+    ) -> list[tuple[Any, ...]]:
+        """``reads.COST_COLUMNS`` tuples of the cost rows whose period starts in
+        ``[start, end)`` (of ``endpoints``, when given), in no particular order: what a table of spend figures
+        is computed from (the dashboard's and ``inferplane costs``'). Plain tuples, not
+        ``CostRow``: a month of hourly rows for many endpoints is tens of thousands.
+
+        ``daily`` (two UTC midnights in the range): the rows starting between them come
+        summed per day, endpoint and source (service ``"*"``), from the daily totals
+        ``write_costs`` keeps: a month is 30 rows an endpoint instead of 720, and any sum
+        by period start over whole days is unchanged."""
+        query = cost_table_query(start, end, endpoints, daily)
+        with self._transaction("read the cost table") as connection:
+            return [tuple(row) for row in connection.execute(query).all()]
+
+    def has_schema(self) -> bool:
+        """Whether the store's tables exist: a store nothing has opened with
+        ``open_store`` yet has none (a read-only reader never creates them)."""
+        with translate_errors(self._engine.url, "look for the store's tables"):
+            return sa.inspect(self._engine).has_table(schema.samples.name)
+
+    def has_data(self) -> bool:
+        """Whether the store has its tables and at least one raw sample, hourly rollup
+        or cost row (each an indexed look at one row)."""
+        if not self.has_schema():
+            return False
+        with self._transaction("look for data") as connection:
+            return any(
+                connection.execute(sa.select(sa.literal(1)).select_from(table).limit(1)).first()
+                for table in (schema.samples, schema.samples_1h, schema.costs)
+            )
+
+    def endpoint_names(self) -> list[str]:
+        """Every endpoint with raw readings, hourly rollups or costs, sorted (one index
+        seek an endpoint and table, however long the history)."""
+        with self._transaction("read endpoint names") as connection:
+            return sorted(str(name) for (name,) in connection.execute(endpoint_names_query()))
+
+    def read_raw_totals(
+        self, endpoints: list[str], metrics: list[str], start: datetime, end: datetime
+    ) -> list[tuple[str, str, datetime, float, float]]:
+        """``(endpoint, metric, time, sum, mean)`` per raw reading time in ``[start, end)``,
+        the sum and mean taken over replicas, in series and time order."""
+        with self._transaction("read raw totals") as connection:
+            query = raw_totals_query(endpoints, metrics, start, end)
+            rows = connection.execute(query).all()
+        return [(e, m, time, float(total), float(mean)) for e, m, time, total, mean in rows]
+
+    def read_latest_totals(
+        self, endpoints: list[str], metric: str, start: datetime, end: datetime
+    ) -> dict[str, tuple[datetime, float, float]]:
+        """Per endpoint with a raw reading of ``metric`` in ``[start, end)``: its newest
+        reading time, and the sum and mean over the replicas read then."""
+        with self._transaction("read the latest totals") as connection:
+            query = latest_totals_query(endpoints, metric, start, end)
+            rows = connection.execute(query).all()
+        return {str(e): (time, float(total), float(mean)) for e, time, total, mean in rows}
+
+    def read_decisions(
+        self, start: datetime, end: datetime, *, actions_only: bool = True
+    ) -> list[dict[str, Any]]:
+        """Scaling decisions in ``[start, end)`` (``reads.DECISION_COLUMNS``), oldest first,
+        without their inputs (``read_scaling_events`` parses those); ``actions_only``
+        leaves out the holds, one per poll and most of the table."""
+        with self._transaction("read scaling decisions") as connection:
+            rows = connection.execute(decisions_query(start, end, actions_only)).mappings()
+            return [dict(row) for row in rows]
+
+    def read_alert_rules(self, fingerprints: list[str]) -> list[tuple[str, str, str]]:
+        """``(fingerprint, endpoint, rule)`` of the alerts with ``fingerprints``, from
+        their transitions at any time."""
+        with self._transaction("read alert rules") as connection:
+            rows = connection.execute(alert_rules_query(fingerprints)).all()
+        return [(str(f), str(e), str(r)) for f, e, r in rows]
+
+    def load_states(self, prefix: str) -> dict[str, dict[str, Any]]:
+        """Every document saved under a key starting with ``prefix``, by key."""
+        with self._transaction(f"load states {prefix!r}*") as connection:
+            rows = connection.execute(states_query(prefix)).all()
+        return {str(key): json.loads(value) for key, value in rows}
 
     def record_gap(self, source: str, endpoint: str, start: datetime, end: datetime, reason: str) -> None:
         """Record that ``source`` delivered nothing for ``endpoint`` in ``[start, end)``."""
@@ -274,6 +377,7 @@ class Store:
             (schema.samples, schema.samples.c.time, raw_days),
             (schema.samples_1m, schema.samples_1m.c.bucket, minute_days),
             (schema.samples_1h, schema.samples_1h.c.bucket, hour_days),
+            (schema.samples_1d, schema.samples_1d.c.bucket, hour_days),
         )
         deleted: dict[str, int] = {}
         with self._transaction("apply retention") as connection:
