@@ -244,8 +244,8 @@ def bench_store(
     import tempfile
 
     from commands.bench_collect import run_collect_benchmark
+    from commands.bench_store import run_store_benchmark
     from inferplane.store import StoreError
-    from inferplane.store.bench import run_store_benchmark
 
     results: dict[str, object] = {}
     with tempfile.TemporaryDirectory(prefix="inferplane-bench-") as scratch:
