@@ -15,22 +15,26 @@ Days and months are UTC, as the store keeps them and as cloud bills cut them.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 
 import pandas as pd
 
+from inferplane.config.endpoints import GpuHourPrice, TokenPrice
 from inferplane.money import (
     RUN_RATE_WINDOW,
     day_start,
+    gpu_cost,
     month_hours,
     month_start,
     run_rate_hours,
     run_rate_start,
+    token_cost,
 )
 
 __all__ = [
     "TOTAL",
+    "bucket_cost",
     "cost_in_range",
     "cost_per_1k_tokens",
     "day_start",
@@ -45,6 +49,7 @@ __all__ = [
     "run_rate_label",
     "run_rate_start",
     "spend_summary",
+    "timeline_cost",
     "tokens_per_bucket",
     "tokens_per_hour",
     "tokens_served",
@@ -52,6 +57,11 @@ __all__ = [
 
 TOTAL = "All endpoints"
 TOKEN_METRICS = ("prompt_tokens", "generated_tokens")
+# The counted increases each price kind is charged on (as the collector's estimate is).
+PRICED_COUNTS: dict[type, tuple[str, ...]] = {
+    GpuHourPrice: ("ready_replica_seconds",),
+    TokenPrice: TOKEN_METRICS,
+}
 _SPEND_COLUMNS = [
     "today_estimated",
     "today_billed",
@@ -227,6 +237,89 @@ def bucketed_metrics(series: pd.DataFrame, metrics: list[str], bucket_s: float) 
     rows["time"] = rows["time"].dt.floor(pd.Timedelta(seconds=bucket_s))
     table = rows.pivot_table(index=["endpoint", "time"], columns="metric", values="value", aggfunc="mean")
     return table.reindex(columns=metrics).reset_index()
+
+
+def bucket_cost(
+    series: pd.DataFrame, prices: Mapping[str, GpuHourPrice | TokenPrice], bucket_s: float
+) -> pd.DataFrame:
+    """What each bucket cost, from the counted increases in it times the endpoint's
+    price, priced as the collector's estimate prices an hour (``inferplane.money``): the
+    buckets of a whole hour add up to its estimated cost row.
+
+    ``series``: counts per bucket of ``bucket_s`` seconds (``ready_replica_seconds`` for a
+    GPU-hour price, ``prompt_tokens`` and ``generated_tokens`` for a per-token one). Out:
+    ``endpoint, time, usd, usd_per_hour`` (``usd`` times the buckets in an hour). Only
+    endpoints with a price and every count it needs in ``series`` are in it (a
+    gauge-only source has no counts: its cost is known by the hour only); a bucket
+    without a count reading has no row (unknown, not $0)."""
+    parts = []
+    for endpoint, price in sorted(prices.items()):
+        needed = list(PRICED_COUNTS[type(price)])
+        mine = series[(series["endpoint"] == endpoint) & series["metric"].isin(needed)]
+        if set(mine["metric"]) != set(needed):
+            continue
+        counts = mine.pivot_table(index="time", columns="metric", values="value", aggfunc="sum")
+        counts = counts.reindex(columns=needed).fillna(0.0)  # a count not read in a bucket added nothing
+        if isinstance(price, GpuHourPrice):
+            usd = [
+                gpu_cost(seconds, price.gpu_per_hour_usd, price.gpus_per_replica)
+                for seconds in counts["ready_replica_seconds"]
+            ]
+        else:
+            usd = [
+                token_cost(prompt, generated, price.input_per_1k_usd, price.output_per_1k_usd)
+                for prompt, generated in zip(counts["prompt_tokens"], counts["generated_tokens"], strict=True)
+            ]
+        parts.append(pd.DataFrame({"endpoint": endpoint, "time": counts.index, "usd": usd}))
+    if not parts:
+        return pd.DataFrame(
+            {
+                "endpoint": pd.Series(dtype=object),
+                "time": pd.Series(dtype="datetime64[ns, UTC]"),
+                "usd": pd.Series(dtype=float),
+                "usd_per_hour": pd.Series(dtype=float),
+            }
+        )
+    out = pd.concat(parts, ignore_index=True)
+    out["usd_per_hour"] = out["usd"] * 3600 / bucket_s
+    return out
+
+
+def timeline_cost(
+    series: pd.DataFrame,
+    hourly: pd.DataFrame,
+    prices: Mapping[str, GpuHourPrice | TokenPrice],
+    now: datetime,
+    bucket_s: float,
+) -> tuple[pd.DataFrame, list[str]]:
+    """The cost line of a timeline in buckets of ``bucket_s`` seconds (under an hour):
+    ``endpoint, time, usd_per_hour, partial`` and the endpoints drawn from hourly rows.
+
+    Endpoints with counts and a price get ``bucket_cost`` up to the bucket ``now`` is in
+    (left out: it is still being counted, and as $/h a few seconds of it would read as
+    a drop). The others of ``hourly`` (``hourly_cost``'s rows) get each hour's rate in
+    every bucket of it, up to ``now`` for the current hour (``partial``: its rate so
+    far), so their line is a step per hour on the same axis."""
+    step = pd.Timedelta(seconds=bucket_s)
+    counted = bucket_cost(series, prices, bucket_s)
+    counted = counted[counted["time"] + step <= now].assign(partial=False)
+    fallback = hourly[~hourly["endpoint"].isin(set(counted["endpoint"]))]
+    spread = [
+        pd.DataFrame(
+            {
+                "endpoint": row.endpoint,
+                "time": pd.date_range(
+                    row.time, min(row.time + pd.Timedelta(hours=1), now), freq=step, inclusive="left"
+                ),
+                "usd_per_hour": row.usd_per_hour,
+                "partial": row.partial,
+            }
+        )
+        for row in fallback.itertuples(index=False)
+    ]
+    columns = ["endpoint", "time", "usd_per_hour", "partial"]
+    out = pd.concat([counted[columns], *spread], ignore_index=True)
+    return out.sort_values(["endpoint", "time"], ignore_index=True), sorted(set(fallback["endpoint"]))
 
 
 def idle_hours(hourly: pd.DataFrame, cost: pd.DataFrame, floor: float = 0.1) -> pd.DataFrame:
