@@ -57,11 +57,6 @@ __all__ = [
 
 TOTAL = "All endpoints"
 TOKEN_METRICS = ("prompt_tokens", "generated_tokens")
-# The counted increases each price kind is charged on (as the collector's estimate is).
-PRICED_COUNTS: dict[type, tuple[str, ...]] = {
-    GpuHourPrice: ("ready_replica_seconds",),
-    TokenPrice: TOKEN_METRICS,
-}
 _SPEND_COLUMNS = [
     "today_estimated",
     "today_billed",
@@ -252,26 +247,23 @@ def bucket_cost(
     endpoints with a price and every count it needs in ``series`` are in it (a
     gauge-only source has no counts: its cost is known by the hour only); a bucket
     without a count reading has no row (unknown, not $0)."""
-    parts = []
-    for endpoint, price in sorted(prices.items()):
-        needed = list(PRICED_COUNTS[type(price)])
-        mine = series[(series["endpoint"] == endpoint) & series["metric"].isin(needed)]
-        if set(mine["metric"]) != set(needed):
-            continue
-        counts = mine.pivot_table(index="time", columns="metric", values="value", aggfunc="sum")
-        counts = counts.reindex(columns=needed).fillna(0.0)  # a count not read in a bucket added nothing
+    read = set(series[["endpoint", "metric"]].drop_duplicates().itertuples(index=False, name=None))
+    units = []
+    for endpoint, price in prices.items():
         if isinstance(price, GpuHourPrice):
-            usd = [
-                gpu_cost(seconds, price.gpu_per_hour_usd, price.gpus_per_replica)
-                for seconds in counts["ready_replica_seconds"]
-            ]
+            rate = {"ready_replica_seconds": gpu_cost(1.0, price.gpu_per_hour_usd, price.gpus_per_replica)}
         else:
-            usd = [
-                token_cost(prompt, generated, price.input_per_1k_usd, price.output_per_1k_usd)
-                for prompt, generated in zip(counts["prompt_tokens"], counts["generated_tokens"], strict=True)
-            ]
-        parts.append(pd.DataFrame({"endpoint": endpoint, "time": counts.index, "usd": usd}))
-    if not parts:
+            rate = {
+                "prompt_tokens": token_cost(1.0, 0.0, price.input_per_1k_usd, price.output_per_1k_usd),
+                "generated_tokens": token_cost(0.0, 1.0, price.input_per_1k_usd, price.output_per_1k_usd),
+            }
+        if all((endpoint, metric) in read for metric in rate):
+            units += [(endpoint, metric, usd) for metric, usd in rate.items()]
+    # Linear in each count, so a count times what one unit of it costs (from the same
+    # money functions) is its share of the bucket's cost.
+    units_frame = pd.DataFrame(units, columns=["endpoint", "metric", "unit"])
+    priced = series.merge(units_frame, on=["endpoint", "metric"])
+    if priced.empty:
         return pd.DataFrame(
             {
                 "endpoint": pd.Series(dtype=object),
@@ -280,7 +272,9 @@ def bucket_cost(
                 "usd_per_hour": pd.Series(dtype=float),
             }
         )
-    out = pd.concat(parts, ignore_index=True)
+    # A count not read in a bucket added nothing there: the bucket's cost is the sum of those read.
+    priced["usd"] = priced["value"].astype(float) * priced["unit"]
+    out = priced.groupby(["endpoint", "time"], as_index=False, sort=True)["usd"].sum()
     out["usd_per_hour"] = out["usd"] * 3600 / bucket_s
     return out
 

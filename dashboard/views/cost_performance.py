@@ -12,13 +12,10 @@ from dashboard import charts, data, figures, ui
 from dashboard.filters import View
 from inferplane.config.endpoints import GpuHourPrice, TokenPrice
 
-_METRICS = [
-    "request_latency_seconds_p95",
-    "gpu_utilization",
-    "replicas",
-    *figures.TOKEN_METRICS,
-    "ready_replica_seconds",
-]
+_METRICS = ["request_latency_seconds_p95", "gpu_utilization", "replicas", *figures.TOKEN_METRICS]
+# What a GPU-hour price is charged on: read for minute cost points only (hourly ones are
+# the estimated cost rows).
+_COUNTED_GPU = "ready_replica_seconds"
 IDLE_FLOOR = 0.1  # the idle_gpu alert rule's default floor
 TIMELINE_MAX = 8
 
@@ -38,12 +35,14 @@ def body(view: View) -> None:
     colours = charts.endpoint_colours(view.all_endpoints)
     costs = data.cost_frame(view.url, view.start, view.end)
     costs = costs[costs["endpoint"].isin(names) & (costs["period_start"] >= view.start)]
-    series = data.series(view.url, view.endpoints, tuple(_METRICS), view.start, view.end, view.resolution)
+    bucket_s = data.bucket_seconds(view.resolution)
+    by_minute = 0 < bucket_s < 3600
+    metrics = (*_METRICS, _COUNTED_GPU) if by_minute else tuple(_METRICS)
+    series = data.series(view.url, view.endpoints, metrics, view.start, view.end, view.resolution)
     cost = figures.hourly_cost(costs)
     hourly = figures.hourly_metrics(series, _METRICS[:3]).merge(cost, on=["endpoint", "time"], how="outer")
-    bucket_s = data.bucket_seconds(view.resolution)
     prices: dict[str, GpuHourPrice | TokenPrice] = {}
-    if 0 < bucket_s < 3600:
+    if by_minute:
         # Minute buckets: each minute's counted usage times the price; hourly rows where
         # an endpoint has no counts (a gauge-only source) or no price in the config.
         settings = ui.load_config()
