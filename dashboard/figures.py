@@ -15,24 +15,28 @@ Days and months are UTC, as the store keeps them and as cloud bills cut them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
 import pandas as pd
 
+from inferplane.config.endpoints import GpuHourPrice, TokenPrice
 from inferplane.money import (
     RUN_RATE_WINDOW,
     day_start,
+    gpu_cost,
     month_hours,
     month_start,
     run_rate_hours,
     run_rate_start,
+    token_cost,
 )
 from inferplane.store.reads import COST_COLUMNS
 
 __all__ = [
     "TOTAL",
+    "bucket_cost",
     "cost_frame",
     "cost_in_range",
     "cost_per_1k_tokens",
@@ -48,6 +52,7 @@ __all__ = [
     "run_rate_label",
     "run_rate_start",
     "spend_summary",
+    "timeline_cost",
     "tokens_per_bucket",
     "tokens_per_hour",
     "tokens_served",
@@ -239,6 +244,88 @@ def bucketed_metrics(series: pd.DataFrame, metrics: list[str], bucket_s: float) 
     rows["time"] = rows["time"].dt.floor(pd.Timedelta(seconds=bucket_s))
     table = rows.pivot_table(index=["endpoint", "time"], columns="metric", values="value", aggfunc="mean")
     return table.reindex(columns=metrics).reset_index()
+
+
+def bucket_cost(
+    series: pd.DataFrame, prices: Mapping[str, GpuHourPrice | TokenPrice], bucket_s: float
+) -> pd.DataFrame:
+    """What each bucket cost, from the counted increases in it times the endpoint's
+    price, priced as the collector's estimate prices an hour (``inferplane.money``): the
+    buckets of a whole hour add up to its estimated cost row.
+
+    ``series``: counts per bucket of ``bucket_s`` seconds (``ready_replica_seconds`` for a
+    GPU-hour price, ``prompt_tokens`` and ``generated_tokens`` for a per-token one). Out:
+    ``endpoint, time, usd, usd_per_hour`` (``usd`` times the buckets in an hour). Only
+    endpoints with a price and every count it needs in ``series`` are in it (a
+    gauge-only source has no counts: its cost is known by the hour only); a bucket
+    without a count reading has no row (unknown, not $0)."""
+    read = set(series[["endpoint", "metric"]].drop_duplicates().itertuples(index=False, name=None))
+    units = []
+    for endpoint, price in prices.items():
+        if isinstance(price, GpuHourPrice):
+            rate = {"ready_replica_seconds": gpu_cost(1.0, price.gpu_per_hour_usd, price.gpus_per_replica)}
+        else:
+            rate = {
+                "prompt_tokens": token_cost(1.0, 0.0, price.input_per_1k_usd, price.output_per_1k_usd),
+                "generated_tokens": token_cost(0.0, 1.0, price.input_per_1k_usd, price.output_per_1k_usd),
+            }
+        if all((endpoint, metric) in read for metric in rate):
+            units += [(endpoint, metric, usd) for metric, usd in rate.items()]
+    # Linear in each count, so a count times what one unit of it costs (from the same
+    # money functions) is its share of the bucket's cost.
+    units_frame = pd.DataFrame(units, columns=["endpoint", "metric", "unit"])
+    priced = series.merge(units_frame, on=["endpoint", "metric"])
+    if priced.empty:
+        return pd.DataFrame(
+            {
+                "endpoint": pd.Series(dtype=object),
+                "time": pd.Series(dtype="datetime64[ns, UTC]"),
+                "usd": pd.Series(dtype=float),
+                "usd_per_hour": pd.Series(dtype=float),
+            }
+        )
+    # A count not read in a bucket added nothing there: the bucket's cost is the sum of those read.
+    priced["usd"] = priced["value"].astype(float) * priced["unit"]
+    out = priced.groupby(["endpoint", "time"], as_index=False, sort=True)["usd"].sum()
+    out["usd_per_hour"] = out["usd"] * 3600 / bucket_s
+    return out
+
+
+def timeline_cost(
+    series: pd.DataFrame,
+    hourly: pd.DataFrame,
+    prices: Mapping[str, GpuHourPrice | TokenPrice],
+    now: datetime,
+    bucket_s: float,
+) -> tuple[pd.DataFrame, list[str]]:
+    """The cost line of a timeline in buckets of ``bucket_s`` seconds (under an hour):
+    ``endpoint, time, usd_per_hour, partial`` and the endpoints drawn from hourly rows.
+
+    Endpoints with counts and a price get ``bucket_cost`` up to the bucket ``now`` is in
+    (left out: it is still being counted, and as $/h a few seconds of it would read as
+    a drop). The others of ``hourly`` (``hourly_cost``'s rows) get each hour's rate in
+    every bucket of it, up to ``now`` for the current hour (``partial``: its rate so
+    far), so their line is a step per hour on the same axis."""
+    step = pd.Timedelta(seconds=bucket_s)
+    counted = bucket_cost(series, prices, bucket_s)
+    counted = counted[counted["time"] + step <= now].assign(partial=False)
+    fallback = hourly[~hourly["endpoint"].isin(set(counted["endpoint"]))]
+    spread = [
+        pd.DataFrame(
+            {
+                "endpoint": row.endpoint,
+                "time": pd.date_range(
+                    row.time, min(row.time + pd.Timedelta(hours=1), now), freq=step, inclusive="left"
+                ),
+                "usd_per_hour": row.usd_per_hour,
+                "partial": row.partial,
+            }
+        )
+        for row in fallback.itertuples(index=False)
+    ]
+    columns = ["endpoint", "time", "usd_per_hour", "partial"]
+    out = pd.concat([counted[columns], *spread], ignore_index=True)
+    return out.sort_values(["endpoint", "time"], ignore_index=True), sorted(set(fallback["endpoint"]))
 
 
 def idle_hours(hourly: pd.DataFrame, cost: pd.DataFrame, floor: float = 0.1) -> pd.DataFrame:

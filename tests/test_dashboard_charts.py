@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
@@ -187,3 +188,53 @@ def test_pages_render_a_range_after_the_data_stopped(
     app.run()
     assert not app.exception, [e.value for e in app.exception]
     assert app.metric or app.info
+
+
+def test_the_timeline_is_by_the_minute_up_to_a_day_with_hourly_rows_where_nothing_is_counted(
+    dashboard_env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Last 6 hours: minute buckets. alpha's replica-seconds are counted (one replica,
+    10:00-12:30): each minute's cost at $2/GPU-hour is $2/h, up to the minute now is in.
+    beta has no counted replica-seconds: its hourly rows ($8 each, 07:00-12:00) as a step
+    per hour, and the caption says so."""
+    from inferplane.vocabulary import Sample
+    from tests.test_dashboard_pages import _seed
+
+    store_and_config = _seed(tmp_path, events=False)
+    store = open_store(store_and_config[0])
+    try:
+        minutes = [TODAY.replace(hour=10) + timedelta(minutes=m) for m in range(150)]
+        store.write_samples([Sample(at, "alpha", "ready_replica_seconds", 60.0) for at in minutes])
+        store.rollup(NOW)
+    finally:
+        store.close()
+    _use(dashboard_env, store_and_config)
+    app = _open("cost_performance")
+    app.session_state["range"] = "Last 6 hours"
+    app.run()
+    assert not app.exception, [e.value for e in app.exception]
+    (caption,) = [c.value for c in app.caption if "triangles" in c.value]
+    assert caption.startswith("Last 6 hours, by the minute")
+    assert "hourly cost rows for beta: no counted usage in the range" in caption
+    assert "alpha" not in caption
+    timeline = _figures(app)["timeline"]
+    cost = {t["name"]: t for t in timeline["data"] if t.get("yaxis") == "y" and t.get("mode") == "lines"}
+
+    def points(name: str) -> dict[str, float]:
+        x, y = _values(cost[name]["x"]), _values(cost[name]["y"])
+        return {str(at)[:16]: v for at, v in zip(x, y, strict=True) if v is not None and not math.isnan(v)}
+
+    def stamps(start: int, count: int) -> list[str]:
+        return [f"{TODAY + timedelta(minutes=start + m):%Y-%m-%dT%H:%M}" for m in range(count)]
+
+    alpha, beta = points("alpha"), points("beta")
+    assert list(alpha) == stamps(10 * 60, 150)  # 10:00-12:29 (12:30 is still being counted)
+    assert list(alpha.values()) == pytest.approx([2.0] * 150)
+    assert list(beta) == stamps(7 * 60, 5 * 60)  # the hourly rows of 07:00-11:00, by the minute
+    assert list(beta.values()) == pytest.approx([8.0] * 300)
+    for trace in cost.values():  # minute points on every line
+        x = _values(trace["x"])
+        assert (
+            len(x) > 1
+            and str(x[1])[:16] == f"{pd.Timestamp(str(x[0])) + pd.Timedelta(minutes=1):%Y-%m-%dT%H:%M}"
+        )

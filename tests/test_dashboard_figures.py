@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from dashboard import figures
+from inferplane.config.endpoints import GpuHourPrice, TokenPrice
 
 NOW = datetime(2026, 11, 18, 12, 30, tzinfo=UTC)  # a Wednesday; November has 720 hours
 HOUR = timedelta(hours=1)
@@ -216,3 +217,96 @@ def test_the_current_hour_is_partial_with_its_rate_so_far() -> None:
     assert cost["partial"].tolist() == [False, False, True]
     assert cost["usd"].tolist() == pytest.approx([1.2, 1.2, 0.4])
     assert cost["usd_per_hour"].tolist() == pytest.approx([1.2, 1.2, 1.2])
+
+
+def _counts(rows: list[tuple[str, str, datetime, float]]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows, columns=["endpoint", "metric", "time", "value"])
+    frame["time"] = pd.to_datetime(frame["time"], utc=True)
+    return frame
+
+
+MINUTE = timedelta(minutes=1)
+GPU = GpuHourPrice(gpu_per_hour_usd=3.0, gpus_per_replica=2)
+TOKENS = TokenPrice(input_per_1k_usd=0.5, output_per_1k_usd=1.5)
+HOUR_START = NOW.replace(minute=0)
+
+
+@pytest.mark.parametrize(
+    ("name", "price", "rows", "expected"),
+    [
+        # 90 replica-seconds x 2 GPUs x $3/GPU-hour / 3600 = $0.15; as $/h: x 60.
+        ("gpu", GPU, [("a", "ready_replica_seconds", HOUR_START, 90.0)], [(HOUR_START, 0.15)]),
+        # 2,000 prompt tokens at $0.5/1K + 1,000 generated at $1.5/1K = $2.50.
+        (
+            "tokens",
+            TOKENS,
+            [("a", "prompt_tokens", HOUR_START, 2000.0), ("a", "generated_tokens", HOUR_START, 1000.0)],
+            [(HOUR_START, 2.5)],
+        ),
+        # A count not read in a bucket added nothing there (the other count still costs).
+        (
+            "one count in a bucket",
+            TOKENS,
+            [
+                ("a", "prompt_tokens", HOUR_START, 2000.0),
+                ("a", "generated_tokens", HOUR_START, 0.0),
+                ("a", "generated_tokens", HOUR_START + MINUTE, 1000.0),
+            ],
+            [(HOUR_START, 1.0), (HOUR_START + MINUTE, 1.5)],
+        ),
+        # A minute without a reading has no point: unknown, not $0.
+        (
+            "gap",
+            GPU,
+            [
+                ("a", "ready_replica_seconds", HOUR_START, 60.0),
+                ("a", "ready_replica_seconds", HOUR_START + 2 * MINUTE, 60.0),
+            ],
+            [(HOUR_START, 0.1), (HOUR_START + 2 * MINUTE, 0.1)],
+        ),
+        # Gauge-only (no counts): nothing here, the hourly rows stand.
+        ("gauge only", GPU, [("a", "replicas", HOUR_START, 2.0)], []),
+        # Per-token price, but only one of its counts read in the range: not priced here.
+        ("half the counts", TOKENS, [("a", "prompt_tokens", HOUR_START, 2000.0)], []),
+    ],
+)
+def test_bucket_cost_prices_the_counted_increases(
+    name: str, price: GpuHourPrice | TokenPrice, rows: list[tuple[str, str, datetime, float]], expected: list
+) -> None:
+    cost = figures.bucket_cost(_counts(rows), {"a": price}, 60.0)
+    got = [(t.to_pydatetime(), u) for t, u in zip(cost["time"], cost["usd"], strict=True)]
+    assert [t for t, _ in got] == [t for t, _ in expected], name
+    assert [u for _, u in got] == pytest.approx([u for _, u in expected]), name
+    assert list(cost["usd_per_hour"]) == pytest.approx([u * 60 for _, u in expected]), name
+
+
+def test_bucket_cost_leaves_out_endpoints_without_a_price() -> None:
+    series = _counts([("b", "ready_replica_seconds", HOUR_START, 60.0)])
+    assert figures.bucket_cost(series, {"a": GPU}, 60.0).empty
+
+
+def test_timeline_cost_is_by_the_minute_where_counted_and_hourly_rows_elsewhere() -> None:
+    """``a`` has counts: a point per read minute, up to the minute ``now`` is in (left out:
+    still being counted). ``b`` is gauge-only: its hourly rows' rates, spread over each
+    minute of the hour (the current hour up to now, partial)."""
+    now = HOUR_START + 3 * MINUTE  # 12:03; the minute 12:03 is in progress
+    series = _counts(
+        [("a", "ready_replica_seconds", HOUR_START + m * MINUTE, 60.0) for m in range(4)]
+        + [("b", "replicas", HOUR_START, 1.0)]
+    )
+    rows = [
+        (HOUR_START - HOUR, HOUR, "b", 6.0, "estimated"),
+        (HOUR_START, 3 * MINUTE, "b", 0.3, "estimated"),  # 3 minutes so far
+        (HOUR_START, 3 * MINUTE, "a", 0.3, "estimated"),  # a's hourly row: not used
+    ]
+    hourly = figures.hourly_cost(_costs(rows))
+    line, by_hour = figures.timeline_cost(series, hourly, {"a": GPU, "b": GPU}, now, 60.0)
+    assert by_hour == ["b"]
+    a = line[line["endpoint"] == "a"]
+    assert list(a["time"]) == [HOUR_START + m * MINUTE for m in range(3)]
+    assert list(a["usd_per_hour"]) == pytest.approx([6.0] * 3)  # 1 replica x 2 GPUs x $3
+    assert not a["partial"].any()
+    b = line[line["endpoint"] == "b"]
+    assert list(b["time"]) == [HOUR_START - HOUR + m * MINUTE for m in range(63)]
+    assert list(b["usd_per_hour"]) == pytest.approx([6.0] * 60 + [6.0] * 3)  # $0.3 in 3 min
+    assert list(b["partial"]) == [False] * 60 + [True] * 3

@@ -478,3 +478,74 @@ sources:
     expected = router.replica_seconds(first_read, end - timedelta(seconds=15)) / 3600 * 2.0
     assert sum(r.amount for r in rows) == pytest.approx(expected)
     assert {job for _, job in plane.runs} >= {"autoscale:chat", "collect:scrape", "estimate-costs"}
+
+
+def test_the_minute_cost_points_of_a_whole_hour_add_up_to_its_estimated_row(stack: Stack) -> None:
+    """The cost chart's minute points (``figures.bucket_cost`` over the dashboard's minute
+    read of the counts) against the collector's own hourly rows, over real writes: a
+    deployment mid-hour (``fresh`` at 00:40:10), rate changes and a control-plane restart
+    (down 01:12-01:31, its usage counted in the minute of the first reading after). Per
+    GPU-hour as configured, and per token (the same store's counts, estimated by the
+    collector's ``estimate_costs`` with a token price)."""
+    from collector import costs as estimator
+    from collector.samples import Sample
+    from dashboard import data, figures
+    from inferplane.config.endpoints import GpuHourPrice, TokenPrice
+
+    plane = stack.plane
+    plane.run_until(datetime(2027, 2, 1, 0, 0, tzinfo=UTC))
+    plane.start()
+    plane.run_until(datetime(2027, 2, 1, 1, 12, tzinfo=UTC) - timedelta(seconds=1))
+    plane.stop()
+    plane.run_until(datetime(2027, 2, 1, 1, 31, tzinfo=UTC))
+    plane.start()
+    plane.run_until(datetime(2027, 2, 1, 2, 2, tzinfo=UTC))  # the 01:00 row made final at 02:00
+    hours = [datetime(2027, 2, 1, h, tzinfo=UTC) for h in (0, 1)]
+    names = ("chat", "fresh")
+    data.series.clear()
+    series = data.series(
+        stack.url, names, ("ready_replica_seconds", *figures.TOKEN_METRICS), hours[0], hours[-1] + HOUR, "1m"
+    )
+    gpu = {name: GpuHourPrice(gpu_per_hour_usd=PRICES[name]) for name in names}
+    by_minute = figures.bucket_cost(series, gpu, 60.0)
+    # A point in every minute read: chat's two hours, fresh's from 00:41 (its reading at
+    # 00:40:30 is the baseline); none while the control plane was down.
+    down = {datetime(2027, 2, 1, 1, m, tzinfo=UTC) for m in range(12, 31)}
+    read = {
+        name: {hours[0] + m * MINUTE for m in range(first, 120)} - down
+        for name, first in (("chat", 0), ("fresh", 41))
+    }
+    for name in names:
+        assert set(by_minute.loc[by_minute["endpoint"] == name, "time"]) == read[name], name
+    store = stack.store()
+    try:
+        for name in names:
+            for hour in hours:
+                [row] = store.read_costs(hour, hour + HOUR, name, "estimated")
+                mine = by_minute[(by_minute["endpoint"] == name) & (by_minute["time"] >= hour)]
+                minutes = mine[mine["time"] < hour + HOUR]
+                assert row.amount > 0, (name, hour)
+                assert minutes["usd"].sum() == pytest.approx(row.amount, rel=1e-12), (name, hour)
+                # As $/h, the points average to the hour's cost over the minutes read.
+                assert minutes["usd_per_hour"].sum() / 60 == pytest.approx(row.amount, rel=1e-12)
+        # Per token: the collector's estimate over the same stored readings.
+        per_1k = (0.0005, 0.0015)
+        tokens = {name: TokenPrice(input_per_1k_usd=per_1k[0], output_per_1k_usd=per_1k[1]) for name in names}
+        by_minute = figures.bucket_cost(series, tokens, 60.0)
+        for name in names:
+            for hour in hours:
+                readings = [
+                    Sample(at, name, metric, value, replica)
+                    for metric in figures.TOKEN_METRICS
+                    for replica, points in store.read_by_replica(
+                        name, metric, hour, hour + HOUR, "raw"
+                    ).items()
+                    for at, value in points
+                ]
+                [row] = estimator.estimate_costs(
+                    name, estimator.TokenPrice(*per_1k), readings, hour, hour + HOUR
+                )
+                mine = by_minute[(by_minute["endpoint"] == name) & (by_minute["time"] >= hour)]
+                assert mine[mine["time"] < hour + HOUR]["usd"].sum() == pytest.approx(row.amount, rel=1e-12)
+    finally:
+        store.close()

@@ -1,6 +1,7 @@
-"""Cost versus performance: cost per hour, p95 latency, GPU utilization and replicas on
-one time axis with scaling actions and alerts marked; cost per 1K tokens against p95
-latency per endpoint; the hours GPUs idled and what they cost."""
+"""Cost versus performance: cost as $/h, p95 latency, GPU utilization and replicas on
+one time axis (by the minute up to a day, hourly beyond) with scaling actions and alerts
+marked; cost per 1K tokens against p95 latency per endpoint; the hours GPUs idled and
+what they cost."""
 
 from __future__ import annotations
 
@@ -9,8 +10,12 @@ import streamlit as st
 
 from dashboard import charts, data, figures, ui
 from dashboard.filters import View
+from inferplane.config.endpoints import GpuHourPrice, TokenPrice
 
 _METRICS = ["request_latency_seconds_p95", "gpu_utilization", "replicas", *figures.TOKEN_METRICS]
+# What a GPU-hour price is charged on: read for minute cost points only (hourly ones are
+# the estimated cost rows).
+_COUNTED_GPU = "ready_replica_seconds"
 IDLE_FLOOR = 0.1  # the idle_gpu alert rule's default floor
 TIMELINE_MAX = 8
 
@@ -30,11 +35,27 @@ def body(view: View) -> None:
     colours = charts.endpoint_colours(view.all_endpoints)
     costs = data.cost_frame(view.url, view.start, view.end)
     costs = costs[costs["endpoint"].isin(names) & (costs["period_start"] >= view.start)]
-    series = data.series(view.url, view.endpoints, tuple(_METRICS), view.start, view.end, view.resolution)
+    bucket_s = data.bucket_seconds(view.resolution)
+    by_minute = 0 < bucket_s < 3600
+    metrics = (*_METRICS, _COUNTED_GPU) if by_minute else tuple(_METRICS)
+    series = data.series(view.url, view.endpoints, metrics, view.start, view.end, view.resolution)
     cost = figures.hourly_cost(costs)
     hourly = figures.hourly_metrics(series, _METRICS[:3]).merge(cost, on=["endpoint", "time"], how="outer")
-    hourly["latency_ms"] = hourly["request_latency_seconds_p95"] * 1000
-    hourly = hourly.sort_values(["endpoint", "time"])
+    prices: dict[str, GpuHourPrice | TokenPrice] = {}
+    if by_minute:
+        # Minute buckets: each minute's counted usage times the price; hourly rows where
+        # an endpoint has no counts (a gauge-only source) or no price in the config.
+        settings = ui.load_config()
+        prices = {e.name: e.price for e in settings.endpoints} if settings else {}
+        line, by_hour = figures.timeline_cost(series, cost, prices, view.now, bucket_s)
+        points = figures.bucketed_metrics(series, _METRICS[:3], bucket_s).merge(
+            line, on=["endpoint", "time"], how="outer"
+        )
+        step = "by the minute"
+    else:
+        points, by_hour, step = hourly, [], "hourly"
+    points["latency_ms"] = points["request_latency_seconds_p95"] * 1000
+    points = points.sort_values(["endpoint", "time"])
     scaling = data.scaling_events(view.url, view.start, view.end)
     if not scaling.empty:
         scaling = scaling[
@@ -50,12 +71,25 @@ def body(view: View) -> None:
         if len(top) == len(names)
         else f" · the {len(top)} costliest endpoints (pick others in the sidebar)"
     )
-    partial = " · the last hour is partial: its cost so far, as $/h" if bool(cost["partial"].any()) else ""
+    drawn = points[points["endpoint"].isin(top)].reset_index(drop=True)
+    partial = drawn["partial"].eq(True).any()
+    partial_note = " · the last hour is partial: its cost so far, as $/h" if partial else ""
+    minutes = " · cost: each minute's counted usage times the price, as $/h" if step != "hourly" else ""
+    unpriced = [name for name in by_hour if name in top and name not in prices]
+    uncounted = [name for name in by_hour if name in top and name in prices]
+    if unpriced:
+        minutes += f" · hourly cost rows for {', '.join(unpriced)}: no price in the config"
+    if uncounted:
+        minutes += (
+            f" · hourly cost rows for {', '.join(uncounted)}: no counted usage in the range "
+            "(a gauge-only source)"
+        )
     st.caption(
-        f"{view.range_label}, hourly{shown}{partial} · triangles: scaling actions · crosses: alerts firing"
+        f"{view.range_label}, {step}{shown}{minutes}{partial_note} · triangles: scaling actions · "
+        "crosses: alerts firing"
     )
     chart = charts.timeline(
-        hourly[hourly["endpoint"].isin(top)].reset_index(drop=True),
+        drawn,
         scaling[scaling["endpoint"].isin(top)] if not scaling.empty else scaling,
         alerts[alerts["endpoint"].isin(top)] if not alerts.empty else alerts,
         colours,
