@@ -237,10 +237,11 @@ class UpStack:
         return self.children()[child]["pid"]  # type: ignore[no-any-return]
 
     def replica_pids(self, router: str) -> list[int]:
-        """The ``inferplane serve`` processes the router started (in its process group)."""
+        """The service processes (``python -m inference``) the router started (in its
+        process group)."""
         leader = self.pid(router)
         assert leader is not None
-        return [p for p in group_members(leader) if p != leader and b"serve" in _cmdline(p)]
+        return [p for p in group_members(leader) if p != leader and b"-m\x00inference\x00" in _cmdline(p)]
 
     def replica_pid(self, router: str, port: int) -> int | None:
         """The replica of ``router`` serving on ``port``, if it runs."""
