@@ -357,9 +357,11 @@ def off_hours_savings(
         is_off_hours(e, t.to_pydatetime()) for e, t in zip(rows["endpoint"], rows["time"], strict=True)
     ]
     rows = rows[rows["off"]]
-    floor = rows["endpoint"].map(uptime_floor)
+    # As floats: mapping an empty string column (no off-hours bucket) keeps its string
+    # dtype, and a string minus the replicas is an error, not an empty sum.
+    floor = rows["endpoint"].map(uptime_floor).astype(float)
     rows["saved"] = (floor - rows["replicas"]).clip(lower=0) * bucket_hours
-    rows["usd"] = rows["saved"] * rows["endpoint"].map(replica_hour_usd)
+    rows["usd"] = rows["saved"] * rows["endpoint"].map(replica_hour_usd).astype(float)
     out = rows.groupby("endpoint").agg(
         off_hours=("off", "size"), replica_hours_saved=("saved", "sum"), usd_saved=("usd", "sum")
     )

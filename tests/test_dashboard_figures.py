@@ -310,3 +310,17 @@ def test_timeline_cost_is_by_the_minute_where_counted_and_hourly_rows_elsewhere(
     assert list(b["time"]) == [HOUR_START - HOUR + m * MINUTE for m in range(63)]
     assert list(b["usd_per_hour"]) == pytest.approx([6.0] * 60 + [6.0] * 3)  # $0.3 in 3 min
     assert list(b["partial"]) == [False] * 60 + [True] * 3
+
+
+def test_off_hours_savings_without_an_off_hours_bucket_is_empty_not_an_error() -> None:
+    # Endpoint names as pandas' string dtype, as the store's reads give them: mapping the
+    # floors over no off-hours rows must not leave a string column to subtract from.
+    replicas = pd.DataFrame(
+        {
+            "endpoint": pd.Series(["chat", "chat"], dtype="string"),
+            "time": pd.to_datetime(["2026-12-07 10:00", "2026-12-07 10:01"], utc=True),
+            "replicas": [1.0, 1.0],
+        }
+    )
+    saved = figures.off_hours_savings(replicas, lambda _name, _at: False, {"chat": 1}, {"chat": 2.0}, 1 / 60)
+    assert saved.empty or float(saved["usd_saved"].sum()) == 0.0
