@@ -41,11 +41,14 @@ def _engine(config: Path, store: str | None, dry_run: bool = False) -> Any:
         fail(str(error))
 
 
-def _endpoint_checked(engine: Any, endpoint: str) -> None:
+def _endpoint_engine(endpoint: str, config: Path | None, store: str | None) -> Any:
+    """The engine for ``config``, once ENDPOINT is known to be one it autoscales."""
+    engine = _engine(resolve_config(config), store)
     names = [e.name for e in engine.endpoints]
     if endpoint not in names:
         engine.close()
         fail(f"endpoint {endpoint!r} is not autoscaled; autoscaled endpoints: {', '.join(names) or 'none'}")
+    return engine
 
 
 @autoscaler_app.command("run")
@@ -114,8 +117,7 @@ def resume(endpoint: str, config: ConfigOption = None, store: StoreOption = None
 
 
 def _set_paused(endpoint: str, paused: bool, config: Path | None, store: str | None) -> None:
-    engine = _engine(resolve_config(config), store)
-    _endpoint_checked(engine, endpoint)
+    engine = _endpoint_engine(endpoint, config, store)
     try:
         engine.set_paused(endpoint, paused, datetime.now(UTC))
     finally:
@@ -138,8 +140,7 @@ def scale(
         duration = parse_duration(hold_for)
     except ValueError as error:
         fail(str(error))
-    engine = _engine(resolve_config(config), store)
-    _endpoint_checked(engine, endpoint)
+    engine = _endpoint_engine(endpoint, config, store)
     now = datetime.now(UTC)
     try:
         result = engine.override(endpoint, replicas, now + duration, reason, now)
@@ -172,8 +173,7 @@ def off_hours(
         duration = parse_duration(hold_for)
     except ValueError as error:
         fail(str(error))
-    engine = _engine(resolve_config(config), store)
-    _endpoint_checked(engine, endpoint)
+    engine = _endpoint_engine(endpoint, config, store)
     now = datetime.now(UTC)
     try:
         if end:
