@@ -17,12 +17,11 @@ run at the same simulated time, so the estimate made at T counts the readings be
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -33,7 +32,7 @@ from collector.run import DOWN_REASON
 from commands.stepped import SimClock, SteppedControlPlane
 from inferplane.config import InferplaneConfig, parse_config
 from inferplane.store import Store, open_store
-from tests.local_servers import text_server
+from tests.local_servers import serving, text_server
 
 SCRAPE = timedelta(seconds=30)
 PRICES = {"chat": 2.5, "fresh": 1.0}  # USD per GPU-hour, one GPU per replica
@@ -422,15 +421,8 @@ def _router_server(router: Router) -> Iterator[str]:
         def log_message(self, format: str, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
+    with serving(Handler) as base:
+        yield base
 
 
 def test_the_autoscale_job_scales_on_scraped_load_and_the_spend_follows_the_replicas(tmp_path: Path) -> None:
