@@ -26,6 +26,7 @@ from typing import Any
 
 import yaml
 
+from autoscaler.replay.report import COLUMNS
 from commands.sample_loop import tick_times
 from commands.sample_records import (
     CHANNELS,
@@ -48,16 +49,6 @@ _REPLAY_ROWS = (
     ("static_mean", 1.925, 7.06, 0.5120, 18.567, 0, 332, "2"),
     ("threshold_80_30", 1.363, 5.00, 0.3576, 87.698, 2, 552, "1-2"),
     ("oracle", 1.402, 5.15, 0.9999, 1.301, 137, 38, "0-9"),
-)
-_REPLAY_FIELDS = (
-    "policy",
-    "gpu_hours",
-    "cost_usd",
-    "slo_attainment",
-    "p95_ttft_seconds",
-    "scale_actions",
-    "max_queue",
-    "replicas",
 )
 
 
@@ -139,7 +130,7 @@ def _write_alert_state(store: Store, start: datetime, end: datetime) -> None:
 
 def replay_document(chosen: list[Profile]) -> dict[str, Any]:
     """What `inferplane replay --json` prints (figures of the A100 example on the shared trace)."""
-    rows = [dict(zip(_REPLAY_FIELDS, row, strict=True)) for row in _REPLAY_ROWS]
+    rows = [dict(zip(COLUMNS, row, strict=True)) for row in _REPLAY_ROWS]
     return {
         "endpoint": chosen[min(2, len(chosen) - 1)].name,
         "trace": "azure_llm_2023_code.csv",

@@ -60,6 +60,7 @@ from inferplane.config.endpoints import Endpoint, GpuHourPrice, KubernetesTarget
 
 __all__ = [
     "ALIASES",
+    "COLUMNS",
     "ROWS",
     "ReplayRow",
     "Slo",
@@ -83,7 +84,7 @@ ROWS = (
 )
 ALIASES = {"static_peak": "static_best"}
 
-_COLUMNS = (
+COLUMNS = (
     "policy",
     "gpu_hours",
     "cost_usd",
@@ -478,7 +479,7 @@ def _span(sim: Simulation) -> str:
 
 def format_table(rows: Sequence[ReplayRow]) -> str:
     """The rows as a plain aligned table."""
-    cells = [list(_COLUMNS)] + [
+    cells = [list(COLUMNS)] + [
         [
             r.policy,
             f"{r.gpu_hours:.3f}",
