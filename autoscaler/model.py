@@ -29,7 +29,9 @@ class Window:
     the share of time the device was busy); ``requests_waiting`` and
     ``requests_running`` are endpoint totals (router and replicas), and so are the token
     rates ``prompt_tokens_per_second`` and ``generated_tokens_per_second`` (history kept
-    for the demand forecast)."""
+    for the demand forecast). ``*_day_ago`` are the same token rates one day earlier, from
+    the forecast window before this time of day to a cold start after it (empty until
+    the store holds a day): the daily forecast's input."""
 
     replicas: int
     ready_replicas: int | None = None
@@ -38,6 +40,8 @@ class Window:
     requests_running: tuple[Reading, ...] = ()
     prompt_tokens_per_second: tuple[Reading, ...] = ()
     generated_tokens_per_second: tuple[Reading, ...] = ()
+    prompt_tokens_per_second_day_ago: tuple[Reading, ...] = ()
+    generated_tokens_per_second_day_ago: tuple[Reading, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,8 @@ Rules, in the order they are judged:
    (``autoscaler.demand``): prompt and generated token rates and the requests in flight
    turned into replicas through one replica's capacity, the prefill share kept at
    ``target_utilization`` times a headroom learned from requests waiting, and the trend
-   followed a cold start and a poll ahead, so replicas start before the demand arrives.
+   followed a cold start and a poll ahead, so replicas start before the demand arrives;
+   once a day of history exists, yesterday's rise over the same cold start adds to it.
    It scales out to that count, and in (through the guards below) when the demand needs
    fewer, never while requests wait; zero only with no demand and nothing in flight.
    Rules 4-6 are the fallback for endpoints that report GPU utilization only.
@@ -226,6 +227,9 @@ def _demand(
         ahead_s=lead + policy.poll_interval_s,
         forecast_window_s=policy.forecast_window_s,
         headroom=state.headroom,
+        poll_s=policy.poll_interval_s,
+        prompt_day_ago=window.prompt_tokens_per_second_day_ago,
+        generated_day_ago=window.generated_tokens_per_second_day_ago,
     )
 
 

@@ -4,13 +4,15 @@ Utilization is the mean over replicas at each collection; the token rates the su
 replicas at each collection (the demand's history); waiting and running requests
 are endpoint totals: the newest fresh reading of every series (each replica, and the
 router's held requests) summed, so that a stopped replica's last reading does not
-linger in the total.
+linger in the total. The token rates of one day earlier, around this time of day, feed
+the daily forecast; they are raw readings, which the default retention keeps two days.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from autoscaler.demand import DAY
 from autoscaler.model import Reading, Window
 from autoscaler.storage import WindowStore
 from inferplane.config.autoscaling import AutoscalingPolicy
@@ -33,6 +35,11 @@ def read_window(
     )
     utilization = store.read_series(endpoint, "gpu_utilization", now - span, now, "raw", replica=None)
     fresh_after = now - timedelta(seconds=policy.stale_after_s)
+    # A day ago: the forecast window before this time of day and as much after it (a cold
+    # start and a poll ahead are well inside it).
+    then, around = now - DAY, timedelta(seconds=policy.forecast_window_s + policy.poll_interval_s)
+    day_ago = (then - around, then + around)
+    daily = policy.capacity_file is not None  # only the capacity model forecasts demand
     return Window(
         replicas=replicas,
         ready_replicas=ready,
@@ -41,6 +48,12 @@ def read_window(
         requests_running=_total(store, endpoint, "requests_running", fresh_after, now),
         prompt_tokens_per_second=_summed(store, endpoint, "prompt_tokens_per_second", now - span, now),
         generated_tokens_per_second=_summed(store, endpoint, "generated_tokens_per_second", now - span, now),
+        prompt_tokens_per_second_day_ago=(
+            _summed(store, endpoint, "prompt_tokens_per_second", *day_ago) if daily else ()
+        ),
+        generated_tokens_per_second_day_ago=(
+            _summed(store, endpoint, "generated_tokens_per_second", *day_ago) if daily else ()
+        ),
     )
 
 
@@ -56,11 +69,11 @@ def _total(
 
 
 def _summed(
-    store: WindowStore, endpoint: str, metric: str, start: datetime, now: datetime
+    store: WindowStore, endpoint: str, metric: str, start: datetime, end: datetime
 ) -> tuple[Reading, ...]:
     """The endpoint's total at each collection: every series' reading at that time summed
     (a rate is per replica; the demand is the endpoint's)."""
-    series = store.read_by_replica(endpoint, metric, start, now + timedelta(microseconds=1), "raw")
+    series = store.read_by_replica(endpoint, metric, start, end + timedelta(microseconds=1), "raw")
     totals: dict[datetime, float] = {}
     for points in series.values():
         for t, v in points:

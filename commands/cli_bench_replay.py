@@ -55,6 +55,9 @@ def bench_replay(
     load_scale: Annotated[
         list[float] | None, typer.Option(help="load scales (repeatable; default 1, 3, 10)")
     ] = None,
+    days: Annotated[
+        float, typer.Option(help="days each generated workload lasts (the daily forecast reads yesterday)")
+    ] = 1.0,
     ttft_per_1k_prompt: Annotated[
         float, typer.Option(help="SLO allowance: seconds of TTFT added per 1,000 prompt tokens")
     ] = 0.0,
@@ -78,7 +81,7 @@ def bench_replay(
         recorded: dict[str, list[TraceRequest]] = (
             {p.stem: load_trace(p) for p in trace} if trace else {"code": load_trace(None)}
         )
-        plan = list(workloads(recorded, bases=workload, scales=scales))
+        plan = list(workloads(recorded, bases=workload, scales=scales, days=days))
     except (ConfigError, OSError, ValueError, yaml.YAMLError) as error:
         fail(str(error))
     slo = Slo(chosen.ttft_target_seconds or 0.0, ttft_per_1k_prompt)

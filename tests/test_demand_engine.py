@@ -1,10 +1,12 @@
 """The capacity-aware policy in the live engine's path: token rates written to a real
 SQLite store per replica, read back summed by ``read_window``, the capacity file loaded by
 ``build_autoscaler``, and a target whose new replicas serve a cold start later. The engine
-starts replicas a cold start ahead of a rising demand, and records why."""
+starts replicas a cold start ahead of a rising demand, and ahead of a step it saw the day
+before at the same time, and records why."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -125,6 +127,42 @@ def test_the_engine_starts_replicas_a_cold_start_ahead_of_a_rising_demand(
     late = out[-1]
     assert "trend" in late["reason"]
     assert late["inputs"]["demand_work_ahead"] > late["inputs"]["demand_work"]
+
+
+def test_the_engine_starts_replicas_a_cold_start_before_yesterdays_step(store: Store, tmp_path: Path) -> None:
+    # Two days of the same working-day start: nothing until 09:00, then 48,000 prompt
+    # tokens/s (8 replicas at 60 %). The engine polls every 15 s from 08:50 to 09:10 on
+    # both days, reading what the store holds; the second day it has the first to read.
+    config = parse_config(CONFIG.format(path=capacity_file(tmp_path)), "inferplane.yaml")
+    long_ago = datetime(2026, 11, 24, tzinfo=UTC)
+    target = ColdStartTarget(T0, ready_at=[long_ago])
+    engine = AutoscalerEngine(
+        config,
+        store,
+        {"chat": target},
+        max_wait_s=0.01,
+        capacities={"chat": load_capacity(capacity_file(tmp_path))},
+    )
+    need = math.ceil(token_work(CAP, 48_000.0, 0, headroom=1.0, utilization=0.6))
+    ready_at_nine = []
+    for day in range(2):
+        nine = datetime(2026, 11, 25, 9, 0, tzinfo=UTC) + timedelta(days=day)
+        for k in range(-40, 41):
+            now = nine + timedelta(seconds=15 * k)
+            target.now = now
+            write_rates(store, now, 48_000.0 if now >= nine else 0.0)
+            engine.poll("chat", now)
+            if now == nine:
+                ready_at_nine.append(target.current_replicas().ready)
+        target.now = nine + timedelta(hours=12)  # a quiet night: back to one replica
+        target.ready_at = [long_ago]
+    # The first day the step is seen only once it has come: one replica serves it. The
+    # second, the replicas started a cold start before are ready when it comes.
+    assert ready_at_nine == [1, need]
+    events = store.read_scaling_events(T0 + timedelta(hours=12), T0 + timedelta(days=2), "chat")
+    ahead = next(e for e in events if e["to_replicas"] > e["from_replicas"])
+    assert "a day ago it rose" in ahead["reason"]
+    assert ahead["inputs"]["demand_daily_rise"] > need - 2
 
 
 def test_build_autoscaler_loads_the_capacity_file_and_names_a_bad_one(tmp_path: Path) -> None:

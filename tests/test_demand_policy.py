@@ -1,5 +1,5 @@
 """The capacity-aware policy: demand (token rates, requests in flight) turned into replicas
-through a replica's capacity, the trend forecast that starts replicas a cold start ahead,
+through a replica's capacity, the trend and daily forecasts that start replicas a cold start ahead,
 the learned headroom, and the fallback to the GPU rules. Pure: an explicit clock."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from autoscaler.capacity import Capacity
-from autoscaler.demand import demand_need, learn_headroom, token_work, trend_at
+from autoscaler.demand import DAY, daily_rise, demand_need, learn_headroom, token_work, trend_at
 from autoscaler.model import PolicyState, Reading, Window
 from autoscaler.policy import decide
 from inferplane.config.endpoints import Endpoint
@@ -192,3 +192,73 @@ def test_demand_scale_in_waits_for_the_stabilization_window() -> None:
         if k < 20:
             assert n == 8, k
     assert n == 2
+
+
+def _day_ago(values: list[float], now: datetime = NOON) -> tuple[Reading, ...]:
+    """Yesterday's readings around this time of day, one every 15 s from 300 s before
+    ``now - DAY`` (the window ``read_window`` reads a day back)."""
+    then = now - DAY - timedelta(seconds=300)
+    return tuple(Reading(then + timedelta(seconds=15 * k), v) for k, v in enumerate(values))
+
+
+def _rise(values: list[float]) -> float | None:
+    day_ago = _day_ago(values)
+    return daily_rise(
+        CAP, day_ago, (), now=NOON, ahead_s=75, span_s=15, window_s=300, headroom=1.0, utilization=0.6
+    )
+
+
+def test_daily_rise_is_how_much_yesterday_rose_over_the_next_cold_start() -> None:
+    # Flat, or falling: no rise worth starting replicas for.
+    assert _rise([6_000.0] * 42) == pytest.approx(0.0)
+    assert _rise([30_000.0 - 600.0 * k for k in range(42)]) == 0.0
+    # A slow ramp (0.1 replica a poll) is within its own spread over 5 minutes: the
+    # trend of today's readings follows it, not yesterday's.
+    assert _rise([600.0 * k for k in range(42)]) == 0.0
+    # Noise: a burst a day ago, no bigger than that day's usual swings, is not a season.
+    bursty = [6_000.0, 30_000.0, 0.0, 12_000.0, 24_000.0] * 8 + [6_000.0, 30_000.0]
+    assert _rise(bursty) == 0.0
+    # A working day's start: nothing until a minute from this time of day, then 12,000
+    # tokens/s (2 replicas at 60 %): the whole step, once it falls within the 75 s ahead.
+    assert _rise([0.0] * 25 + [12_000.0] * 17) == pytest.approx(2.0)
+    assert _rise([0.0] * 26 + [12_000.0] * 16) == pytest.approx(0.0)
+
+
+def test_daily_rise_needs_a_day_of_readings_on_both_sides() -> None:
+    assert _rise([]) is None
+    # Only the readings before this time of day (the store's history ends there).
+    assert _rise([600.0 * k for k in range(21)]) is None
+    # Only the readings after: the day started at this time yesterday.
+    readings = _day_ago([600.0 * k for k in range(42)])[21:]
+    assert readings[0].time > NOON - DAY
+    rise = daily_rise(
+        CAP, readings, (), now=NOON, ahead_s=75, span_s=15, window_s=300, headroom=1.0, utilization=0.6
+    )
+    assert rise is None
+
+
+def test_yesterdays_morning_ramp_starts_replicas_before_todays() -> None:
+    # Yesterday at this time the traffic went from nothing to 48,000 prompt tokens/s
+    # (8 replicas at 60 %); today, a cold start before it, nothing has come yet. The
+    # trend of today's readings sees nothing; the daily forecast starts replicas now.
+    today = window(1, [0.0] * 21)
+    plain = decide(today, endpoint(), PolicyState(), NOON, CAP)
+    assert plain.desired_replicas == 1
+    yesterday = _day_ago([0.0] * 21 + [48_000.0] * 21)
+    forecast = Window(**{**today.__dict__, "prompt_tokens_per_second_day_ago": yesterday})
+    decision = decide(forecast, endpoint(), PolicyState(), NOON, CAP)
+    assert decision.desired_replicas > 1
+    assert "a day ago it rose" in decision.reason
+    assert decision.inputs["demand_daily_rise"] > 1
+
+
+def test_a_day_ago_that_fell_brings_no_scale_in_forward() -> None:
+    # Today's demand needs 5 replicas; yesterday it fell away at this time. The count stays
+    # where today's demand puts it: scale-in waits for the demand itself.
+    busy = window(5, [30_000.0] * 21)
+    yesterday = _day_ago([30_000.0] * 21 + [0.0] * 21)
+    with_fall = Window(**{**busy.__dict__, "prompt_tokens_per_second_day_ago": yesterday})
+    plain = decide(busy, endpoint(), PolicyState(), NOON, CAP)
+    decision = decide(with_fall, endpoint(), PolicyState(), NOON, CAP)
+    assert decision.desired_replicas == plain.desired_replicas == 5
+    assert "a day ago" not in decision.reason

@@ -302,3 +302,26 @@ def test_example_meets_its_goals_on_the_shared_trace() -> None:
     assert mine.slo_attainment >= 0.99
     assert mine.gpu_hours <= best.gpu_hours
     assert mine.gpu_hours <= 1.3 * clairvoyant.gpu_hours
+
+
+def test_the_second_day_starts_replicas_before_a_step_the_first_day_had() -> None:
+    # Two days of the same step: nothing, then from 11:00 to 11:10 six 400-token prompts a
+    # second (2.4 replicas of prefill, 4 at the 60 % target). The first day the policy
+    # sees the step once it has come and its first requests wait out a cold start; the
+    # second, the daily forecast starts replicas a cold start before it. It reads what
+    # was served the day before, which the first day's late start held down: it starts
+    # fewer than the step needs, and fewer requests are late, not none.
+    day, step_at = 86_400.0, 3600.0
+    trace = [r for d in range(2) for r in steady(6.0, 600, at=step_at + d * day)]
+    requests = as_requests(trace)
+    policy = ConfiguredPolicy(endpoint(max_step=10, scale_out_cooldown_s=0), START, CAP)
+    sim = drive(requests, CAP, policy, initial=1, poll_s=15)
+
+    def late(first_day: bool) -> int:
+        pairs = zip(requests.arrival_s, sim.first_token, strict=True)
+        return sum(1 for arrival, first in pairs if (arrival < day) == first_day and first - arrival > 1.0)
+
+    assert late(first_day=False) < 0.8 * late(first_day=True)
+    first_out, why = next((t, why) for t, why in policy.reasons if t >= day)
+    assert day + step_at - 45 <= first_out < day + step_at  # a cold start and a poll ahead
+    assert "a day ago it rose" in why

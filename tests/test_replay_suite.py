@@ -41,6 +41,20 @@ def test_a_generated_day_has_off_hours_and_a_working_peak() -> None:
     assert 2.8 < len(tripled) / len(day) < 3.2
 
 
+def test_generated_workloads_can_span_several_days() -> None:
+    # Two days in a row, named for it: the daily forecast reads the first on the second.
+    two = next(iter(workloads({"t": TRACE}, bases=["day-chat"], scales=(1,), days=2)))
+    one = next(iter(workloads({}, bases=["day-chat"], scales=(1,))))
+    assert two.name == "day-chat-2d-x1" and one.name == "day-chat-x1"
+    second = [r for r in two.requests if r.offset_s >= 86_400]
+    assert max(r.offset_s for r in two.requests) < 2 * 86_400
+    assert 0.9 < len(second) / len(one.requests) < 1.1  # the same day again, a new draw
+    recorded = next(iter(workloads({"t": TRACE}, bases=["t"], scales=(1,), days=2)))
+    assert recorded.name == "t-x1" and len(recorded.requests) == len(TRACE)  # a trace is as recorded
+    with pytest.raises(ValueError, match="days"):
+        list(workloads({}, days=0))
+
+
 def test_unknown_workload_names_the_choices() -> None:
     with pytest.raises(ValueError, match="day-chat"):
         list(workloads({"t": TRACE}, bases=["weekly"]))

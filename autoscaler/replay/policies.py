@@ -9,11 +9,13 @@ on windows built as :func:`autoscaler.readings.read_window` builds them, carryin
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from autoscaler.capacity import Capacity
+from autoscaler.demand import DAY
 from autoscaler.model import PolicyState, Reading, Window
 from autoscaler.policy import decide
 from autoscaler.replay.replica import Requests
@@ -119,6 +121,7 @@ class ConfiguredPolicy:
         at = self._at
         utilization = tuple(Reading(at(s.time_s), s.utilization) for s in recent if s.utilization is not None)
         newest = [s for s in recent if s.time_s >= now_s - p.stale_after_s][-1:]
+        day_ago = self._day_ago(now_s, view.scrapes) if self.capacity is not None else []
         return Window(
             replicas=view.replicas,
             ready_replicas=view.ready,
@@ -131,7 +134,24 @@ class ConfiguredPolicy:
             generated_tokens_per_second=tuple(
                 Reading(at(s.time_s), s.generated_tps) for s in recent if s.generated_tps is not None
             ),
+            prompt_tokens_per_second_day_ago=tuple(
+                Reading(at(s.time_s), s.prompt_tps) for s in day_ago if s.prompt_tps is not None
+            ),
+            generated_tokens_per_second_day_ago=tuple(
+                Reading(at(s.time_s), s.generated_tps) for s in day_ago if s.generated_tps is not None
+            ),
         )
+
+    def _day_ago(self, now_s: float, scrapes: Sequence[Scrape]) -> Sequence[Scrape]:
+        """The scrapes ``read_window`` reads a day back: the forecast window before this
+        time of day, and as much after it."""
+        p, then = self.policy, now_s - DAY.total_seconds()
+        around = p.forecast_window_s + p.poll_interval_s
+        if then + around < 0:
+            return []
+        lo = bisect.bisect_left(scrapes, then - around, key=lambda s: s.time_s)
+        hi = bisect.bisect_right(scrapes, then + around, key=lambda s: s.time_s)
+        return scrapes[lo:hi]
 
     def _at(self, seconds: float) -> datetime:
         return self.start + timedelta(seconds=seconds)

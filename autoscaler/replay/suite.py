@@ -12,6 +12,8 @@ and the same configuration are replayed on every workload, each at load x1, x3 a
   0.15 requests/s at the peak at x1.
 
 A generated day is built at its scaled rate (a new Poisson draw), not by copying it.
+``days`` > 1 generates that many days in a row (named ``day-chat-2d`` and so on): from the
+second day on, the policy's daily forecast has yesterday to read.
 
 The goals (``GOALS``), for the ``configured`` row against the others of the same run:
 
@@ -25,6 +27,7 @@ The goals (``GOALS``), for the ``configured`` row against the others of the same
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -58,10 +61,12 @@ class Workload:
     load_scale: float
     daily_cycle: bool
     requests: list[TraceRequest]
+    days: float = 1.0
 
     @property
     def name(self) -> str:
-        return f"{self.base}-x{self.load_scale:g}"
+        span = f"-{self.days:g}d" if self.days != 1 else ""
+        return f"{self.base}{span}-x{self.load_scale:g}"
 
 
 def workloads(
@@ -69,9 +74,12 @@ def workloads(
     *,
     bases: Sequence[str] | None = None,
     scales: Sequence[float] = LOAD_SCALES,
+    days: float = 1.0,
 ) -> Iterator[Workload]:
-    """Each base (the recorded traces, then ``GENERATED``; only ``bases`` when given) at each
-    load scale, built one at a time. ValueError names an unknown base."""
+    """Each base (the recorded traces, then ``GENERATED``, ``days`` long; only ``bases``
+    when given) at each load scale, built one at a time. ValueError names an unknown base."""
+    if not (math.isfinite(days) and days > 0):
+        raise ValueError(f"days must be a positive finite number, got {days}")
     known = [*recorded, *GENERATED]
     chosen = list(bases) if bases else known
     unknown = [b for b in chosen if b not in known]
@@ -79,12 +87,14 @@ def workloads(
         raise ValueError(f"unknown workload {unknown[0]!r}; choose from {', '.join(known)}")
     for base in chosen:
         for scale in scales:
-            if base in recorded:
+            if base in recorded:  # a recorded trace is replayed as recorded, whatever ``days``
                 yield Workload(base, scale, False, scale_load(recorded[base], scale))
             else:
                 peak, prompt, generated, seed = GENERATED[base]
-                day = daily_trace(peak * scale, prompt_tokens=prompt, generated_tokens=generated, seed=seed)
-                yield Workload(base, scale, True, day)
+                day = daily_trace(
+                    peak * scale, days=days, prompt_tokens=prompt, generated_tokens=generated, seed=seed
+                )
+                yield Workload(base, scale, True, day, days)
 
 
 @dataclass(frozen=True)
