@@ -77,6 +77,18 @@ def capacity_file(tmp_path: Path) -> Path:
     return path
 
 
+def demand_engine(store: Store, tmp_path: Path, target: ColdStartTarget) -> AutoscalerEngine:
+    """The engine on the capacity-aware config, scaling ``target``."""
+    config = parse_config(CONFIG.format(path=capacity_file(tmp_path)), "inferplane.yaml")
+    return AutoscalerEngine(
+        config,
+        store,
+        {"chat": target},
+        max_wait_s=0.01,
+        capacities={"chat": load_capacity(capacity_file(tmp_path))},
+    )
+
+
 def write_rates(store: Store, at: datetime, prompt_total: float) -> None:
     # Two replicas report half each: the policy must sum them, not average them.
     store.write_samples(
@@ -97,15 +109,8 @@ def write_rates(store: Store, at: datetime, prompt_total: float) -> None:
 def test_the_engine_starts_replicas_a_cold_start_ahead_of_a_rising_demand(
     store: Store, tmp_path: Path
 ) -> None:
-    config = parse_config(CONFIG.format(path=capacity_file(tmp_path)), "inferplane.yaml")
     target = ColdStartTarget(T0)
-    engine = AutoscalerEngine(
-        config,
-        store,
-        {"chat": target},
-        max_wait_s=0.01,
-        capacities={"chat": load_capacity(capacity_file(tmp_path))},
-    )
+    engine = demand_engine(store, tmp_path, target)
     # 600 prompt tokens/s more every 15 s: 0.1 replica of demand per poll at 60 %.
     rate = lambda k: 600.0 * k  # noqa: E731
     counts, needs = [], []
@@ -133,16 +138,9 @@ def test_the_engine_starts_replicas_a_cold_start_before_yesterdays_step(store: S
     # Two days of the same working-day start: nothing until 09:00, then 48,000 prompt
     # tokens/s (8 replicas at 60 %). The engine polls every 15 s from 08:50 to 09:10 on
     # both days, reading what the store holds; the second day it has the first to read.
-    config = parse_config(CONFIG.format(path=capacity_file(tmp_path)), "inferplane.yaml")
     long_ago = datetime(2026, 11, 24, tzinfo=UTC)
     target = ColdStartTarget(T0, ready_at=[long_ago])
-    engine = AutoscalerEngine(
-        config,
-        store,
-        {"chat": target},
-        max_wait_s=0.01,
-        capacities={"chat": load_capacity(capacity_file(tmp_path))},
-    )
+    engine = demand_engine(store, tmp_path, target)
     need = math.ceil(token_work(CAP, 48_000.0, 0, headroom=1.0, utilization=0.6))
     ready_at_nine = []
     for day in range(2):
