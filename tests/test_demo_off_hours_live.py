@@ -13,19 +13,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from apscheduler.schedulers.background import BackgroundScheduler
 from streamlit.testing.v1 import AppTest
 
-from autoscaler.build import build_autoscaler
-from autoscaler.jobs import add_autoscale_jobs
-from collector.build import build_collector
-from collector.jobs import add_collect_jobs
 from commands.demo import LoadDriver
 from commands.demo_off_hours import DEMO_REASON, EngineStage, show_off_hours
 from dashboard.data import CONFIG_ENV, STORE_ENV
-from inferplane.config import load_config
-from inferplane.store import open_configured_store, open_store
-from tests.test_live_autoscaling import Router, router, write_config  # noqa: F401 - the router fixture
+from inferplane.store import open_store
+from tests.test_live_autoscaling import Router, control_loop, router, write_config  # noqa: F401 - the router fixture
 
 pytestmark = pytest.mark.slow
 
@@ -41,31 +35,21 @@ def test_the_demo_act_goes_to_zero_and_a_request_wakes_it_and_the_page_shows_it(
     live, ports = router
     store = tmp_path / "store.db"
     config = write_config(tmp_path / "inferplane.yaml", store, live.url, ports)
-    settings = load_config(config)
-    shared = open_configured_store(settings)
-    collector, plan, retention = build_collector(settings, shared)
-    engine = build_autoscaler(settings, shared)
-    scheduler = BackgroundScheduler(timezone="UTC")
-    add_collect_jobs(scheduler, collector, plan, retention)
-    add_autoscale_jobs(scheduler, engine)
-    scheduler.start()
-    stage = EngineStage.open(config, None, "live")
-    driver = LoadDriver(live.url, temperature=0)
     said: list[str] = []
     began = datetime.now(UTC)
-    try:
-        # Readings first: the scale-in rule judges a covered window, never no data.
-        driver.ask(16, 8)
+    with control_loop(config):
+        stage = EngineStage.open(config, None, "live")
+        driver = LoadDriver(live.url, temperature=0)
+        try:
+            # Readings first: the scale-in rule judges a covered window, never no data.
+            driver.ask(16, 8)
 
-        shown = show_off_hours(
-            stage, lambda: driver.ask(16, 8), said.append, threading.Event(), zero_timeout_s=180
-        )
-    finally:
-        driver.close()
-        stage.close()
-        scheduler.shutdown(wait=False)
-        engine.close()
-        collector.close()
+            shown = show_off_hours(
+                stage, lambda: driver.ask(16, 8), said.append, threading.Event(), zero_timeout_s=180
+            )
+        finally:
+            driver.close()
+            stage.close()
     assert shown.to_zero_s is not None, said
     assert shown.answered, driver.stats.outcomes
     assert driver.stats.outcomes == [200, 200] and driver.stats.sent == 2 and driver.stats.in_flight == 0

@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -27,13 +28,15 @@ import pytest
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from autoscaler.build import build_autoscaler
+from autoscaler.engine import AutoscalerEngine
 from autoscaler.jobs import add_autoscale_jobs
 from collector.build import build_collector
 from collector.jobs import add_collect_jobs
+from collector.run import Collector
 from commands.demo import LoadDriver
 from inference.trace import TraceRequest, load_trace, scale_trace
 from inferplane.config import load_config
-from inferplane.store import open_configured_store
+from inferplane.store import Store, open_configured_store
 from tests.local_servers import free_port, free_port_range, wait_for
 
 pytestmark = pytest.mark.slow
@@ -51,6 +54,46 @@ POLICY = """\
       stale_after_s: 5
       cold_start_s: 10
 """
+
+
+@dataclass
+class ControlLoop:
+    """The collector and the autoscaler on one scheduler, on one store: the control plane
+    as ``inferplane up`` runs it, less the HTTP API and the alerts."""
+
+    store: Store
+    collector: Collector
+    engine: AutoscalerEngine
+    scheduler: BackgroundScheduler
+
+    def restart_autoscaler(self, config: Path) -> None:
+        """Replace the autoscaler with one built from ``config``, the store (and the state
+        it keeps) the same: a restart with a changed policy."""
+        for job in self.scheduler.get_jobs():
+            if job.id.startswith("autoscale:"):
+                self.scheduler.remove_job(job.id)
+        self.engine.close()
+        self.engine = build_autoscaler(load_config(config), self.store)
+        add_autoscale_jobs(self.scheduler, self.engine)
+
+
+@contextmanager
+def control_loop(config: Path) -> Iterator[ControlLoop]:
+    """Start the collector and the autoscaler of ``config`` on one scheduler; stop them."""
+    settings = load_config(config)
+    store = open_configured_store(settings)
+    collector, plan, retention = build_collector(settings, store)
+    engine = build_autoscaler(settings, store)
+    loop = ControlLoop(store, collector, engine, BackgroundScheduler(timezone="UTC"))
+    add_collect_jobs(loop.scheduler, collector, plan, retention)
+    add_autoscale_jobs(loop.scheduler, loop.engine)
+    loop.scheduler.start()
+    try:
+        yield loop
+    finally:
+        loop.scheduler.shutdown(wait=False)
+        loop.engine.close()
+        collector.close()
 
 
 def write_config(path: Path, store: Path, router: str, ports: tuple[int, int], schedule: str = "") -> Path:
@@ -131,16 +174,8 @@ def test_scale_out_in_to_zero_and_wake(
     live, ports = router
     store = tmp_path / "store.db"
     config = write_config(tmp_path / "inferplane.yaml", store, live.url, ports)
-    settings = load_config(config)
-    opened = open_configured_store(settings)
-    collector, plan, retention = build_collector(settings, opened)
-    engine = build_autoscaler(settings, opened)
-    scheduler = BackgroundScheduler(timezone="UTC")
-    add_collect_jobs(scheduler, collector, plan, retention)
-    add_autoscale_jobs(scheduler, engine)
-    scheduler.start()
     seen: list[int] = []
-    try:
+    with control_loop(config) as loop:
         # 1 -> 3: the trace's first 40 s, four times faster, on one replica.
         load = LoadDriver(live.url, temperature=0)
         load_started = time.monotonic()
@@ -165,14 +200,11 @@ def test_scale_out_in_to_zero_and_wake(
 
         # Off-hours: the same store, a restarted autoscaler whose only uptime window is
         # half a day away. The idle endpoint goes to zero.
-        scheduler.remove_job("autoscale:live")
-        engine.close()
         later = datetime.now(UTC) + timedelta(hours=12)
         window = f"    schedules: [{{when: 'Daily {later:%H}:00-{later + timedelta(hours=1):%H}:00 UTC'}}]\n"
         off_hours = write_config(tmp_path / "off-hours.yaml", store, live.url, ports, schedule="")
         off_hours.write_text(off_hours.read_text().replace(POLICY, POLICY + "  " + window), encoding="utf-8")
-        engine = build_autoscaler(load_config(off_hours), opened)
-        add_autoscale_jobs(scheduler, engine)
+        loop.restart_autoscaler(off_hours)
         wait_for(lambda: live.replicas()["desired"] == 0, 180, "scale to zero off-hours")
         wait_for(lambda: live.replicas()["replicas"] == [], 120, "no replica left")
 
@@ -184,10 +216,6 @@ def test_scale_out_in_to_zero_and_wake(
         woken.close()
         assert woken.stats.outcomes == [200]
         assert live.replicas()["desired"] == 1
-    finally:
-        scheduler.shutdown(wait=False)
-        engine.close()
-        collector.close()
     for event in _events(store):
         if event["from_replicas"] != event["to_replicas"] or not event["applied"]:
             print(f"{event['time']:%H:%M:%S} {event['reason']}")

@@ -12,20 +12,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from apscheduler.schedulers.background import BackgroundScheduler
 from typer.testing import CliRunner
 
-from autoscaler.build import build_autoscaler
-from autoscaler.jobs import add_autoscale_jobs
-from collector.build import build_collector
-from collector.jobs import add_collect_jobs
 from commands.cli import app
 from commands.demo import LoadDriver
 from inference.trace import TraceRequest
-from inferplane.config import load_config
-from inferplane.store import open_configured_store
 from tests.local_servers import wait_for
-from tests.test_live_autoscaling import POLICY, Router, _events, router, write_config  # noqa: F401
+from tests.test_live_autoscaling import (  # noqa: F401 - the router fixture
+    POLICY,
+    Router,
+    _events,
+    control_loop,
+    router,
+    write_config,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -72,15 +72,7 @@ def test_a_rising_demand_starts_a_replica_ahead_of_need(
     store = tmp_path / "store.db"
     config = write_config(tmp_path / "inferplane.yaml", store, live.url, ports)
     config.write_text(config.read_text().replace(POLICY, FORECAST.format(path=capacity)), encoding="utf-8")
-    settings = load_config(config)
-    opened = open_configured_store(settings)
-    collector, plan, retention = build_collector(settings, opened)
-    engine = build_autoscaler(settings, opened)
-    scheduler = BackgroundScheduler(timezone="UTC")
-    add_collect_jobs(scheduler, collector, plan, retention)
-    add_autoscale_jobs(scheduler, engine)
-    scheduler.start()
-    try:
+    with control_loop(config):
         load = LoadDriver(live.url, temperature=0)
         sender = threading.Thread(target=load.replay, args=(ramp(60, 0.5, 6.0, 300),))
         sender.start()
@@ -88,15 +80,16 @@ def test_a_rising_demand_starts_a_replica_ahead_of_need(
         def started_ahead() -> bool:
             return any(_ahead(e) for e in _events(store))
 
-        wait_for(started_ahead, 120, "a scale-out for the demand the trend foresees")
+        try:
+            wait_for(started_ahead, 120, "a scale-out for the demand the trend foresees")
+        except AssertionError as timed_out:  # say what the policy did decide instead
+            events = [e for e in _events(store) if e["from_replicas"] != e["to_replicas"]]
+            decided = [f"{e['time']:%H:%M:%S} {e['reason']} {e['inputs']}" for e in events]
+            raise AssertionError("\n".join([str(timed_out), *decided])) from None
         sender.join()
         assert load.join(300), "answers still out after 300 s"
         load.close()
         assert load.stats.outcomes and all(o == 200 for o in load.stats.outcomes), load.stats.outcomes
-    finally:
-        scheduler.shutdown(wait=False)
-        engine.close()
-        collector.close()
     for event in _events(store):
         if event["from_replicas"] != event["to_replicas"]:
             print(f"{event['time']:%H:%M:%S} {event['reason']}")
