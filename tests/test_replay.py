@@ -325,3 +325,22 @@ def test_the_second_day_starts_replicas_before_a_step_the_first_day_had() -> Non
     first_out, why = next((t, why) for t, why in policy.reasons if t >= day)
     assert day + step_at - 45 <= first_out < day + step_at  # a cold start and a poll ahead
     assert "a day ago it rose" in why
+
+
+def test_billing_ends_with_the_work_whatever_the_poll_interval() -> None:
+    # One replica throughout, driven by controllers polled every 15 s and every 2 s: the
+    # same work, the same bill. (Billed up to the next poll instead, the 15 s one paid up
+    # to 13 s more, which made a peer polled every 2 s look cheaper at equal attainment.)
+    requests = as_requests(steady(1.0, 20))
+
+    class EveryTwoSeconds:
+        poll_s = 2.0
+
+        def __call__(self, _now_s: float, _view: object) -> int:
+            return 1
+
+    slow = drive(requests, CAP, static(1), initial=1, poll_s=15)
+    fast = drive(requests, CAP, EveryTwoSeconds(), initial=1, poll_s=15)
+    last_done = max(slow.done)
+    assert slow.billed_replica_s() == pytest.approx(fast.billed_replica_s())
+    assert slow.billed_replica_s() == pytest.approx(last_done, abs=CAP.decode_step_s(1) + 0.1)

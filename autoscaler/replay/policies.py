@@ -188,7 +188,7 @@ def drive(
         view = FleetView(sim.target, sim.ready, sim.scrapes)
         sim.set_replicas(max(0, controller(now, view)), now)
         now += poll_s
-        sim.run_until(now)
+        sim.run_until(now, stop_when_done=True)
         if stop is not None and stop(sim):
             break
     tenths.finish()
