@@ -445,9 +445,11 @@ def test_control_plane_killed_nothing_lost_no_duplicate_action_jobs_resume(stack
     # Prometheus stamps readings to the millisecond; the gap runs on the collector's clock.
     ms = timedelta(milliseconds=1)
     assert all(abs(g[2] - before) <= ms and abs(g[3] - after) <= ms for g in missed), (before, after, missed)
-    # One action reached the pinned count (the CLI's, or the autoscaler's own just before
-    # it) and none came after the restart: nothing was taken twice.
-    assert [a["to_replicas"] for a in actions] in ([pinned], []), actions
+    # The last action before the kill reached the pinned count (the CLI's, or the
+    # autoscaler's own just before it) and none came after the restart: nothing was taken
+    # twice. (The autoscaler may still act between the order and the pin taking hold, as
+    # it did in one CI run: 2 -> 1 by its own scale-in, then 1 -> 2 by the pin.)
+    assert not actions or actions[-1]["to_replicas"] == pinned, actions
     assert all(a["time"] < killed for a in actions), actions
     assert desired == pinned
     assert all(e["to_replicas"] == pinned and "manual override" in e["reason"] for e in resumed), resumed
