@@ -69,9 +69,10 @@ MAX_HEADROOM = 8.0
 WAITING_PER_READY = 0.0
 HEADROOM_HALF_LIFE_S = 900.0
 DAY = timedelta(days=1)  # the season the forecast reads: a working day repeats daily
-# Yesterday's rise counts when it is over 2 standard deviations of that day's own minutes
-# before it: the conventional z for "not noise" (about 8 % of a noisy day's single-reading
-# differences clear it), so a step counts and bursts do not.
+# Yesterday's rise counts when it is over 2 standard deviations of that day's own readings
+# over the forecast window before it: the conventional z for "not noise" (for normal
+# noise, about 8 % of the differences of two readings clear it), so a step counts and
+# bursts mostly do not. Not tuned on any workload.
 SPREAD_Z = 2.0
 
 
