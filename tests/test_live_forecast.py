@@ -86,9 +86,11 @@ def test_a_rising_demand_starts_a_replica_ahead_of_need(
             events = [e for e in _events(store) if e["from_replicas"] != e["to_replicas"]]
             decided = [f"{e['time']:%H:%M:%S} {e['reason']} {e['inputs']}" for e in events]
             raise AssertionError("\n".join([str(timed_out), *decided])) from None
-        sender.join()
-        assert load.join(300), "answers still out after 300 s"
-        load.close()
+        finally:  # a failed wait must not leave the driver's sockets to a later test
+            sender.join()
+            answered = load.join(300)
+            load.close()
+        assert answered, "answers still out after 300 s"
         assert load.stats.outcomes and all(o == 200 for o in load.stats.outcomes), load.stats.outcomes
     for event in _events(store):
         if event["from_replicas"] != event["to_replicas"]:
