@@ -17,7 +17,7 @@ from autoscaler.model import Reading, Window
 from autoscaler.storage import WindowStore
 from inferplane.config.autoscaling import AutoscalingPolicy
 
-__all__ = ["read_window"]
+__all__ = ["day_ago_reach_s", "read_window", "window_span_s"]
 
 
 def read_window(
@@ -29,15 +29,10 @@ def read_window(
     now: datetime,
 ) -> Window:
     """The window ``decide`` judges, with the target's own replica counts."""
-    span = timedelta(
-        seconds=max(policy.scale_in_window_s, policy.scale_out_window_s, policy.forecast_window_s)
-        + policy.poll_interval_s
-    )
+    span = timedelta(seconds=window_span_s(policy))
     utilization = store.read_series(endpoint, "gpu_utilization", now - span, now, "raw", replica=None)
     fresh_after = now - timedelta(seconds=policy.stale_after_s)
-    # A day ago: the forecast window before this time of day and as much after it (a cold
-    # start and a poll ahead are well inside it).
-    then, around = now - DAY, timedelta(seconds=policy.forecast_window_s + policy.poll_interval_s)
+    then, around = now - DAY, timedelta(seconds=day_ago_reach_s(policy))
     day_ago = (then - around, then + around)
     daily = policy.capacity_file is not None  # only the capacity model forecasts demand
     return Window(
@@ -55,6 +50,19 @@ def read_window(
             _summed(store, endpoint, "generated_tokens_per_second", *day_ago) if daily else ()
         ),
     )
+
+
+def window_span_s(policy: AutoscalingPolicy) -> float:
+    """How far back the window reads: the longest judging window and one poll."""
+    return max(policy.scale_in_window_s, policy.scale_out_window_s, policy.forecast_window_s) + (
+        policy.poll_interval_s
+    )
+
+
+def day_ago_reach_s(policy: AutoscalingPolicy) -> float:
+    """How far either side of this time of day the window reads a day back: the forecast
+    window before it, and as much after (a cold start and a poll ahead are well inside)."""
+    return policy.forecast_window_s + policy.poll_interval_s
 
 
 def _total(

@@ -18,6 +18,7 @@ from autoscaler.capacity import Capacity
 from autoscaler.demand import DAY
 from autoscaler.model import PolicyState, Reading, Window
 from autoscaler.policy import decide
+from autoscaler.readings import day_ago_reach_s, window_span_s
 from autoscaler.replay.replica import Requests
 from autoscaler.replay.simulator import Scrape, Simulation, Tenths
 from inferplane.config.autoscaling import AutoscalingPolicy
@@ -109,7 +110,7 @@ class ConfiguredPolicy:
     def window(self, now_s: float, view: FleetView) -> Window:
         """The window the live engine would read at ``now_s`` (see ``read_window``)."""
         p = self.policy
-        span = max(p.scale_in_window_s, p.scale_out_window_s, p.forecast_window_s) + p.poll_interval_s
+        span = window_span_s(p)
         recent = []
         for k in range(len(view.scrapes) - 1, -1, -1):  # newest first: a long trace has many
             scrape = view.scrapes[k]
@@ -122,36 +123,38 @@ class ConfiguredPolicy:
         utilization = tuple(Reading(at(s.time_s), s.utilization) for s in recent if s.utilization is not None)
         newest = [s for s in recent if s.time_s >= now_s - p.stale_after_s][-1:]
         day_ago = self._day_ago(now_s, view.scrapes) if self.capacity is not None else []
+        prompt, generated = self._token_rates(recent)
+        prompt_day_ago, generated_day_ago = self._token_rates(day_ago)
         return Window(
             replicas=view.replicas,
             ready_replicas=view.ready,
             gpu_utilization=utilization,
             requests_waiting=tuple(Reading(at(s.time_s), float(s.waiting)) for s in newest),
             requests_running=tuple(Reading(at(s.time_s), float(s.running)) for s in newest),
-            prompt_tokens_per_second=tuple(
-                Reading(at(s.time_s), s.prompt_tps) for s in recent if s.prompt_tps is not None
-            ),
-            generated_tokens_per_second=tuple(
-                Reading(at(s.time_s), s.generated_tps) for s in recent if s.generated_tps is not None
-            ),
-            prompt_tokens_per_second_day_ago=tuple(
-                Reading(at(s.time_s), s.prompt_tps) for s in day_ago if s.prompt_tps is not None
-            ),
-            generated_tokens_per_second_day_ago=tuple(
-                Reading(at(s.time_s), s.generated_tps) for s in day_ago if s.generated_tps is not None
-            ),
+            prompt_tokens_per_second=prompt,
+            generated_tokens_per_second=generated,
+            prompt_tokens_per_second_day_ago=prompt_day_ago,
+            generated_tokens_per_second_day_ago=generated_day_ago,
         )
 
     def _day_ago(self, now_s: float, scrapes: Sequence[Scrape]) -> Sequence[Scrape]:
         """The scrapes ``read_window`` reads a day back: the forecast window before this
         time of day, and as much after it."""
-        p, then = self.policy, now_s - DAY.total_seconds()
-        around = p.forecast_window_s + p.poll_interval_s
+        then, around = now_s - DAY.total_seconds(), day_ago_reach_s(self.policy)
         if then + around < 0:
             return []
         lo = bisect.bisect_left(scrapes, then - around, key=lambda s: s.time_s)
         hi = bisect.bisect_right(scrapes, then + around, key=lambda s: s.time_s)
         return scrapes[lo:hi]
+
+    def _token_rates(self, scrapes: Sequence[Scrape]) -> tuple[tuple[Reading, ...], tuple[Reading, ...]]:
+        """The prompt and generated token rates of ``scrapes``, as the store holds them."""
+        at = self._at
+        prompt = tuple(Reading(at(s.time_s), s.prompt_tps) for s in scrapes if s.prompt_tps is not None)
+        generated = tuple(
+            Reading(at(s.time_s), s.generated_tps) for s in scrapes if s.generated_tps is not None
+        )
+        return prompt, generated
 
     def _at(self, seconds: float) -> datetime:
         return self.start + timedelta(seconds=seconds)

@@ -133,7 +133,7 @@ class Simulation:
         polled every 15 s)."""
         last_tick = round(end_s / self.tick_s)
         while self.tick < last_tick:
-            if stop_when_done and self._idle() and self.next_arrival == len(self.requests.arrival_s):
+            if stop_when_done and self.finished():
                 return
             if self._idle() and self._arrival_tick() > self.tick:
                 self._skip_to(min(last_tick, self._arrival_tick()))
