@@ -146,6 +146,11 @@ def test_cli_refuses_an_unknown_workload() -> None:
             "no endpoint named 'nope'",
             id="endpoint",
         ),
+        pytest.param(
+            ["--config", str(ROOT / "examples/replay-a100.yaml"), "--days", "0"],
+            "days must be a positive finite number, got 0",
+            id="days",
+        ),
     ],
 )
 def test_cli_bad_input_exits_2_naming_it(args: list[str], message: str) -> None:
