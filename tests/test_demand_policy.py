@@ -4,6 +4,7 @@ the learned headroom, and the fallback to the GPU rules. Pure: an explicit clock
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -201,10 +202,11 @@ def _day_ago(values: list[float], now: datetime = NOON) -> tuple[Reading, ...]:
     return tuple(Reading(then + timedelta(seconds=15 * k), v) for k, v in enumerate(values))
 
 
-def _rise(values: list[float]) -> float | None:
-    day_ago = _day_ago(values)
+def _rise(values: list[float] | tuple[Reading, ...]) -> float | None:
+    """``daily_rise`` at NOON, 75 s ahead, on yesterday's ``values`` (or readings)."""
+    readings = values if isinstance(values, tuple) else _day_ago(values)
     return daily_rise(
-        CAP, day_ago, (), now=NOON, ahead_s=75, span_s=15, window_s=300, headroom=1.0, utilization=0.6
+        CAP, readings, (), now=NOON, ahead_s=75, span_s=15, window_s=300, headroom=1.0, utilization=0.6
     )
 
 
@@ -231,10 +233,7 @@ def test_daily_rise_needs_a_day_of_readings_on_both_sides() -> None:
     # Only the readings after: the day started at this time yesterday.
     readings = _day_ago([600.0 * k for k in range(42)])[21:]
     assert readings[0].time > NOON - DAY
-    rise = daily_rise(
-        CAP, readings, (), now=NOON, ahead_s=75, span_s=15, window_s=300, headroom=1.0, utilization=0.6
-    )
-    assert rise is None
+    assert _rise(readings) is None
 
 
 def test_yesterdays_morning_ramp_starts_replicas_before_todays() -> None:
@@ -245,7 +244,7 @@ def test_yesterdays_morning_ramp_starts_replicas_before_todays() -> None:
     plain = decide(today, endpoint(), PolicyState(), NOON, CAP)
     assert plain.desired_replicas == 1
     yesterday = _day_ago([0.0] * 21 + [48_000.0] * 21)
-    forecast = Window(**{**today.__dict__, "prompt_tokens_per_second_day_ago": yesterday})
+    forecast = replace(today, prompt_tokens_per_second_day_ago=yesterday)
     decision = decide(forecast, endpoint(), PolicyState(), NOON, CAP)
     assert decision.desired_replicas > 1
     assert "a day ago it rose" in decision.reason
@@ -257,7 +256,7 @@ def test_a_day_ago_that_fell_brings_no_scale_in_forward() -> None:
     # where today's demand puts it: scale-in waits for the demand itself.
     busy = window(5, [30_000.0] * 21)
     yesterday = _day_ago([30_000.0] * 21 + [0.0] * 21)
-    with_fall = Window(**{**busy.__dict__, "prompt_tokens_per_second_day_ago": yesterday})
+    with_fall = replace(busy, prompt_tokens_per_second_day_ago=yesterday)
     plain = decide(busy, endpoint(), PolicyState(), NOON, CAP)
     decision = decide(with_fall, endpoint(), PolicyState(), NOON, CAP)
     assert decision.desired_replicas == plain.desired_replicas == 5
