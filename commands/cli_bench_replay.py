@@ -27,7 +27,7 @@ from autoscaler.replay.report import Slo, aligned, infeasible
 from autoscaler.replay.suite import GENERATED, GOALS, LOAD_SCALES, GoalCheck, judge, workloads
 from autoscaler.replay.workload import as_requests
 from commands.cli_common import fail
-from commands.cli_replay import REPLAY_START, progress_for, replay_inputs
+from commands.cli_replay import REPLAY_START, ROUTING_HELP, progress_for, replay_inputs, routing_option
 from inference.trace import TraceRequest, load_trace
 from inferplane.config import ConfigError
 
@@ -64,6 +64,7 @@ def bench_replay(
     workers: Annotated[int, typer.Option(help="processes the rows run in (default: up to 2 cores)")] = min(
         2, os.cpu_count() or 1
     ),
+    routing: Annotated[str, typer.Option(help=ROUTING_HELP)] = "fewest-requests",
     as_json: Annotated[bool, typer.Option("--json", help="print JSON (every row of every workload)")] = False,
     output: Annotated[Path | None, typer.Option(help="also write the JSON here")] = None,
 ) -> None:
@@ -72,6 +73,7 @@ def bench_replay(
         fail(f"--workers must be at least 1, got {workers}")
     if not (math.isfinite(ttft_per_1k_prompt) and ttft_per_1k_prompt >= 0):
         fail(f"--ttft-per-1k-prompt must be a finite number >= 0, got {ttft_per_1k_prompt}")
+    chosen_routing = routing_option(routing)
     scales = load_scale or list(LOAD_SCALES)
     bad = [s for s in scales if not (math.isfinite(s) and s > 0)]
     if bad:
@@ -99,6 +101,7 @@ def bench_replay(
                 per_1k_prompt_s=ttft_per_1k_prompt,
                 workers=workers,
                 progress=progress_for(simulated),
+                routing=chosen_routing,
             )
         except ValueError as error:
             fail(str(error))
@@ -125,6 +128,7 @@ def bench_replay(
         "traces": {name: str(p) for name, p in zip(recorded, trace or [Path("packaged")], strict=False)},
         "ttft_target_seconds": chosen.ttft_target_seconds,
         "ttft_per_1k_prompt_seconds": ttft_per_1k_prompt,
+        "routing": chosen_routing,
         "machine": f"{platform.machine()} {platform.processor() or platform.system()}",
         "goals": GOALS,
         "workloads": runs,

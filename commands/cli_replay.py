@@ -22,7 +22,7 @@ from typing import Annotated, Any
 import typer
 import yaml
 
-from autoscaler.replay import Capacity, capacity_from_mapping, format_table, replay_rows
+from autoscaler.replay import ROUTINGS, Capacity, Routing, capacity_from_mapping, format_table, replay_rows
 from autoscaler.replay.replica import Requests
 from autoscaler.replay.report import ROWS, Slo, infeasible
 from autoscaler.replay.workload import as_requests, scale_load
@@ -35,6 +35,10 @@ __all__ = ["PROGRESS_AFTER_S", "REPLAY_START", "progress_for", "replay", "replay
 
 _SAVE_NAME = re.compile(r"[A-Za-z0-9._-]{1,100}")
 REPLAY_START = "2026-11-23T10:00:00+00:00"
+ROUTING_HELP = (
+    "how the simulated router picks a replica, for every row: fewest-requests (what the router does) "
+    "or least-prefill (a what-if: the fewest prompt tokens still to prefill)"
+)
 PROGRESS_AFTER_S = 6 * 3600.0  # a Monday morning, UTC: inside common uptime windows
 
 
@@ -60,6 +64,7 @@ def replay(
         str, typer.Option(help="wall-clock time of the trace's start (schedules)")
     ] = REPLAY_START,
     tick: Annotated[float, typer.Option(help="simulation tick, seconds")] = 0.1,
+    routing: Annotated[str, typer.Option(help=ROUTING_HELP)] = "fewest-requests",
     workers: Annotated[int, typer.Option(help="processes the rows run in (default: up to 2 cores)")] = min(
         2, os.cpu_count() or 1
     ),
@@ -80,6 +85,7 @@ def replay(
         fail(str(error))
     if workers < 1:
         fail(f"--workers must be at least 1, got {workers}")
+    chosen_routing = routing_option(routing)
     if not (ttft_per_1k_prompt >= 0 and math.isfinite(ttft_per_1k_prompt)):
         fail(f"--ttft-per-1k-prompt must be a finite number >= 0, got {ttft_per_1k_prompt}")
     clock = time.perf_counter()
@@ -95,6 +101,7 @@ def replay(
             only=row,
             workers=workers,
             progress=progress_for(requests),
+            routing=chosen_routing,
         )
     except ValueError as error:
         fail(str(error))
@@ -109,6 +116,7 @@ def replay(
         "ttft_target_seconds": chosen.ttft_target_seconds,
         "ttft_per_1k_prompt_seconds": ttft_per_1k_prompt,
         "excluded_requests": excluded,
+        "routing": chosen_routing,
         "runtime_seconds": round(runtime, 2),
         "rows": [row.as_json() for row in rows],
     }
@@ -121,7 +129,20 @@ def replay(
         typer.echo(
             f"{len(requests.arrival_s)} requests ({excluded} left out of every row: no replica could "
             f"serve them in time even alone), endpoint {chosen.name}, replayed in {runtime:.1f} s"
+            + (
+                f", routed by {chosen_routing} (a what-if: the router routes by fewest requests)"
+                if chosen_routing != "fewest-requests"
+                else ""
+            )
         )
+
+
+def routing_option(value: str) -> Routing:
+    """``--routing``'s value, or exit 2 naming the choices."""
+    for routing in ROUTINGS:
+        if value == routing:
+            return routing
+    fail(f"--routing must be one of {', '.join(ROUTINGS)}, got {value!r}")
 
 
 def progress_for(requests: Requests) -> Callable[[str], None] | None:

@@ -14,7 +14,7 @@ import yaml
 from autoscaler.replay.capacity import Capacity, capacity_from_mapping
 from autoscaler.replay.policies import ConfiguredPolicy, drive, static
 from autoscaler.replay.report import ReplayRow, replay_rows, row_from
-from autoscaler.replay.simulator import Simulation
+from autoscaler.replay.simulator import Routing, Simulation
 from autoscaler.replay.workload import as_requests, scale_load, synthetic_trace
 from inference.trace import TraceRequest, load_trace, scale_trace
 from inferplane.config import load_config, parse_config
@@ -92,6 +92,56 @@ def test_ttft_grows_with_queueing() -> None:
     ttft = sim.first_token
     assert all(later > earlier + 0.45 for earlier, later in itertools.pairwise(ttft))
     assert sim.max_queue == 5  # the admitted head is prefilling, the others wait
+
+
+@pytest.mark.parametrize(
+    ("routing", "waits_behind_the_long_prompt"), [("fewest-requests", True), ("least-prefill", False)]
+)
+def test_routing_by_prefill_keeps_a_short_prompt_from_a_long_prefill(
+    routing: Routing, waits_behind_the_long_prompt: bool
+) -> None:
+    # Replica 0 decodes two short requests; replica 1 prefills one 20,000-token prompt
+    # (20 s). A short prompt then goes to the replica with fewer requests (behind the 20 s
+    # prefill) or to the one with less prompt left to prefill.
+    short_decoding, long_prompt, short_question = (0.0, 100, 2000), (0.0, 20_000, 1), (1.0, 100, 1)
+    requests = as_requests(
+        [TraceRequest(*r) for r in (short_decoding, long_prompt, short_decoding, short_question)]
+    )
+    sim = Simulation(requests, CAP, 2, tick_s=0.05, routing=routing)
+    sim.run_until(30)
+    ttft = sim.first_token[3] - 1.0
+    assert (ttft > 15) is waits_behind_the_long_prompt, ttft
+    assert sim.first_token[1] == pytest.approx(20 + CAP.decode_step_s(1), abs=0.1)  # the long prompt alike
+
+
+def test_every_row_replays_with_the_routing_asked_for() -> None:
+    # The scenario above: the 20 s prompt cannot meet a 1 s target even alone (left out),
+    # and the short question is in time on two replicas only when routed by prefill.
+    short_decoding, long_prompt, short_question = (0.0, 100, 2000), (0.0, 20_000, 1), (1.0, 100, 1)
+    requests = as_requests(
+        [TraceRequest(*r) for r in (short_decoding, long_prompt, short_decoding, short_question)]
+    )
+    fleets = {
+        routing: {
+            row.policy: row.replicas
+            for row in replay_rows(
+                requests,
+                CAP,
+                endpoint(),
+                start=START,
+                only=["static_best", "clairvoyant", "oracle"],
+                routing=routing,
+            )
+        }
+        for routing in ("fewest-requests", "least-prefill")
+    }
+    assert fleets["fewest-requests"] == {"static_best": "3", "clairvoyant": "0-3", "oracle": "0-3"}
+    assert fleets["least-prefill"] == {"static_best": "2", "clairvoyant": "0-2", "oracle": "0-2"}
+
+
+def test_routing_must_be_known() -> None:
+    with pytest.raises(ValueError, match="routing must be one of fewest-requests, least-prefill"):
+        Simulation(as_requests(steady(1, 10)), CAP, 1, routing="random")  # type: ignore[arg-type]
 
 
 def test_utilization_is_the_busy_fraction_of_a_scrape() -> None:
@@ -233,6 +283,24 @@ def test_replay_cli_prints_json(tmp_path: Path) -> None:
         "clairvoyant",
         "oracle",
     ]
+
+
+def test_replay_cli_routes_as_asked_and_says_so(tmp_path: Path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from commands.cli import app
+
+    trace = tmp_path / "t.csv"
+    trace.write_text("TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:00:00,500,5\n")
+    args = ["replay", "--config", str(ROOT / "examples/replay-a100.yaml"), "--trace", str(trace)]
+    result = CliRunner().invoke(app, [*args, "--row", "static_best", "--routing", "least-prefill", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["routing"] == "least-prefill"
+    result = CliRunner().invoke(app, [*args, "--routing", "round-robin"])
+    assert result.exit_code == 2
+    assert "--routing must be one of fewest-requests, least-prefill, got 'round-robin'" in result.output
 
 
 def example() -> tuple[Capacity, Endpoint]:

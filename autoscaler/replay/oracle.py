@@ -29,7 +29,7 @@ from collections.abc import Callable, Sequence
 
 from autoscaler.replay.capacity import Capacity
 from autoscaler.replay.replica import Requests
-from autoscaler.replay.simulator import Simulation, Tenths
+from autoscaler.replay.simulator import Routing, Simulation, Tenths
 
 __all__ = ["clairvoyant_schedule", "oracle_schedule", "spikes_capped"]
 
@@ -44,10 +44,13 @@ def oracle_schedule(
     tick_s: float = 0.1,
     scrape_s: float = 15.0,
     progress: Callable[[float], None] | None = None,
+    routing: Routing = "fewest-requests",
 ) -> tuple[list[int], Simulation]:
     """The per-interval replica counts and the finished simulation that used them
     (``progress`` hears the share of the trace's span done, every tenth of it)."""
-    sim = Simulation(requests, capacity, 0, cold_start_s=0.0, tick_s=tick_s, scrape_s=scrape_s)
+    sim = Simulation(
+        requests, capacity, 0, cold_start_s=0.0, tick_s=tick_s, scrape_s=scrape_s, routing=routing
+    )
     arrivals = requests.arrival_s
     limits = (
         [float(ttft_target_s)] * len(arrivals)

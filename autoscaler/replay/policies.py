@@ -20,7 +20,7 @@ from autoscaler.model import PolicyState, Reading, Window
 from autoscaler.policy import decide
 from autoscaler.readings import day_ago_reach_s, window_span_s
 from autoscaler.replay.replica import Requests
-from autoscaler.replay.simulator import Scrape, Simulation, Tenths
+from autoscaler.replay.simulator import Routing, Scrape, Simulation, Tenths
 from inferplane.config.autoscaling import AutoscalingPolicy
 from inferplane.config.endpoints import Endpoint
 
@@ -171,6 +171,7 @@ def drive(
     scrape_s: float = 15.0,
     progress: Callable[[float], None] | None = None,
     stop: Callable[[Simulation], bool] | None = None,
+    routing: Routing = "fewest-requests",
 ) -> Simulation:
     """Replay the whole trace under ``controller``, polled every ``poll_s``.
 
@@ -182,7 +183,7 @@ def drive(
     asked at every poll, ends the run early (a search's trial that has already failed)."""
     poll_s = float(getattr(controller, "poll_s", poll_s))
     scrape_s = float(getattr(controller, "scrape_s", scrape_s))
-    sim = Simulation(requests, capacity, initial, tick_s=tick_s, scrape_s=scrape_s)
+    sim = Simulation(requests, capacity, initial, tick_s=tick_s, scrape_s=scrape_s, routing=routing)
     last = requests.arrival_s[-1] if requests.arrival_s else 0.0
     now = 0.0
     tenths = Tenths(last, progress)

@@ -92,6 +92,10 @@ class Replica:
     def outstanding(self) -> int:
         return len(self.prefill) + len(self.decoding)
 
+    def prefill_left(self, reqs: Requests) -> float:
+        """Prompt tokens admitted and not yet prefilled (the head's remainder included)."""
+        return sum(reqs.prompt_tokens[i] for i in self.prefill) - self.head_done
+
     @property
     def queued(self) -> int:
         """Admitted requests whose prefill has not begun (the head is being prefilled)."""

@@ -54,7 +54,7 @@ from autoscaler.replay.knative import KnativePolicy
 from autoscaler.replay.oracle import clairvoyant_schedule, oracle_schedule, spikes_capped
 from autoscaler.replay.policies import ConfiguredPolicy, Controller, ThresholdPolicy, drive, following, static
 from autoscaler.replay.replica import Requests
-from autoscaler.replay.simulator import Simulation
+from autoscaler.replay.simulator import Routing, Simulation
 from inferplane.config.autoscaling import AutoscalingPolicy
 from inferplane.config.endpoints import Endpoint, GpuHourPrice, KubernetesTarget
 
@@ -181,17 +181,19 @@ def replay_rows(
     only: Sequence[str] | None = None,
     workers: int = 1,
     progress: Callable[[str], None] | None = None,
+    routing: Routing = "fewest-requests",
 ) -> list[ReplayRow]:
     """Run the policies on ``requests`` and return their rows (all of ``ROWS``, or those
     named in ``only``). With ``workers`` > 1 the rows run in that many processes (the
     oracle, the clairvoyant and static_mean in one, as they share the oracle's schedule).
     ``progress`` hears a line as each run passes each tenth of the trace (one process),
-    or as each row is done (several)."""
+    or as each row is done (several). ``routing``: how the simulated router picks a
+    replica, the same for every row (see :mod:`autoscaler.replay.simulator`)."""
     if endpoint.ttft_target_seconds is None:
         raise ValueError(f"endpoint {endpoint.name} has no ttft_target_seconds to judge the replay against")
     wanted = [name for name in ROWS if name in _wanted(only)]
     replay = _Replay(requests, capacity, endpoint, start, Slo(endpoint.ttft_target_seconds, per_1k_prompt_s))
-    replay.slo_goal, replay.tick_s = slo_goal, tick_s
+    replay.slo_goal, replay.tick_s, replay.routing = slo_goal, tick_s, routing
     groups = [[n for n in wanted if n in _ORACLE_ROWS]] + [[n] for n in wanted if n not in _ORACLE_ROWS]
     groups = [g for g in groups if g]
     if workers <= 1 or len(groups) == 1:
@@ -229,6 +231,7 @@ class _Replay:
         self.poll = self.policy.poll_interval_s
         self.low, self.high = max(endpoint.min_replicas, 1), endpoint.max_replicas
         self.slo_goal, self.tick_s = 0.99, 0.1
+        self.routing: Routing = "fewest-requests"
         self.progress: Callable[[str], None] | None = None
         # The endpoint's own policy reads the capacity only where it names a capacity file
         # (as the live loop does); the replay's capacity is that file's.
@@ -296,6 +299,7 @@ class _Replay:
             poll_s=self.poll,
             tick_s=self.tick_s,
             progress=self._tell(name) if name else None,
+            routing=self.routing,
         )
 
     def _tell(self, name: str) -> Callable[[float], None] | None:
@@ -320,6 +324,7 @@ class _Replay:
             tick_s=self.tick_s,
             progress=self._tell(name),
             stop=stop,
+            routing=self.routing,
         )
 
     def _attains(self, sim: Simulation) -> bool:

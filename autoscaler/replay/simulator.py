@@ -3,7 +3,11 @@
 Time advances in ticks of ``tick_s``. Each tick, arrivals join the router's queue; the
 router hands queued requests, oldest first, to the ready, non-draining replica with the
 fewest outstanding requests that has a free slot (and holds them while none has); every
-ready replica then runs the tick. Every ``scrape_s`` a scrape records the mean busy
+ready replica then runs the tick. That is what inferplane's router does. ``routing=
+"least-prefill"`` instead picks the replica with the fewest prompt tokens still to
+prefill (then the fewest outstanding): a what-if for a router that knows each replica's
+prefill queue, which ours does not yet; with long prompts it keeps short requests from
+waiting behind another's multi-second prefill. Every ``scrape_s`` a scrape records the mean busy
 fraction of the ready replicas (``None`` when none is ready), the requests waiting (held
 at the router or admitted and not yet being prefilled) and the requests running.
 
@@ -24,11 +28,15 @@ import math
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 from autoscaler.replay.capacity import Capacity
 from autoscaler.replay.replica import Replica, Requests, Times
 
-__all__ = ["Scrape", "Simulation", "Tenths"]
+__all__ = ["ROUTINGS", "Routing", "Scrape", "Simulation", "Tenths"]
+
+Routing = Literal["fewest-requests", "least-prefill"]
+ROUTINGS: tuple[Routing, ...] = ("fewest-requests", "least-prefill")
 
 
 @dataclass(frozen=True)
@@ -56,8 +64,12 @@ class Simulation:
         cold_start_s: float | None = None,
         tick_s: float = 0.1,
         scrape_s: float = 15.0,
+        routing: Routing = "fewest-requests",
     ) -> None:
+        if routing not in ROUTINGS:
+            raise ValueError(f"routing must be one of {', '.join(ROUTINGS)}, got {routing!r}")
         self.requests, self.capacity, self.tick_s, self.scrape_s = requests, capacity, tick_s, scrape_s
+        self.routing = routing
         self.cold_start_s = capacity.cold_start_s if cold_start_s is None else cold_start_s
         n = len(requests.arrival_s)
         self.first_token, self.done = Times(n), Times(n)
@@ -190,13 +202,15 @@ class Simulation:
     def _route(self, serving: list[Replica]) -> None:
         # The replica with the fewest outstanding requests that has room (the first such in
         # ``serving`` on a tie), from a heap: a scan of every replica per request made
-        # routing most of a large replay's time.
+        # routing most of a large replay's time. Under "least-prefill" the prompt tokens
+        # still to prefill come first in the key (always 0 under "fewest-requests").
         router = self.router
         if not router:
             return
         reqs, limit, kv = self.requests, self.capacity.max_concurrent_sequences, self.capacity.kv_cache_tokens
+        by_prefill = self.routing == "least-prefill"
         heap = [
-            (n, k, r)
+            (r.prefill_left(reqs) if by_prefill else 0.0, n, k, r)
             for k, r in enumerate(serving)
             if not r.draining and (n := len(r.prefill) + len(r.decoding)) < limit
         ]
@@ -206,17 +220,18 @@ class Simulation:
             tokens = reqs.prompt_tokens[i] + reqs.generated_tokens[i]
             skipped = []
             while heap:
-                n, k, replica = heapq.heappop(heap)
+                left, n, k, replica = heapq.heappop(heap)
                 if kv is None or n == 0 or replica.kv_tokens + tokens <= kv:
                     break
-                skipped.append((n, k, replica))
+                skipped.append((left, n, k, replica))
             else:
                 return
             for entry in skipped:
                 heapq.heappush(heap, entry)
             replica.admit(router.popleft(), tokens)
             if n + 1 < limit:
-                heapq.heappush(heap, (n + 1, k, replica))
+                added = reqs.prompt_tokens[i] if by_prefill else 0
+                heapq.heappush(heap, (left + added, n + 1, k, replica))
 
     def _retire_idle(self, now_s: float) -> None:
         keep = []
