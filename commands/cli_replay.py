@@ -36,8 +36,8 @@ __all__ = ["PROGRESS_AFTER_S", "REPLAY_START", "progress_for", "replay", "replay
 _SAVE_NAME = re.compile(r"[A-Za-z0-9._-]{1,100}")
 REPLAY_START = "2026-11-23T10:00:00+00:00"
 ROUTING_HELP = (
-    "how the simulated router picks a replica, for every row: fewest-requests (what the router does) "
-    "or least-prefill (a what-if: the fewest prompt tokens still to prefill)"
+    "how the simulated router picks a replica, for every row: fewest-requests (the router's default) "
+    "or least-prefill (the fewest prompt tokens still to prefill: the router's --routing least-prefill)"
 )
 PROGRESS_AFTER_S = 6 * 3600.0  # a Monday morning, UTC: inside common uptime windows
 
@@ -130,7 +130,7 @@ def replay(
             f"{len(requests.arrival_s)} requests ({excluded} left out of every row: no replica could "
             f"serve them in time even alone), endpoint {chosen.name}, replayed in {runtime:.1f} s"
             + (
-                f", routed by {chosen_routing} (a what-if: the router routes by fewest requests)"
+                f", routed by {chosen_routing} (the router's default is fewest-requests)"
                 if chosen_routing != "fewest-requests"
                 else ""
             )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, cast
 
 import typer
 
@@ -36,6 +36,13 @@ def router(
     admin_key_env: Annotated[
         str | None, typer.Option(help="Variable holding the admin API's Bearer key (the key is never shown).")
     ] = None,
+    routing: Annotated[
+        str,
+        typer.Option(
+            help="How a replica is picked: fewest-requests, or least-prefill (fewest prompt tokens "
+            "awaiting a first byte; for long prompts, best with streamed answers).",
+        ),
+    ] = "fewest-requests",
     replica_cpu_threads: Annotated[
         int,
         typer.Option(
@@ -57,7 +64,7 @@ def router(
     import uvicorn
 
     from inference.model_store import DEFAULT_MODEL
-    from inference.replica_pool import process_factory
+    from inference.replica_pool import ROUTINGS, Routing, process_factory
     from inference.router import RouterSettings, create_router_app
 
     start_logging(log_level, log_format)
@@ -66,6 +73,9 @@ def router(
         raise typer.BadParameter(
             f"{replicas} is above --max-replicas {max_replicas}", param_hint="--replicas"
         )
+    if routing not in ROUTINGS:
+        choices = ", ".join(ROUTINGS)
+        raise typer.BadParameter(f"must be one of {choices}, got {routing!r}", param_hint="--routing")
     port_range = _port_range(ports) if ports else None
     extra = _replica_settings(replica_setting or [])
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -77,6 +87,7 @@ def router(
         hold_timeout_s=hold_timeout,
         max_held=max_held,
         admin_key_env=admin_key_env,
+        routing=cast(Routing, routing),
     )
     served = {
         "endpoint": endpoint,

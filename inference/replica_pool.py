@@ -11,6 +11,13 @@ until its outstanding requests finished; a scale-out meanwhile takes it back to
 ``ready``) -> stopped and removed. A replica found dead
 (connection refused) is removed at once, counted, and the pool starts another to keep
 the desired count.
+
+Picking: the ready replica with the fewest outstanding requests (ties take turns). With
+``routing="least-prefill"``, the one with the fewest prompt tokens sent and not yet
+answered by a first byte comes first: a short prompt then does not queue behind another
+replica's long prefill. The router estimates those tokens from the request body and
+counts them until the replica's first byte, which for a streamed answer comes with the
+first token and for a whole one at its end.
 """
 
 from __future__ import annotations
@@ -29,18 +36,22 @@ from typing import Any, Literal, Protocol
 import httpx
 
 __all__ = [
+    "ROUTINGS",
     "HoldQueueFull",
     "NoReplicaReady",
     "Replica",
     "ReplicaFactory",
     "ReplicaHandle",
     "ReplicaPool",
+    "Routing",
     "process_factory",
 ]
 
 log = logging.getLogger(__name__)
 
 State = Literal["starting", "ready", "draining"]
+Routing = Literal["fewest-requests", "least-prefill"]
+ROUTINGS: tuple[Routing, ...] = ("fewest-requests", "least-prefill")
 
 
 class ReplicaHandle(Protocol):
@@ -71,6 +82,7 @@ class Replica:
     state: State = "starting"
     handle: ReplicaHandle | None = None
     outstanding: int = 0
+    prefill_tokens: int = 0  # estimated prompt tokens of requests not answered a first byte yet
     idle: asyncio.Event = field(default_factory=asyncio.Event)
     drains: int = 0  # times it was taken back from draining (a stale drain task then stops)
 
@@ -119,8 +131,15 @@ class ReadySeconds:
 class ReplicaPool:
     """Keeps ``desired`` replicas running and hands out the least busy ready one."""
 
-    def __init__(self, factory: ReplicaFactory, restart_delay_s: float = 1.0, max_held: int = 256) -> None:
+    def __init__(
+        self,
+        factory: ReplicaFactory,
+        restart_delay_s: float = 1.0,
+        max_held: int = 256,
+        routing: Routing = "fewest-requests",
+    ) -> None:
         self._factory = factory
+        self.routing = routing
         self._max_held = max_held
         self._restart_delay_s = restart_delay_s
         self._ids = itertools.count()
@@ -143,8 +162,13 @@ class ReplicaPool:
         self.desired = desired
         self._reconcile()
 
-    async def acquire(self, timeout_s: float, exclude: Collection[Replica] = ()) -> Replica:
-        """The ready replica with the fewest outstanding requests (ties: round robin).
+    async def acquire(
+        self, timeout_s: float, exclude: Collection[Replica] = (), prompt_tokens: int = 0
+    ) -> Replica:
+        """The ready replica with the fewest outstanding requests (ties: round robin);
+        under "least-prefill" the fewest prompt tokens awaiting a first byte first.
+        ``prompt_tokens`` (the request's, estimated) count against the replica until
+        :meth:`first_byte` or :meth:`release`.
 
         While none is ready the caller is held until one is, or ``NoReplicaReady``; when
         ``max_held`` callers are held already, ``HoldQueueFull`` at once (each held
@@ -158,7 +182,7 @@ class ReplicaPool:
                     raise NoReplicaReady("the router is shutting down")
                 candidates = [r for r in self.ready if r not in exclude] or self.ready
                 if candidates:
-                    return self._take(candidates)
+                    return self._take(candidates, prompt_tokens)
                 if not held:
                     if self.held >= self._max_held:
                         raise HoldQueueFull(f"{self.held} requests are already waiting for a ready replica")
@@ -172,16 +196,28 @@ class ReplicaPool:
             if held:
                 self.held -= 1
 
-    def _take(self, candidates: list[Replica]) -> Replica:
-        fewest = min(r.outstanding for r in candidates)
-        ties = [r for r in candidates if r.outstanding == fewest]
+    def _take(self, candidates: list[Replica], prompt_tokens: int) -> Replica:
+        by_prefill = self.routing == "least-prefill"
+
+        def load(r: Replica) -> tuple[int, int]:
+            return (r.prefill_tokens if by_prefill else 0, r.outstanding)
+
+        fewest = min(load(r) for r in candidates)
+        ties = [r for r in candidates if load(r) == fewest]
         replica = ties[next(self._turn) % len(ties)]
         replica.outstanding += 1
+        replica.prefill_tokens += prompt_tokens
         replica.idle.clear()
         return replica
 
-    def release(self, replica: Replica) -> None:
-        """A request to ``replica`` finished (whatever its outcome)."""
+    def first_byte(self, replica: Replica, prompt_tokens: int) -> None:
+        """``replica`` answered a request's first byte: its prompt is prefilled."""
+        replica.prefill_tokens = max(0, replica.prefill_tokens - prompt_tokens)
+
+    def release(self, replica: Replica, prompt_tokens: int = 0) -> None:
+        """A request to ``replica`` finished (whatever its outcome); ``prompt_tokens``:
+        what it still counted awaiting a first byte (none once :meth:`first_byte` ran)."""
+        self.first_byte(replica, prompt_tokens)
         replica.outstanding -= 1
         if replica.outstanding == 0:
             replica.idle.set()

@@ -11,7 +11,7 @@ request whose replica died before answering is retried on another one.
 Admin API (``Authorization: Bearer <key>`` when ``admin_key_env`` names a variable)::
 
     GET /admin/replicas  -> {"endpoint", "model", "desired", "ready",
-                             "replicas": [{"url", "state", "outstanding"}]}
+                             "replicas": [{"url", "state", "outstanding", "prefill_tokens"}]}
     PUT /admin/replicas  {"replicas": n} -> 202 {"desired": n}
 
 Metrics at ``/metrics``: see ``inference.router_metrics``.
@@ -58,7 +58,7 @@ def create_router_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        pool = ReplicaPool(factory, settings.restart_delay_s, settings.max_held)
+        pool = ReplicaPool(factory, settings.restart_delay_s, settings.max_held, settings.routing)
         timeout = httpx.Timeout(settings.read_timeout_s, connect=settings.connect_timeout_s)
         limits = httpx.Limits(max_connections=None, max_keepalive_connections=64)
         async with httpx.AsyncClient(transport=transport, timeout=timeout, limits=limits) as client:
@@ -97,7 +97,10 @@ def create_router_app(
         if denied := _check_key(request, admin_key):
             return denied
         pool: ReplicaPool = state["pool"]
-        replicas = [{"url": r.url, "state": r.state, "outstanding": r.outstanding} for r in pool.replicas]
+        replicas = [
+            {"url": r.url, "state": r.state, "outstanding": r.outstanding, "prefill_tokens": r.prefill_tokens}
+            for r in pool.replicas
+        ]
         body = {"endpoint": settings.endpoint, "model": settings.model, "desired": pool.desired}
         return JSONResponse({**body, "ready": len(pool.ready), "replicas": replicas})
 

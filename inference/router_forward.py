@@ -17,6 +17,10 @@ then, a streamed answer (server-sent events) ends with an OpenAI-shaped ``error`
 which the official clients raise as an error, and any other answer is cut off (the
 client sees an incomplete body). Either way the client is told at once, never left
 hanging, and the replica's request slot is released.
+
+Each request's prompt tokens are estimated from its body (``BYTES_PER_TOKEN``) and count
+against its replica until the answer's first byte, for the pool's "least-prefill"
+routing.
 """
 
 from __future__ import annotations
@@ -45,6 +49,9 @@ _DROP = {"connection", "keep-alive", "proxy-connection", "te", "trailer", "trans
 _DROP_REQUEST = _DROP | {"host", "content-length"}
 # The connection broke after the request left and before any answer came back.
 _BROKE_OFF = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
+# About four bytes of English text per token. The router has no tokenizer, and picking a
+# replica needs only which prompts are long; the JSON around a long prompt is small.
+BYTES_PER_TOKEN = 4
 
 
 async def forward(
@@ -56,13 +63,14 @@ async def forward(
         metrics.count("too_large")
         return error_response(413, f"the request body is over {s.max_body_bytes} bytes (the router's limit)")
     headers = [(k, v) for k, v in request.headers.items() if k.lower() not in _DROP_REQUEST]
+    tokens = len(body) // BYTES_PER_TOKEN
     tried: list[Replica] = []
     problem = "no replica answered"
     for attempt in range(s.max_attempts):
         if attempt:
             metrics.retried()
         try:
-            replica = await pool.acquire(s.hold_timeout_s, exclude=tried)
+            replica = await pool.acquire(s.hold_timeout_s, exclude=tried, prompt_tokens=tokens)
         except HoldQueueFull as error:
             metrics.count("overloaded")
             return error_response(429, f"{s.endpoint!r} is overloaded: {error}", retry_after=s.retry_after_s)
@@ -70,7 +78,7 @@ async def forward(
             metrics.count("shutting_down" if pool.closing else "hold_timeout")
             return error_response(503, f"no replica of {s.endpoint!r} is ready: {error}", s.retry_after_s)
         if await request.is_disconnected():
-            pool.release(replica)  # the client left while held: do not spend a replica on it
+            pool.release(replica, tokens)  # the client left while held: do not spend a replica on it
             return Response(status_code=499)
         upstream_request = client.build_request(
             request.method,
@@ -82,23 +90,24 @@ async def forward(
         try:
             upstream = await client.send(upstream_request, stream=True)
         except httpx.ConnectError:
-            pool.release(replica)
+            pool.release(replica, tokens)
             pool.crashed(replica)
             problem = "refused the connection"
         except _BROKE_OFF as error:
-            pool.release(replica)
+            pool.release(replica, tokens)
             problem = f"closed the connection before answering ({type(error).__name__})"
             if attempt + 1 < s.max_attempts and not [r for r in pool.ready if r not in (*tried, replica)]:
                 await asyncio.sleep(s.retry_backoff_s * 2**attempt)
         except httpx.TransportError as error:
-            pool.release(replica)
+            pool.release(replica, tokens)
             log.warning("replica %s failed before answering: %r; not retried", replica.url, error)
             metrics.count("replica_error")
             return error_response(502, f"the replica failed before answering ({type(error).__name__})")
         else:
             metrics.count("forwarded")
-            done = functools.partial(pool.release, replica)
-            return _Relayed(upstream, done, functools.partial(metrics.count, "interrupted"))
+            first = _Once(functools.partial(pool.first_byte, replica, tokens))
+            done = _Once(first, functools.partial(pool.release, replica))
+            return _Relayed(upstream, done, functools.partial(metrics.count, "interrupted"), first)
         tried.append(replica)
         log.warning("replica %s %s; %d of %d tries used", replica.url, problem, attempt + 1, s.max_attempts)
     metrics.count("replica_error")
@@ -119,13 +128,32 @@ async def _read_body(request: Request, limit: int) -> bytes | None:
     return b"".join(chunks)
 
 
-class _Relayed(StreamingResponse):
-    """A replica's answer relayed as it arrives; the replica's request slot is released
-    (and the upstream response closed) when the relay ends, however it ends."""
+class _Once:
+    """Runs its calls, in order, the first time it is called only."""
 
-    def __init__(self, upstream: httpx.Response, done: Callable[[], None], broke: Callable[[], None]) -> None:
+    def __init__(self, *calls: Callable[[], None]) -> None:
+        self._calls = calls
+
+    def __call__(self) -> None:
+        calls, self._calls = self._calls, ()
+        for call in calls:
+            call()
+
+
+class _Relayed(StreamingResponse):
+    """A replica's answer relayed as it arrives; ``first`` hears its first byte, and the
+    replica's request slot is released (and the upstream response closed) when the relay
+    ends, however it ends."""
+
+    def __init__(
+        self,
+        upstream: httpx.Response,
+        done: Callable[[], None],
+        broke: Callable[[], None],
+        first: Callable[[], None],
+    ) -> None:
         headers = {k: v for k, v in upstream.headers.items() if k.lower() not in _DROP}
-        super().__init__(_relay(upstream, broke), status_code=upstream.status_code, headers=headers)
+        super().__init__(_relay(upstream, broke, first), status_code=upstream.status_code, headers=headers)
         self._upstream = upstream
         self._done = done
 
@@ -137,9 +165,12 @@ class _Relayed(StreamingResponse):
             await self._upstream.aclose()
 
 
-async def _relay(upstream: httpx.Response, broke: Callable[[], None]) -> AsyncIterator[bytes]:
+async def _relay(
+    upstream: httpx.Response, broke: Callable[[], None], first: Callable[[], None]
+) -> AsyncIterator[bytes]:
     try:
         async for chunk in upstream.aiter_raw():
+            first()
             yield chunk
     except httpx.TransportError as error:
         broke()

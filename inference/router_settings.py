@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from inference.replica_pool import ROUTINGS, Routing
+
 __all__ = ["RouterSettings"]
 
 
@@ -30,3 +32,10 @@ class RouterSettings:
     retry_backoff_s: float = 0.5  # before retrying on a replica that broke off (doubling)
     max_body_bytes: int = 8 * 1024 * 1024  # a larger request body gets 413
     admin_key_env: str | None = None  # the variable's name; the key itself is never logged
+    # How a ready replica is picked (``inference.replica_pool``): fewest requests, or the
+    # fewest prompt tokens awaiting a first byte (long prompts; streamed answers say best).
+    routing: Routing = "fewest-requests"
+
+    def __post_init__(self) -> None:
+        if self.routing not in ROUTINGS:
+            raise ValueError(f"routing must be one of {', '.join(ROUTINGS)}, got {self.routing!r}")

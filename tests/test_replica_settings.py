@@ -130,3 +130,21 @@ def test_a_bad_replica_setting_option_exits_2_naming_it(
     flat = " ".join(output.replace("│", " ").split())
     assert "--replica-setting" in flat and says in flat, flat
     assert not seen  # nothing started
+
+
+def test_the_router_routes_as_asked(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import inference.router
+
+    built: list[Any] = []
+    real = inference.router.create_router_app
+    monkeypatch.setattr(
+        inference.router,
+        "create_router_app",
+        lambda settings, *a, **k: built.append(settings) or real(settings, *a, **k),
+    )
+    code, output, _ = _router(monkeypatch, "--log-dir", str(tmp_path), "--routing", "least-prefill")
+    assert code == 0, output
+    assert [s.routing for s in built] == ["least-prefill"]
+    code, output, _ = _router(monkeypatch, "--log-dir", str(tmp_path), "--routing", "random")
+    flat = " ".join(output.replace("│", " ").split())  # the message as one line, without its box
+    assert code == 2 and "must be one of fewest-requests, least-prefill, got 'random'" in flat, output

@@ -187,6 +187,36 @@ def test_least_outstanding_then_round_robin() -> None:
     assert sorted(answered) == sorted([r.http.port for r in fleet.started] * 2)  # ties take turns
 
 
+def test_least_prefill_keeps_short_prompts_from_a_replica_still_prefilling_a_long_one() -> None:
+    fleet = Fleet()
+    with (
+        running_router(fleet, initial_replicas=2, routing="least-prefill") as url,
+        ThreadPoolExecutor(4) as pool,
+    ):
+        wait_for(lambda: replicas(url)["ready"] == 2, 10, "two ready replicas")
+        fleet.work_gate.clear()
+        long_prompt = {"messages": [{"role": "user", "content": "word " * 8000}]}
+        held = [pool.submit(chat, url, **long_prompt)]  # no byte back until the gate opens
+
+        def by_load() -> list[tuple[int, int]]:  # (prompt tokens awaiting a first byte, outstanding)
+            return sorted((r["prefill_tokens"], r["outstanding"]) for r in replicas(url)["replicas"])
+
+        wait_for(lambda: by_load()[1][0] >= 10_000, 10, "the long prompt counted against its replica")
+        for n in (2, 3):  # two streamed answers: their first event comes at once
+            held.append(pool.submit(chat, url, stream=True))
+            wait_for(lambda n=n: by_load()[0] == (0, n - 1), 10, f"streamed answer {n - 1} begun")
+        held.append(pool.submit(chat, url))  # a short whole answer, held like the long one
+        wait_for(lambda: sum(o for _, o in by_load()) == 4, 10, "the short request in flight")
+        (short_tokens, busier), (long_tokens, alone) = by_load()
+        fleet.work_gate.set()
+        assert [f.result().status_code for f in held] == [200] * 4
+        wait_for(lambda: by_load() == [(0, 0), (0, 0)], 10, "every count given back")
+    # Fewest requests never leaves three against one; by prefill, all three short prompts
+    # went to the replica with none awaiting a first byte.
+    assert (busier, alone) == (3, 1)
+    assert 0 < short_tokens < 100 and long_tokens >= 10_000
+
+
 def test_held_at_zero_until_a_replica_is_ready() -> None:
     fleet = Fleet()
     with running_router(fleet, initial_replicas=0) as url, ThreadPoolExecutor(1) as pool:
@@ -446,6 +476,8 @@ def test_a_replica_dying_before_answering_is_retried_on_another() -> None:
         assert dying.requests >= 1  # it was tried, and the request went on to the healthy one
         assert metric(url, "inferplane_router_retries_total") == dying.requests
         assert metric(url, "inferplane_router_requests_total", outcome="replica_error") == 0
+        # The broken-off try gave its prompt tokens back along with its slot.
+        assert [(r["prefill_tokens"], r["outstanding"]) for r in replicas(url)["replicas"]] == [(0, 0)] * 2
 
 
 class KilledReplica(RawReplica):

@@ -3,13 +3,14 @@
 Time advances in ticks of ``tick_s``. Each tick, arrivals join the router's queue; the
 router hands queued requests, oldest first, to the ready, non-draining replica with the
 fewest outstanding requests that has a free slot (and holds them while none has); every
-ready replica then runs the tick. That is what inferplane's router does. ``routing=
+ready replica then runs the tick: the router's default routing. ``routing=
 "least-prefill"`` instead picks the replica with the fewest prompt tokens still to
-prefill (then the fewest outstanding): a what-if for a router that knows each replica's
-prefill queue, which ours does not yet; with long prompts it keeps short requests from
-waiting behind another's multi-second prefill. Every ``scrape_s`` a scrape records the mean busy
-fraction of the ready replicas (``None`` when none is ready), the requests waiting (held
-at the router or admitted and not yet being prefilled) and the requests running.
+prefill (then the fewest outstanding), as the router's ``least-prefill`` does for
+streamed answers (it counts a whole answer's prompt until the answer ends); with long
+prompts it keeps short requests from waiting behind another's multi-second prefill.
+Every ``scrape_s`` a scrape records the mean busy fraction of the ready replicas
+(``None`` when none is ready), the requests waiting (held at the router or admitted and
+not yet being prefilled) and the requests running.
 
 A scale-out replica is billed from the decision and serves after the cold start; a
 scale-in stops starting replicas first (billing ends at once), then drains the ready ones
@@ -28,15 +29,12 @@ import math
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
 
 from autoscaler.replay.capacity import Capacity
 from autoscaler.replay.replica import Replica, Requests, Times
+from inference.replica_pool import ROUTINGS, Routing
 
 __all__ = ["ROUTINGS", "Routing", "Scrape", "Simulation", "Tenths"]
-
-Routing = Literal["fewest-requests", "least-prefill"]
-ROUTINGS: tuple[Routing, ...] = ("fewest-requests", "least-prefill")
 
 
 @dataclass(frozen=True)
