@@ -22,11 +22,12 @@ from typing import Annotated, Any
 import typer
 import yaml
 
-from autoscaler.replay import ROUTINGS, Capacity, Routing, capacity_from_mapping, format_table, replay_rows
+from autoscaler.replay import Capacity, capacity_from_mapping, format_table, replay_rows
 from autoscaler.replay.replica import Requests
 from autoscaler.replay.report import ROWS, Slo, infeasible
 from autoscaler.replay.workload import as_requests, scale_load
 from commands.cli_common import fail
+from inference.replica_pool import Routing, routing_named
 from inference.trace import load_trace, scale_trace
 from inferplane.config import ConfigError, InferplaneConfig, load_config
 from inferplane.config.endpoints import Endpoint
@@ -139,10 +140,10 @@ def replay(
 
 def routing_option(value: str) -> Routing:
     """``--routing``'s value, or exit 2 naming the choices."""
-    for routing in ROUTINGS:
-        if value == routing:
-            return routing
-    fail(f"--routing must be one of {', '.join(ROUTINGS)}, got {value!r}")
+    try:
+        return routing_named(value)
+    except ValueError as error:
+        fail(f"--{error}")  # "--routing must be one of ..."
 
 
 def progress_for(requests: Requests) -> Callable[[str], None] | None:

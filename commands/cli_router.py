@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Annotated, cast
+from typing import Annotated
 
 import typer
 
@@ -64,7 +64,7 @@ def router(
     import uvicorn
 
     from inference.model_store import DEFAULT_MODEL
-    from inference.replica_pool import ROUTINGS, Routing, process_factory
+    from inference.replica_pool import process_factory, routing_named
     from inference.router import RouterSettings, create_router_app
 
     start_logging(log_level, log_format)
@@ -73,9 +73,10 @@ def router(
         raise typer.BadParameter(
             f"{replicas} is above --max-replicas {max_replicas}", param_hint="--replicas"
         )
-    if routing not in ROUTINGS:
-        choices = ", ".join(ROUTINGS)
-        raise typer.BadParameter(f"must be one of {choices}, got {routing!r}", param_hint="--routing")
+    try:
+        chosen_routing = routing_named(routing)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--routing") from None
     port_range = _port_range(ports) if ports else None
     extra = _replica_settings(replica_setting or [])
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -87,7 +88,7 @@ def router(
         hold_timeout_s=hold_timeout,
         max_held=max_held,
         admin_key_env=admin_key_env,
-        routing=cast(Routing, routing),
+        routing=chosen_routing,
     )
     served = {
         "endpoint": endpoint,

@@ -45,6 +45,7 @@ __all__ = [
     "ReplicaPool",
     "Routing",
     "process_factory",
+    "routing_named",
 ]
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,15 @@ log = logging.getLogger(__name__)
 State = Literal["starting", "ready", "draining"]
 Routing = Literal["fewest-requests", "least-prefill"]
 ROUTINGS: tuple[Routing, ...] = ("fewest-requests", "least-prefill")
+
+
+def routing_named(value: str) -> Routing:
+    """``value`` as a routing, or ValueError naming the choices (the router's settings,
+    its CLI and the replay all check through here)."""
+    for routing in ROUTINGS:
+        if value == routing:
+            return routing
+    raise ValueError(f"routing must be one of {', '.join(ROUTINGS)}, got {value!r}")
 
 
 class ReplicaHandle(Protocol):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from inference.replica_pool import ROUTINGS, Routing
+from inference.replica_pool import Routing, routing_named
 
 __all__ = ["RouterSettings"]
 
@@ -37,5 +37,4 @@ class RouterSettings:
     routing: Routing = "fewest-requests"
 
     def __post_init__(self) -> None:
-        if self.routing not in ROUTINGS:
-            raise ValueError(f"routing must be one of {', '.join(ROUTINGS)}, got {self.routing!r}")
+        routing_named(self.routing)

@@ -8,14 +8,5 @@ controllers compared (configured, static, threshold), ``oracle`` the lower bound
 
 from autoscaler.replay.capacity import Capacity, capacity_from_mapping
 from autoscaler.replay.report import ReplayRow, format_table, replay_rows
-from autoscaler.replay.simulator import ROUTINGS, Routing
 
-__all__ = [
-    "ROUTINGS",
-    "Capacity",
-    "ReplayRow",
-    "Routing",
-    "capacity_from_mapping",
-    "format_table",
-    "replay_rows",
-]
+__all__ = ["Capacity", "ReplayRow", "capacity_from_mapping", "format_table", "replay_rows"]

@@ -32,9 +32,9 @@ from dataclasses import dataclass
 
 from autoscaler.replay.capacity import Capacity
 from autoscaler.replay.replica import Replica, Requests, Times
-from inference.replica_pool import ROUTINGS, Routing
+from inference.replica_pool import Routing, routing_named
 
-__all__ = ["ROUTINGS", "Routing", "Scrape", "Simulation", "Tenths"]
+__all__ = ["Routing", "Scrape", "Simulation", "Tenths"]
 
 
 @dataclass(frozen=True)
@@ -64,10 +64,8 @@ class Simulation:
         scrape_s: float = 15.0,
         routing: Routing = "fewest-requests",
     ) -> None:
-        if routing not in ROUTINGS:
-            raise ValueError(f"routing must be one of {', '.join(ROUTINGS)}, got {routing!r}")
         self.requests, self.capacity, self.tick_s, self.scrape_s = requests, capacity, tick_s, scrape_s
-        self.routing = routing
+        self.routing = routing_named(routing)
         self.cold_start_s = capacity.cold_start_s if cold_start_s is None else cold_start_s
         n = len(requests.arrival_s)
         self.first_token, self.done = Times(n), Times(n)
