@@ -73,6 +73,7 @@ class Replica:
     draining: bool = False
     prefill: deque[int] = field(default_factory=deque)
     head_done: float = 0.0  # prompt tokens of prefill[0] already processed
+    prefill_tokens: int = 0  # prompt tokens of every request in ``prefill`` (a running sum)
     decoding: list[tuple[float, int]] = field(default_factory=list)  # heap of (finish step, id)
     last_finish: float = 0.0  # the largest finish step in ``decoding`` (popped last)
     steps: float = 0.0  # decode steps run so far (fractional: a fluid model within a tick)
@@ -85,6 +86,7 @@ class Replica:
         copy = Replica(self.start_s, self.ready_s, self.draining, deque(self.prefill), self.head_done)
         copy.decoding, copy.last_finish, copy.steps = list(self.decoding), self.last_finish, self.steps
         copy.kv_tokens, copy.busy_s = self.kv_tokens, self.busy_s
+        copy.prefill_tokens = self.prefill_tokens
         copy.tokens_in, copy.tokens_out = self.tokens_in, self.tokens_out
         return copy
 
@@ -92,9 +94,12 @@ class Replica:
     def outstanding(self) -> int:
         return len(self.prefill) + len(self.decoding)
 
-    def prefill_left(self, reqs: Requests) -> float:
-        """Prompt tokens admitted and not yet prefilled (the head's remainder included)."""
-        return sum(reqs.prompt_tokens[i] for i in self.prefill) - self.head_done
+    @property
+    def prefill_left(self) -> float:
+        """Prompt tokens admitted and not yet prefilled (the head's remainder included):
+        kept as a running sum, not summed per routing pass (a long queue made that the
+        replay's cost under least-prefill routing)."""
+        return self.prefill_tokens - self.head_done
 
     @property
     def queued(self) -> int:
@@ -107,9 +112,11 @@ class Replica:
         limit = capacity.kv_cache_tokens
         return limit is None or self.kv_tokens + tokens <= limit or self.outstanding == 0
 
-    def admit(self, request: int, tokens: int) -> None:
+    def admit(self, request: int, tokens: int, prompt_tokens: int) -> None:
+        """Queue ``request`` for prefill; ``tokens`` (prompt and generated) hold KV cache."""
         self.prefill.append(request)
         self.kv_tokens += tokens
+        self.prefill_tokens += prompt_tokens
 
     def advance(
         self, t: float, dt: float, cap: Capacity, reqs: Requests, first_token: Times, done: Times
@@ -128,6 +135,7 @@ class Replica:
                 prefill_s += dt - start
                 break
             self.prefill.popleft()
+            self.prefill_tokens -= reqs.prompt_tokens[i]
             self.head_done, used = 0.0, start + need
             prefill_s += need
             first_token[i] = t + used + cap.decode_step_s(batch + 1)

@@ -206,7 +206,7 @@ class Simulation:
         reqs, limit, kv = self.requests, self.capacity.max_concurrent_sequences, self.capacity.kv_cache_tokens
         by_prefill = self.routing == "least-prefill"
         heap = [
-            (r.prefill_left(reqs) if by_prefill else 0.0, n, k, r)
+            (r.prefill_left if by_prefill else 0.0, n, k, r)
             for k, r in enumerate(serving)
             if not r.draining and (n := len(r.prefill) + len(r.decoding)) < limit
         ]
@@ -224,10 +224,10 @@ class Simulation:
                 return
             for entry in skipped:
                 heapq.heappush(heap, entry)
-            replica.admit(router.popleft(), tokens)
+            prompt = reqs.prompt_tokens[i]
+            replica.admit(router.popleft(), tokens, prompt)
             if n + 1 < limit:
-                added = reqs.prompt_tokens[i] if by_prefill else 0
-                heapq.heappush(heap, (left + added, n + 1, k, replica))
+                heapq.heappush(heap, (left + prompt if by_prefill else 0.0, n + 1, k, replica))
 
     def _retire_idle(self, now_s: float) -> None:
         keep = []
