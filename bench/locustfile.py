@@ -16,7 +16,8 @@ Settings, from the environment:
 - ``INFERPLANE_TRACE_TOKEN_SCALE`` (0.05): multiplies prompt and generated token counts.
 - ``INFERPLANE_TRACE_MAX_PROMPT_TOKENS`` (1024), ``INFERPLANE_TRACE_MAX_GENERATED_TOKENS``
   (256): caps after scaling; keep them within the service's limits.
-- ``INFERPLANE_TRACE_PATH``: another trace CSV (default: the packaged Azure trace).
+- ``INFERPLANE_TRACE_PATH``: another trace file, any format ``inference.trace.load_trace``
+  reads (default: the packaged Azure trace).
 - ``INFERPLANE_API_KEY``: sent as ``Authorization: Bearer <key>`` when set.
 
 Requests go to ``/v1/completions`` at temperature 0.7, so the service's response cache

@@ -14,6 +14,7 @@ from commands.cli_bench_dashboard import bench_dashboard
 from commands.cli_bench_replay import bench_replay
 from commands.cli_common import (
     CONFIG_HELP,
+    TRACE_FORMATS,
     ConfigOption,
     StoreOption,
     fail,
@@ -269,7 +270,7 @@ def bench_store(
 def bench_alerts(
     trace: Annotated[
         Path | None,
-        typer.Option(help="Trace CSV (Azure LLM trace format); default: the packaged code trace."),
+        typer.Option(help=f"Trace file ({TRACE_FORMATS}); default: the packaged code trace."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
     seeds: Annotated[int, typer.Option(help="Replayed days, each with its own random spikes.")] = 10,

@@ -26,7 +26,7 @@ from autoscaler.replay import replay_rows
 from autoscaler.replay.report import Slo, aligned, infeasible
 from autoscaler.replay.suite import GENERATED, GOALS, LOAD_SCALES, GoalCheck, judge, workloads
 from autoscaler.replay.workload import as_requests
-from commands.cli_common import fail
+from commands.cli_common import TRACE_FORMATS, fail
 from commands.cli_replay import REPLAY_START, ROUTING_HELP, progress_for, replay_inputs, routing_option
 from inference.trace import TraceRequest, load_trace
 from inferplane.config import ConfigError
@@ -41,7 +41,8 @@ def bench_replay(
     trace: Annotated[
         list[Path] | None,
         typer.Option(
-            help="recorded trace CSV, named by its file's stem (repeatable; default: packaged code)"
+            help=f"recorded trace ({TRACE_FORMATS}), named by its file's stem "
+            "(repeatable; default: packaged code)"
         ),
     ] = None,
     capacity: Annotated[

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CONFIG_HELP",
     "LOCAL_CONFIG",
+    "TRACE_FORMATS",
     "ConfigOption",
     "StoreOption",
     "built_in_config",
@@ -36,6 +37,8 @@ log = logging.getLogger("inferplane.config")
 LOCAL_CONFIG = Path("inferplane.yaml")
 CONFIG_HELP = "The configuration file; default: ./inferplane.yaml, else the built-in one."
 STORE_HELP = "Store URL (default: the config's, else SQLite)."
+# What inference.trace.load_trace reads, for every --trace option's help.
+TRACE_FORMATS = "an Azure LLM trace CSV, a BurstGPT CSV or Mooncake JSON lines"
 ConfigOption = Annotated[Path | None, typer.Option("--config", help=CONFIG_HELP)]
 StoreOption = Annotated[str | None, typer.Option("--store", help=STORE_HELP)]
 

@@ -26,7 +26,7 @@ from autoscaler.replay import Capacity, capacity_from_mapping, format_table, rep
 from autoscaler.replay.replica import Requests
 from autoscaler.replay.report import ROWS, Slo, infeasible
 from autoscaler.replay.workload import as_requests, scale_load
-from commands.cli_common import fail
+from commands.cli_common import TRACE_FORMATS, fail
 from inference.replica_pool import Routing, routing_named
 from inference.trace import load_trace, scale_trace
 from inferplane.config import ConfigError, InferplaneConfig, load_config
@@ -45,7 +45,7 @@ PROGRESS_AFTER_S = 6 * 3600.0  # a Monday morning, UTC: inside common uptime win
 
 def replay(
     config: Annotated[Path, typer.Option("--config", help="inferplane.yaml with the endpoint")],
-    trace: Annotated[Path | None, typer.Option(help="CSV: TIMESTAMP,ContextTokens,GeneratedTokens")] = None,
+    trace: Annotated[Path | None, typer.Option(help=f"trace file: {TRACE_FORMATS}")] = None,
     capacity: Annotated[
         Path | None, typer.Option(help="capacity file (default: CONFIG.capacity.yaml)")
     ] = None,

@@ -20,7 +20,15 @@ from typing import Annotated, Any
 
 import typer
 
-from commands.cli_common import CONFIG_HELP, ConfigOption, StoreOption, choose_config, fail, log_config_line
+from commands.cli_common import (
+    CONFIG_HELP,
+    TRACE_FORMATS,
+    ConfigOption,
+    StoreOption,
+    choose_config,
+    fail,
+    log_config_line,
+)
 from commands.cli_logging import LogFormatOption, LogLevelOption, start_logging
 
 __all__ = ["catchers", "demo", "up"]
@@ -146,7 +154,7 @@ def demo(
     ),
     trace: Annotated[
         Path | None,
-        typer.Option(help="Trace CSV (TIMESTAMP,ContextTokens,GeneratedTokens); default: packaged."),
+        typer.Option(help=f"Trace file ({TRACE_FORMATS}); default: packaged."),
     ] = None,
     speed: Annotated[float, typer.Option(help="Replay this many times faster than the trace.")] = 1.0,
     keep: Annotated[

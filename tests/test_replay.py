@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -301,6 +301,50 @@ def test_replay_cli_routes_as_asked_and_says_so(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, [*args, "--routing", "round-robin"])
     assert result.exit_code == 2
     assert "--routing must be one of fewest-requests, least-prefill, got 'round-robin'" in result.output
+
+
+def test_replay_cli_reads_a_mooncake_trace_as_the_same_requests_in_csv(tmp_path: Path) -> None:
+    """The same 300 requests as Azure CSV and as Mooncake JSON lines replay to the same
+    rows; a file in neither format exits 2 naming the formats."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from commands.cli import app
+
+    requests = load_trace()[:300]
+    start = datetime(2023, 11, 16, 18, tzinfo=UTC)
+    azure = tmp_path / "t.csv"
+    azure.write_text(
+        "TIMESTAMP,ContextTokens,GeneratedTokens\n"
+        + "".join(
+            f"{start + timedelta(milliseconds=round(r.offset_s * 1000)):%Y-%m-%d %H:%M:%S.%f},"
+            f"{r.prompt_tokens},{r.generated_tokens}\n"
+            for r in requests
+        )
+    )
+    mooncake = tmp_path / "t.jsonl"
+    mooncake.write_text(
+        "".join(
+            json.dumps({"timestamp": round(r.offset_s * 1000), "input_length": r.prompt_tokens,
+                        "output_length": r.generated_tokens, "hash_ids": [1]}) + "\n"
+            for r in requests
+        )
+    )  # fmt: skip
+    args = ["replay", "--config", str(ROOT / "examples/replay-a100.yaml"), "--row", "configured"]
+    args += ["--row", "static_best", "--json", "--trace"]
+    rows = []
+    for trace in (azure, mooncake):
+        result = CliRunner().invoke(app, [*args, str(trace)])
+        assert result.exit_code == 0, result.output
+        rows.append(json.loads(result.output)["rows"])
+    assert rows[0] == rows[1]
+    assert rows[0][0]["gpu_hours"] > 0
+    other = tmp_path / "other.csv"
+    other.write_text("time,prompt,output\n1,2,3\n")
+    result = CliRunner().invoke(app, [*args, str(other)])
+    assert result.exit_code == 2
+    assert "is none of the formats read" in result.output
 
 
 def example() -> tuple[Capacity, Endpoint]:

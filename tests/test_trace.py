@@ -56,10 +56,12 @@ def test_offsets_are_from_the_first_request_in_time_order(tmp_path: Path) -> Non
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        pytest.param("", "lacks column", id="empty file"),
+        pytest.param("", "none of the formats read", id="empty file"),
         pytest.param(HEADER, "holds no requests", id="header only"),
         pytest.param(
-            "TIMESTAMP,ContextTokens\n2023-11-16 18:17:03,1\n", "GeneratedTokens", id="missing column"
+            "TIMESTAMP,ContextTokens\n2023-11-16 18:17:03,1\n",
+            r"header is \['ContextTokens', 'TIMESTAMP'\]; expected an Azure .*GeneratedTokens",
+            id="missing column",
         ),
         pytest.param(HEADER + "yesterday,1,2\n", "line 2: malformed row", id="bad timestamp"),
         pytest.param(HEADER + "2023-11-16 18:17:03,many,2\n", "malformed row", id="non-integer tokens"),
@@ -69,6 +71,88 @@ def test_offsets_are_from_the_first_request_in_time_order(tmp_path: Path) -> Non
 )
 def test_malformed_trace_is_a_value_error_naming_the_file(tmp_path: Path, text: str, message: str) -> None:
     path = write_trace(tmp_path, text)
+    with pytest.raises(ValueError, match=message) as caught:
+        load_trace(path)
+    assert str(path) in str(caught.value)
+
+
+def _as_burstgpt(requests: list[TraceRequest]) -> str:
+    """BurstGPT's CSV (HPMLL/BurstGPT's README): seconds from the start, both models mixed."""
+    lines = ["Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type"]
+    for i, r in enumerate(requests):
+        model = "GPT-4" if i % 2 else "ChatGPT"
+        sizes = f"{r.prompt_tokens},{r.generated_tokens},{r.prompt_tokens + r.generated_tokens}"
+        lines.append(f"{r.offset_s + 5:.6f},{model},{sizes},Conversation log")
+    return "\n".join(lines) + "\n"
+
+
+def _as_mooncake(requests: list[TraceRequest]) -> str:
+    """Mooncake's JSON lines (kvcache-ai/Mooncake traces/*.jsonl): integer milliseconds."""
+    records = [
+        {"timestamp": round(r.offset_s * 1000), "input_length": r.prompt_tokens,
+         "output_length": r.generated_tokens, "hash_ids": [i, i + 1]}
+        for i, r in enumerate(requests)
+    ]  # fmt: skip
+    return "".join(json.dumps(record) + "\n" for record in records)
+
+
+@pytest.mark.parametrize(
+    ("suffix", "write", "tolerance"),
+    [(".csv", _as_burstgpt, 1e-6), (".jsonl", _as_mooncake, 5.001e-4)],
+)
+def test_burstgpt_and_mooncake_files_read_as_the_same_requests(
+    tmp_path: Path, suffix: str, write: Any, tolerance: float
+) -> None:
+    """The packaged Azure trace written out in each other format reads back as itself
+    (offsets to the format's precision: microseconds, milliseconds)."""
+    azure = load_trace()
+    path = tmp_path / f"trace{suffix}"
+    path.write_text(write(azure))
+    again = load_trace(path)
+    assert [(r.prompt_tokens, r.generated_tokens) for r in again] == [
+        (r.prompt_tokens, r.generated_tokens) for r in azure
+    ]
+    assert max(abs(a.offset_s - b.offset_s) for a, b in zip(again, azure, strict=True)) <= tolerance
+    assert again[0].offset_s == 0.0
+
+
+def test_azure_2024_times_with_an_offset_read_as_utc(tmp_path: Path) -> None:
+    path = write_trace(
+        tmp_path, HEADER + "2024-05-10 00:00:01.009930+00:00,7,1\n2024-05-10 02:00:00+02:00,8,2\n"
+    )
+    assert load_trace(path) == [TraceRequest(0.0, 8, 2), TraceRequest(1.00993, 7, 1)]
+
+
+_MOONCAKE_OK = '{"timestamp": 0, "input_length": 5, "output_length": 1}\n'
+_BURSTGPT_HEADER = "Timestamp,Model,Request tokens,Response tokens\n"
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "message"),
+    [
+        pytest.param(
+            "t.jsonl",
+            '{"timestamp": 0, "input_length": 5}\n',
+            r"line 1: malformed record \(KeyError\('output_length'\)\)",
+            id="missing field",
+        ),
+        pytest.param("t.jsonl", _MOONCAKE_OK + '{"timestamp": \n', "line 2: malformed record", id="broken"),
+        pytest.param("t.jsonl", _MOONCAKE_OK.replace("0", '"NaN"', 1), "must be finite", id="nan time"),
+        pytest.param("t.jsonl", _MOONCAKE_OK.replace("5", "-5"), "line 1: token counts", id="negative"),
+        pytest.param("t.csv", _BURSTGPT_HEADER + "soon,GPT-4,1,2\n", "line 2: malformed row", id="bad time"),
+        pytest.param(
+            "t.csv",
+            "time,prompt,output\n1,2,3\n",
+            r"none of the formats read: its header is \['output', 'prompt', 'time'\]",
+            id="unknown header",
+        ),
+    ],
+)
+def test_malformed_burstgpt_or_mooncake_is_a_value_error_naming_the_line(
+    tmp_path: Path, name: str, text: str, message: str
+) -> None:
+    path = tmp_path / name
+    path.write_text(text)
     with pytest.raises(ValueError, match=message) as caught:
         load_trace(path)
     assert str(path) in str(caught.value)
