@@ -117,14 +117,14 @@ def _after_origin(seconds: float) -> timedelta:
 
 
 def _parse_csv(
-    reader: csv.DictReader[str], name: str, columns: tuple[str, str, str], seconds: Callable[[str], timedelta]
+    reader: csv.DictReader[str], name: str, columns: tuple[str, str, str], arrival: Callable[[str], timedelta]
 ) -> list[_Row]:
     time_column, prompt_column, generated_column = columns
     rows = []
     for row in reader:
         where = f"{name}, line {reader.line_num}"
         try:
-            at = seconds(row[time_column])
+            at = arrival(row[time_column])
             prompt, generated = int(row[prompt_column]), int(row[generated_column])
         except (TypeError, ValueError, OverflowError) as error:
             raise ValueError(f"{where}: malformed row {row!r} ({error})") from error
