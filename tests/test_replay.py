@@ -19,6 +19,7 @@ from autoscaler.replay.workload import as_requests, scale_load, synthetic_trace
 from inference.trace import TraceRequest, load_trace, scale_trace
 from inferplane.config import load_config, parse_config
 from inferplane.config.endpoints import Endpoint
+from tests.test_trace import as_mooncake
 
 ROOT = Path(__file__).resolve().parent.parent
 START = datetime(2026, 11, 23, 10, tzinfo=UTC)
@@ -324,13 +325,7 @@ def test_replay_cli_reads_a_mooncake_trace_as_the_same_requests_in_csv(tmp_path:
         )
     )
     mooncake = tmp_path / "t.jsonl"
-    mooncake.write_text(
-        "".join(
-            json.dumps({"timestamp": round(r.offset_s * 1000), "input_length": r.prompt_tokens,
-                        "output_length": r.generated_tokens, "hash_ids": [1]}) + "\n"
-            for r in requests
-        )
-    )  # fmt: skip
+    mooncake.write_text(as_mooncake(requests))
     args = ["replay", "--config", str(ROOT / "examples/replay-a100.yaml"), "--row", "configured"]
     args += ["--row", "static_best", "--json", "--trace"]
     rows = []

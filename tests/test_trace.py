@@ -86,7 +86,7 @@ def _as_burstgpt(requests: list[TraceRequest]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _as_mooncake(requests: list[TraceRequest]) -> str:
+def as_mooncake(requests: list[TraceRequest]) -> str:
     """Mooncake's JSON lines (kvcache-ai/Mooncake traces/*.jsonl): integer milliseconds."""
     records = [
         {"timestamp": round(r.offset_s * 1000), "input_length": r.prompt_tokens,
@@ -98,7 +98,7 @@ def _as_mooncake(requests: list[TraceRequest]) -> str:
 
 @pytest.mark.parametrize(
     ("suffix", "write", "tolerance"),
-    [(".csv", _as_burstgpt, 1e-6), (".jsonl", _as_mooncake, 5.001e-4)],
+    [(".csv", _as_burstgpt, 1e-6), (".jsonl", as_mooncake, 5.001e-4)],
 )
 def test_burstgpt_and_mooncake_files_read_as_the_same_requests(
     tmp_path: Path, suffix: str, write: Any, tolerance: float
