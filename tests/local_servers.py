@@ -41,6 +41,13 @@ __all__ = [
 # outgoing connection between the test picking it and a server binding it.
 _TEST_PORTS = range(20000, 32768)
 
+# Every port handed out in this process. A port is only free while nothing has bound
+# it yet: two picks before either server starts (a router port, then a replica range,
+# then Prometheus's port) could otherwise return the same one, and a process an earlier
+# test left starting could bind a port a later test picked. Never handing a port out
+# twice closes both races (CI once failed on one: a replica port already in use).
+_HANDED_OUT: set[int] = set()
+
 
 def free_port() -> int:
     """A loopback port nothing listens on, outside the range outgoing connections use."""
@@ -53,12 +60,15 @@ def free_port_range(size: int) -> tuple[int, int]:
     outgoing connections use."""
     for _ in range(200):
         first = random.randrange(_TEST_PORTS.start, _TEST_PORTS.stop - size)
+        if _HANDED_OUT.intersection(range(first, first + size)):
+            continue
         sockets: list[socket.socket] = []
         try:
             for port in range(first, first + size):
                 sock = socket.socket()
                 sockets.append(sock)
                 sock.bind(("127.0.0.1", port))
+            _HANDED_OUT.update(range(first, first + size))
             return first, first + size - 1
         except OSError:
             continue
