@@ -49,3 +49,22 @@ def test_the_same_seed_writes_the_same_file(tmp_path: Path) -> None:
     shapes.main(str(tmp_path / "b"))
     for name in shapes.SHAPES:
         assert (tmp_path / "a" / f"{name}.csv").read_bytes() == (tmp_path / "b" / f"{name}.csv").read_bytes()
+
+
+def test_longer_traces_draw_on_from_the_same_first_hour(tmp_path: Path) -> None:
+    shapes = _module()
+    shapes.main(str(tmp_path / "hour"))
+    shapes.main(str(tmp_path / "two"), hours=2)
+    for name, (rate, *_) in shapes.SHAPES.items():
+        hour = load_trace(tmp_path / "hour" / f"{name}.csv")
+        two = load_trace(tmp_path / "two" / f"{name}.csv")
+        # Offsets count from the first request, the same one in both files.
+        assert two[: len(hour)] == hour
+        second = two[len(hour) :]
+        assert 3599 < second[0].offset_s and second[-1].offset_s < 7200
+        assert len(second) == pytest.approx(rate * 3600, rel=0.15)
+
+
+def test_hours_below_one_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit, match="--hours must be at least 1, got 0"):
+        _module().main(str(tmp_path), hours=0)
