@@ -167,6 +167,7 @@ def test_goals_on_generated_days_with_a_daily_cycle(injection: str) -> None:
 def test_goals_on_the_packaged_trace_for_scaled_spikes() -> None:
     report = run_alert_benchmark(None, seeds=2)
     assert "rotated" in report["method"] and report["settings"]["factor"] == 2.0
+    assert "shorter than the day" in report["method"]  # an hour tiled: the caveat is said
     assert len(report["per_seed"]) == 2
     assert report["alerts_without_injection"] == 0
     assert report["recall"] >= 0.95 and report["precision"] >= 0.95
@@ -265,3 +266,19 @@ def test_skipping_quiet_minutes_changes_no_verdict(monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(spike, "_may_open", lambda *_: True)
     assert spike_intervals(*args, requests=series(requests)) == fast
     assert any(first <= at(604) and last >= at(600) for first, last in fast)
+
+
+def test_a_trace_as_long_as_the_day_is_not_said_to_be_tiled(tmp_path: Path) -> None:
+    # Two days of a steady minute rate: the day is one rotated copy, with no caveat.
+    lines = ["TIMESTAMP,ContextTokens,GeneratedTokens"]
+    lines += [
+        f"2023-11-16 {h:02d}:{m:02d}:{s:02d}.000000,1500,100"
+        for h in range(24)
+        for m in range(60)
+        for s in (0, 20, 40)
+    ]
+    path = tmp_path / "day.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    report = run_alert_benchmark(str(path), seeds=1, spikes=2)
+    assert "copies of the 1439-minute trace" in report["method"]
+    assert "shorter than the day" not in report["method"]
