@@ -143,7 +143,8 @@ def _method(trace_minutes: int, hours: int, tiling: Tiling, workload: Workload) 
         )
     how = "rotated by a random offset" if tiling == "rotate" else "with its minutes shuffled"
     method = f"{hours} h of tokens/minute from copies of the {trace_minutes}-minute trace, each copy {how}"
-    # A day's trace loses its partial last minute, so a minute or so short is still a day.
+    # Up to an hour short still counts as the day: a day's trace loses its partial last
+    # minute, and a trace within an hour of the day repeats less than an hour of itself.
     if trace_minutes < hours * 60 - 60:
         # Measured on a bursty generated shape: its one hour tiled gave 2 clean-day alerts
         # in 10 days, a whole generated day of it 1-6 a day (README, the spike rule).

@@ -10,6 +10,7 @@ from types import ModuleType
 
 import pytest
 
+from commands.bench_alerts import run_alert_benchmark
 from inference.trace import load_trace
 
 SCRIPT = Path(__file__).resolve().parents[1] / "bench" / "unseen_shapes.py"
@@ -81,8 +82,6 @@ def whole_days(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_the_spike_rule_meets_its_goals_on_whole_days_of_steady_long_prompts(
     whole_days: Path, injection: str
 ) -> None:
-    from commands.bench_alerts import run_alert_benchmark
-
     report = run_alert_benchmark(str(whole_days / "steady-long.csv"), seeds=3, injection=injection)  # type: ignore[arg-type]
     assert "shorter than the day" not in report["method"]
     assert report["alerts_without_injection"] == 0
@@ -94,8 +93,6 @@ def test_whole_days_of_bursty_chat_stay_the_known_miss(whole_days: Path) -> None
     # The README's row: minutes that swing as a gamma of shape 2 reach new highs every
     # few hours, so the rule fires on clean days, and surges are caught late. Even a
     # rule told the clean day in advance catches few surges within 60 s.
-    from commands.bench_alerts import run_alert_benchmark
-
     report = run_alert_benchmark(str(whole_days / "bursty-chat.csv"), seeds=3, injection="surge")
     assert report["alerts_without_injection"] > 0
     assert report["median_detection_delay_seconds"] > 60
