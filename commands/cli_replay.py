@@ -9,13 +9,14 @@ config's name with ``.capacity.yaml`` for ``.yaml`` (see ``examples/replay-a100.
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import os
 import re
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -24,7 +25,7 @@ import yaml
 
 from autoscaler.replay import Capacity, capacity_from_mapping, format_table, replay_rows
 from autoscaler.replay.replica import Requests
-from autoscaler.replay.report import ROWS, Slo, infeasible
+from autoscaler.replay.report import ROWS, ReplayRow, Slo, infeasible
 from autoscaler.replay.workload import as_requests, scale_load
 from commands.cli_common import TRACE_FORMATS, fail
 from inference.replica_pool import Routing, routing_named
@@ -73,6 +74,14 @@ def replay(
     save: Annotated[
         str | None, typer.Option(help="keep the rows in the store as replay:NAME (the dashboard charts them)")
     ] = None,
+    timeline: Annotated[
+        Path | None,
+        typer.Option(
+            help="also write each row's timeline here as CSV: per --timeline-step of arrivals, the "
+            "requests, how many missed the SLO, the replicas, and the configured policy's changes and why"
+        ),
+    ] = None,
+    timeline_step: Annotated[float, typer.Option(help="the timeline's bucket, seconds")] = 60.0,
     store: Annotated[str | None, typer.Option(help="store URL for --save (default: the config's)")] = None,
 ) -> None:
     """Replay a request trace against the endpoint's policy, the peers and the bounds."""
@@ -86,6 +95,8 @@ def replay(
         fail(str(error))
     if workers < 1:
         fail(f"--workers must be at least 1, got {workers}")
+    if not (timeline_step > 0 and math.isfinite(timeline_step)):
+        fail(f"--timeline-step must be a positive number of seconds, got {timeline_step}")
     chosen_routing = routing_option(routing)
     if not (ttft_per_1k_prompt >= 0 and math.isfinite(ttft_per_1k_prompt)):
         fail(f"--ttft-per-1k-prompt must be a finite number >= 0, got {ttft_per_1k_prompt}")
@@ -103,9 +114,12 @@ def replay(
             workers=workers,
             progress=progress_for(requests),
             routing=chosen_routing,
+            timeline_step_s=timeline_step if timeline is not None else None,
         )
     except ValueError as error:
         fail(str(error))
+    if timeline is not None:
+        _write_timeline(timeline, rows, begin)
     excluded = sum(infeasible(requests, cap, Slo(chosen.ttft_target_seconds or 0.0, ttft_per_1k_prompt)))
     runtime = time.perf_counter() - clock
     summary: dict[str, Any] = {
@@ -179,6 +193,49 @@ def _save(name: str, summary: dict[str, Any], store: str | None, cfg: Inferplane
             opened.close()
     except (StoreError, ConfigError) as error:
         fail(str(error))
+
+
+TIMELINE_COLUMNS = (
+    "policy",
+    "start_s",
+    "start",
+    "requests",
+    "missed",
+    "attainment",
+    "replicas_mean",
+    "ready_min",
+    "ready_max",
+    "reason",
+)
+
+
+def _write_timeline(path: Path, rows: list[ReplayRow], begin: datetime) -> None:
+    """Every row's buckets, one CSV line each (``start``: the bucket's wall-clock time)."""
+    try:
+        with path.open("w", newline="", encoding="utf-8") as out:
+            writer = csv.writer(out)
+            writer.writerow(TIMELINE_COLUMNS)
+            for row in rows:
+                for b in row.timeline:
+                    share = "" if b.requests == 0 else f"{(b.requests - b.missed) / b.requests:.4f}"
+                    writer.writerow(
+                        [
+                            row.policy,
+                            f"{b.start_s:g}",
+                            (begin + timedelta(seconds=b.start_s)).isoformat(),
+                            b.requests,
+                            b.missed,
+                            share,
+                            "" if b.replicas is None else f"{b.replicas:g}",
+                            "" if b.ready_min is None else b.ready_min,
+                            "" if b.ready_max is None else b.ready_max,
+                            b.reason,
+                        ]
+                    )
+    except OSError as error:
+        fail(f"--timeline {path}: {error.strerror or error}")
+    buckets = max((len(row.timeline) for row in rows), default=0)
+    typer.echo(f"timeline: {buckets} buckets per row written to {path}", err=True)
 
 
 def _endpoint(endpoints: list[Endpoint], name: str | None) -> Endpoint:

@@ -88,6 +88,7 @@ def oracle_schedule(
         n = _smallest(meets, n, max_replicas)
         schedule.append(n)
         sim.set_replicas(n, start)
+        sim.note_poll(start)
         sim.run_until(end, stop_when_done=True)
         start = end
     tenths.finish()

@@ -191,6 +191,7 @@ def drive(
         tenths.reached(now)
         view = FleetView(sim.target, sim.ready, sim.scrapes)
         sim.set_replicas(max(0, controller(now, view)), now)
+        sim.note_poll(now)
         now += poll_s
         sim.run_until(now, stop_when_done=True)
         if stop is not None and stop(sim):

@@ -42,7 +42,7 @@ import math
 import multiprocessing
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -55,6 +55,7 @@ from autoscaler.replay.oracle import clairvoyant_schedule, oracle_schedule, spik
 from autoscaler.replay.policies import ConfiguredPolicy, Controller, ThresholdPolicy, drive, following, static
 from autoscaler.replay.replica import Requests
 from autoscaler.replay.simulator import Routing, Simulation
+from autoscaler.replay.timeline import Bucket, timeline
 from inferplane.config.autoscaling import AutoscalingPolicy
 from inferplane.config.endpoints import Endpoint, GpuHourPrice, KubernetesTarget
 
@@ -112,7 +113,9 @@ class Slo:
 
 @dataclass(frozen=True)
 class ReplayRow:
-    """One policy's outcome. ``p95_ttft_seconds`` is None when over 5% never got a token."""
+    """One policy's outcome. ``p95_ttft_seconds`` is None when over 5% never got a token.
+    ``timeline``: where the run missed, bucket by bucket, when the replay was asked for
+    one (see :mod:`autoscaler.replay.timeline`); not part of the row's JSON."""
 
     policy: str
     gpu_hours: float
@@ -122,9 +125,10 @@ class ReplayRow:
     scale_actions: int
     max_queue: int
     replicas: str  # the fixed count, or "min-max" of a dynamic one
+    timeline: tuple[Bucket, ...] = field(default=(), compare=False, repr=False)
 
     def as_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return {name: getattr(self, name) for name in COLUMNS}
 
 
 def infeasible(requests: Requests, capacity: Capacity, slo: Slo) -> list[bool]:
@@ -182,9 +186,11 @@ def replay_rows(
     workers: int = 1,
     progress: Callable[[str], None] | None = None,
     routing: Routing = "fewest-requests",
+    timeline_step_s: float | None = None,
 ) -> list[ReplayRow]:
     """Run the policies on ``requests`` and return their rows (all of ``ROWS``, or those
-    named in ``only``). With ``workers`` > 1 the rows run in that many processes (the
+    named in ``only``), each with its timeline in buckets of ``timeline_step_s`` when
+    given. With ``workers`` > 1 the rows run in that many processes (the
     oracle, the clairvoyant and static_mean in one, as they share the oracle's schedule).
     ``progress`` hears a line as each run passes each tenth of the trace (one process),
     or as each row is done (several). ``routing``: how the simulated router picks a
@@ -193,7 +199,10 @@ def replay_rows(
         raise ValueError(f"endpoint {endpoint.name} has no ttft_target_seconds to judge the replay against")
     wanted = [name for name in ROWS if name in _wanted(only)]
     replay = _Replay(requests, capacity, endpoint, start, Slo(endpoint.ttft_target_seconds, per_1k_prompt_s))
+    if timeline_step_s is not None and not (timeline_step_s > 0 and math.isfinite(timeline_step_s)):
+        raise ValueError(f"the timeline's step must be a positive number of seconds, got {timeline_step_s}")
     replay.slo_goal, replay.tick_s, replay.routing = slo_goal, tick_s, routing
+    replay.timeline_step_s = timeline_step_s
     groups = [[n for n in wanted if n in _ORACLE_ROWS]] + [[n] for n in wanted if n not in _ORACLE_ROWS]
     groups = [g for g in groups if g]
     if workers <= 1 or len(groups) == 1:
@@ -232,6 +241,7 @@ class _Replay:
         self.low, self.high = max(endpoint.min_replicas, 1), endpoint.max_replicas
         self.slo_goal, self.tick_s = 0.99, 0.1
         self.routing: Routing = "fewest-requests"
+        self.timeline_step_s: float | None = None
         self.progress: Callable[[str], None] | None = None
         # The endpoint's own policy reads the capacity only where it names a capacity file
         # (as the live loop does); the replay's capacity is that file's.
@@ -330,8 +340,14 @@ class _Replay:
     def _attains(self, sim: Simulation) -> bool:
         return attains_goal(sim, self.slo, self.excluded, self.slo_goal)
 
-    def _judge(self, name: str, sim: Simulation, replicas: str) -> ReplayRow:
-        return row_from(name, sim, self.endpoint, self.slo, replicas, self.excluded)
+    def _judge(
+        self, name: str, sim: Simulation, replicas: str, reasons: Sequence[tuple[float, str]] = ()
+    ) -> ReplayRow:
+        row = row_from(name, sim, self.endpoint, self.slo, replicas, self.excluded)
+        if self.timeline_step_s is None:
+            return row
+        buckets = timeline(sim, self.slo.limit, self.excluded, self.timeline_step_s, reasons)
+        return replace(row, timeline=buckets)
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "progress": None}  # a callback stays in its process
@@ -349,13 +365,13 @@ def _wanted(only: Sequence[str] | None) -> set[str]:
     return names
 
 
-_Row = Callable[[str, Simulation, str], ReplayRow]
+_Row = Callable[..., ReplayRow]  # (name, simulation, replicas[, the controller's reasons])
 _Run = Callable[[Controller, int, str], Simulation]
 
 
 def _dynamic(row: _Row, run: _Run, controller: Controller, first: int, name: str) -> ReplayRow:
     sim = run(controller, first, name)
-    return row(name, sim, _span(sim))
+    return row(name, sim, _span(sim), getattr(controller, "reasons", ()))
 
 
 def _static_mean(row: _Row, run: _Run, oracle: Simulation) -> ReplayRow:

@@ -76,6 +76,7 @@ class Simulation:
         self.scrapes: list[Scrape] = []
         self._last_scrape = 0.0
         self._retired_in, self._retired_out = 0, 0.0
+        self.polls: list[tuple[float, int, int]] = []  # (seconds, target, ready) at each poll
         self.fewest = self.most = replicas  # the lowest and highest target count set
 
     @property
@@ -100,7 +101,7 @@ class Simulation:
         copy.__dict__.update(self.__dict__)
         copy.first_token, copy.done = self.first_token.fork(), self.done.fork()
         copy.replicas = [r.clone() for r in self.replicas]
-        copy.router, copy.scrapes = deque(self.router), []
+        copy.router, copy.scrapes, copy.polls = deque(self.router), [], []
         return copy
 
     def billed_replica_s(self) -> float:
@@ -114,6 +115,11 @@ class Simulation:
             and not self.router
             and not any(r.outstanding for r in self.replicas)
         )
+
+    def note_poll(self, now_s: float) -> None:
+        """Remember the target and serving counts a controller's poll at ``now_s`` left
+        (a replay's timeline reads them)."""
+        self.polls.append((now_s, self.target, self.ready))
 
     def set_replicas(self, n: int, now_s: float) -> None:
         """Scale to ``n`` replicas at ``now_s`` (the current time)."""
