@@ -13,7 +13,8 @@ Rules, in the order they are judged:
    followed a cold start and a poll ahead, so replicas start before the demand arrives;
    once a day of history exists, yesterday's rise over the same cold start adds to it.
    It scales out to that count, and in (through the guards below) when the demand needs
-   fewer, never while requests wait; zero only with no demand and nothing in flight.
+   fewer, to at most half the replicas in one step (``DEMAND_SCALE_IN_RATE``), never
+   while requests wait; zero only with no demand and nothing in flight.
    Rules 4-6 are the fallback for endpoints that report GPU utilization only.
 3b. Missing or stale utilization: hold; never scale in on no data.
 4. GPU utilization over ``scale_out_utilization`` (mean of ``scale_out_window_s``) scales
@@ -61,7 +62,15 @@ from inferplane.config.autoscaling import AutoscalingPolicy
 from inferplane.config.endpoints import Endpoint, GpuHourPrice
 from inferplane.schedule import floor_at
 
-__all__ = ["decide", "replica_price_per_hour"]
+__all__ = ["DEMAND_SCALE_IN_RATE", "decide", "replica_price_per_hour"]
+
+# The demand rule scales in to no fewer than current / this in one step (then the
+# scale-in cooldown), as Knative's max-scale-down-rate (default 2.0) does. The capacity
+# model's need at a headroom not learned yet (a fresh start, the first poll after a quiet
+# spell) can sit far below what the traffic needs, and a scale-in that deep costs a cold
+# start to undo; halving bounds what one such estimate costs. Knative's default, not tuned:
+# 1.5 was tried too and traded the day-long workload's cost for its attainment.
+DEMAND_SCALE_IN_RATE = 2.0
 
 
 @dataclass(frozen=True)
@@ -247,6 +256,9 @@ def _demand_rule(window: Window, demand: DemandNeed, s: _Signals, waiting: float
         return _Proposal(current, f"hold: {why}", record=wanted)
     if waiting > 0:
         return _Proposal(current, f"hold: {why}, but {waiting:g} requests wait", record=wanted)
+    least = math.ceil(current / DEMAND_SCALE_IN_RATE - 1e-9)
+    if 0 < wanted < least:
+        return _Proposal(least, f"{why}; in to {least}: at most halved in one step", record=wanted)
     return _Proposal(wanted, why)
 
 

@@ -133,14 +133,17 @@ def test_demand_decides_and_records_its_reason_and_cost() -> None:
 
 
 def test_saturated_gpu_does_not_hold_replicas_demand_does_not_need() -> None:
-    # Continuous batching reads ~100 % busy on one decoding sequence: demand decides.
+    # Continuous batching reads ~100 % busy on one decoding sequence: demand decides,
+    # halving at most per step, a scale-in cooldown apart.
     state = PolicyState()
-    n = 6
-    for k in range(25):  # six minutes of little demand, GPU saturated
+    n, counts = 6, [6]
+    for k in range(65):  # sixteen minutes of little demand, GPU saturated
         now = NOON + timedelta(seconds=15 * k)
         decision = decide(window(n, [1000.0] * 21, util=1.0, now=now), endpoint(), state, now, CAP)
         state, n = decision.state.scaled(n, decision.desired_replicas, now), decision.desired_replicas
-    assert n == 1 and "capacity" in decision.reason
+        if n != counts[-1]:
+            counts.append(n)
+    assert counts == [6, 3, 2, 1] and "capacity" in decision.reason
 
 
 def test_without_token_rates_the_gpu_rules_decide_and_never_scale_in_on_no_data() -> None:
@@ -185,14 +188,39 @@ def test_demand_scale_in_waits_for_the_stabilization_window() -> None:
     state = PolicyState()
     high = decide(window(2, [48_000.0] * 21), endpoint(), state, NOON, CAP)
     assert high.desired_replicas == 8
-    n, state = 8, high.state.scaled(2, 8, NOON)
+    n, state, step = 8, high.state.scaled(2, 8, NOON), ""
     for k in range(1, 23):  # 5 minutes and more at a quarter of the demand
         now = NOON + timedelta(seconds=15 * k)
         decision = decide(window(n, [12_000.0] * 21, now=now), endpoint(), state, now, CAP)
         state, n = decision.state.scaled(n, decision.desired_replicas, now), decision.desired_replicas
         if k < 20:
             assert n == 8, k
+        if decision.desired_replicas == 4 and "8 -> 4" in decision.reason:
+            step = decision.reason
+    # Half of 8 in one step (the need is 2), then the rest after the scale-in cooldown.
+    assert n == 4 and "8 -> 4" in step and "at most halved in one step" in step
+    for k in range(23, 45):
+        now = NOON + timedelta(seconds=15 * k)
+        decision = decide(window(n, [12_000.0] * 21, now=now), endpoint(), state, now, CAP)
+        state, n = decision.state.scaled(n, decision.desired_replicas, now), decision.desired_replicas
+        if k < 40:
+            assert n == 4, k
     assert n == 2
+
+
+def test_an_idle_endpoint_still_goes_to_zero_in_one_step() -> None:
+    # Halving bounds a scale-in on an estimate; no demand and nothing in flight is no
+    # estimate, so an off-hours floor of zero is reached at once.
+    off = endpoint(
+        schedules=[{"when": "Daily 00:00-01:00 UTC", "kind": "uptime", "min_replicas": 1}],
+        off_hours_replicas=0,
+    )
+    state, n = PolicyState(), 8
+    for k in range(25):
+        now = NOON + timedelta(seconds=15 * k)
+        decision = decide(window(n, [0.0] * 21, util=0.0, now=now), off, state, now, CAP)
+        state, n = decision.state.scaled(n, decision.desired_replicas, now), decision.desired_replicas
+    assert n == 0, decision.reason
 
 
 def _day_ago(values: list[float], now: datetime = NOON) -> tuple[Reading, ...]:
