@@ -7,6 +7,7 @@ import itertools
 import math
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -379,28 +380,29 @@ def test_dynamic_policies_start_sized_for_the_opening_traffic() -> None:
     assert row_from("one", from_one, ep, 1.0, "").slo_attainment < 0.9
 
 
-def shared_rows() -> dict[str, ReplayRow]:
-    path = ROOT.parent / "shared/traces/azure_llm_2023_code.csv"
-    requests = as_requests(load_trace(path if path.exists() else None))
+def shared_rows(**options: Any) -> dict[str, ReplayRow]:
+    """Every row on the packaged Azure code trace (the shared one, byte for byte)."""
+    requests = as_requests(load_trace(None))
     cap, ep = example()
-    return {r.policy: r for r in replay_rows(requests, cap, ep, start=START)}
+    return {r.policy: r for r in replay_rows(requests, cap, ep, start=START, **options)}
 
 
 def test_example_beats_the_plain_threshold_rule_on_latency_for_less_than_static_best() -> None:
     rows = shared_rows()
     mine, best, plain = rows["configured"], rows["static_best"], rows["threshold_80_30"]
-    # 0.935 at 7.3 GPU-h: one-second bursts of ~13 replica-seconds of prefill, over
-    # before any replica started for them is ready (see the README's replay table).
+    # 0.936 at 7.5 GPU-h: the opening's burst and one-second bursts of ~13 replica-seconds
+    # of prefill, over before any replica started for them is ready (the README's table).
     assert mine.slo_attainment > 0.93 and mine.slo_attainment > plain.slo_attainment
     assert (mine.p95_ttft_seconds or math.inf) < (plain.p95_ttft_seconds or math.inf) / 10
     assert mine.gpu_hours < 0.9 * best.gpu_hours
 
 
 @pytest.mark.xfail(
-    reason="not met on this trace (measured: 0.935 at 7.3 GPU-h against static_best's 0.993 at 8.6 and "
-    "the clairvoyant's 3.2): one-second bursts of ~13 replica-seconds of prefill end long before a "
-    "replica started for them is ready (60 s), so a causal policy meets 0.99 only by holding about "
-    "static_best's fleet",
+    reason="not met on this trace (measured: 0.936 at 7.5 GPU-h against static_best's 0.993 at 8.6 and "
+    "the clairvoyant's 3.2): most misses are a burst in minute 3 that nothing before it foretells "
+    "(test_the_shared_traces_misses_are_its_opening), and one-second bursts of ~13 replica-seconds of "
+    "prefill end long before a replica started for them is ready (60 s), so a causal policy meets 0.99 "
+    "only by holding about static_best's fleet",
     strict=True,
 )
 def test_example_meets_its_goals_on_the_shared_trace() -> None:
@@ -409,6 +411,25 @@ def test_example_meets_its_goals_on_the_shared_trace() -> None:
     assert mine.slo_attainment >= 0.99
     assert mine.gpu_hours <= best.gpu_hours
     assert mine.gpu_hours <= 1.3 * clairvoyant.gpu_hours
+
+
+def test_the_shared_traces_misses_are_its_opening() -> None:
+    # The README's account of the miss above: minute 3 brings 531 requests after a
+    # minute of 63 and two of none; starting with the replicas the opening needs, the
+    # configured row has two serving then, and that minute alone is over the 1 % of
+    # requests the goal allows. static_best holds the fleet that minute needs from the start.
+    # With the bench's allowance of 0.1 s per 1,000 prompt tokens, as the README's figures.
+    rows = shared_rows(only=["configured", "static_best"], timeline_step_s=60.0, per_1k_prompt_s=0.1)
+    mine, best = rows["configured"].timeline, rows["static_best"].timeline
+    assert [b.requests for b in mine[:4]] == [63, 0, 0, 531]
+    judged = sum(b.requests for b in mine)
+    late = sum(b.missed for b in mine)
+    opening = sum(b.missed for b in mine[:15])
+    assert mine[3].missed > 0.01 * judged and mine[3].ready_max is not None and mine[3].ready_max <= 2
+    assert opening > 0.8 * late
+    assert best[3].missed == 0 and best[3].ready_min == int(rows["static_best"].replicas)
+    after = sum(b.requests for b in mine[15:])
+    assert 1 - (late - opening) / after > 0.98  # what it misses once past the opening
 
 
 def test_the_second_day_starts_replicas_before_a_step_the_first_day_had() -> None:
