@@ -155,12 +155,11 @@ class AlertEngine:
         return fresh, deliveries
 
     def close(self) -> None:
-        """Close the channels' connections and the store."""
+        """Close the channels' connections (the store stays open: whoever opened it closes it)."""
         for channel in self.channels:
             close = getattr(channel, "close", None)
             if close is not None:
                 close()
-        self.store.close()
 
     def load_state(self) -> AlertState:
         """The saved firing/resolved state (empty before the first evaluation)."""

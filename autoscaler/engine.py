@@ -176,10 +176,9 @@ class AutoscalerEngine:
         return endpoint if widened is policy else endpoint.model_copy(update={"autoscaling": widened})
 
     def close(self) -> None:
-        """Close the targets and the store."""
+        """Close the targets (the store stays open: whoever opened it closes it)."""
         for target in self._targets.values():
             target.close()
-        self._store.close()
 
     def _controlled(
         self, decision: Decision, controls: Controls, endpoint: Endpoint, now: datetime

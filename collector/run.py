@@ -198,12 +198,11 @@ class Collector:
         return reports
 
     def close(self) -> None:
-        """Close every source's connections and the store."""
+        """Close every source's connections (the store stays open: whoever opened it closes it)."""
         for source in [*self.metric_sources, *self.cost_sources]:
             close = getattr(source, "close", None)
             if close is not None:
                 close()
-        self.store.close()
 
     def _store_or_keep(
         self,

@@ -78,6 +78,7 @@ def run_collect_benchmark(replicas: int = 25, cycles: int = 20, interval_s: floa
                 series = max(series, reports[0].samples)
         finally:
             collector.close()
+            store.close()
             server.shutdown()
     per_cycle = statistics.median(cpu[1:])  # the first cycle pays for imports and schema caches
     return {

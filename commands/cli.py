@@ -127,18 +127,21 @@ def collect(
             alert_jobs, alert_closers = build_alert_jobs(settings, opened)
         except ConfigError as error:
             collector.close()
+            opened.close()
             fail(str(error))
         typer.echo(
             f"collecting from {len(plan.metric_sources) + len(plan.cost_sources)} sources"
             f"{', evaluating alerts' if alert_jobs else ''}; Ctrl-C stops"
         )
         collect_jobs = [lambda scheduler: add_collect_jobs(scheduler, collector, plan, retention)]
-        run_until_stopped([*collect_jobs, *alert_jobs], [collector.close, *alert_closers])
+        # The store last: the collector and the alert engine were handed it, not given it.
+        run_until_stopped([*collect_jobs, *alert_jobs], [collector.close, *alert_closers, opened.close])
         return
     try:
         reports = collector.run_once()
     finally:
         collector.close()
+        opened.close()
     for report in reports:
         typer.echo(report.line())
     if reports and all(r.error for r in reports):

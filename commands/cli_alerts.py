@@ -11,6 +11,7 @@ import typer
 from commands.cli_common import (
     ConfigOption,
     StoreOption,
+    close_room,
     fail,
     log_config,
     open_config_and_store,
@@ -26,19 +27,20 @@ alerts_app = typer.Typer(
 )
 
 
-def open_engine(config: Path | None, store: str | None) -> Any:
-    """The alert engine for ``config`` (see ``resolve_config``); a bad file, secret or store
-    fails the command."""
+def open_engine(config: Path | None, store: str | None) -> tuple[Any, Any]:
+    """The alert engine for ``config`` (see ``resolve_config``) and the store opened for it
+    (the engine does not close what it was handed: the command closes both); a bad file,
+    secret or store fails the command."""
     return _open_engine(resolve_config(config), store)
 
 
-def _open_engine(config: Path, store: str | None) -> Any:
+def _open_engine(config: Path, store: str | None) -> tuple[Any, Any]:
     from alerts.build import build_alert_engine
     from inferplane.config import ConfigError
 
     settings, opened = open_config_and_store(config, store)
     try:
-        return build_alert_engine(settings, opened)
+        return build_alert_engine(settings, opened), opened
     except ConfigError as error:
         opened.close()
         fail(str(error))
@@ -63,17 +65,18 @@ def evaluate(
     from inferplane.store import StoreError
 
     start_logging(log_level, log_format)
-    engine = _open_engine(log_config(config), store)
+    engine, opened = _open_engine(log_config(config), store)
     if not once:
         typer.echo(f"evaluating alerts every {engine.evaluate_every_s:g} s; Ctrl-C stops")
-        run_until_stopped([lambda scheduler: add_alert_jobs(scheduler, engine)], [engine.close])
+        jobs = [lambda scheduler: add_alert_jobs(scheduler, engine)]
+        run_until_stopped(jobs, [lambda: close_room(engine, opened)])
         return
     try:
         report = engine.evaluate()
     except StoreError as error:
         fail(str(error))
     finally:
-        engine.close()
+        close_room(engine, opened)
     typer.echo("\n".join(report.lines()))
     if any(not d.ok for d in report.deliveries):
         raise typer.Exit(code=1)
@@ -135,7 +138,7 @@ def test_channel(
 ) -> None:
     """Send a test notification through one channel, or through every channel (each attempt
     is recorded in the store); exits 1 when one failed."""
-    engine = open_engine(config, store)
+    engine, opened = open_engine(config, store)
     try:
         names = [channel] if channel else [c.name for c in engine.channels]
         if not names:
@@ -144,7 +147,7 @@ def test_channel(
     except KeyError as error:
         fail(str(error.args[0]))
     finally:
-        engine.close()
+        close_room(engine, opened)
     for delivery in deliveries:
         typer.echo(delivery.line().strip())
     if not all(delivery.ok for delivery in deliveries):

@@ -12,6 +12,7 @@ import typer
 from commands.cli_common import (
     ConfigOption,
     StoreOption,
+    close_room,
     fail,
     log_config,
     open_config_and_store,
@@ -27,28 +28,29 @@ autoscaler_app = typer.Typer(
 )
 
 
-def _engine(config: Path, store: str | None, dry_run: bool = False) -> Any:
-    """The autoscaler engine for an already resolved ``config``."""
+def _engine(config: Path, store: str | None, dry_run: bool = False) -> tuple[Any, Any]:
+    """The autoscaler engine for an already resolved ``config``, and the store opened for
+    it (the engine does not close what it was handed: the command closes both)."""
     from autoscaler.build import build_autoscaler
     from autoscaler.targets import TargetError
     from inferplane.config import ConfigError
 
     settings, opened = open_config_and_store(config, store)
     try:
-        return build_autoscaler(settings, opened, dry_run=dry_run, source=str(config))
+        return build_autoscaler(settings, opened, dry_run=dry_run, source=str(config)), opened
     except (ConfigError, TargetError) as error:
         opened.close()
         fail(str(error))
 
 
-def _endpoint_engine(endpoint: str, config: Path | None, store: str | None) -> Any:
-    """The engine for ``config``, once ENDPOINT is known to be one it autoscales."""
-    engine = _engine(resolve_config(config), store)
+def _endpoint_engine(endpoint: str, config: Path | None, store: str | None) -> tuple[Any, Any]:
+    """The engine and its store for ``config``, once ENDPOINT is known to be one it autoscales."""
+    engine, opened = _engine(resolve_config(config), store)
     names = [e.name for e in engine.endpoints]
     if endpoint not in names:
-        engine.close()
+        close_room(engine, opened)
         fail(f"endpoint {endpoint!r} is not autoscaled; autoscaled endpoints: {', '.join(names) or 'none'}")
-    return engine
+    return engine, opened
 
 
 @autoscaler_app.command("run")
@@ -65,13 +67,14 @@ def run(
 
     start_logging(log_level, log_format)
     config = log_config(config)
-    engine = _engine(config, store, dry_run)
+    engine, opened = _engine(config, store, dry_run)
     if not engine.endpoints:
-        engine.close()
+        close_room(engine, opened)
         fail(f"{config}: no endpoint has an autoscaling section; nothing to scale")
     names = ", ".join(e.name for e in engine.endpoints)
     typer.echo(f"autoscaler: polling {names}{' (dry run)' if dry_run else ''}", err=True)
-    run_until_stopped([lambda scheduler: add_autoscale_jobs(scheduler, engine)], closers=[engine.close])
+    jobs = [lambda scheduler: add_autoscale_jobs(scheduler, engine)]
+    run_until_stopped(jobs, closers=[lambda: close_room(engine, opened)])
 
 
 @autoscaler_app.command("status")
@@ -83,11 +86,11 @@ def status(
     """Replicas (set and ready), pause, override and the last decision of each endpoint."""
     from autoscaler.status import endpoint_status
 
-    engine = _engine(resolve_config(config), store)
+    engine, opened = _engine(resolve_config(config), store)
     try:
         rows = [endpoint_status(engine, e.name, datetime.now(UTC)) for e in engine.endpoints]
     finally:
-        engine.close()
+        close_room(engine, opened)
     if as_json:
         typer.echo(json.dumps(rows, indent=2, default=str))
         return
@@ -117,11 +120,11 @@ def resume(endpoint: str, config: ConfigOption = None, store: StoreOption = None
 
 
 def _set_paused(endpoint: str, paused: bool, config: Path | None, store: str | None) -> None:
-    engine = _endpoint_engine(endpoint, config, store)
+    engine, opened = _endpoint_engine(endpoint, config, store)
     try:
         engine.set_paused(endpoint, paused, datetime.now(UTC))
     finally:
-        engine.close()
+        close_room(engine, opened)
     typer.echo(f"{endpoint}: {'paused' if paused else 'resumed'}")
 
 
@@ -140,14 +143,14 @@ def scale(
         duration = parse_duration(hold_for)
     except ValueError as error:
         fail(str(error))
-    engine = _endpoint_engine(endpoint, config, store)
+    engine, opened = _endpoint_engine(endpoint, config, store)
     now = datetime.now(UTC)
     try:
         result = engine.override(endpoint, replicas, now + duration, reason, now)
     except (ValueError, TargetError) as error:
         fail(str(error))
     finally:
-        engine.close()
+        close_room(engine, opened)
     typer.echo(result.reason)
     if not result.applied:
         fail(f"{endpoint}: the override is recorded but was not applied: {result.error or result.reason}")
@@ -173,7 +176,7 @@ def off_hours(
         duration = parse_duration(hold_for)
     except ValueError as error:
         fail(str(error))
-    engine = _endpoint_engine(endpoint, config, store)
+    engine, opened = _endpoint_engine(endpoint, config, store)
     now = datetime.now(UTC)
     try:
         if end:
@@ -186,5 +189,5 @@ def off_hours(
             downtime = OneOffDowntime(now, now + duration, reason)
         engine.set_downtime(endpoint, downtime, now)
     finally:
-        engine.close()
+        close_room(engine, opened)
     typer.echo(f"{endpoint}: {downtime.text()}{' (ended)' if end else ''}")

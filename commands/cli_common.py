@@ -8,7 +8,7 @@ import logging
 import re
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
@@ -24,6 +24,7 @@ __all__ = [
     "StoreOption",
     "built_in_config",
     "choose_config",
+    "close_room",
     "fail",
     "log_config",
     "log_config_line",
@@ -125,3 +126,12 @@ def open_config_and_store(config: Path, store: str | None) -> tuple[InferplaneCo
         return settings, open_configured_store(settings, store)
     except (ConfigError, StoreError) as error:
         fail(str(error))
+
+
+def close_room(room: Any, opened: Any) -> None:
+    """A room the command built (its sources, targets or channels), then the store the
+    command opened for it: a room does not close the store it was handed."""
+    try:
+        room.close()
+    finally:
+        opened.close()

@@ -72,7 +72,7 @@ def control_plane_jobs(
     from collector.build import build_collector
     from collector.jobs import add_collect_jobs
 
-    jobs = ControlPlaneJobs(closers=[store.close])
+    jobs = ControlPlaneJobs()
     try:
         collector, plan, retention = build_collector(config, store, clock or _wall_clock)
         jobs.closers.append(collector.close)
@@ -91,7 +91,10 @@ def control_plane_jobs(
             jobs.parts.append("evaluating alerts")
     except BaseException:
         jobs.close()
+        store.close()
         raise
+    # The store last: the rooms were handed it, and close only their own connections.
+    jobs.closers.append(store.close)
     return jobs
 
 

@@ -107,9 +107,10 @@ class EngineStage:
     the store (where the control plane's autoscaler reads the downtime every poll) and
     the endpoint's target (the router's replica count)."""
 
-    def __init__(self, engine: Any, endpoint: str) -> None:
+    def __init__(self, engine: Any, endpoint: str, store: Any = None) -> None:
         self._engine = engine
         self._endpoint = endpoint
+        self._store = store  # the store it opened for the engine, closed with it
         self._downtime: OneOffDowntime | None = None
 
     @classmethod
@@ -119,9 +120,12 @@ class EngineStage:
         from inferplane.store import open_configured_store
 
         settings = load_config(config)
-        return cls(
-            build_autoscaler(settings, open_configured_store(settings, store), source=str(config)), endpoint
-        )
+        opened = open_configured_store(settings, store)
+        try:
+            return cls(build_autoscaler(settings, opened, source=str(config)), endpoint, opened)
+        except BaseException:
+            opened.close()
+            raise
 
     def begin(self, longest_s: float) -> None:
         now = datetime.now(UTC)
@@ -138,4 +142,8 @@ class EngineStage:
         return int(self._engine.target(self._endpoint).current_replicas().desired)
 
     def close(self) -> None:
-        self._engine.close()
+        try:
+            self._engine.close()
+        finally:
+            if self._store is not None:
+                self._store.close()

@@ -1,0 +1,63 @@
+"""Whoever opens the store closes it: the rooms close only their own connections.
+
+The control plane opens one store and hands it to the collector, the autoscaler and the
+alert engine. Each room's ``close()`` closes its sources, targets or channels and leaves
+the store to its owner, so the store is closed once, after every room is done with it.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+import pytest
+
+from commands.control_plane import control_plane_jobs
+from inferplane.config import parse_config
+from inferplane.store import Store, open_store
+
+
+@pytest.fixture
+def counted_store(tmp_path: Path) -> tuple[Store, list[str]]:
+    store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    closed: list[str] = []
+    real = store.close
+
+    def close() -> None:
+        closed.append("store")
+        real()
+
+    store.close = close  # type: ignore[method-assign]
+    return store, closed
+
+
+def test_the_rooms_leave_the_store_to_the_control_plane_that_closes_it_once_and_last(
+    counted_store: tuple[Store, list[str]],
+) -> None:
+    store, closed = counted_store
+    config = parse_config(resources.files("inferplane").joinpath("example.yaml").read_text("utf-8"))
+    jobs = control_plane_jobs(config, store)
+    assert len(jobs.parts) == 3, jobs.parts  # collecting, autoscaling and alerting: every room
+    for close in jobs.closers[:-1]:
+        close()
+    assert closed == [], "a room closed the store it was handed"
+    jobs.closers[-1]()
+    assert closed == ["store"]
+
+
+def test_a_room_that_fails_to_build_leaves_the_store_closed_once(
+    counted_store: tuple[Store, list[str]],
+) -> None:
+    # The autoscaler refuses to build after the collector was built: what was built is
+    # closed, and the store, which the jobs own from the start, once.
+    store, closed = counted_store
+    config = parse_config(resources.files("inferplane").joinpath("example.yaml").read_text("utf-8"))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("autoscaler.build.build_autoscaler", _refuse)
+        with pytest.raises(RuntimeError, match="no target"):
+            control_plane_jobs(config, store)
+    assert closed == ["store"]
+
+
+def _refuse(*_args: object, **_kwargs: object) -> None:
+    raise RuntimeError("no target")
