@@ -70,6 +70,7 @@ def test_postgresql_connection_dropped_clear_error_kept_then_written(pg_schema: 
         )
     finally:
         collector.close()
+        store.close()
         proxy.cut()
     during = [r.error for r in reports[3:7]]
     _report(
