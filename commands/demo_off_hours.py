@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
+from commands.cli_common import close_room
 from inferplane.schedule import OneOffDowntime
 
 __all__ = ["EngineStage", "OffHoursShown", "Stage", "endpoint_behind", "show_off_hours"]
@@ -107,7 +108,7 @@ class EngineStage:
     the store (where the control plane's autoscaler reads the downtime every poll) and
     the endpoint's target (the router's replica count)."""
 
-    def __init__(self, engine: Any, endpoint: str, store: Any = None) -> None:
+    def __init__(self, engine: Any, endpoint: str, store: Any) -> None:
         self._engine = engine
         self._endpoint = endpoint
         self._store = store  # the store it opened for the engine, closed with it
@@ -142,8 +143,4 @@ class EngineStage:
         return int(self._engine.target(self._endpoint).current_replicas().desired)
 
     def close(self) -> None:
-        try:
-            self._engine.close()
-        finally:
-            if self._store is not None:
-                self._store.close()
+        close_room(self._engine, self._store)

@@ -55,7 +55,7 @@ from autoscaler.replay.oracle import clairvoyant_schedule, oracle_schedule, spik
 from autoscaler.replay.policies import ConfiguredPolicy, Controller, ThresholdPolicy, drive, following, static
 from autoscaler.replay.replica import Requests
 from autoscaler.replay.simulator import Routing, Simulation
-from autoscaler.replay.timeline import Bucket, timeline
+from autoscaler.replay.timeline import Bucket, check_step, timeline
 from inferplane.config.autoscaling import AutoscalingPolicy
 from inferplane.config.endpoints import Endpoint, GpuHourPrice, KubernetesTarget
 
@@ -199,8 +199,8 @@ def replay_rows(
         raise ValueError(f"endpoint {endpoint.name} has no ttft_target_seconds to judge the replay against")
     wanted = [name for name in ROWS if name in _wanted(only)]
     replay = _Replay(requests, capacity, endpoint, start, Slo(endpoint.ttft_target_seconds, per_1k_prompt_s))
-    if timeline_step_s is not None and not (timeline_step_s > 0 and math.isfinite(timeline_step_s)):
-        raise ValueError(f"the timeline's step must be a positive number of seconds, got {timeline_step_s}")
+    if timeline_step_s is not None:
+        check_step(timeline_step_s)  # before the runs, not after them
     replay.slo_goal, replay.tick_s, replay.routing = slo_goal, tick_s, routing
     replay.timeline_step_s = timeline_step_s
     groups = [[n for n in wanted if n in _ORACLE_ROWS]] + [[n] for n in wanted if n not in _ORACLE_ROWS]

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from autoscaler.replay.simulator import Simulation
 
-__all__ = ["Bucket", "timeline"]
+__all__ = ["Bucket", "check_step", "timeline"]
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,12 @@ class Bucket:
     reason: str = ""  # the changes of count decided in the bucket and why (" | " apart), where the row says
 
 
+def check_step(step_s: float) -> None:
+    """ValueError unless ``step_s`` is a positive, finite number of seconds."""
+    if not (step_s > 0 and math.isfinite(step_s)):
+        raise ValueError(f"step_s must be a positive number of seconds, got {step_s}")
+
+
 def timeline(
     sim: Simulation,
     limit: Callable[[int], float],
@@ -43,8 +49,7 @@ def timeline(
     """Buckets of ``step_s`` from 0 to the last arrival. ``limit(prompt_tokens)`` is the
     SLO's first-token limit; ``reasons`` (seconds, text) the controller's changes of count.
     A bucket no poll fell in shows the counts of the poll before it (the fleet then)."""
-    if not (step_s > 0 and math.isfinite(step_s)):
-        raise ValueError(f"step_s must be a positive number of seconds, got {step_s}")
+    check_step(step_s)
     reqs = sim.requests
     if not reqs.arrival_s:
         return ()
