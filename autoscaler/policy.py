@@ -13,8 +13,10 @@ Rules, in the order they are judged:
    followed a cold start and a poll ahead, so replicas start before the demand arrives;
    once a day of history exists, yesterday's rise over the same cold start adds to it.
    It scales out to that count, and in (through the guards below) when the demand needs
-   fewer, to at most half the replicas in one step (``DEMAND_SCALE_IN_RATE``), never
-   while requests wait; zero only with no demand and nothing in flight.
+   fewer, to no fewer than the replicas / ``scale_in_max_rate`` (half, by default: a deep
+   scale-in on one low estimate, such as a headroom not learned yet, costs a cold start to
+   undo) in one step, never while requests wait; zero only with no demand and nothing in
+   flight.
    Rules 4-6 are the fallback for endpoints that report GPU utilization only.
 3b. Missing or stale utilization: hold; never scale in on no data.
 4. GPU utilization over ``scale_out_utilization`` (mean of ``scale_out_window_s``) scales
@@ -62,15 +64,7 @@ from inferplane.config.autoscaling import AutoscalingPolicy
 from inferplane.config.endpoints import Endpoint, GpuHourPrice
 from inferplane.schedule import floor_at
 
-__all__ = ["DEMAND_SCALE_IN_RATE", "decide", "replica_price_per_hour"]
-
-# The demand rule scales in to no fewer than current / this in one step (then the
-# scale-in cooldown), as Knative's max-scale-down-rate (default 2.0) does. The capacity
-# model's need at a headroom not learned yet (a fresh start, the first poll after a quiet
-# spell) can sit far below what the traffic needs, and a scale-in that deep costs a cold
-# start to undo; halving bounds what one such estimate costs. Knative's default, not tuned:
-# 1.5 was tried too and traded the day-long workload's cost for its attainment.
-DEMAND_SCALE_IN_RATE = 2.0
+__all__ = ["decide", "replica_price_per_hour"]
 
 
 @dataclass(frozen=True)
@@ -197,7 +191,7 @@ def _rules(
         return _Proposal(0, "at zero replicas, no request waiting")
     queue = _queue_rule(window, policy, state, now, lead, waiting)
     if demand is not None:
-        sized = _demand_rule(window, demand, s, waiting)
+        sized = _demand_rule(window, demand, s, waiting, policy.scale_in_max_rate)
         return queue if queue is not None and queue.replicas >= sized.replicas else sized
     if s.util_out is None:
         why = "utilization readings missing or stale"
@@ -242,7 +236,9 @@ def _demand(
     )
 
 
-def _demand_rule(window: Window, demand: DemandNeed, s: _Signals, waiting: float) -> _Proposal:
+def _demand_rule(
+    window: Window, demand: DemandNeed, s: _Signals, waiting: float, max_rate: float
+) -> _Proposal:
     current, need = window.replicas, demand.replicas
     why = f"capacity: {demand.reason}"
     if need > current:
@@ -256,9 +252,10 @@ def _demand_rule(window: Window, demand: DemandNeed, s: _Signals, waiting: float
         return _Proposal(current, f"hold: {why}", record=wanted)
     if waiting > 0:
         return _Proposal(current, f"hold: {why}, but {waiting:g} requests wait", record=wanted)
-    least = math.ceil(current / DEMAND_SCALE_IN_RATE - 1e-9)
+    least = math.ceil(current / max_rate - 1e-9)
     if 0 < wanted < least:
-        return _Proposal(least, f"{why}; in to {least}: at most halved in one step", record=wanted)
+        limit = "halved" if max_rate == 2 else f"divided by {max_rate:g}"
+        return _Proposal(least, f"{why}; in to {least}: at most {limit} in one step", record=wanted)
     return _Proposal(wanted, why)
 
 

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from autoscaler.capacity import Capacity
 from autoscaler.demand import DAY, daily_rise, demand_need, learn_headroom, token_work, trend_at
@@ -206,6 +207,28 @@ def test_demand_scale_in_waits_for_the_stabilization_window() -> None:
         if k < 40:
             assert n == 4, k
     assert n == 2
+
+
+@pytest.mark.parametrize(("rate", "first_step", "limit"), [(4, 2, None), (3, 3, "at most divided by 3")])
+def test_the_scale_in_rate_is_the_endpoints_setting(rate: float, first_step: int, limit: str | None) -> None:
+    # From 8 to a need of 2: at rate 4 in one step (8 / 4), at rate 3 to 3 first, where the
+    # default would stop at 4.
+    policy = endpoint(scale_in_max_rate=rate)
+    high = decide(window(2, [48_000.0] * 21), policy, PolicyState(), NOON, CAP)
+    n, state, steps = 8, high.state.scaled(2, 8, NOON), []
+    for k in range(1, 23):
+        now = NOON + timedelta(seconds=15 * k)
+        decision = decide(window(n, [12_000.0] * 21, now=now), policy, state, now, CAP)
+        if decision.desired_replicas != n:
+            steps.append((decision.desired_replicas, decision.reason))
+        state, n = decision.state.scaled(n, decision.desired_replicas, now), decision.desired_replicas
+    assert steps[0][0] == first_step, steps
+    assert limit is None or limit in steps[0][1]
+
+
+def test_a_scale_in_rate_that_never_scales_in_is_refused() -> None:
+    with pytest.raises(ValidationError, match="scale_in_max_rate"):
+        endpoint(scale_in_max_rate=1)
 
 
 def test_an_idle_endpoint_still_goes_to_zero_in_one_step() -> None:

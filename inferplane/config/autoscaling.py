@@ -216,6 +216,11 @@ class AutoscalingPolicy(StrictModel):
     forecast_window_s: float = Field(
         300, gt=0, description="readings the demand trend is fitted on, to start replicas a cold start ahead"
     )
+    # Knative's max-scale-down-rate: a deep scale-in on one low estimate costs a cold
+    # start to undo, so the demand rule divides the count by at most this per step.
+    scale_in_max_rate: float = Field(
+        2.0, gt=1, description="the demand rule scales in to no fewer than the replicas / this in one step"
+    )
     # Flap guards (Kubernetes HPA behaviour; Azure Monitor autoscale cooldowns).
     scale_up_stabilization_s: float = Field(0, ge=0)
     scale_down_stabilization_s: float = Field(300, ge=0)
