@@ -252,7 +252,9 @@ def _demand_rule(
         return _Proposal(current, f"hold: {why}", record=wanted)
     if waiting > 0:
         return _Proposal(current, f"hold: {why}, but {waiting:g} requests wait", record=wanted)
-    least = math.ceil(current / max_rate - 1e-9)
+    # At least one fewer: at a rate under 2, current / rate rounds up to current itself
+    # for small counts (2 / 1.5), which would never scale in.
+    least = min(current - 1, math.ceil(current / max_rate - 1e-9))
     if 0 < wanted < least:
         limit = "halved" if max_rate == 2 else f"divided by {max_rate:g}"
         return _Proposal(least, f"{why}; in to {least}: at most {limit} in one step", record=wanted)

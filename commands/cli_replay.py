@@ -100,6 +100,8 @@ def replay(
     chosen_routing = routing_option(routing)
     if not (ttft_per_1k_prompt >= 0 and math.isfinite(ttft_per_1k_prompt)):
         fail(f"--ttft-per-1k-prompt must be a finite number >= 0, got {ttft_per_1k_prompt}")
+    if timeline is not None:
+        _check_writable(timeline)  # before a replay that may take minutes, not after it
     clock = time.perf_counter()
     try:
         rows = replay_rows(
@@ -118,8 +120,6 @@ def replay(
         )
     except ValueError as error:
         fail(str(error))
-    if timeline is not None:
-        _write_timeline(timeline, rows, begin)
     excluded = sum(infeasible(requests, cap, Slo(chosen.ttft_target_seconds or 0.0, ttft_per_1k_prompt)))
     runtime = time.perf_counter() - clock
     summary: dict[str, Any] = {
@@ -150,6 +150,8 @@ def replay(
                 else ""
             )
         )
+    if timeline is not None:
+        _write_timeline(timeline, rows, begin)
 
 
 def routing_option(value: str) -> Routing:
@@ -207,6 +209,19 @@ TIMELINE_COLUMNS = (
     "ready_max",
     "reason",
 )
+
+
+def _check_writable(path: Path) -> None:
+    """Exit 2 naming ``--timeline`` unless ``path`` can be written (the OS decides: a
+    missing folder, a folder, no permission); leaves no file behind that was not there."""
+    existed = path.exists()
+    try:
+        with path.open("a", encoding="utf-8"):
+            pass
+    except OSError as error:
+        fail(f"--timeline {path}: {error.strerror or error}")
+    if not existed:
+        path.unlink()
 
 
 def _write_timeline(path: Path, rows: list[ReplayRow], begin: datetime) -> None:

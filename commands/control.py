@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 
 from apscheduler.schedulers.base import BaseScheduler
 
-__all__ = ["run_until_stopped"]
+__all__ = ["close_all", "run_until_stopped"]
 
 
 _STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
@@ -25,6 +25,19 @@ class _Stop(Exception):
 
 def _raise_stop(*_: object) -> None:
     raise _Stop
+
+
+def close_all(closers: Sequence[Callable[[], None]]) -> None:
+    """Call every closer in order, each even when one before it raised (the store, closed
+    last, must not stay open because a room's close failed); then raise the first error."""
+    first: BaseException | None = None
+    for close in closers:
+        try:
+            close()
+        except BaseException as error:  # noqa: BLE001 - kept, raised once the rest are closed
+            first = first or error
+    if first is not None:
+        raise first
 
 
 def run_until_stopped(
@@ -63,5 +76,4 @@ def run_until_stopped(
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the closing short
         if scheduler.running:
             scheduler.shutdown(wait=False)
-        for close in closers:
-            close()
+        close_all(closers)

@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 from apscheduler.schedulers.base import BaseScheduler
 
+from commands.control import close_all
+
 if TYPE_CHECKING:
     from inferplane.config import InferplaneConfig
     from inferplane.store import Store
@@ -41,8 +43,7 @@ class ControlPlaneJobs:
     parts: list[str] = field(default_factory=list)
 
     def close(self) -> None:
-        for close in self.closers:
-            close()
+        close_all(self.closers)
 
 
 def alert_jobs(
@@ -90,8 +91,10 @@ def control_plane_jobs(
         if adders:
             jobs.parts.append("evaluating alerts")
     except BaseException:
-        jobs.close()
-        store.close()
+        try:
+            jobs.close()
+        finally:
+            store.close()
         raise
     # The store last: the rooms were handed it, and close only their own connections.
     jobs.closers.append(store.close)

@@ -57,9 +57,8 @@ def test_the_control_plane_config_reads_the_service_through_compose_prometheus(
 
     # Prometheus scrapes every 5 s (the compose job's interval); a rate needs two points.
     wait_for(lambda: _scrapes(prometheus) >= 2, 60, "two scrapes of the service's token counter")
-    collector, _, _ = build_collector(
-        load_config(config_file), open_store(f"sqlite:///{tmp_path / 'store.db'}")
-    )
+    store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    collector, _, _ = build_collector(load_config(config_file), store)
     try:
         [report] = [r for r in collector.run_once() if r.source == "prometheus"]
         assert report.error is None and report.samples > 0, report.line()
@@ -67,6 +66,7 @@ def test_the_control_plane_config_reads_the_service_through_compose_prometheus(
             assert collector.store.last_sample_time(endpoint.name, metric) is not None, metric
     finally:
         collector.close()
+        store.close()
 
 
 def _scrapes(prometheus: str) -> int:

@@ -170,15 +170,19 @@ def test_build_autoscaler_loads_the_capacity_file_and_names_a_bad_one(tmp_path: 
     )
     good = tmp_path / "good.yaml"
     good.write_text(local.format(path=capacity_file(tmp_path)), encoding="utf-8")
-    engine = build_autoscaler(load_config(good), open_store(store_url), source=str(good))
+    store = open_store(store_url)
     try:
-        assert engine._capacities["chat"] == CAP
+        engine = build_autoscaler(load_config(good), store, source=str(good))
+        try:
+            assert engine._capacities["chat"] == CAP
+        finally:
+            engine.close()
+        bad = tmp_path / "bad.yaml"
+        bad.write_text(local.format(path=tmp_path / "missing.capacity.yaml"), encoding="utf-8")
+        with pytest.raises(ConfigError) as raised:
+            build_autoscaler(load_config(bad), store, source=str(bad))
     finally:
-        engine.close()
-    bad = tmp_path / "bad.yaml"
-    bad.write_text(local.format(path=tmp_path / "missing.capacity.yaml"), encoding="utf-8")
-    with pytest.raises(ConfigError) as raised:
-        build_autoscaler(load_config(bad), open_store(store_url), source=str(bad))
+        store.close()
     message: Any = str(raised.value)
     assert "endpoints.chat.autoscaling.capacity_file" in message and "missing.capacity.yaml" in message
     assert str(bad) in message

@@ -226,6 +226,18 @@ def test_the_scale_in_rate_is_the_endpoints_setting(rate: float, first_step: int
     assert limit is None or limit in steps[0][1]
 
 
+def test_a_slow_scale_in_rate_still_removes_a_replica_a_step() -> None:
+    # At rate 1.5, 2 / 1.5 rounds up to 2: the step must still remove one.
+    policy = endpoint(scale_in_max_rate=1.5)
+    high = decide(window(1, [12_000.0] * 21), policy, PolicyState(), NOON, CAP)
+    n, state = 2, high.state.scaled(1, 2, NOON)
+    for k in range(1, 30):
+        now = NOON + timedelta(seconds=15 * k)
+        decision = decide(window(n, [3_000.0] * 21, now=now), policy, state, now, CAP)
+        state, n = decision.state.scaled(n, decision.desired_replicas, now), decision.desired_replicas
+    assert n == 1, decision.reason
+
+
 def test_a_scale_in_rate_that_never_scales_in_is_refused() -> None:
     with pytest.raises(ValidationError, match="scale_in_max_rate"):
         endpoint(scale_in_max_rate=1)

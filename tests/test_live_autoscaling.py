@@ -94,6 +94,7 @@ def control_loop(config: Path) -> Iterator[ControlLoop]:
         loop.scheduler.shutdown(wait=False)
         loop.engine.close()
         collector.close()
+        store.close()  # opened here: the rooms leave it to its owner
 
 
 def write_config(path: Path, store: Path, router: str, ports: tuple[int, int], schedule: str = "") -> Path:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from autoscaler.replay.policies import drive, static
+from autoscaler.replay.policies import drive, following, static
 from autoscaler.replay.report import COLUMNS, Slo, replay_rows, row_from
 from autoscaler.replay.timeline import timeline
 from autoscaler.replay.workload import as_requests
@@ -50,10 +50,14 @@ def test_left_out_requests_are_not_counted() -> None:
 
 
 def test_a_bucket_without_a_poll_shows_the_fleet_of_the_poll_before() -> None:
-    sim = drive(as_requests(steady(1.0, 60)), CAP, static(2), initial=2, poll_s=15)
+    # Polls at 0, 15, 30 and 45 s set 1, 3, 2 and 2 replicas; 5-s buckets between polls
+    # show the count of the poll before them, not the first poll's or the next one's.
+    sim = drive(as_requests(steady(1.0, 60)), CAP, following([1, 3, 2], 15), initial=1, poll_s=15)
     buckets = timeline(sim, Slo(1.0).limit, [False] * 60, 5.0)
     assert len(buckets) == 12
-    assert all(b.replicas == 2 and b.ready_min == 2 for b in buckets)  # polls at 0, 15, 30, 45 s only
+    assert [b.replicas for b in buckets] == [1, 1, 1, 3, 3, 3, 2, 2, 2, 2, 2, 2]
+    polled = {round(at): ready for at, _, ready in sim.polls}
+    assert [b.ready_min for b in buckets[3:6]] == [polled[15]] * 3
 
 
 @pytest.mark.parametrize("step", [0.0, -1.0, float("nan"), float("inf")])
@@ -147,3 +151,4 @@ def test_the_cli_names_a_timeline_it_cannot_write(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, [*args, "--row", "static_best", "--timeline", str(target)])
     assert result.exit_code == 2
     assert f"--timeline {target}: No such file or directory" in result.output
+    assert "replayed in" not in result.output  # refused before the replay, not after it

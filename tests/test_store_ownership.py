@@ -11,7 +11,9 @@ from importlib import resources
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from commands.cli import app
 from commands.control_plane import control_plane_jobs
 from inferplane.config import parse_config
 from inferplane.store import Store, open_store
@@ -61,3 +63,51 @@ def test_a_room_that_fails_to_build_leaves_the_store_closed_once(
 
 def _refuse(*_args: object, **_kwargs: object) -> None:
     raise RuntimeError("no target")
+
+
+def test_a_room_whose_close_fails_still_leaves_the_store_closed(
+    counted_store: tuple[Store, list[str]],
+) -> None:
+    # Closing is best effort for every part: the room's error is raised, after the store.
+    store, closed = counted_store
+    config = parse_config(resources.files("inferplane").joinpath("example.yaml").read_text("utf-8"))
+    jobs = control_plane_jobs(config, store)
+    jobs.closers.insert(0, _refuse)
+    with pytest.raises(RuntimeError, match="no target"):
+        jobs.close()
+    assert closed == ["store"]
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["autoscaler", "status"], ["alerts", "evaluate", "--once"], ["collect", "--once"]],
+    ids=["autoscaler status", "alerts evaluate", "collect"],
+)
+def test_a_command_closes_the_store_it_opened_once(
+    command: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # On the built-in configuration (no inferplane.yaml here): the command opens the store,
+    # the room it builds leaves it alone, and the command closes it once.
+    import inferplane.store
+
+    monkeypatch.chdir(tmp_path)
+    opened: list[list[str]] = []
+    real_open = inferplane.store.open_configured_store
+
+    def counting_open(*args: object, **kwargs: object) -> Store:
+        store = real_open(*args, **kwargs)  # type: ignore[arg-type]
+        closes: list[str] = []
+        real_close = store.close
+
+        def close() -> None:
+            closes.append("store")
+            real_close()
+
+        store.close = close  # type: ignore[method-assign]
+        opened.append(closes)
+        return store
+
+    monkeypatch.setattr(inferplane.store, "open_configured_store", counting_open)
+    result = CliRunner().invoke(app, [*command, "--store", f"sqlite:///{tmp_path / 'store.db'}"])
+    assert result.exit_code == 0, result.output
+    assert opened == [["store"]]
