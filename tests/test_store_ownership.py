@@ -19,9 +19,8 @@ from inferplane.config import parse_config
 from inferplane.store import Store, open_store
 
 
-@pytest.fixture
-def counted_store(tmp_path: Path) -> tuple[Store, list[str]]:
-    store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+def count_closes(store: Store) -> list[str]:
+    """``store`` made to note each close in the list returned."""
     closed: list[str] = []
     real = store.close
 
@@ -30,7 +29,13 @@ def counted_store(tmp_path: Path) -> tuple[Store, list[str]]:
         real()
 
     store.close = close  # type: ignore[method-assign]
-    return store, closed
+    return closed
+
+
+@pytest.fixture
+def counted_store(tmp_path: Path) -> tuple[Store, list[str]]:
+    store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    return store, count_closes(store)
 
 
 def test_the_rooms_leave_the_store_to_the_control_plane_that_closes_it_once_and_last(
@@ -96,15 +101,7 @@ def test_a_command_closes_the_store_it_opened_once(
 
     def counting_open(*args: object, **kwargs: object) -> Store:
         store = real_open(*args, **kwargs)  # type: ignore[arg-type]
-        closes: list[str] = []
-        real_close = store.close
-
-        def close() -> None:
-            closes.append("store")
-            real_close()
-
-        store.close = close  # type: ignore[method-assign]
-        opened.append(closes)
+        opened.append(count_closes(store))
         return store
 
     monkeypatch.setattr(inferplane.store, "open_configured_store", counting_open)
