@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from commands.cli import app
 from commands.control_plane import control_plane_jobs
-from inferplane.config import parse_config
+from inferplane.config import InferplaneConfig, parse_config
 from inferplane.store import Store, open_store
 
 
@@ -32,6 +32,11 @@ def count_closes(store: Store) -> list[str]:
     return closed
 
 
+def example() -> InferplaneConfig:
+    """The built-in configuration: every room (collector, autoscaler, alerts) is in it."""
+    return parse_config(resources.files("inferplane").joinpath("example.yaml").read_text("utf-8"))
+
+
 @pytest.fixture
 def counted_store(tmp_path: Path) -> tuple[Store, list[str]]:
     store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
@@ -42,8 +47,7 @@ def test_the_rooms_leave_the_store_to_the_control_plane_that_closes_it_once_and_
     counted_store: tuple[Store, list[str]],
 ) -> None:
     store, closed = counted_store
-    config = parse_config(resources.files("inferplane").joinpath("example.yaml").read_text("utf-8"))
-    jobs = control_plane_jobs(config, store)
+    jobs = control_plane_jobs(example(), store)
     assert len(jobs.parts) == 3, jobs.parts  # collecting, autoscaling and alerting: every room
     for close in jobs.closers[:-1]:
         close()
@@ -58,11 +62,10 @@ def test_a_room_that_fails_to_build_leaves_the_store_closed_once(
     # The autoscaler refuses to build after the collector was built: what was built is
     # closed, and the store, which the jobs own from the start, once.
     store, closed = counted_store
-    config = parse_config(resources.files("inferplane").joinpath("example.yaml").read_text("utf-8"))
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr("autoscaler.build.build_autoscaler", _refuse)
         with pytest.raises(RuntimeError, match="no target"):
-            control_plane_jobs(config, store)
+            control_plane_jobs(example(), store)
     assert closed == ["store"]
 
 
@@ -75,8 +78,7 @@ def test_a_room_whose_close_fails_still_leaves_the_store_closed(
 ) -> None:
     # Closing is best effort for every part: the room's error is raised, after the store.
     store, closed = counted_store
-    config = parse_config(resources.files("inferplane").joinpath("example.yaml").read_text("utf-8"))
-    jobs = control_plane_jobs(config, store)
+    jobs = control_plane_jobs(example(), store)
     jobs.closers.insert(0, _refuse)
     with pytest.raises(RuntimeError, match="no target"):
         jobs.close()
