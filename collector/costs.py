@@ -11,11 +11,14 @@ summed over the hour of the reading that saw them. An increase covers the time s
 the previous reading, so the few seconds before an hour boundary that the first reading
 after it saw are counted in the later hour; the total is exact.
 
-Where an endpoint reports only gauges and rates (a replica count from Kubernetes, token
-rates from Azure Monitor), each reading holds until the next one, but never longer than
+Where an endpoint reports only gauges and rates (a replica count from Kubernetes or
+Azure ML, token rates), each reading holds until the next one, but never longer than
 ``max_hold``: a gap in the data is time we know nothing about, and it is left out rather
 than guessed (so an outage never looks free, nor expensive). That is exact to within a
-reading interval at each change.
+reading interval at each change. The choice is made per hour: an hour the counter was
+read in is counted, an hour it was not (the router was down, say) falls back to the
+ready replica count, then to the replica count the platform reports (``replicas``). An
+hour the counter was read in for only part of is counted for that part alone.
 
 Costs are cut into whole hours so that the store can keep estimated and billed figures
 side by side; the current hour's row grows until the hour ends (one row per period).
@@ -30,9 +33,10 @@ from datetime import datetime, timedelta
 from collector.samples import CostRow, Sample
 from inferplane.money import gpu_cost, token_cost
 
-__all__ = ["GpuPrice", "TokenPrice", "estimate_costs", "hold_integral"]
+__all__ = ["MAX_HOLD", "GpuPrice", "TokenPrice", "estimate_costs", "hold_integral"]
 
 HOUR = timedelta(hours=1)
+MAX_HOLD = timedelta(minutes=2)  # how long a gauge or rate reading stands for
 
 
 @dataclass(frozen=True)
@@ -89,31 +93,36 @@ def estimate_costs(
     samples: Iterable[Sample],
     start: datetime,
     end: datetime,
-    max_hold: timedelta = timedelta(minutes=2),
+    max_hold: timedelta = MAX_HOLD,
     currency: str = "USD",
 ) -> list[CostRow]:
     """Hourly estimated cost rows of ``endpoint`` over [start, end) from its samples; an
     hour with no reading that bears on it has no row (its cost is unknown, not zero)."""
     mine = [s for s in samples if s.endpoint == endpoint]
-    reported = {s.metric for s in mine}
 
-    def total(count: str, fallback: str, hour_start: datetime, hour_end: datetime) -> float:
-        # Counted increases where the endpoint reports them; else the held gauge or rate.
-        if count in reported:
+    def total(count: str, fallbacks: tuple[str, ...], hour_start: datetime, hour_end: datetime) -> float:
+        # Counted increases where the endpoint reported them in this hour; else the first
+        # gauge or rate read in (or held into) it.
+        if any(s.metric == count and hour_start <= s.time < hour_end for s in mine):
             return _counted(mine, count, hour_start, hour_end)
-        return hold_integral(_series(mine, fallback), hour_start, hour_end, max_hold)
+        for fallback in fallbacks:
+            if any(s.metric == fallback and hour_start - max_hold <= s.time < hour_end for s in mine):
+                return hold_integral(_series(mine, fallback), hour_start, hour_end, max_hold)
+        return 0.0
 
     rows = []
     for hour_start, hour_end in _hours(start, end):
         if not any(hour_start - max_hold <= s.time < hour_end for s in mine):
             continue  # nothing read that bears on this hour: unknown, so no row (not $0)
         if isinstance(price, GpuPrice):
-            replica_seconds = total("ready_replica_seconds", "ready_replicas", hour_start, hour_end)
+            replica_seconds = total(
+                "ready_replica_seconds", ("ready_replicas", "replicas"), hour_start, hour_end
+            )
             amount = gpu_cost(replica_seconds, price.gpu_per_hour_usd, price.gpus_per_replica)
             service = "gpu"
         else:
-            prompt = total("prompt_tokens", "prompt_tokens_per_second", hour_start, hour_end)
-            generated = total("generated_tokens", "generated_tokens_per_second", hour_start, hour_end)
+            prompt = total("prompt_tokens", ("prompt_tokens_per_second",), hour_start, hour_end)
+            generated = total("generated_tokens", ("generated_tokens_per_second",), hour_start, hour_end)
             amount = token_cost(prompt, generated, price.input_per_1k_usd, price.output_per_1k_usd)
             service = "tokens"
         rows.append(CostRow(hour_start, hour_end, endpoint, service, amount, currency, "estimated"))

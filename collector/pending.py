@@ -50,6 +50,10 @@ class PendingWrites:
         self._samples.extend(samples)
         self._gaps.extend(gaps)
 
+    def earliest(self) -> datetime | None:
+        """The oldest time among the waiting samples (None: none wait)."""
+        return min((s.time for s in self._samples), default=None)
+
     def flush(self, store: CollectorStore, state: tuple[str, dict[str, Any], datetime] | None = None) -> int:
         """Write every waiting gap and sample, and ``state`` (key, document, now) in the
         same transaction as the samples (raises the store's error, keeping them);

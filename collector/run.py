@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from collector.costs import GpuPrice, TokenPrice, estimate_costs
+from collector.costs import MAX_HOLD, GpuPrice, TokenPrice, estimate_costs
 from collector.pending import Gap, PendingWrites
 from collector.samples import CostSource, MetricSource, Sample, SourceError
 from collector.storage import CollectorStore
@@ -39,9 +39,13 @@ DOWN_REASON = "no readings: the collector was not running"
 # anything older is a gap.
 _MAX_CATCH_UP = timedelta(hours=1)
 
+# How far back samples written late (kept through a store outage, caught up after a
+# restart) make the estimate price their hours again.
+_MAX_REESTIMATE = timedelta(days=7)
 _ESTIMATE_METRICS = (
     "ready_replica_seconds",
     "ready_replicas",
+    "replicas",
     "prompt_tokens",
     "generated_tokens",
     "prompt_tokens_per_second",
@@ -95,6 +99,7 @@ class Collector:
         self._failing: dict[str, str] = {}
         self._pending = PendingWrites()
         self._store_failing = False
+        self._estimate_from: datetime | None = None  # the oldest sample written since the last estimate
 
     def collect_metrics(self, source: MetricSource, now: datetime | None = None) -> SourceReport:
         end = now or self.clock()
@@ -173,19 +178,29 @@ class Collector:
         return report
 
     def estimate(self, now: datetime | None = None, hours: int = 2) -> SourceReport:
-        """Recompute estimated cost for the current and previous ``hours - 1`` hours."""
+        """Recompute estimated cost for the current and previous ``hours - 1`` hours, and
+        every hour since the oldest sample written since the last estimate (samples kept
+        through a store outage or caught up after a restart land in hours already priced)."""
         end = now or self.clock()
         start = end.replace(minute=0, second=0, microsecond=0) - timedelta(hours=hours - 1)
+        late = self._estimate_from
+        if late is not None:
+            start = min(start, max(late, end - _MAX_REESTIMATE).replace(minute=0, second=0, microsecond=0))
         report = SourceReport("estimated-cost")
         for endpoint, price in self.prices.items():
             # Per replica: an endpoint's replica count and token rates are sums over them.
+            # From MAX_HOLD before the first hour: the reading held into its first seconds.
             samples = [
                 Sample(at, endpoint, metric, value, replica)
                 for metric in _ESTIMATE_METRICS
-                for replica, points in self.store.read_by_replica(endpoint, metric, start, end, "raw").items()
+                for replica, points in self.store.read_by_replica(
+                    endpoint, metric, start - MAX_HOLD, end, "raw"
+                ).items()
                 for at, value in points
             ]
             report.costs += self.store.write_costs(estimate_costs(endpoint, price, samples, start, end))
+        if self._estimate_from == late:  # nothing older was written meanwhile
+            self._estimate_from = None
         return report
 
     def run_once(self, now: datetime | None = None) -> list[SourceReport]:
@@ -215,6 +230,7 @@ class Collector:
         and the source's ``state`` with them; if the store fails, keep them all (bounded)
         for the next cycle. Samples written."""
         self._pending.add(samples, gaps)
+        earliest = self._pending.earliest()
         try:
             written = self._pending.flush(self.store, state)
         except StoreError as error:
@@ -230,6 +246,8 @@ class Collector:
             )
             log.info("collector: the store is back; %d kept samples written%s", written, dropped)
             self._store_failing = False
+        if earliest is not None and (self._estimate_from is None or earliest < self._estimate_from):
+            self._estimate_from = earliest
         return written
 
     def _failed(self, report: SourceReport, message: str) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import typer
@@ -61,7 +61,13 @@ def _report(store: Any, now: datetime) -> dict[str, Any]:
     frame = figures.cost_frame(store.read_cost_table(figures.month_start(now), now))
     endpoints = sorted(set(frame["endpoint"]))
     since = store.first_sample_time(endpoints, figures.run_rate_start(now)) if endpoints else None
-    spend = figures.spend_summary(frame, now, since)
+    # Each endpoint's run rate over its own readings (the dashboard's overview does the same).
+    started = {
+        name: at
+        for name, start in figures.late_starters(frame, now).items()
+        if (at := store.first_sample_time([name], start - timedelta(minutes=2))) is not None
+    }
+    spend = figures.spend_summary(frame, now, started)
     tokens = _tokens_today(store, endpoints, now)
     out: dict[str, Any] = {
         "as_of": now.isoformat(),

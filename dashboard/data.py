@@ -222,6 +222,15 @@ def first_reading(url: str, names: tuple[str, ...], since: datetime) -> datetime
     return _store(url).first_sample_time(list(names), since)
 
 
+def first_readings(url: str, starts: dict[str, datetime]) -> dict[str, datetime]:
+    """Per endpoint, its oldest raw reading from shortly before the time given (the start
+    of its first cost row: a reading held into an hour bears on it), where it has one."""
+    found = {
+        name: first_reading(url, (name,), start - timedelta(minutes=2)) for name, start in starts.items()
+    }
+    return {name: at for name, at in found.items() if at is not None}
+
+
 @st.cache_data(ttl=TTL_S, show_spinner=False)
 def latest(url: str, names: tuple[str, ...], metric: str, at: datetime) -> dict[str, float]:
     """The newest reading of ``metric`` per endpoint within 30 minutes before ``at``

@@ -46,6 +46,7 @@ __all__ = [
     "hourly_metrics",
     "hours_read",
     "idle_hours",
+    "late_starters",
     "month_hours",
     "month_start",
     "off_hours_savings",
@@ -101,14 +102,20 @@ def run_rate_label(now: datetime, data_since: datetime | None) -> str:
     )
 
 
-def spend_summary(costs: pd.DataFrame, now: datetime, data_since: datetime | None = None) -> pd.DataFrame:
+# When readings began: one time for every endpoint, or per endpoint (missing: before
+# the run rate's window).
+DataSince = datetime | Mapping[str, datetime] | None
+
+
+def spend_summary(costs: pd.DataFrame, now: datetime, data_since: DataSince = None) -> pd.DataFrame:
     """Spend today, month to date and projected for the month, estimated and billed,
     per endpoint and in total (last row, ``TOTAL``).
 
     Estimated projection: month to date plus the run rate of the last six hours (or of
-    the time since ``data_since``, the first reading, when that is shorter) times the
-    hours left in the month. Billed rows lag (a bill arrives a day late), so each
-    endpoint's are projected from the end of its newest billed period. ``billed_minus_estimated``
+    the time since ``data_since``, the first reading, when that is shorter; per endpoint
+    when it maps endpoints to theirs) times the hours left in the month. Billed rows lag
+    (a bill arrives a day late), so each endpoint's are projected from the end of its
+    newest billed period. ``billed_minus_estimated``
     compares both over the same billed days, so the lag does not look like a saving.
     Billed columns are NaN for an endpoint without billed rows this month; the total
     sums the endpoints that have them.
@@ -149,12 +156,27 @@ def spend_summary(costs: pd.DataFrame, now: datetime, data_since: datetime | Non
     return frame[_SPEND_COLUMNS]
 
 
-def _run_rate(costs: pd.DataFrame, now: datetime, data_since: datetime | None) -> pd.Series:
+def _run_rate(costs: pd.DataFrame, now: datetime, data_since: DataSince) -> pd.Series:
     """Estimated USD per hour per endpoint over the run-rate window. Estimated rows are
     hourly, so the window is widened to whole hours and the spend in it spread over the
-    time it really covers (from the first reading at the earliest)."""
+    time it really covers (from the endpoint's first reading at the earliest)."""
     spent = _sum_by_endpoint(costs, "estimated", run_rate_start(now), now)
-    return spent / run_rate_hours(now, data_since)
+    if not isinstance(data_since, Mapping):
+        return spent / run_rate_hours(now, data_since)
+    hours = [run_rate_hours(now, data_since.get(str(name))) for name in spent.index]
+    return spent / pd.Series(hours, index=spent.index, dtype=float)
+
+
+def late_starters(costs: pd.DataFrame, now: datetime) -> dict[str, datetime]:
+    """Endpoints whose estimated spend begins inside the run rate's window (none before
+    it in ``costs``), each with the start of its first row there: their run rate must be
+    taken over their own time, whose first reading lies at or after it."""
+    estimated = costs[costs["source"] == "estimated"]
+    window = run_rate_start(now)
+    before = set(estimated.loc[estimated["period_start"] < window, "endpoint"])
+    inside = estimated[(estimated["period_start"] >= window) & (estimated["period_start"] < now)]
+    firsts = inside.groupby("endpoint")["period_start"].min()
+    return {str(name): start.to_pydatetime() for name, start in firsts.items() if name not in before}
 
 
 def _estimated_until(costs: pd.DataFrame, first: datetime, until: pd.Series) -> pd.Series:

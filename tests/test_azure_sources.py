@@ -20,9 +20,12 @@ import pytest
 from azure_monitor_stub import MetricsBatchStub, Readings
 from azure_stub import AzureStub, RecordedRequest, StaticCredential, StubResponse, example, metrics_batch_body
 
+from collector.costs import TokenPrice
+from collector.run import Collector
 from collector.samples import SourceError
 from collector.sources.azure_costs import AzureCostSource
 from collector.sources.azure_monitor import AzureMonitorSource, AzureResource
+from inferplane.store import open_store
 
 SUB = "00000000-0000-0000-0000-000000000000"
 OPENAI_ID = f"/subscriptions/{SUB}/resourceGroups/rg/providers/Microsoft.CognitiveServices/accounts/oai"
@@ -114,10 +117,13 @@ def test_openai_totals_become_rates_per_the_answered_interval(stub: AzureStub) -
     samples = list(monitor(stub, AzureResource("chat", OPENAI_ID, "openai")).fetch(START, END))
 
     by_metric = {(s.metric, s.time.hour): s for s in samples}
-    assert len(samples) == 10  # 2 metrics x 5 hours; the 5 tier splits are summed
+    assert len(samples) == 20  # (2 rates + 2 counts) x 5 hours; the 5 tier splits are summed
     # 7 + 2 + 0 + 0 + 0 tokens in a PT1H interval (Azure widened the PT1M asked for)
     assert by_metric[("prompt_tokens_per_second", 9)].value == pytest.approx(9 / 3600)
     assert by_metric[("generated_tokens_per_second", 13)].value == pytest.approx((621492 + 4733) / 3600)
+    # The totals themselves, as counts: what the hour served, summed by money and tokens.
+    assert by_metric[("prompt_tokens", 9)].value == 9
+    assert by_metric[("generated_tokens", 13)].value == 621492 + 4733
     assert all(s.endpoint == "chat" and s.replica == "" and s.time.tzinfo is not None for s in samples)
 
     (request,) = stub.requests
@@ -144,6 +150,7 @@ def test_time_to_response_is_milliseconds_to_seconds_and_foundry_names_count(stu
 
 NOON = datetime(2026, 3, 2, 12, tzinfo=UTC)
 MINUTE = timedelta(minutes=1)
+HOUR = timedelta(hours=1)
 
 
 def deployment_readings(minutes: int = 30) -> Readings:
@@ -160,6 +167,46 @@ def deployment_readings(minutes: int = 30) -> Readings:
             "DeploymentCapacity": {"": dict.fromkeys(at, 2.0)},
         }
     }
+
+
+def test_azure_openai_spend_is_the_tokens_azure_counted_across_an_hour_and_idle_minutes(
+    stub: AzureStub, tmp_path: Path
+) -> None:
+    """The collector's real writer run every minute, as the scheduler runs it, against
+    Azure Monitor answering as the service does (the newest 3 minutes empty, an idle
+    minute an empty point) from 12:40 to 14:10. What the account served, minute by
+    minute, is the ground truth: each hour's estimate is its tokens times the price,
+    a lone busy minute between idle ones counted once, not held into the next."""
+    served: dict[datetime, tuple[float, float]] = {}
+    for i in range(40, 125):
+        minute = NOON + i * MINUTE
+        if i % 7 == 3 or i in (61, 62, 64, 65):  # idle minutes: around 13:03 one busy minute alone
+            continue
+        served[minute] = (1000.0 + 37 * i, 200.0 + 11 * i)
+    readings: Readings = {
+        OPENAI_ID: {
+            "ProcessedPromptTokens": {"": {m: p for m, (p, _) in served.items()}},
+            "GeneratedTokens": {"": {m: g for m, (_, g) in served.items()}},
+        }
+    }
+    azure = MetricsBatchStub(readings, now=NOON + 41 * MINUTE)
+    stub.respond("metrics:getBatch", azure)
+    price = TokenPrice(input_per_1k_usd=0.5, output_per_1k_usd=1.5)
+    store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    try:
+        source = monitor(stub, AzureResource("chat", OPENAI_ID, "openai"))
+        collector = Collector(store, [source], prices={"chat": price}, first_window=timedelta(minutes=5))
+        for i in range(41, 136):  # until every minute served is past the ingestion delay
+            azure.now = NOON + i * MINUTE
+            collector.run_once(azure.now)
+        rows = {r.period_start: r.amount for r in store.read_costs(NOON, NOON + 4 * HOUR, endpoint="chat")}
+    finally:
+        store.close()
+    truth: dict[datetime, float] = {}
+    for minute, (prompt, generated) in served.items():
+        hour = minute.replace(minute=0)
+        truth[hour] = truth.get(hour, 0.0) + prompt / 1000 * 0.5 + generated / 1000 * 1.5
+    assert rows == pytest.approx(truth)
 
 
 def test_aml_deployment_gpu_is_read_per_replica_and_capacity_unsplit(stub: AzureStub) -> None:

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -18,7 +19,7 @@ from collector.jobs import add_collect_jobs
 from collector.run import Collector
 from collector.samples import Sample, SourceError
 from commands.cli import app
-from inferplane.store import open_store
+from inferplane.store import StoreError, open_store
 from tests.conftest import ServiceProcess, free_port
 from tests.local_servers import text_server
 
@@ -163,6 +164,62 @@ def test_estimating_every_five_minutes_over_hours_adds_up_to_the_true_cost(store
     rows = store.read_costs(T0, T0 + timedelta(hours=4), endpoint="chat")
     assert [r.period_start for r in rows] == [T0 + timedelta(hours=h) for h in range(4)]
     assert sum(r.amount for r in rows) == pytest.approx(32.40)
+
+
+class _GaugeSource:
+    """A replica count read as Kubernetes gives it: a gauge at each read's end."""
+
+    name = "k8s"
+
+    def __init__(self, replicas: float) -> None:
+        self.replicas = replicas
+
+    def fetch(self, start: datetime, end: datetime) -> Iterable[Sample]:
+        return [Sample(end, "chat", "ready_replicas", self.replicas)]
+
+
+class _FlakyStore:
+    """The real store, but every call fails while ``down`` (its database unreachable)."""
+
+    def __init__(self, store: Any) -> None:
+        self.store, self.down = store, False
+
+    def __getattr__(self, name: str) -> Any:
+        real = getattr(self.store, name)
+        if not callable(real):
+            return real
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            if self.down:
+                raise StoreError(f"store sqlite:///x.db: could not {name}: unable to open database file")
+            return real(*args, **kwargs)
+
+        return call
+
+
+def test_hours_a_store_outage_held_back_are_priced_whole_once_it_is_back(store) -> None:  # type: ignore[no-untyped-def]
+    """The collector's real writer run as the scheduler runs it (a reading every 15 s, an
+    estimate every minute whose store errors the scheduler logs) across a store outage of
+    two hours, 12:30-14:30. The readings kept meanwhile are written when the store comes
+    back; one replica at $3.60/h for 12:00-15:00 is $3.60 every hour, the hours the
+    outage held back included, and the seconds each hour's first reading comes after its
+    start (readings at :05, :20, :35, :50) are the reading before it, held."""
+    flaky = _FlakyStore(store)
+    collector = Collector(flaky, [_GaugeSource(1.0)], prices={"chat": GpuPrice(3.6)})
+    at = T0 - timedelta(seconds=10)
+    while at <= T0 + timedelta(hours=3, minutes=1):
+        flaky.down = T0 + timedelta(minutes=30) <= at < T0 + timedelta(hours=2, minutes=30)
+        collector.collect_metrics(collector.metric_sources[0], at)
+        if at.second == 50:  # the scheduler's minute job
+            try:
+                collector.estimate(at)
+            except StoreError:
+                pass  # logged by the scheduler; the next run tries again
+        at += timedelta(seconds=15)
+    rows = store.read_costs(T0, T0 + timedelta(hours=3), endpoint="chat")
+    assert [(r.period_start, round(r.amount, 9)) for r in rows] == [
+        (T0 + timedelta(hours=h), 3.6) for h in range(3)
+    ]
 
 
 class _Counter:

@@ -303,3 +303,13 @@ def test_repr_holds_secret_names_not_values(tmp_path: Path) -> None:
     assert isinstance(source, ScrapeSource)
     assert resolve_secret(source.bearer_token_env, source.bearer_token_file, environ=environ) == "tok-123"
     assert "INFERPLANE_SCRAPE_TOKEN" in repr(config) and "tok-123" not in repr(config)
+
+
+def test_two_scrape_targets_of_one_endpoint_need_their_own_replica_names(tmp_path: Path) -> None:
+    # Their counters would be followed as one: each restart-looking jump counted, or none.
+    text = VALID + '      - {endpoint: chat, url: "http://127.0.0.1:8001/metrics"}\n'
+    problem = only_problem(write(tmp_path, text))
+    assert problem.startswith(f"{tmp_path / 'inferplane.yaml'}:12: sources[0].targets[1].replica:")
+    assert "endpoint 'chat' replica '' is already read from targets[0]" in problem
+    named = text.replace('8001/metrics"}', '8001/metrics", replica: r2}')
+    assert len(load_config(write(tmp_path, named)).sources[0].targets) == 2  # type: ignore[union-attr]

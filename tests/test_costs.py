@@ -71,6 +71,24 @@ def test_costs_are_cut_into_whole_hours() -> None:
     assert [round(r.amount, 6) for r in rows] == [1.8, 3.6, 1.8]
 
 
+def test_an_hour_without_the_counter_is_priced_from_the_replica_count() -> None:
+    # The router counted replica-seconds in the first hour and was down in the second,
+    # where only Kubernetes' ready replica count was read: each hour is priced from what
+    # it has (one replica: $3.60 each), not the second at $0 because the first had a counter.
+    counted = readings("ready_replica_seconds", *[(q / 4 + 0.2, 15.0) for q in range(240)])
+    gauge = readings("ready_replicas", *[(60 + q / 4, 1.0) for q in range(240)])
+    rows = estimate_costs("chat", GpuPrice(3.6), counted + gauge, at(0), at(120))
+    assert [round(r.amount, 9) for r in rows] == [3.6, 3.6]
+
+
+def test_a_platform_replica_count_is_priced_where_no_ready_count_is_read() -> None:
+    # Azure ML reports DeploymentCapacity (``replicas``) and no ready count: two instances
+    # for an hour at $2/h are $4.
+    samples = readings("replicas", *[(m, 2.0) for m in range(60)])
+    rows = estimate_costs("chat", GpuPrice(2.0), samples, at(0), at(60))
+    assert [round(r.amount, 9) for r in rows] == [4.0]
+
+
 def test_other_endpoints_are_not_counted() -> None:
     samples = [Sample(at(0), "other", "ready_replicas", 5.0)]
     # No reading of chat at all: no row (its cost is unknown), never a $0 one.

@@ -6,6 +6,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from pytest import approx
 from typer.testing import CliRunner
 
 from commands.cli import app
@@ -62,3 +63,32 @@ def test_an_unreachable_store_fails_clearly_without_its_password() -> None:
     result = runner.invoke(app, ["costs", "--store", url])
     assert result.exit_code == 2
     assert "s3cret" not in result.output and "127.0.0.1:1" in result.stderr
+
+
+def test_an_endpoint_added_an_hour_ago_projects_at_its_own_rate(tmp_path: Path) -> None:
+    """The collector's real estimate over two endpoints' readings: `old` ready since
+    05:00 at $3.60/h, `new` since 11:30 at $10/h. Each projects at its own rate; `new`'s
+    hour of spend is not spread over the six hours of `old`'s readings."""
+    from collector.costs import GpuPrice
+    from collector.run import Collector
+
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    store = open_store(url)
+    try:
+        at = NOW.replace(hour=5, minute=0)
+        while at <= NOW:
+            readings = [Sample(at, "old", "ready_replicas", 1.0)]
+            if at >= NOW.replace(hour=11, minute=30):
+                readings.append(Sample(at, "new", "ready_replicas", 1.0))
+            store.write_samples(readings)
+            at += timedelta(seconds=15)
+        Collector(store, prices={"old": GpuPrice(3.6), "new": GpuPrice(10.0)}).estimate(NOW, hours=8)
+    finally:
+        store.close()
+    result = runner.invoke(app, ["costs", "--store", url, "--at", NOW.isoformat(), "--json"])
+    assert result.exit_code == 0, result.output
+    endpoints = json.loads(result.stdout)["endpoints"]
+    left = (datetime(2026, 12, 1, tzinfo=UTC) - NOW) / timedelta(hours=1)
+    assert endpoints["new"]["month_estimated"] == approx(10.0)
+    assert endpoints["new"]["projected_estimated"] == approx(10.0 + 10.0 * left)
+    assert endpoints["old"]["projected_estimated"] == approx(3.6 * 7.5 + 3.6 * left)

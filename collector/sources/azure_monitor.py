@@ -18,7 +18,9 @@ What is read is declared as data in ``KINDS`` (one namespace per resource kind):
 - ``openai`` (``Microsoft.CognitiveServices/accounts``): ``ProcessedPromptTokens`` /
   ``GeneratedTokens`` (Azure OpenAI) or ``InputTokens`` / ``OutputTokens`` (Foundry),
   totals per interval divided by the interval -> tokens per second, the first name with
-  data winning; ``AzureOpenAIRequests`` (total -> requests per second);
+  data winning, and the totals themselves as counts (``prompt_tokens``,
+  ``generated_tokens``: what money and token figures sum); ``AzureOpenAIRequests``
+  (total -> requests per second, and ``requests``);
   ``AzureOpenAITimeToResponse`` (average ms -> ``time_to_first_token_seconds_p50``). That
   metric is the time to the first response byte: the first token for streaming requests,
   the whole answer otherwise; Azure offers no percentile, so its average stands in for the
@@ -91,6 +93,9 @@ class MetricMapping:
     per_second: bool = False
     of_gpu_memory: bool = False
     per_replica: bool = False  # read split by instanceId (the metric must have that dimension)
+    # Also written unconverted as this count (the interval's total: what was served in it),
+    # so money and token figures sum what Azure counted rather than hold a rate.
+    count_metric: str | None = None
 
 
 @dataclass(frozen=True)
@@ -128,11 +133,41 @@ KINDS: dict[str, KindSpec] = {
     "openai": KindSpec(
         "Microsoft.CognitiveServices/accounts",
         (
-            MetricMapping("ProcessedPromptTokens", "prompt_tokens_per_second", "total", per_second=True),
-            MetricMapping("InputTokens", "prompt_tokens_per_second", "total", per_second=True),
-            MetricMapping("GeneratedTokens", "generated_tokens_per_second", "total", per_second=True),
-            MetricMapping("OutputTokens", "generated_tokens_per_second", "total", per_second=True),
-            MetricMapping("AzureOpenAIRequests", "requests_per_second", "total", per_second=True),
+            MetricMapping(
+                "ProcessedPromptTokens",
+                "prompt_tokens_per_second",
+                "total",
+                per_second=True,
+                count_metric="prompt_tokens",
+            ),
+            MetricMapping(
+                "InputTokens",
+                "prompt_tokens_per_second",
+                "total",
+                per_second=True,
+                count_metric="prompt_tokens",
+            ),
+            MetricMapping(
+                "GeneratedTokens",
+                "generated_tokens_per_second",
+                "total",
+                per_second=True,
+                count_metric="generated_tokens",
+            ),
+            MetricMapping(
+                "OutputTokens",
+                "generated_tokens_per_second",
+                "total",
+                per_second=True,
+                count_metric="generated_tokens",
+            ),
+            MetricMapping(
+                "AzureOpenAIRequests",
+                "requests_per_second",
+                "total",
+                per_second=True,
+                count_metric="requests",
+            ),
             MetricMapping("AzureOpenAITimeToResponse", "time_to_first_token_seconds_p50", "average", 0.001),
         ),
     ),
@@ -314,11 +349,14 @@ def _samples(
     samples: list[Sample] = []
     for (name, time, replica), per_name in found.items():
         mapping = next(m for m in spec.mappings if m.azure_name in per_name)  # priority order
-        value = _convert(
-            mapping, _COMBINE[mapping.aggregation](per_name[mapping.azure_name]), interval_s, resource
-        )
+        combined = _COMBINE[mapping.aggregation](per_name[mapping.azure_name])
+        value = _convert(mapping, combined, interval_s, resource)
         if value is not None:
             samples.append(Sample(time, resource.endpoint, name, value, replica))
+        if mapping.count_metric is not None:
+            samples.append(
+                Sample(time, resource.endpoint, mapping.count_metric, combined * mapping.scale, replica)
+            )
     return samples
 
 

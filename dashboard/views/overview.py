@@ -79,7 +79,10 @@ def body(view: View) -> None:
     costs = data.cost_frame(view.url, min(figures.month_start(view.now), view.start), view.end, daily)
     costs = costs[costs["endpoint"].isin(names)]
     since = data.first_reading(view.url, view.endpoints, figures.run_rate_start(view.now))
-    spend = figures.spend_summary(costs, view.now, since)
+    # Each endpoint's run rate over its own readings: one added an hour ago is not
+    # spread over the six hours of the others.
+    started = data.first_readings(view.url, figures.late_starters(costs, view.now))
+    spend = figures.spend_summary(costs, view.now, started)
     series = data.series(view.url, view.endpoints, _METRICS, view.start, view.end, step)
     tokens = figures.tokens_served(series).sum(axis=1)
     cost_range = figures.cost_in_range(costs, view.start, view.end)

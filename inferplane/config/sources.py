@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from .fields import AzureResourceId, AzureScope, EnvVarName, HttpUrl, Name, Slug, StrictModel
 
@@ -61,6 +62,28 @@ class ScrapeSource(_SourceBase):
     interval_s: float = Field(15, gt=0)
     bearer_token_env: EnvVarName | None = None
     bearer_token_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _one_target_per_replica(self) -> ScrapeSource:
+        # Counters are followed per (endpoint, replica): two targets sharing both would
+        # take each other's readings for restarts and count nothing, or everything twice.
+        seen: dict[tuple[str, str], int] = {}
+        for index, target in enumerate(self.targets):
+            key = (target.endpoint, target.replica)
+            if key in seen:
+                raise PydanticCustomError(
+                    "duplicate_target",
+                    "endpoint '{endpoint}' replica '{replica}' is already read from targets[{first}]; "
+                    "give each target of an endpoint its own replica name",
+                    {
+                        "endpoint": target.endpoint,
+                        "replica": target.replica,
+                        "first": seen[key],
+                        "at": ["targets", index, "replica"],
+                    },
+                )
+            seen[key] = index
+        return self
 
 
 class PrometheusEndpoint(StrictModel):
