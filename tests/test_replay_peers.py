@@ -151,7 +151,7 @@ def test_keda_scales_on_the_exported_concurrency_trigger_and_its_behavior() -> N
     assert keda(later, view(4, 4, Scrape(later, 0.9, 5, 50, 4))) == 6
 
 
-def test_keda_activates_from_zero_on_its_polling_interval_and_cools_down_to_zero() -> None:
+def test_keda_cools_down_to_zero_and_nothing_it_queries_wakes_it_there() -> None:
     exported = keda_scaled_object(
         _kubernetes(
             off_hours_replicas=0,
@@ -167,8 +167,11 @@ def test_keda_activates_from_zero_on_its_polling_interval_and_cools_down_to_zero
     assert keda(0.0, view(1, 1, idle)) == 1  # the HPA's floor is one
     assert keda(60.0, view(1, 1, Scrape(60.0, 0.0, 0, 0, 1))) == 1  # idle 60 s < cooldown
     assert keda(150.0, view(1, 1, Scrape(150.0, 0.0, 0, 0, 1))) == 0  # idle 150 s >= 120
-    assert keda(165.0, view(0, 0, Scrape(165.0, None, 3, 0, 0))) == 0  # waits for its poll
-    assert keda(180.0, view(0, 0, Scrape(180.0, None, 3, 0, 0))) == 1  # activation
+    # At zero no pod exports the metrics its triggers query (the export's own note): the
+    # requests the router holds do not wake it, on KEDA's poll or after.
+    assert keda(165.0, view(0, 0, Scrape(165.0, None, 3, 0, 0))) == 0
+    assert keda(180.0, view(0, 0, Scrape(180.0, None, 3, 0, 0))) == 0
+    assert keda(210.0, view(0, 0, Scrape(210.0, None, 9, 0, 0))) == 0
 
 
 def test_keda_refuses_trigger_types_it_does_not_emulate() -> None:
@@ -202,6 +205,18 @@ def test_knative_scales_to_zero_only_after_the_grace_period() -> None:
     assert kpa(60.0, view(1, 1, *scrapes)) == 1
     assert kpa(80.0, view(1, 1, *scrapes)) == 1
     assert kpa(90.0, view(1, 1, *scrapes)) == 0
+
+
+def test_the_knative_row_scales_to_zero_where_the_endpoint_allows_it() -> None:
+    # Knative's floor is the endpoint's min-scale: a quiet spell of three minutes between
+    # two busy ones takes it to zero (60 s stable window, 30 s grace), and its activator
+    # wakes it for the second.
+    trace = steady(2.0, 60) + steady(2.0, 60, at=240.0)
+    zero = endpoint().model_copy(update={"min_replicas": 0})
+    (row,) = replay_rows(as_requests(trace), CAP, zero, start=START, only=["knative"])
+    assert row.replicas.startswith("0-"), row.replicas
+    (kept,) = replay_rows(as_requests(trace), CAP, endpoint(), start=START, only=["knative"])
+    assert kept.replicas.startswith("1-"), kept.replicas
 
 
 def test_clairvoyant_starts_each_replica_a_cold_start_ahead_and_keeps_short_dips() -> None:

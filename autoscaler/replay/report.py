@@ -271,7 +271,10 @@ class _Replay:
         if name == "keda":
             return _dynamic(row, run, KedaPolicy(_scaled_object(self.endpoint)), first(), name)
         if name == "knative":
-            return _dynamic(row, run, KnativePolicy(cap.max_concurrent_sequences, low, high), first(), name)
+            # Knative's floor is the endpoint's own (min-scale): it scales to zero by default,
+            # and its activator holds requests while a pod starts.
+            floor = self.endpoint.min_replicas
+            return _dynamic(row, run, KnativePolicy(cap.max_concurrent_sequences, floor, high), first(), name)
         assert oracle is not None
         schedule, sim = oracle
         if name == "static_mean":
