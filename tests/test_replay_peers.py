@@ -7,7 +7,15 @@ import pytest
 import yaml
 
 from autoscaler.export import keda_scaled_object
-from autoscaler.replay.hpa import HpaGpuPolicy, HpaScaler, external_replicas, pods_metric_replicas
+from autoscaler.replay.hpa import (
+    Behavior,
+    HpaGpuPolicy,
+    HpaScaler,
+    RatePolicy,
+    Rule,
+    external_replicas,
+    pods_metric_replicas,
+)
 from autoscaler.replay.keda import KedaPolicy, evaluate_query
 from autoscaler.replay.knative import KnativePolicy
 from autoscaler.replay.oracle import clairvoyant_schedule, spikes_capped
@@ -74,6 +82,28 @@ def test_hpa_scale_down_waits_for_the_300_s_stabilization_window() -> None:
     for t in range(15, 300, 15):
         assert scaler.normalize(float(t), 8, 2) == 8, t  # the highest of the window is 8
     assert scaler.normalize(300.0, 8, 2) == 2
+
+
+def test_hpa_first_sync_records_the_count_it_found() -> None:
+    # recordInitialRecommendation: the count found at the first sync holds a scale-down
+    # for the stabilization window, as a just-created HPA does.
+    scaler = HpaScaler(1, 100)
+    assert scaler.normalize(0.0, 6, 2) == 6
+    assert scaler.normalize(285.0, 6, 2) == 6
+    assert scaler.normalize(300.0, 6, 2) == 2
+
+
+def test_hpa_rate_limits_count_the_other_directions_changes_of_the_period() -> None:
+    # 2 pods per 60 s up, scale-down at once: 5 -> 3, then a demand for 9 within the
+    # period. The period began at 5 (3 + the 2 removed), so up to 7, not 3 + 2.
+    behavior = Behavior(
+        scale_up=Rule(0.0, (RatePolicy("Pods", 2, 60),)),
+        scale_down=Rule(0.0, (RatePolicy("Percent", 100, 15),)),
+    )
+    scaler = HpaScaler(1, 100, behavior)
+    scaler.started = True  # past the first sync
+    assert scaler.normalize(0.0, 5, 3) == 3
+    assert scaler.normalize(30.0, 3, 9) == 7
 
 
 def test_hpa_policy_walks_a_busy_then_idle_endpoint() -> None:

@@ -121,6 +121,7 @@ class HpaScaler:
     recommendations: list[tuple[float, int]] = field(default_factory=list)
     ups: list[tuple[float, int]] = field(default_factory=list)
     downs: list[tuple[float, int]] = field(default_factory=list)
+    started: bool = False
 
     def normalize(self, now_s: float, current: int, desired: int) -> int:
         """The count the HPA sets at ``now_s`` for a metric recommendation ``desired``."""
@@ -136,6 +137,9 @@ class HpaScaler:
     def _stabilize(self, now_s: float, current: int, desired: int) -> int:
         up_s, down_s = self.behavior.scale_up.stabilization_s, self.behavior.scale_down.stabilization_s
         keep = max(up_s, down_s)
+        if not self.started:  # recordInitialRecommendation: the count it found stands first
+            self.started = True
+            self.recommendations.append((now_s, current))
         self.recommendations = [(t, n) for t, n in self.recommendations if t > now_s - keep]
         up = down = desired
         for t, n in self.recommendations:
@@ -153,26 +157,31 @@ class HpaScaler:
                 return current
             limits = [self._up_limit(now_s, current, p) for p in rule.policies]
             limit = max(limits) if rule.select == "Max" else min(limits)
-            return min(wanted, limit)
+            return min(wanted, max(limit, current))  # a limit never scales in
         if wanted < current:
             rule = self.behavior.scale_down
             if rule.select == "Disabled":
                 return current
             limits = [self._down_limit(now_s, current, p) for p in rule.policies]
             limit = min(limits) if rule.select == "Max" else max(limits)
-            return max(wanted, limit)
+            return max(wanted, min(limit, current))  # nor scales out
         return wanted
 
+    def _period_start(self, now_s: float, current: int, period_s: float) -> int:
+        """The count at the period's start: both directions' changes in it undone (as
+        ``horizontal.go`` takes ``periodStartReplicas``)."""
+        added = sum(n for t, n in self.ups if t > now_s - period_s)
+        removed = sum(n for t, n in self.downs if t > now_s - period_s)
+        return current - added + removed
+
     def _up_limit(self, now_s: float, current: int, policy: RatePolicy) -> int:
-        added = sum(n for t, n in self.ups if t > now_s - policy.period_s)
-        start = current - added
+        start = self._period_start(now_s, current, policy.period_s)
         if policy.kind == "Pods":
             return start + int(policy.value)
         return math.ceil(start * (1 + policy.value / 100) - 1e-9)
 
     def _down_limit(self, now_s: float, current: int, policy: RatePolicy) -> int:
-        removed = sum(n for t, n in self.downs if t > now_s - policy.period_s)
-        start = current + removed
+        start = self._period_start(now_s, current, policy.period_s)
         if policy.kind == "Pods":
             return start - int(policy.value)
         return math.floor(start * (1 - policy.value / 100) + 1e-9)
