@@ -40,8 +40,9 @@ DOWN_REASON = "no readings: the collector was not running"
 _MAX_CATCH_UP = timedelta(hours=1)
 
 # How far back samples written late (kept through a store outage, caught up after a
-# restart) make the estimate price their hours again.
-_MAX_REESTIMATE = timedelta(days=7)
+# restart) make the estimate price their hours again: within the shortest raw retention
+# (a day), so an hour whose first samples were pruned is never priced again from the rest.
+_MAX_REESTIMATE = timedelta(hours=23)
 _ESTIMATE_METRICS = (
     "ready_replica_seconds",
     "ready_replicas",
