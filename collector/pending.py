@@ -38,6 +38,9 @@ class PendingWrites:
     def __init__(self, max_samples: int = 200_000, max_gaps: int = 10_000) -> None:
         self._samples: deque[Sample] = deque(maxlen=max_samples)
         self._gaps: deque[Gap] = deque(maxlen=max_gaps)
+        # Per source, the newest counter state not saved yet: it goes in with the samples
+        # computed from it, whichever source's write succeeds first.
+        self._states: dict[str, tuple[str, dict[str, Any], datetime]] = {}
         self.dropped = 0  # samples pushed out by the bound, over the collector's life
 
     def __len__(self) -> int:
@@ -55,15 +58,19 @@ class PendingWrites:
         return min((s.time for s in self._samples), default=None)
 
     def flush(self, store: CollectorStore, state: tuple[str, dict[str, Any], datetime] | None = None) -> int:
-        """Write every waiting gap and sample, and ``state`` (key, document, now) in the
-        same transaction as the samples (raises the store's error, keeping them);
-        returns the number of samples written."""
+        """Write every waiting gap and sample, and ``state`` (key, document, now) with
+        every source's state kept from a failed write, in the same transaction as the
+        samples (raises the store's error, keeping them all); returns the number of
+        samples written."""
         while self._gaps:
             gap = self._gaps[0]
             store.record_gap(gap.source, gap.endpoint, gap.start, gap.end, gap.reason)
             self._gaps.popleft()
-        if not self._samples and state is None:
+        if state is not None:
+            self._states[state[0]] = state
+        if not self._samples and not self._states:
             return 0
-        written = int(store.write_samples(list(self._samples), state=state))
+        written = int(store.write_samples(list(self._samples), states=list(self._states.values())))
         self._samples.clear()
+        self._states.clear()
         return written

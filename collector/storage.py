@@ -3,7 +3,7 @@ which reads and writes it relies on (``inferplane.store.Store`` is the one it is
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -14,7 +14,7 @@ __all__ = ["CollectorStore"]
 
 class CollectorStore(Protocol):
     def write_samples(
-        self, samples: Iterable[Sample], *, state: tuple[str, Mapping[str, Any], datetime] | None = None
+        self, samples: Iterable[Sample], *, states: Sequence[tuple[str, Mapping[str, Any], datetime]] = ()
     ) -> int: ...
 
     def write_costs(self, rows: Iterable[CostRow]) -> int: ...

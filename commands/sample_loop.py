@@ -26,7 +26,7 @@ semantics (``[start, end)``, oldest first); a test checks it against the real st
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -125,10 +125,10 @@ class Recent:
         self._state: dict[str, dict[str, Any]] = {}
 
     def write_samples(
-        self, samples: Iterable[Sample], *, state: tuple[str, Mapping[str, Any], datetime] | None = None
+        self, samples: Iterable[Sample], *, states: Sequence[tuple[str, Mapping[str, Any], datetime]] = ()
     ) -> int:
-        if state is not None:
-            self._state[state[0]] = dict(state[1])
+        for key, document, _ in states:
+            self._state[key] = dict(document)
         written = 0
         for s in samples:
             self._put(s.endpoint, s.metric, s.replica, s.time, s.value)

@@ -148,7 +148,7 @@ def _held(url: str) -> float:
 class _DownStore:
     """A store whose every write fails, as ``Store`` fails while its database is gone."""
 
-    def write_samples(self, samples: object) -> int:
+    def write_samples(self, samples: object, states: object = ()) -> int:
         raise StoreError("store sqlite:///x.db: could not write samples: disk I/O error")
 
     def record_gap(self, *args: object) -> None:
@@ -171,5 +171,24 @@ def test_kept_readings_are_bounded_and_the_oldest_dropped_first(tmp_path: Path) 
         )
         assert [t for t, _ in stored] == [s.time for s in samples[2:]]
         assert len(store.read_gaps(T0, T0 + timedelta(minutes=1))) == 1
+    finally:
+        store.close()
+
+
+def test_a_write_that_carries_another_sources_samples_carries_its_counter_state_too(tmp_path: Path) -> None:
+    # Source b's increases wait through a failed write; source a's next write stores them,
+    # and must store b's baselines with them: a crash before b writes again would else
+    # restart b from older baselines and count those increases a second time.
+    pending = PendingWrites()
+    b_sample = Sample(T0, "chat", "prompt_tokens", 40.0, "r1")
+    pending.add([b_sample])
+    with pytest.raises(StoreError):
+        pending.flush(_DownStore(), ("collector:b", {"counters": {"seen": 140}}, T0))
+    store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    try:
+        pending.add([Sample(T0, "chat", "gpu_utilization", 0.5, "r1")])
+        assert pending.flush(store, ("collector:a", {"counters": {}}, T0)) == 2
+        assert store.load_state("collector:b") == {"counters": {"seen": 140}}
+        assert store.load_state("collector:a") == {"counters": {}}
     finally:
         store.close()

@@ -7,7 +7,7 @@ exception) when the database fails.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from itertools import islice
@@ -109,19 +109,19 @@ class Store:
             raise
 
     def write_samples(
-        self, samples: Iterable[Sample], *, state: tuple[str, Mapping[str, Any], datetime] | None = None
+        self, samples: Iterable[Sample], *, states: Sequence[tuple[str, Mapping[str, Any], datetime]] = ()
     ) -> int:
         """Upsert samples in batches; re-writing a (time, endpoint, replica, metric)
         replaces its value. Returns the number of rows written.
 
-        ``state`` (key, document, now) is saved in the same transaction: a collector's
+        ``states`` (key, document, now) are saved in the same transaction: a collector's
         counter baselines go in with the increases computed from them, so a crash can
         neither count an increase twice nor lose one."""
         with self._transaction("write samples") as connection:
             rows = _upsert_batches(connection, schema.samples, _SAMPLE_KEY, samples)
             if rows:
                 mark_pending(connection, min(row["time"] for row in rows))
-            if state is not None:
+            for state in states:
                 self._save_state(connection, *state)
         return len(rows)
 
