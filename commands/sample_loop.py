@@ -36,7 +36,7 @@ from autoscaler.engine import state_key
 from autoscaler.model import PolicyState
 from autoscaler.policy import decide
 from autoscaler.readings import read_window
-from collector.costs import GpuPrice, TokenPrice
+from collector.costs import MAX_HOLD, GpuPrice, TokenPrice
 from collector.run import Collector
 from commands.sample_sim import COUNTED, METRICS, MINUTE, OLD_STEP, RAW_SPAN, Minute, World
 from inferplane.config.autoscaling import AutoscalingPolicy
@@ -71,6 +71,8 @@ _POLICY_READS = frozenset(
     }
 )
 _FLUSH_EVERY = timedelta(days=1)  # cost rows go to the store a simulated day at a time
+# The estimate reads the current and the previous hour, and the readings held into them.
+_ESTIMATE_READS = timedelta(hours=2) + MAX_HOLD
 
 
 @dataclass(frozen=True)
@@ -251,7 +253,7 @@ def run_endpoint(
         seconds=max(policy.scale_in_window_s, policy.scale_out_window_s, policy.forecast_window_s)
     )
     seen = Recent(span + timedelta(seconds=policy.poll_interval_s) + MINUTE)  # what the policy reads
-    kept = Recent(timedelta(hours=2))  # what the estimate reads
+    kept = Recent(_ESTIMATE_READS)  # what the estimate reads
     collector = Collector(kept, prices={endpoint.name: _price(endpoint)})
     state = PolicyState()
     ticks: list[Tick] = []
@@ -303,7 +305,7 @@ def run_hosted(
 ) -> None:
     """The hosted endpoint's estimate over time, from its readings (each list one
     collection's samples, oldest first); the samples themselves are the caller's to write."""
-    kept = Recent(timedelta(hours=2))
+    kept = Recent(_ESTIMATE_READS)
     collector = Collector(kept, prices={name: price})
     start = readings[0][0].time if readings and readings[0] else end
     flushed = start
