@@ -31,12 +31,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from collector.samples import CostRow, Sample
-from inferplane.money import gpu_cost, token_cost
+from inferplane.money import MAX_HOLD, gpu_cost, token_cost
 
 __all__ = ["MAX_HOLD", "GpuPrice", "TokenPrice", "estimate_costs", "hold_integral"]
 
 HOUR = timedelta(hours=1)
-MAX_HOLD = timedelta(minutes=2)  # how long a gauge or rate reading stands for
 
 
 @dataclass(frozen=True)

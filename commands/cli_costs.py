@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
@@ -64,8 +64,8 @@ def _report(store: Any, now: datetime) -> dict[str, Any]:
     # Each endpoint's run rate over its own readings (the dashboard's overview does the same).
     started = {
         name: at
-        for name, start in figures.late_starters(frame, now).items()
-        if (at := store.first_sample_time([name], start - timedelta(minutes=2))) is not None
+        for name, since in figures.late_starters(frame, now).items()
+        if (at := store.first_sample_time([name], since)) is not None
     }
     spend = figures.spend_summary(frame, now, started)
     tokens = _tokens_today(store, endpoints, now)

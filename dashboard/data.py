@@ -222,12 +222,9 @@ def first_reading(url: str, names: tuple[str, ...], since: datetime) -> datetime
     return _store(url).first_sample_time(list(names), since)
 
 
-def first_readings(url: str, starts: dict[str, datetime]) -> dict[str, datetime]:
-    """Per endpoint, its oldest raw reading from shortly before the time given (the start
-    of its first cost row: a reading held into an hour bears on it), where it has one."""
-    found = {
-        name: first_reading(url, (name,), start - timedelta(minutes=2)) for name, start in starts.items()
-    }
+def first_readings(url: str, since: dict[str, datetime]) -> dict[str, datetime]:
+    """Per endpoint, its oldest raw reading at or after the time given, where it has one."""
+    found = {name: first_reading(url, (name,), at) for name, at in since.items()}
     return {name: at for name, at in found.items() if at is not None}
 
 

@@ -23,6 +23,7 @@ import pandas as pd
 
 from inferplane.config.endpoints import GpuHourPrice, TokenPrice
 from inferplane.money import (
+    MAX_HOLD,
     RUN_RATE_WINDOW,
     day_start,
     gpu_cost,
@@ -169,14 +170,17 @@ def _run_rate(costs: pd.DataFrame, now: datetime, data_since: DataSince) -> pd.S
 
 def late_starters(costs: pd.DataFrame, now: datetime) -> dict[str, datetime]:
     """Endpoints whose estimated spend begins inside the run rate's window (none before
-    it in ``costs``), each with the start of its first row there: their run rate must be
-    taken over their own time, whose first reading lies at or after it."""
+    it in ``costs``), each with where its first reading is to be looked for: the start
+    of its first row there, less ``MAX_HOLD`` (a reading held into an hour bears on it).
+    Their run rate must be taken over their own time."""
     estimated = costs[costs["source"] == "estimated"]
     window = run_rate_start(now)
     before = set(estimated.loc[estimated["period_start"] < window, "endpoint"])
     inside = estimated[(estimated["period_start"] >= window) & (estimated["period_start"] < now)]
     firsts = inside.groupby("endpoint")["period_start"].min()
-    return {str(name): start.to_pydatetime() for name, start in firsts.items() if name not in before}
+    return {
+        str(name): start.to_pydatetime() - MAX_HOLD for name, start in firsts.items() if name not in before
+    }
 
 
 def _estimated_until(costs: pd.DataFrame, first: datetime, until: pd.Series) -> pd.Series:

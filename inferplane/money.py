@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 __all__ = [
+    "MAX_HOLD",
     "RUN_RATE_WINDOW",
     "day_start",
     "gpu_cost",
@@ -24,6 +25,9 @@ __all__ = [
 
 # Projections extrapolate this much recent spend (or all of it, when the store is younger).
 RUN_RATE_WINDOW = timedelta(hours=6)
+# How long a gauge or rate reading stands for in an estimate: a reading this long before
+# an hour bears on it (so an endpoint's readings may begin that long before its first row).
+MAX_HOLD = timedelta(minutes=2)
 
 
 def gpu_cost(replica_seconds: float, gpu_per_hour_usd: float, gpus_per_replica: int = 1) -> float:

@@ -48,10 +48,8 @@ def _series(scrape: Scrape) -> dict[str, list[float]]:
     """What a Prometheus would hold for the endpoint at this scrape, per series: nothing
     while no replica runs to export it (as the export's note says, only a cron window or
     the HTTP add-on wakes a Deployment at zero)."""
-    if scrape.ready == 0:
-        return {name: [] for name in _EXPORTED}
     util = [] if scrape.utilization is None else [scrape.utilization] * scrape.ready
-    return {
+    series = {
         "inferplane_gpu_utilization_ratio": util,
         "DCGM_FI_DEV_GPU_UTIL": [u * 100 for u in util],
         "inferplane_requests_waiting": [float(scrape.waiting)],
@@ -59,15 +57,7 @@ def _series(scrape: Scrape) -> dict[str, list[float]]:
         # What a CPU replica exports in place of the GPU ratio; the simulated replicas are GPUs.
         "inferplane_engine_busy_ratio": [],
     }
-
-
-_EXPORTED = (
-    "inferplane_gpu_utilization_ratio",
-    "DCGM_FI_DEV_GPU_UTIL",
-    "inferplane_requests_waiting",
-    "inferplane_requests_running",
-    "inferplane_engine_busy_ratio",
-)
+    return {name: [] for name in series} if scrape.ready == 0 else series
 
 
 def _empty(value: float | list[float]) -> bool:
