@@ -57,16 +57,16 @@ class PendingWrites:
         """The oldest time among the waiting samples (None: none wait)."""
         return min((s.time for s in self._samples), default=None)
 
-    def flush(self, store: CollectorStore, state: tuple[str, dict[str, Any], datetime] | None = None) -> int:
-        """Write every waiting gap and sample, and ``state`` (key, document, now) with
-        every source's state kept from a failed write, in the same transaction as the
-        samples (raises the store's error, keeping them all); returns the number of
-        samples written."""
+    def flush(self, store: CollectorStore, *states: tuple[str, dict[str, Any], datetime]) -> int:
+        """Write every waiting gap and sample, and ``states`` (key, document, now) with
+        every state kept from a failed write, in the same transaction as the samples
+        (raises the store's error, keeping them all); returns the number of samples
+        written."""
         while self._gaps:
             gap = self._gaps[0]
             store.record_gap(gap.source, gap.endpoint, gap.start, gap.end, gap.reason)
             self._gaps.popleft()
-        if state is not None:
+        for state in states:
             self._states[state[0]] = state
         if not self._samples and not self._states:
             return 0

@@ -19,6 +19,7 @@ of a silent hole.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -43,6 +44,9 @@ _MAX_CATCH_UP = timedelta(hours=1)
 # restart) make the estimate price their hours again: within the shortest raw retention
 # (a day), so an hour whose first samples were pruned is never priced again from the rest.
 _MAX_REESTIMATE = timedelta(hours=23)
+# Where the estimate's progress is kept across restarts: the time from which samples
+# may be unpriced (the end of the last estimate, or an older sample written since).
+_UNPRICED_KEY = "estimate:unpriced-from"
 _ESTIMATE_METRICS = (
     "ready_replica_seconds",
     "ready_replicas",
@@ -100,7 +104,13 @@ class Collector:
         self._failing: dict[str, str] = {}
         self._pending = PendingWrites()
         self._store_failing = False
-        self._estimate_from: datetime | None = None  # the oldest sample written since the last estimate
+        # Samples from this time on may not be priced yet: the end of the last estimate,
+        # or an older sample written since (kept through a store outage, caught up after
+        # a restart). Saved with the samples that lower it and by each estimate, so a
+        # restarted collector prices what the last one wrote and never priced.
+        self._unpriced_from: datetime | None = None
+        self._unpriced_loaded = False
+        self._unpriced_lock = threading.Lock()  # collect and estimate jobs run on their own threads
 
     def collect_metrics(self, source: MetricSource, now: datetime | None = None) -> SourceReport:
         end = now or self.clock()
@@ -180,11 +190,13 @@ class Collector:
 
     def estimate(self, now: datetime | None = None, hours: int = 2) -> SourceReport:
         """Recompute estimated cost for the current and previous ``hours - 1`` hours, and
-        every hour since the oldest sample written since the last estimate (samples kept
-        through a store outage or caught up after a restart land in hours already priced)."""
+        every hour since the oldest sample not priced yet (samples kept through a store
+        outage or caught up after a restart land in hours already priced; a restarted
+        collector takes up where the last one's estimates stopped), at most
+        ``_MAX_REESTIMATE`` back."""
         end = now or self.clock()
         start = end.replace(minute=0, second=0, microsecond=0) - timedelta(hours=hours - 1)
-        late = self._estimate_from
+        late = self._load_unpriced()
         if late is not None:
             start = min(start, max(late, end - _MAX_REESTIMATE).replace(minute=0, second=0, microsecond=0))
         report = SourceReport("estimated-cost")
@@ -200,9 +212,27 @@ class Collector:
                 for at, value in points
             ]
             report.costs += self.store.write_costs(estimate_costs(endpoint, price, samples, start, end))
-        if self._estimate_from == late:  # nothing older was written meanwhile
-            self._estimate_from = None
+        with self._unpriced_lock:
+            if self._unpriced_from == late:  # nothing older was written meanwhile
+                self.store.save_state(_UNPRICED_KEY, {"time": end.isoformat()}, end)
+                self._unpriced_from = end
         return report
+
+    def _load_unpriced(self) -> datetime | None:
+        with self._unpriced_lock:
+            return self._unpriced_locked()
+
+    def _unpriced_locked(self) -> datetime | None:
+        """The oldest time that may hold unpriced samples; the first time, what the last
+        process saved (raises the store's error: tried again next time). Hold the lock."""
+        if not self._unpriced_loaded:
+            saved = self.store.load_state(_UNPRICED_KEY)
+            self._unpriced_loaded = True
+            if saved and saved.get("time"):
+                before = datetime.fromisoformat(saved["time"])
+                if self._unpriced_from is None or before < self._unpriced_from:
+                    self._unpriced_from = before
+        return self._unpriced_from
 
     def run_once(self, now: datetime | None = None) -> list[SourceReport]:
         """One full cycle: every metric source, every cost source, then the estimates."""
@@ -231,24 +261,35 @@ class Collector:
         and the source's ``state`` with them; if the store fails, keep them all (bounded)
         for the next cycle. Samples written."""
         self._pending.add(samples, gaps)
-        earliest = self._pending.earliest()
-        try:
-            written = self._pending.flush(self.store, state)
-        except StoreError as error:
-            note = f"store failed, {len(self._pending)} readings kept for when it is back: {error}"
-            report.error = f"{report.error}; {note}" if report.error else note
-            if not self._store_failing:
-                log.error("collector: %s", note)
-            self._store_failing = True
-            return 0
+        with self._unpriced_lock:
+            earliest = self._pending.earliest()
+            states = [state] if state is not None else []
+            try:
+                unpriced = self._unpriced_locked() if self.prices else None
+                lowers = (
+                    earliest is not None and bool(self.prices) and (unpriced is None or earliest < unpriced)
+                )
+                if lowers and earliest is not None:
+                    # In the samples' transaction: a crash cannot leave them written and unmarked.
+                    states.append(
+                        (_UNPRICED_KEY, {"time": earliest.isoformat()}, states[0][2] if states else earliest)
+                    )
+                written = self._pending.flush(self.store, *states)
+            except StoreError as error:
+                note = f"store failed, {len(self._pending)} readings kept for when it is back: {error}"
+                report.error = f"{report.error}; {note}" if report.error else note
+                if not self._store_failing:
+                    log.error("collector: %s", note)
+                self._store_failing = True
+                return 0
+            if lowers:
+                self._unpriced_from = earliest
         if self._store_failing:
             dropped = (
                 f" ({self._pending.dropped} oldest dropped by the bound)" if self._pending.dropped else ""
             )
             log.info("collector: the store is back; %d kept samples written%s", written, dropped)
             self._store_failing = False
-        if earliest is not None and (self._estimate_from is None or earliest < self._estimate_from):
-            self._estimate_from = earliest
         return written
 
     def _failed(self, report: SourceReport, message: str) -> None:

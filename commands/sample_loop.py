@@ -203,6 +203,9 @@ class Recent:
     def load_state(self, key: str) -> dict[str, Any] | None:
         return self._state.get(key)
 
+    def save_state(self, key: str, value: Mapping[str, Any], now: datetime) -> None:
+        self._state[key] = dict(value)
+
     def record_gap(self, source: str, endpoint: str, start: datetime, end: datetime, reason: str) -> None:
         raise NotImplementedError("the sample records its gaps in the store itself")
 

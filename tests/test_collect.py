@@ -222,6 +222,65 @@ def test_hours_a_store_outage_held_back_are_priced_whole_once_it_is_back(store) 
     ]
 
 
+def test_the_minute_before_a_crash_is_priced_by_the_collector_that_comes_back(store) -> None:  # type: ignore[no-untyped-def]
+    """The real writer as the scheduler runs it (a reading every 15 s, an estimate every
+    minute at :50) until the process is killed at 12:59:40, after the readings of
+    12:59:05-12:59:35 were written and before any estimate priced them. A new collector on
+    the same store comes back at 14:30, after hour 12 stopped being one the estimate
+    recomputes anyway (the current and the previous). One replica at $3.60/h was read
+    every 15 s through hour 12 (its last reading held 2 minutes, into hour 13): hour 12
+    is $3.60, not the $3.53 the last estimate before the crash had priced."""
+
+    def run(collector: Collector, start: datetime, end: datetime) -> None:
+        at = start
+        while at <= end:
+            collector.collect_metrics(collector.metric_sources[0], at)
+            if at.second == 50:
+                collector.estimate(at)
+            at += timedelta(seconds=15)
+
+    def collector() -> Collector:
+        return Collector(store, [_GaugeSource(1.0)], prices={"chat": GpuPrice(3.6)})
+
+    run(collector(), T0 - timedelta(seconds=10), T0 + timedelta(minutes=59, seconds=35))
+    before = store.read_costs(T0, T0 + timedelta(hours=1), endpoint="chat")
+    assert [round(r.amount, 4) for r in before] == [round(3.6 * (58 * 60 + 50) / 3600, 4)]
+    run(collector(), T0 + timedelta(hours=2, minutes=30, seconds=5), T0 + timedelta(hours=2, minutes=35))
+    rows = store.read_costs(T0, T0 + timedelta(hours=3), endpoint="chat")
+    held_into_13 = 3.6 * 95 / 3600  # the 12:59:35 reading, held 2 minutes
+    since_back = 3.6 * (4 * 60 + 45) / 3600  # 14:30:05 (the first reading) to 14:34:50 (the last estimate)
+    assert [(r.period_start, round(r.amount, 9)) for r in rows] == [
+        (T0, 3.6),
+        (T0 + timedelta(hours=1), round(held_into_13, 9)),
+        (T0 + timedelta(hours=2), round(since_back, 9)),
+    ]
+
+
+def test_readings_an_outage_held_back_are_priced_even_if_the_process_dies_once_they_are_written(store) -> None:  # type: ignore[no-untyped-def]
+    """The store is down 12:30-13:30; at 13:30:05 the readings kept meanwhile are written,
+    and the process is killed before the next estimate. The collector that comes back at
+    15:10 prices hours 12 and 13 from those readings (the estimates failed with the store
+    from 12:30: the last one that priced anything ended at 12:29:50)."""
+    flaky = _FlakyStore(store)
+    first = Collector(flaky, [_GaugeSource(1.0)], prices={"chat": GpuPrice(3.6)})
+    at = T0 - timedelta(seconds=10)
+    while at <= T0 + timedelta(hours=1, minutes=30, seconds=5):
+        flaky.down = T0 + timedelta(minutes=30) <= at < T0 + timedelta(hours=1, minutes=30)
+        first.collect_metrics(first.metric_sources[0], at)
+        if at.second == 50 and not flaky.down:
+            first.estimate(at)
+        at += timedelta(seconds=15)
+    second = Collector(store, [_GaugeSource(1.0)], prices={"chat": GpuPrice(3.6)})
+    second.collect_metrics(second.metric_sources[0], T0 + timedelta(hours=3, minutes=10, seconds=5))
+    second.estimate(T0 + timedelta(hours=3, minutes=10, seconds=50))
+    rows = store.read_costs(T0, T0 + timedelta(hours=2), endpoint="chat")
+    # Hour 13: read every 15 s until 13:30:05, that reading held 2 minutes.
+    assert [(r.period_start, round(r.amount, 9)) for r in rows] == [
+        (T0, 3.6),
+        (T0 + timedelta(hours=1), round(3.6 * (32 * 60 + 5) / 3600, 9)),
+    ]
+
+
 class _Counter:
     """One replica's token counter, as its /metrics says it; the test advances it."""
 
