@@ -167,6 +167,18 @@ def test_scale_in_drains_and_loses_no_request() -> None:
     assert 30 * 3 < sim.billed_replica_s() < 400 + 2 * 60
 
 
+def test_a_scrape_tells_the_replicas_being_drained_from_those_serving() -> None:
+    # Answers of 2,000 tokens keep the two replicas a scale-in drains busy past a scrape.
+    requests = as_requests(steady(rate=6, seconds=60, generated=2000))
+    sim = Simulation(requests, CAP, 3)
+    sim.run_until(30)
+    sim.set_replicas(1, 30)
+    sim.run_until(46)
+    newest = sim.scrapes[-1]
+    assert newest.draining >= 1 and newest.ready == newest.draining + 1 and newest.serving == 1
+    assert newest.serving_utilization is not None and newest.utilization is not None
+
+
 def test_scale_out_bills_at_once_and_serves_after_the_cold_start() -> None:
     sim = Simulation(as_requests([TraceRequest(50.0, 100, 1)]), CAP, 0)
     sim.set_replicas(1, 0.0)

@@ -122,6 +122,16 @@ def test_hpa_policy_walks_a_busy_then_idle_endpoint() -> None:
     assert n == 1
 
 
+def test_hpa_leaves_out_the_pods_a_scale_in_is_deleting() -> None:
+    """Two pods at the target and two being deleted, still finishing requests at 0.3: the
+    HPA judges the two it keeps (groupPods ignores a pod with a deletionTimestamp) and
+    holds, where counting all four at their mean (0.55, 0.69 of the target) would ask for 3."""
+    hpa = HpaGpuPolicy(1, 20)
+    hpa.scaler.started = True
+    scrape = Scrape(0.0, 0.55, 0, 0, 4, draining=2, kept_utilization=0.8)
+    assert hpa(0.0, view(2, 2, scrape)) == 2
+
+
 def test_keda_evaluates_the_queries_the_export_writes() -> None:
     scrape = Scrape(0.0, 0.5, 7, 30, 4)
     assert evaluate_query('avg(inferplane_gpu_utilization_ratio{endpoint="e"})', scrape) == 0.5

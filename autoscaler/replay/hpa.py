@@ -19,7 +19,8 @@ Sources (kubernetes/kubernetes, ``pkg/controller/podautoscaler``):
 
 Simplifications: a metric is the newest scrape (the replay scrapes every 15 s, as a
 Prometheus adapter would serve it); a replica reports from when it is ready, so the
-starting ones are the HPA's "missing" pods; there is no CPU initialization period (GPU
+starting ones are the HPA's "missing" pods, and those being drained after a scale-in are
+its ignored ones (deleted pods); there is no CPU initialization period (GPU
 utilization is not a CPU resource metric, where it applies).
 """
 
@@ -200,9 +201,11 @@ class HpaGpuPolicy:
     def __call__(self, now_s: float, view: FleetView) -> int:
         current = view.replicas
         newest = view.scrapes[-1] if view.scrapes else None
-        if newest is None or newest.utilization is None or newest.ready == 0:
+        if newest is None or newest.serving_utilization is None or newest.serving == 0:
             return current  # no metrics: the HPA skips the sync
-        values = [newest.utilization] * newest.ready  # the mean stands for each pod's figure
-        missing = max(0, current - newest.ready)
+        # The mean stands for each pod's figure; pods being deleted (a scale-in's, still
+        # finishing requests) are left out, as groupPods leaves out a pod with a deletionTimestamp.
+        values = [newest.serving_utilization] * newest.serving
+        missing = max(0, current - newest.serving)
         desired = pods_metric_replicas(values, missing, current, self.target)
         return self.scaler.normalize(now_s, current, desired)

@@ -216,7 +216,9 @@ class KedaPolicy:
                 return 0
         if current == 0:
             return 0  # the HPA does not act at zero; KEDA activates on its own loop
-        ready = newest.ready or current
+        # The HPA's ready pods leave out those being deleted; the query's series still hold
+        # them while they run and export (``_series``).
+        ready = newest.serving or current
         desired = max(
             external_replicas(v, t.threshold, t.metric_type, current, ready) for t, v in values if v == v
         )

@@ -48,6 +48,20 @@ class Scrape:
     ready: int = 0  # replicas that reported (served through the scrape's span)
     prompt_tps: float | None = None  # prompt tokens prefilled per second over the span
     generated_tps: float | None = None  # tokens generated per second over the span
+    # Of ``ready``, those being drained (a scale-in's replicas finishing their requests:
+    # Kubernetes' terminating pods, which the HPA leaves out), and the others' mean utilization.
+    draining: int = 0
+    kept_utilization: float | None = None
+
+    @property
+    def serving(self) -> int:
+        """Ready replicas not being drained."""
+        return self.ready - self.draining
+
+    @property
+    def serving_utilization(self) -> float | None:
+        """The mean utilization of the ready replicas not being drained."""
+        return self.kept_utilization if self.draining else self.utilization
 
 
 class Simulation:
@@ -261,8 +275,22 @@ class Simulation:
         waiting = len(self.router) + sum(r.queued for r in live)
         running = sum(len(r.decoding) + (1 if r.prefill else 0) for r in live)
         util = sum(utils) / len(utils) if utils else None
-        rates = (tokens_in / span, tokens_out / span) if span > 0 else (None, None)
-        self.scrapes.append(Scrape(now, util, waiting, running, len(live), *rates))
+        kept = [u for u, r in zip(utils, live, strict=True) if not r.draining]
+        kept_util = sum(kept) / len(kept) if kept else None
+        prompt_tps, generated_tps = (tokens_in / span, tokens_out / span) if span > 0 else (None, None)
+        self.scrapes.append(
+            Scrape(
+                now,
+                util,
+                waiting,
+                running,
+                len(live),
+                prompt_tps,
+                generated_tps,
+                draining=len(live) - len(kept),
+                kept_utilization=kept_util,
+            )
+        )
         self._last_scrape = now
 
 
