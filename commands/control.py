@@ -7,7 +7,9 @@ until SIGTERM or Ctrl-C, then closes what the jobs used::
 
 from __future__ import annotations
 
+import logging
 import signal
+import threading
 import time
 from collections.abc import Callable, Sequence
 
@@ -17,6 +19,12 @@ __all__ = ["close_all", "run_until_stopped"]
 
 
 _STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
+# How long a stop waits for the jobs already running (a collect writing its samples, a
+# decision being recorded) before closing what they use: inside Kubernetes' default 30 s
+# termination grace period, with room to close.
+STOP_GRACE_S = 20.0
+
+log = logging.getLogger(__name__)
 
 
 class _Stop(Exception):
@@ -45,7 +53,8 @@ def run_until_stopped(
     closers: Sequence[Callable[[], None]] = (),
     on_start: Callable[[], None] | None = None,
 ) -> None:
-    """Run the jobs on a UTC scheduler until SIGTERM or Ctrl-C; then call ``closers``.
+    """Run the jobs on a UTC scheduler until SIGTERM or Ctrl-C; then, once the jobs running
+    then have ended (at most ``STOP_GRACE_S``), call ``closers``.
 
     ``on_start`` runs once the scheduler runs with every job added (a readiness signal
     for a supervisor). The jobs run on the scheduler's threads; the main thread only
@@ -75,5 +84,19 @@ def run_until_stopped(
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the closing short
         if scheduler.running:
-            scheduler.shutdown(wait=False)
+            _stop(scheduler, STOP_GRACE_S)
         close_all(closers)
+
+
+def _stop(scheduler: BaseScheduler, grace_s: float) -> None:
+    """Start no more jobs and wait up to ``grace_s`` for the running ones to end (they use
+    the store the closers close). The wait runs on its own thread so that it is bounded:
+    a job stuck in a call with no timeout must not keep the process from exiting."""
+    stopper = threading.Thread(target=scheduler.shutdown, kwargs={"wait": True}, name="stop", daemon=True)
+    stopper.start()
+    try:
+        stopper.join(grace_s)
+    except KeyboardInterrupt:  # a second Ctrl-C: stop waiting
+        pass
+    if stopper.is_alive():
+        log.warning("jobs still running %.0f s after the stop; closing without them", grace_s)

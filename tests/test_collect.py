@@ -256,7 +256,9 @@ def test_the_minute_before_a_crash_is_priced_by_the_collector_that_comes_back(st
     ]
 
 
-def test_readings_an_outage_held_back_are_priced_even_if_the_process_dies_once_they_are_written(store) -> None:  # type: ignore[no-untyped-def]
+def test_readings_an_outage_held_back_are_priced_even_if_the_process_dies_once_they_are_written(
+    store,
+) -> None:  # type: ignore[no-untyped-def]
     """The store is down 12:30-13:30; at 13:30:05 the readings kept meanwhile are written,
     and the process is killed before the next estimate. The collector that comes back at
     15:10 prices hours 12 and 13 from those readings (the estimates failed with the store

@@ -39,9 +39,40 @@ def test_sigterm_as_soon_as_it_is_ready_stops_it_every_time(tmp_path: Path) -> N
     assert [o[:2] for o in outcomes] == [(0, "closed")] * 20, outcomes
 
 
-def _start_and_stop(ready: Path) -> tuple[int | None, str, str]:
+# One job that is writing when the SIGTERM comes: it takes a second to finish.
+_WRITING = textwrap.dedent("""
+    import sys
+    import time
+    from datetime import UTC, datetime
+    from pathlib import Path
+
+    from commands.control import run_until_stopped
+
+    ready = Path(sys.argv[1])
+
+    def write():
+        ready.write_text("ready")
+        time.sleep(1.0)
+        print("written", flush=True)
+
+    def jobs(scheduler):
+        scheduler.add_job(write, "interval", seconds=60, next_run_time=datetime.now(UTC))
+
+    def closed():
+        print("closed", flush=True)
+
+    run_until_stopped([jobs], [closed])
+""")
+
+
+def test_a_job_running_when_the_stop_comes_ends_before_what_it_uses_is_closed(tmp_path: Path) -> None:
+    code, out, err = _start_and_stop(tmp_path / "ready", _WRITING)
+    assert (code, out.splitlines()) == (0, ["written", "closed"]), err
+
+
+def _start_and_stop(ready: Path, loop: str = _LOOP) -> tuple[int | None, str, str]:
     """Start the loop, SIGTERM it once it says ready: (exit code, output, stderr's end)."""
-    command = [sys.executable, "-c", _LOOP, str(ready)]
+    command = [sys.executable, "-c", loop, str(ready)]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         wait_for(lambda: ready.exists() or process.poll() is not None, 30, "the loop to start")
