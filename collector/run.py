@@ -47,6 +47,7 @@ _MAX_REESTIMATE = timedelta(hours=23)
 # Where the estimate's progress is kept across restarts: the time from which samples
 # may be unpriced (the end of the last estimate, or an older sample written since).
 _UNPRICED_KEY = "estimate:unpriced-from"
+_WRITE_SLACK = timedelta(minutes=2)
 _ESTIMATE_METRICS = (
     "ready_replica_seconds",
     "ready_replicas",
@@ -196,7 +197,7 @@ class Collector:
         ``_MAX_REESTIMATE`` back."""
         end = now or self.clock()
         start = end.replace(minute=0, second=0, microsecond=0) - timedelta(hours=hours - 1)
-        late = self._load_unpriced()
+        late = self._load_unpriced() if self.prices else None
         if late is not None:
             start = min(start, max(late, end - _MAX_REESTIMATE).replace(minute=0, second=0, microsecond=0))
         report = SourceReport("estimated-cost")
@@ -213,9 +214,13 @@ class Collector:
             ]
             report.costs += self.store.write_costs(estimate_costs(endpoint, price, samples, start, end))
         with self._unpriced_lock:
-            if self._unpriced_from == late:  # nothing older was written meanwhile
-                self.store.save_state(_UNPRICED_KEY, {"time": end.isoformat()}, end)
-                self._unpriced_from = end
+            if self.prices and self._unpriced_from == late:  # nothing older was written meanwhile
+                # A collect that read before these reads may commit after them: its readings
+                # are at most a slow read older than ``end``, and the next estimate prices
+                # them (``_WRITE_SLACK`` stays inside the hours every estimate recomputes).
+                priced_to = end - _WRITE_SLACK
+                self.store.save_state(_UNPRICED_KEY, {"time": priced_to.isoformat()}, end)
+                self._unpriced_from = priced_to
         return report
 
     def _load_unpriced(self) -> datetime | None:
@@ -260,8 +265,8 @@ class Collector:
         """Write ``samples`` and ``gaps`` with whatever still waits from a store outage,
         and the source's ``state`` with them; if the store fails, keep them all (bounded)
         for the next cycle. Samples written."""
-        self._pending.add(samples, gaps)
-        with self._unpriced_lock:
+        with self._unpriced_lock:  # also keeps another collect's add out of this flush's clear
+            self._pending.add(samples, gaps)
             earliest = self._pending.earliest()
             states = [state] if state is not None else []
             try:

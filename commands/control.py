@@ -90,8 +90,10 @@ def run_until_stopped(
 
 def _stop(scheduler: BaseScheduler, grace_s: float) -> None:
     """Start no more jobs and wait up to ``grace_s`` for the running ones to end (they use
-    the store the closers close). The wait runs on its own thread so that it is bounded:
-    a job stuck in a call with no timeout must not keep the process from exiting."""
+    the store the closers close). The wait runs on its own thread so that the closers run
+    after ``grace_s`` at most, even past a job stuck in a call with no timeout (that job
+    still holds the process until it ends, as Python joins the pool's threads at exit, or
+    until the supervisor's own grace period ends and it kills the process)."""
     stopper = threading.Thread(target=scheduler.shutdown, kwargs={"wait": True}, name="stop", daemon=True)
     stopper.start()
     try:

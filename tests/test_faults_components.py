@@ -6,6 +6,8 @@ prints what it loaded, what it broke and what was lost (run with ``-s``).
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -15,6 +17,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
+from collector.costs import GpuPrice
 from collector.pending import Gap, PendingWrites
 from collector.run import Collector
 from collector.samples import Sample
@@ -190,5 +193,52 @@ def test_a_write_that_carries_another_sources_samples_carries_its_counter_state_
         assert pending.flush(store, ("collector:a", {"counters": {}}, T0)) == 2
         assert store.load_state("collector:b") == {"counters": {"seen": 140}}
         assert store.load_state("collector:a") == {"counters": {}}
+    finally:
+        store.close()
+
+
+class _OneReading:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def fetch(self, start: datetime, end: datetime) -> list[Sample]:
+        return [Sample(end, "chat", "ready_replicas", 1.0, self.name)]
+
+
+def test_two_collects_at_once_each_write_their_readings(tmp_path: Path) -> None:
+    """Two sources' collect jobs on two scheduler threads: while the first one's write is
+    in the store, the second one's readings must not join the batch that write clears."""
+    store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    collector = Collector(store, [_OneReading("a"), _OneReading("b")], prices={"chat": GpuPrice(3.6)})
+    write = store.write_samples
+
+    def slow_write(samples: Iterable[Sample], **kwargs: object) -> int:
+        rows = list(samples)
+        if threading.current_thread().name == "collect-a":
+            # Until the other collect has read (and, unguarded, added what it read), at most 1 s.
+            deadline = time.monotonic() + 1.0
+            while time.monotonic() < deadline and len(collector._pending) <= len(rows):
+                time.sleep(0.01)
+        return write(rows, **kwargs)  # type: ignore[arg-type]
+
+    store.write_samples = slow_write  # type: ignore[method-assign]
+    reports = {}
+
+    def collect(name: str, source: object) -> None:
+        reports[name] = collector.collect_metrics(source, T0)  # type: ignore[arg-type]
+
+    try:
+        first = threading.Thread(target=collect, args=("a", collector.metric_sources[0]), name="collect-a")
+        first.start()
+        wait_for(lambda: len(collector._pending) > 0, 5, "the first collect to add its reading")
+        second = threading.Thread(target=collect, args=("b", collector.metric_sources[1]), name="collect-b")
+        second.start()
+        first.join(10)
+        second.join(10)
+        assert (reports["a"].samples, reports["b"].samples) == (1, 1)
+        stored = store.read_by_replica(
+            "chat", "ready_replicas", T0 - timedelta(minutes=1), T0 + timedelta(minutes=1), "raw"
+        )
+        assert sorted(stored) == ["a", "b"]
     finally:
         store.close()

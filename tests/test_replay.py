@@ -176,7 +176,9 @@ def test_a_scrape_tells_the_replicas_being_drained_from_those_serving() -> None:
     sim.run_until(46)
     newest = sim.scrapes[-1]
     assert newest.draining >= 1 and newest.ready == newest.draining + 1 and newest.serving == 1
-    assert newest.serving_utilization is not None and newest.utilization is not None
+    assert newest.kept_utilization is not None and newest.serving_utilization == newest.kept_utilization
+    before = sim.scrapes[-3]  # the scrape before the scale-in: nothing drained
+    assert before.draining == 0 and before.serving_utilization == before.utilization
 
 
 def test_scale_out_bills_at_once_and_serves_after_the_cold_start() -> None:
