@@ -115,15 +115,18 @@ def log_config_line(line: str) -> None:
     log.info("%s", line)
 
 
-def open_config_and_store(config: Path, store: str | None) -> tuple[InferplaneConfig, Store]:
+def open_config_and_store(
+    config: Path, store: str | None, *, existing: bool = False
+) -> tuple[InferplaneConfig, Store]:
     """Load ``config`` and open the store it names (``store`` overrides), once for every
-    room the command builds; a bad file or an unreachable store fails the command."""
+    room the command builds; a bad file or an unreachable store fails the command.
+    ``existing``: a command that only reads needs a SQLite store that is there already."""
     from inferplane.config import ConfigError, load_config
     from inferplane.store import StoreError, open_configured_store
 
     try:
         settings = load_config(config)
-        return settings, open_configured_store(settings, store)
+        return settings, open_configured_store(settings, store, existing=existing)
     except (ConfigError, StoreError) as error:
         fail(str(error))
 

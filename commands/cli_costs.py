@@ -31,7 +31,7 @@ def costs(
     from inferplane.store import StoreError
 
     now = _moment(at)
-    opened = open_config_and_store(resolve_config(config), store)[1]
+    opened = open_config_and_store(resolve_config(config), store, existing=True)[1]
     try:
         report = _report(opened, now)
     except StoreError as error:
@@ -44,6 +44,10 @@ def costs(
     _print(report)
 
 
+_EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+_LATEST = datetime(9999, 1, 1, tzinfo=UTC)
+
+
 def _moment(text: str | None) -> datetime:
     if text is None:
         return datetime.now(UTC)
@@ -51,7 +55,10 @@ def _moment(text: str | None) -> datetime:
         moment = datetime.fromisoformat(text)
     except ValueError:
         fail(f"--at {text!r}: expected an ISO 8601 time such as 2026-12-06T14:30:00Z")
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    if not _EARLIEST <= moment <= _LATEST:  # a month's and a day's sums reach around it
+        fail(f"--at {text!r}: expected a time between {_EARLIEST:%Y-%m-%d} and {_LATEST:%Y-%m-%d}")
+    return moment
 
 
 def _report(store: Any, now: datetime) -> dict[str, Any]:

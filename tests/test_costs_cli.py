@@ -58,6 +58,20 @@ def test_a_bad_moment_names_the_option_and_the_format(tmp_path: Path) -> None:
     assert "--at 'noon'" in result.stderr and "ISO 8601" in result.stderr
 
 
+def test_a_mistyped_store_path_is_refused_not_reported_as_empty(tmp_path: Path) -> None:
+    typo = tmp_path / "no-such-folder" / "store.db"
+    result = runner.invoke(app, ["costs", "--store", f"sqlite:///{typo}"])
+    assert result.exit_code == 2
+    assert f"no store at {typo}" in result.stderr and "$0.00" not in result.output
+    assert not typo.parent.exists()
+
+
+def test_a_moment_out_of_range_names_the_option(tmp_path: Path) -> None:
+    open_store(f"sqlite:///{tmp_path / 's.db'}").close()
+    result = runner.invoke(app, ["costs", "--store", f"sqlite:///{tmp_path / 's.db'}", "--at", "0001-01-01"])
+    assert result.exit_code == 2 and "--at '0001-01-01'" in result.stderr
+
+
 def test_an_unreachable_store_fails_clearly_without_its_password() -> None:
     url = "postgresql+psycopg://user:s3cret@127.0.0.1:1/none"
     result = runner.invoke(app, ["costs", "--store", url])

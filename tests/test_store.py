@@ -390,6 +390,40 @@ def test_unreachable_postgresql_raises_store_error_without_password() -> None:
     assert isinstance(caught.value.__cause__, sa.exc.OperationalError)
 
 
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("postgresql+psycopg://u:s3cret-pw@127.0.0.1:abc/db", "malformed URL"),
+        ("mysql://u:s3cret-pw@127.0.0.1/db", "unsupported database driver"),
+        ("postgresql+psycopg2://u:s3cret-pw@127.0.0.1/db", "unsupported database driver"),
+    ],
+)
+def test_a_malformed_url_or_an_unknown_driver_is_a_store_error_without_the_password(
+    url: str, says: str
+) -> None:
+    with pytest.raises(StoreError) as caught:
+        open_store(url)
+    message = str(caught.value)
+    assert says in message and "Fix: use sqlite:///PATH or postgresql+psycopg://" in message
+    assert "s3cret-pw" not in message
+
+
+def test_a_store_that_must_exist_is_not_made_at_a_mistyped_path(tmp_path: Path) -> None:
+    missing = tmp_path / "typo" / "store.db"
+    with pytest.raises(StoreError, match="no store at"):
+        open_store(f"sqlite:///{missing}", existing=True)
+    assert not missing.parent.exists()
+    open_store(f"sqlite:///{missing}").close()  # a writer makes it
+    open_store(f"sqlite:///{missing}", existing=True).close()
+
+
+def test_a_sqlite_folder_that_cannot_be_made_is_a_store_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with pytest.raises(StoreError, match="could not create its folder"):
+        open_store(f"sqlite:///{blocker / 'store.db'}")
+
+
 def test_default_url_uses_inferplane_home(tmp_path: Path) -> None:
     url = default_store_url({"INFERPLANE_HOME": str(tmp_path / "home")})
     assert url == f"sqlite:///{tmp_path / 'home' / 'inferplane.db'}"

@@ -19,8 +19,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
 from inferplane.store.engine import create_store_engine, migrate
-from inferplane.store.errors import StoreError, translate_errors
+from inferplane.store.errors import URL_FIX, StoreError, first_line, safe_url, translate_errors
 from inferplane.store.store import Store
 
 if TYPE_CHECKING:
@@ -77,26 +80,66 @@ def resolve_store_url(
 
 
 def open_configured_store(
-    config: InferplaneConfig | None, override: str | None = None, environ: Mapping[str, str] | None = None
+    config: InferplaneConfig | None,
+    override: str | None = None,
+    environ: Mapping[str, str] | None = None,
+    *,
+    existing: bool = False,
 ) -> Store:
     """Open the store a configuration names (``resolve_store_url`` decides which; no
     config means the override, the environment or the embedded default)."""
     if config is None:
-        return open_store(resolve_store_url(override, environ=environ))
+        return open_store(resolve_store_url(override, environ=environ), existing=existing)
     section = config.store
-    return open_store(resolve_store_url(override, section.url, section.url_env, environ))
+    return open_store(resolve_store_url(override, section.url, section.url_env, environ), existing=existing)
 
 
-def open_store(url: str) -> Store:
-    """Open the store at ``url``, upgrade its schema to head, and return it.
+def open_store(url: str, *, existing: bool = False) -> Store:
+    """Open the store at ``url``, upgrade its schema to head, and return it. ``existing``:
+    a SQLite file must be there already (a command that only reads would otherwise make
+    an empty store at a mistyped path and report it as one with nothing in it).
 
-    Raises ``StoreError`` when the database cannot be reached or migrated.
+    Raises ``StoreError`` when the URL is malformed, its driver missing, or the database
+    cannot be reached or migrated.
     """
+    if existing:
+        _require_file(url)
     with translate_errors(url, "open and migrate the store"):
-        engine = create_store_engine(url)
+        try:
+            engine = create_store_engine(url)
+        except ImportError as error:  # mysql://, postgresql+psycopg2://: not a driver we ship
+            raise StoreError(
+                f"store {safe_url(url)}: unsupported database driver ({first_line(error, url)}). "
+                f"Fix: {URL_FIX}"
+            ) from error
+        except ValueError as error:  # a port that is not a number
+            raise StoreError(
+                f"store {safe_url(url)}: malformed URL: {first_line(error, url)}. Fix: {URL_FIX}"
+            ) from error
+        except OSError as error:  # the SQLite file's folder cannot be made
+            raise StoreError(
+                f"store {safe_url(url)}: could not create its folder: {first_line(error, url)}. "
+                "Fix: a path in a folder you can write to"
+            ) from error
         try:
             migrate(engine)
         except BaseException:
             engine.dispose()
             raise
     return Store(engine)
+
+
+def _require_file(url: str) -> None:
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        return  # reported, with its fix, where the store is opened
+    database = parsed.database or ""
+    if parsed.get_backend_name() != "sqlite" or database in ("", ":memory:") or database.startswith("file:"):
+        return
+    if not Path(database).expanduser().is_file():
+        raise StoreError(
+            f"store {safe_url(url)}: no store at {database}. Fix: check the path (--store, "
+            f"{STORE_URL_ENV}, store.url in the config), or collect into it first "
+            "(inferplane up, inferplane collect)"
+        )

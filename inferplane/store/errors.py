@@ -16,7 +16,7 @@ import sqlalchemy.exc as sa_exc
 from alembic.util import CommandError
 from sqlalchemy.engine import URL, make_url
 
-__all__ = ["StoreError", "safe_url", "translate_errors"]
+__all__ = ["URL_FIX", "StoreError", "first_line", "safe_url", "translate_errors"]
 
 
 class StoreError(Exception):
@@ -27,7 +27,7 @@ def safe_url(url: str | URL) -> str:
     """The URL as text with any password replaced by ``***``, safe to log and show."""
     try:
         return make_url(url).render_as_string(hide_password=True)
-    except sa_exc.ArgumentError:
+    except (sa_exc.ArgumentError, ValueError):
         return "<unparsable store URL>"
 
 
@@ -47,6 +47,12 @@ _FIXES: tuple[tuple[type[BaseException], str], ...] = (
     (sa_exc.ArgumentError, "use sqlite:///PATH or postgresql+psycopg://USER@HOST:PORT/DB"),
     (sa_exc.NoSuchModuleError, "use sqlite:///PATH or postgresql+psycopg://USER@HOST:PORT/DB"),
 )
+URL_FIX = "use sqlite:///PATH or postgresql+psycopg://USER@HOST:PORT/DB"
+
+
+def first_line(exc: BaseException, url: str | URL) -> str:
+    """The first line of ``exc``'s message, with the password of ``url`` hidden."""
+    return _first_line(exc, _password(url))
 
 
 def _first_line(exc: BaseException, password: str | None) -> str:
@@ -59,7 +65,7 @@ def _first_line(exc: BaseException, password: str | None) -> str:
 def _password(url: str | URL) -> str | None:
     try:
         return make_url(url).password  # type: ignore[return-value]
-    except sa_exc.ArgumentError:
+    except (sa_exc.ArgumentError, ValueError):
         return None
 
 
