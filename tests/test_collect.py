@@ -83,6 +83,30 @@ def test_collect_once_stores_real_readings_and_survives_a_dead_source(
         store.close()
 
 
+def test_collect_once_fails_when_every_source_failed(tmp_path: Path) -> None:
+    """The estimate still runs (it prices what is stored), but nothing was read: exit 1."""
+    config = tmp_path / "inferplane.yaml"
+    config.write_text(
+        f"""
+endpoints:
+  - name: chat
+    target: {{kind: local, model: smollm2-135m-instruct}}
+    price: {{gpu_per_hour_usd: 3.6}}
+sources:
+  - kind: scrape
+    name: dead
+    retries: 1
+    timeout_s: 2
+    targets: [{{endpoint: chat, url: "http://127.0.0.1:{free_port()}"}}]
+"""
+    )
+    result = runner.invoke(
+        app, ["collect", "--once", "--config", str(config), "--store", f"sqlite:///{tmp_path / 's.db'}"]
+    )
+    assert result.exit_code == 1, result.output
+    assert "dead: FAILED" in result.output and "estimated-cost:" in result.output
+
+
 def test_collect_refuses_a_bad_config_naming_the_field(tmp_path: Path) -> None:
     config = tmp_path / "inferplane.yaml"
     config.write_text("endpoints: []\nsourcez: []\n")
