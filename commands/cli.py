@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Annotated
 
@@ -17,6 +18,7 @@ from commands.cli_common import (
     TRACE_FORMATS,
     ConfigOption,
     StoreOption,
+    check_writable,
     fail,
     log_config,
     open_config_and_store,
@@ -217,6 +219,8 @@ def bench_inference(
     from commands.bench_inference import BenchOptions, run_benchmark
     from inference.model_store import DEFAULT_MODEL
 
+    if output is not None:
+        check_writable(output, "--output")
     try:
         levels = [int(c) for c in concurrency.split(",")]
     except ValueError:
@@ -256,6 +260,8 @@ def bench_store(
     from commands.bench_store import run_store_benchmark
     from inferplane.store import StoreError
 
+    if output is not None:
+        check_writable(output, "--output")
     results: dict[str, object] = {}
     with tempfile.TemporaryDirectory(prefix="inferplane-bench-") as scratch:
         typer.echo("SQLite ...", err=True)
@@ -300,6 +306,13 @@ def bench_alerts(
 
     if trace is not None and not trace.is_file():
         fail(f"--trace {trace}: no such file")
+    for name, value in (("--seeds", seeds), ("--spikes", spikes), ("--spike-minutes", spike_minutes)):
+        if value < 1:
+            fail(f"{name} must be at least 1, got {value}")
+    if not (math.isfinite(spike_factor) and spike_factor > 1):
+        fail(f"--spike-factor must be a finite number above 1 (a spike rises), got {spike_factor}")
+    if output is not None:
+        check_writable(output, "--output")
     if injection not in ("scale", "surge"):
         fail(f"--injection must be scale or surge, got {injection!r}")
     if workload not in ("trace", "daily"):

@@ -26,7 +26,7 @@ from autoscaler.replay import replay_rows
 from autoscaler.replay.report import Slo, aligned, infeasible
 from autoscaler.replay.suite import GENERATED, GOALS, LOAD_SCALES, GoalCheck, judge, workloads
 from autoscaler.replay.workload import as_requests
-from commands.cli_common import TRACE_FORMATS, fail
+from commands.cli_common import TRACE_FORMATS, check_writable, fail
 from commands.cli_replay import REPLAY_START, ROUTING_HELP, progress_for, replay_inputs, routing_option
 from inference.trace import TraceRequest, load_trace
 from inferplane.config import ConfigError
@@ -75,6 +75,8 @@ def bench_replay(
     if not (math.isfinite(ttft_per_1k_prompt) and ttft_per_1k_prompt >= 0):
         fail(f"--ttft-per-1k-prompt must be a finite number >= 0, got {ttft_per_1k_prompt}")
     chosen_routing = routing_option(routing)
+    if output is not None:
+        check_writable(output, "--output")
     scales = load_scale or list(LOAD_SCALES)
     bad = [s for s in scales if not (math.isfinite(s) and s > 0)]
     if bad:

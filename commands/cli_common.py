@@ -45,6 +45,7 @@ StoreOption = Annotated[str | None, typer.Option("--store", help=STORE_HELP)]
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
 _SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_LONGEST_S = 3650 * 86400  # ten years
 
 
 def parse_duration(text: str) -> timedelta:
@@ -58,7 +59,23 @@ def parse_duration(text: str) -> timedelta:
             f"duration {text!r} does not parse; expected a positive number with s, m, h or d "
             "(e.g. 30m, 2h) or a sum such as 1h30m"
         )
+    if seconds > _LONGEST_S:  # an override or a silence ends at now + this: a date must hold it
+        raise ValueError(f"duration {text!r} is longer than {_LONGEST_S // 86400} days")
     return timedelta(seconds=seconds)
+
+
+def check_writable(path: Path, option: str) -> None:
+    """Exit 2 naming ``option`` unless ``path`` can be written (the OS decides: a missing
+    folder, a folder, no permission): before work that may take minutes, not after it.
+    Leaves no file behind that was not there."""
+    existed = path.exists()
+    try:
+        with path.open("a", encoding="utf-8"):
+            pass
+    except OSError as error:
+        fail(f"{option} {path}: {error.strerror or error}")
+    if not existed:
+        path.unlink()
 
 
 def fail(message: str) -> NoReturn:

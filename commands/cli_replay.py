@@ -27,7 +27,7 @@ from autoscaler.replay import Capacity, capacity_from_mapping, format_table, rep
 from autoscaler.replay.replica import Requests
 from autoscaler.replay.report import ROWS, ReplayRow, Slo, infeasible
 from autoscaler.replay.workload import as_requests, scale_load
-from commands.cli_common import TRACE_FORMATS, fail
+from commands.cli_common import TRACE_FORMATS, check_writable, fail
 from inference.replica_pool import Routing, routing_named
 from inference.trace import load_trace, scale_trace
 from inferplane.config import ConfigError, InferplaneConfig, load_config
@@ -90,18 +90,25 @@ def replay(
     try:
         cfg, chosen, cap = replay_inputs(config, capacity, endpoint)
         requests = as_requests(scale_load(scale_trace(load_trace(trace), time_scale=time_scale), load_scale))
-        begin = datetime.fromisoformat(start)
     except (ConfigError, OSError, ValueError, yaml.YAMLError) as error:
         fail(str(error))
+    try:
+        begin = datetime.fromisoformat(start)
+    except ValueError:
+        fail(f"--start {start!r}: expected an ISO 8601 time such as 2026-01-05T09:00:00Z")
     if workers < 1:
         fail(f"--workers must be at least 1, got {workers}")
+    if not (tick > 0 and math.isfinite(tick)):
+        fail(f"--tick must be a positive number of seconds, got {tick}")
+    if not (0 < slo_goal <= 1):
+        fail(f"--slo-goal must be a share of requests above 0 and at most 1, got {slo_goal}")
     if not (timeline_step > 0 and math.isfinite(timeline_step)):
         fail(f"--timeline-step must be a positive number of seconds, got {timeline_step}")
     chosen_routing = routing_option(routing)
     if not (ttft_per_1k_prompt >= 0 and math.isfinite(ttft_per_1k_prompt)):
         fail(f"--ttft-per-1k-prompt must be a finite number >= 0, got {ttft_per_1k_prompt}")
     if timeline is not None:
-        _check_writable(timeline)  # before a replay that may take minutes, not after it
+        check_writable(timeline, "--timeline")
     clock = time.perf_counter()
     try:
         rows = replay_rows(
@@ -180,7 +187,12 @@ def replay_inputs(
     cfg = load_config(config)
     chosen = _endpoint(cfg.endpoints, endpoint)
     cap_path = capacity or config.with_name(config.name.removesuffix(".yaml") + ".capacity.yaml")
-    return cfg, chosen, capacity_from_mapping(yaml.safe_load(cap_path.read_text(encoding="utf-8")))
+    try:
+        return cfg, chosen, capacity_from_mapping(yaml.safe_load(cap_path.read_text(encoding="utf-8")))
+    except OSError as error:
+        raise ValueError(f"capacity file {cap_path}: {error.strerror or error}") from error
+    except (ValueError, yaml.YAMLError) as error:
+        raise ValueError(f"capacity file {cap_path}: {error}") from error
 
 
 def _save(name: str, summary: dict[str, Any], store: str | None, cfg: InferplaneConfig) -> None:
@@ -209,19 +221,6 @@ TIMELINE_COLUMNS = (
     "ready_max",
     "reason",
 )
-
-
-def _check_writable(path: Path) -> None:
-    """Exit 2 naming ``--timeline`` unless ``path`` can be written (the OS decides: a
-    missing folder, a folder, no permission); leaves no file behind that was not there."""
-    existed = path.exists()
-    try:
-        with path.open("a", encoding="utf-8"):
-            pass
-    except OSError as error:
-        fail(f"--timeline {path}: {error.strerror or error}")
-    if not existed:
-        path.unlink()
 
 
 def _write_timeline(path: Path, rows: list[ReplayRow], begin: datetime) -> None:

@@ -136,11 +136,29 @@ def test_bench_alerts_json_and_a_missing_trace(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "no such file" in result.output
 
 
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--seeds", "0"], "--seeds must be at least 1, got 0"),
+        (["--spikes", "-1"], "--spikes must be at least 1, got -1"),
+        (["--spike-minutes", "0"], "--spike-minutes must be at least 1, got 0"),
+        (["--spike-factor", "-2"], "--spike-factor must be a finite number above 1"),
+        (["--output", "/nonexistent-folder/x.json"], "--output /nonexistent-folder/x.json: No such file"),
+    ],
+)
+def test_bench_alerts_refuses_bad_options_before_it_runs(extra: list[str], message: str) -> None:
+    result = runner.invoke(app, ["bench", "alerts", *extra])
+    assert result.exit_code == 2 and message in result.output
+
+
 def test_durations() -> None:
     assert parse_duration("90s").total_seconds() == 90
     assert parse_duration("1.5h").total_seconds() == 5400
     with pytest.raises(ValueError, match="positive"):
         parse_duration("0m")
+    for endless in ("99999999d", "1" + "0" * 30 + "d"):  # past any date: refused, not an overflow
+        with pytest.raises(ValueError, match="longer than 3650 days"):
+            parse_duration(endless)
 
 
 def test_config_check_names_a_bad_spike_setting(tmp_path: Path) -> None:

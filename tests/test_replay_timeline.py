@@ -131,6 +131,12 @@ def test_the_cli_writes_every_rows_timeline_as_csv(tmp_path: Path) -> None:
     [
         (["--timeline-step", "0"], "--timeline-step must be a positive number of seconds, got 0.0"),
         (["--timeline-step", "nan"], "--timeline-step must be a positive number of seconds, got nan"),
+        (["--tick", "0"], "--tick must be a positive number of seconds, got 0.0"),
+        (["--tick", "-1"], "--tick must be a positive number of seconds, got -1.0"),
+        (["--tick", "nan"], "--tick must be a positive number of seconds, got nan"),
+        (["--slo-goal", "2"], "--slo-goal must be a share of requests above 0 and at most 1, got 2.0"),
+        (["--start", "yesterday"], "--start 'yesterday': expected an ISO 8601 time"),
+        (["--capacity", "none.yaml"], "capacity file none.yaml: No such file or directory"),
     ],
 )
 def test_the_cli_refuses_a_bad_step(tmp_path: Path, extra: list[str], message: str) -> None:
