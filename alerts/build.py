@@ -10,11 +10,12 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from urllib.parse import urlsplit
 
 from alerts.channels import AlertmanagerChannel, EmailChannel, WebhookChannel
 from alerts.engine import AlertEngine
 from alerts.model import Channel
-from inferplane.config import InferplaneConfig, resolve_secret
+from inferplane.config import ConfigError, InferplaneConfig, resolve_secret
 from inferplane.config import alerts as channels_config
 from inferplane.store import Store
 
@@ -41,6 +42,14 @@ def build_channels(config: InferplaneConfig, environ: Mapping[str, str] | None =
             built.append(_email(settings, env))
         elif isinstance(settings, channels_config.WebhookChannel):
             url = str(settings.url) if settings.url else resolve_secret(settings.url_env, None, env)
+            if not settings.url and urlsplit(url or "").scheme not in ("http", "https"):
+                # The value is a secret (a token in the URL): name the variable, never show it.
+                raise ConfigError(
+                    [
+                        f"webhook channel {settings.name!r}: environment variable {settings.url_env} "
+                        "must hold an http:// or https:// URL"
+                    ]
+                )
             secret = resolve_secret(settings.secret_env, settings.secret_file, env)
             built.append(
                 WebhookChannel(

@@ -171,7 +171,14 @@ def silence(
     matchers = {k: v for k, v in {"endpoint": endpoint, "rule": rule}.items() if v}
     if not matchers:
         fail("name what to silence: --endpoint, --rule or both")
-    opened = _store(config, store)
+    settings, opened = open_config_and_store(resolve_config(config), store)
+    names = [e.name for e in settings.endpoints]
+    if endpoint is not None and endpoint not in names:
+        opened.close()  # a silence for it would match nothing: alerts judge configured endpoints
+        fail(
+            f"--endpoint {endpoint!r}: no such endpoint in the config; "
+            f"endpoints: {', '.join(names) or 'none'}"
+        )
     now = datetime.now(UTC)
     try:
         silence_id = opened.add_silence(matchers, now, now + length, comment)

@@ -85,6 +85,11 @@ def test_test_reports_a_failing_channel_and_exits_1(files: tuple[Path, str], rec
         ("silence of everything", ["alerts", "silence", "--for", "2h", "--comment", "c"], {},
          "name what to silence"),
         ("no such silence", ["alerts", "unsilence", "7"], {}, "no active silence #7"),
+        ("silence of no endpoint",
+         ["alerts", "silence", "--for", "2h", "--comment", "c", "--endpoint", "chatt"],
+         {}, "--endpoint 'chatt': no such endpoint in the config; endpoints: chat"),
+        ("webhook URL not a URL", ["alerts", "test", "hook"], {"HOOK_URL": "s3cret-token"},
+         "environment variable HOOK_URL must hold an http:// or https:// URL"),
     ],
 )  # fmt: skip
 def test_bad_input_is_a_clear_error(
@@ -93,6 +98,7 @@ def test_bad_input_is_a_clear_error(
     code, output = _run(files, *args, env=env)
     assert code == 2, name
     assert words in output, (name, output)
+    assert "s3cret" not in output
 
 
 def test_silence_list_unsilence(files: tuple[Path, str]) -> None:
