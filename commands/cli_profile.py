@@ -16,11 +16,13 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import math
 import statistics
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import typer
@@ -64,8 +66,11 @@ def profile(
         problems.append("--batch: give at least two batch sizes")
     if repeats < 1 or decode_tokens < 2:
         problems.append("--repeats must be >= 1 and --decode-tokens >= 2")
+    if not (math.isfinite(timeout) and timeout > 0):
+        problems.append(f"--timeout must be a positive number of seconds, got {timeout}")
     if problems:
         fail("; ".join(problems))
+    shown = _without_credentials(url)  # a user:password@ in the URL is never printed or written
     try:
         prefill, decode, name = asyncio.run(
             _measure(url.rstrip("/"), model, sizes, batches, decode_tokens, repeats, timeout)
@@ -77,10 +82,14 @@ def profile(
             cold_start_s=cold_start,
             kv_cache_tokens=kv_cache_tokens,
         )
+    except json.JSONDecodeError as error:
+        fail(f"profile {shown}: an answer is not JSON ({error}); is this an OpenAI-compatible server?")
+    except httpx.TimeoutException as error:
+        fail(f"profile {shown}: no answer within --timeout {timeout:g} s ({type(error).__name__})")
     except (httpx.HTTPError, _ProfileError, ValueError) as error:
-        fail(f"profile {url}: {error}")
+        fail(f"profile {shown}: {str(error) or type(error).__name__}")
     header = [
-        f"Capacity of one replica of {name} at {url}, measured by `inferplane profile`",
+        f"Capacity of one replica of {name} at {shown}, measured by `inferplane profile`",
         f"on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC.",
         "Prefill (prompt tokens, median time to first token): "
         + ", ".join(f"{s.prompt_tokens}: {s.ttft_s:.3f} s" for s in prefill),
@@ -171,3 +180,12 @@ async def _stream(client: httpx.AsyncClient, model: str, prompt: str, max_tokens
         raise _ProfileError("the reply streamed no content")
     gaps = [b - a for a, b in itertools.pairwise(times)]
     return {"ttft_s": times[0] - started, "gaps": gaps, "prompt_tokens": prompt_tokens}
+
+
+def _without_credentials(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))

@@ -3,6 +3,7 @@ bundled service on the default model."""
 
 from __future__ import annotations
 
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -91,6 +92,33 @@ def test_an_unreachable_server_exits_2_naming_the_url(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["profile", "--url", url, "--output", str(tmp_path / "c.yaml")])
     assert result.exit_code == 2 and url in result.output
     assert not (tmp_path / "c.yaml").exists()
+
+
+def test_a_url_with_credentials_is_never_printed_whole(tmp_path: Path) -> None:
+    from tests.local_servers import free_port
+
+    url = f"http://user:s3cret-pw@127.0.0.1:{free_port()}"
+    result = CliRunner().invoke(app, ["profile", "--url", url, "--output", str(tmp_path / "c.yaml")])
+    assert result.exit_code == 2 and "s3cret-pw" not in result.output
+    assert url.replace("user:s3cret-pw@", "") in result.output
+
+
+def test_a_server_that_answers_no_json_or_too_late_is_named_so(tmp_path: Path) -> None:
+    from tests.local_servers import text_server
+
+    with text_server(lambda: "<html>not an API</html>") as metrics:
+        base = metrics.removesuffix("/metrics")
+        result = CliRunner().invoke(app, ["profile", "--url", base, "--output", str(tmp_path / "c.yaml")])
+    assert result.exit_code == 2 and "is not JSON" in result.output, result.output
+    with socket.socket() as silent:  # accepts connections, never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        args = ["profile", "--url", url, "--output", str(tmp_path / "c.yaml"), "--timeout", "0.5"]
+        result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2 and "no answer within --timeout 0.5 s" in result.output, result.output
+    result = CliRunner().invoke(app, [*args[:-1], "-1"])
+    assert result.exit_code == 2 and "--timeout must be a positive number of seconds" in result.output
 
 
 @pytest.mark.slow
