@@ -123,6 +123,9 @@ BAD = {
     "price not positive": Bad(
         VALID.replace("1.5", "0"), 7, "endpoints[0].price.gpu_per_hour_usd", "greater than 0"
     ),
+    "price infinite": Bad(
+        VALID.replace("1.5", ".inf"), 7, "endpoints[0].price.gpu_per_hour_usd", "finite number"
+    ),
     "min above max": Bad(
         VALID.replace("min_replicas: 1", "min_replicas: 5"),
         5,

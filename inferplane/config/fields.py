@@ -24,8 +24,10 @@ class StrictModel(BaseModel):
     """Base of every config model: unknown keys are errors and inputs never reach messages."""
 
     # hide_input_in_errors: a value typed into the wrong field may be a secret; pydantic's
-    # own str(ValidationError) would otherwise print it.
-    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+    # own str(ValidationError) would otherwise print it. allow_inf_nan: YAML's .inf and
+    # .nan are numbers no setting means (an infinite price poisons every sum, and the
+    # JSON it ends in).
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True, allow_inf_nan=False)
 
 
 _SLUG = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
