@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Any, cast
+from urllib.parse import urlsplit
 
 import typer
 
@@ -40,6 +41,12 @@ def keda(
 
     if gpu_source not in ("inferplane", "dcgm"):
         fail(f"--gpu-source {gpu_source!r} is not one of: inferplane, dcgm")
+    parts = urlsplit(prometheus_url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        fail(f"--prometheus-url {prometheus_url!r}: expected an http:// or https:// URL")
+    if parts.username is not None or parts.password is not None:
+        # The manifest is a file people commit; KEDA takes credentials from a TriggerAuthentication.
+        fail("--prometheus-url: no user:password in the URL; give KEDA a TriggerAuthentication instead")
     source = cast(GpuSource, gpu_source)
     _print(lambda e: keda_scaled_object(e, prometheus_url, gpu_source=source), endpoint, config)
 

@@ -239,6 +239,16 @@ def test_cli_hpa_prints_a_deserializable_hpa(config_file: Path) -> None:
         pytest.param(["hpa", "local-chat"], "only kubernetes endpoints", id="not-kubernetes"),
         pytest.param(["keda", "nope"], "no endpoint 'nope'", id="unknown-endpoint"),
         pytest.param(["keda", "chat", "--gpu-source", "nvml"], "--gpu-source", id="bad-gpu-source"),
+        pytest.param(
+            ["keda", "chat", "--prometheus-url", "not a url"],
+            "expected an http:// or https:// URL",
+            id="bad-url",
+        ),
+        pytest.param(
+            ["keda", "chat", "--prometheus-url", "http://admin:pw@prom:9090"],
+            "no user:password in the URL",
+            id="credentials-in-url",
+        ),
     ],
 )
 def test_cli_bad_input_exits_2(config_file: Path, args: list[str], message: str) -> None:
