@@ -86,6 +86,10 @@ class AutoscalerEngine:
     def store(self) -> AutoscalerStore:
         return self._store
 
+    @property
+    def config(self) -> InferplaneConfig:
+        return self._config
+
     def target(self, endpoint: str) -> Target:
         return self._targets[endpoint]
 

@@ -49,7 +49,9 @@ def _endpoint_engine(endpoint: str, config: Path | None, store: str | None) -> t
     names = [e.name for e in engine.endpoints]
     if endpoint not in names:
         close_room(engine, opened)
-        fail(f"endpoint {endpoint!r} is not autoscaled; autoscaled endpoints: {', '.join(names) or 'none'}")
+        known = endpoint in [e.name for e in engine.config.endpoints]
+        why = "is not autoscaled" if known else "is not in the config"
+        fail(f"endpoint {endpoint!r} {why}; autoscaled endpoints: {', '.join(names) or 'none'}")
     return engine, opened
 
 

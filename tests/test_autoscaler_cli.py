@@ -42,9 +42,9 @@ def test_durations(text: str, seconds: float) -> None:
     ("args", "message"),
     [
         (["scale", "chat", "2", "--for", "forever"], "duration 'forever' does not parse"),
-        (["scale", "nope", "2"], "endpoint 'nope' is not autoscaled; autoscaled endpoints: chat"),
+        (["scale", "nope", "2"], "endpoint 'nope' is not in the config; autoscaled endpoints: chat"),
         (["scale", "chat", "9"], "9 replicas is outside 0..3"),
-        (["autoscaler", "pause", "nope"], "endpoint 'nope' is not autoscaled"),
+        (["autoscaler", "pause", "nope"], "endpoint 'nope' is not in the config"),
     ],
     ids=["bad-duration", "unknown-endpoint", "above-max", "pause-unknown"],
 )
@@ -104,4 +104,4 @@ def test_off_hours_by_hand_is_stored_shown_in_status_and_ended(tmp_path: Path) -
     again = runner.invoke(app, ["autoscaler", "off-hours", "chat", "--end", "--config", str(path)])
     assert "nothing to end" in again.output
     unknown = runner.invoke(app, ["autoscaler", "off-hours", "nope", "--config", str(path)])
-    assert unknown.exit_code == 2 and "endpoint 'nope' is not autoscaled" in unknown.output
+    assert unknown.exit_code == 2 and "endpoint 'nope' is not in the config" in unknown.output
