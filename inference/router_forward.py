@@ -31,6 +31,7 @@ import json
 import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any
+from urllib.parse import unquote
 
 import httpx
 from fastapi import Request
@@ -54,10 +55,24 @@ _BROKE_OFF = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
 BYTES_PER_TOKEN = 4
 
 
+def relayable(path: str) -> bool:
+    """Whether ``path`` (as the server decoded it) stays under ``/v1/`` at the replica: no
+    ``.`` or ``..`` segment, even decoded once more. The upstream URL is normalised on the
+    way out, so ``/v1/../admin/drain`` (or ``/v1/%2e%2e/admin/drain``) would reach the
+    replica's own admin routes, past the router's admin key."""
+    for candidate in (path, unquote(path)):
+        if not candidate.startswith("/v1/") or any(part in (".", "..") for part in candidate.split("/")):
+            return False
+    return True
+
+
 async def forward(
     request: Request, pool: ReplicaPool, client: httpx.AsyncClient, metrics: RouterMetrics, s: RouterSettings
 ) -> Response:
     """Send ``request`` to a ready replica (retrying elsewhere as above); relay the answer."""
+    if not relayable(request.url.path):
+        metrics.count("bad_path")
+        return error_response(400, "the path must stay under /v1/: no '.' or '..' segments")
     body = await _read_body(request, s.max_body_bytes)
     if body is None:
         metrics.count("too_large")

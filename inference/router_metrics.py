@@ -31,13 +31,15 @@ __all__ = ["METRICS", "OUTCOMES", "RouterMetrics"]
 # forwarded: a replica's answer began to flow back; interrupted: ... and then broke off;
 # hold_timeout / shutting_down: no replica ready in time / the router is stopping (503);
 # overloaded: the hold queue was full (429); too_large: the body was over the limit (413);
-# replica_error: no replica answered (502).
+# bad_path: a path that would leave /v1/ at the replica (400); replica_error: no replica
+# answered (502).
 OUTCOMES = (
     "forwarded",
     "interrupted",
     "hold_timeout",
     "overloaded",
     "too_large",
+    "bad_path",
     "replica_error",
     "shutting_down",
 )

@@ -73,10 +73,12 @@ class FakeReplica:
         self.in_flight = 0
         self.served = 0
         self.in_flight_at_stop: int | None = None
+        self.drained = 0
         routes = [
             Route("/health", lambda r: JSONResponse({"status": "ok"})),
             Route(CHAT, self.chat, methods=["POST"]),
             Route("/v1/completions", self.scripted, methods=["POST"]),
+            Route("/admin/drain", self.drain, methods=["POST"]),
         ]
         self.http = ServerThread(Starlette(routes=routes))
         self.url = self.http.url
@@ -104,6 +106,10 @@ class FakeReplica:
         body = await request.json()
         headers = {"x-replica": str(self.http.port)}
         return JSONResponse({"error": {"message": "teapot"}}, status_code=body["status"], headers=headers)
+
+    async def drain(self, request: Request) -> Response:
+        self.drained += 1
+        return JSONResponse({"draining": True})
 
     def stop(self) -> None:
         if self.in_flight_at_stop is None:
@@ -359,6 +365,29 @@ def test_status_headers_and_body_pass_through() -> None:
         assert reply.status_code == 418 and reply.json() == {"error": {"message": "teapot"}}
         assert reply.headers["x-replica"] == str(fleet.started[0].http.port)
         assert metric(url, "inferplane_router_requests_total", outcome="forwarded") == 1
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/%2e%2e/admin/drain",
+        "/v1/..%2fadmin/drain",
+        "/v1/%252e%252e/admin/drain",
+        "/v1/%2e/chat/completions",
+    ],
+)
+def test_a_path_that_would_leave_v1_at_the_replica_is_refused(path: str) -> None:
+    fleet = Fleet()
+    with running_router(fleet, initial_replicas=1) as url:
+        wait_for(lambda: replicas(url)["ready"] == 1, 10, "a ready replica")
+        reply = httpx.post(url + path, json={"exit": True})
+        assert reply.status_code == 400 and "/v1/" in reply.json()["error"]["message"]
+        # The same with the dots left raw (httpx would resolve them before sending).
+        with socket.create_connection(("127.0.0.1", int(url.rsplit(":", 1)[1]))) as raw:
+            raw.sendall(b"POST /v1/../admin/drain HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}")
+            assert raw.recv(4096).startswith(b"HTTP/1.1 400")
+        assert fleet.started[0].drained == 0
+        assert metric(url, "inferplane_router_requests_total", outcome="bad_path") == 2
 
 
 def test_a_dead_replica_is_retried_around_and_replaced() -> None:
