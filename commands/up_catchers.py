@@ -97,31 +97,53 @@ class _MailHandler:
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
         assert isinstance(message, EmailMessage)
-        body = message.get_body(("plain",))
-        text = body.get_content() if body is not None else message.get_payload()
         self._inbox.add(
             {
                 "via": "email",
                 "subject": str(message["Subject"] or ""),
                 "sender": envelope.mail_from,
                 "recipients": list(envelope.rcpt_tos),
-                "payload": str(text),
+                "payload": _text_of(message),
             }
         )
         return "250 OK"
 
 
+def _text_of(message: EmailMessage) -> str:
+    """The message's plain text part, else its HTML part, else its raw body: what a sender
+    that names a charset Python does not know, or sends HTML only, still shows."""
+    body = message.get_body(("plain", "html"))
+    if body is not None:
+        try:
+            return str(body.get_content())
+        except (LookupError, UnicodeError):  # an unknown or wrong charset
+            raw = body.get_payload(decode=True)
+            if isinstance(raw, bytes):
+                return raw.decode("utf-8", errors="replace")
+    return message.as_string()
+
+
 def _webhook_handler(inbox: _Inbox) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
+            if self.headers.get("Transfer-Encoding"):
+                self._answer(411, "send the body with a Content-Length")  # chunked: not read here
+                return
+            declared = self.headers.get("Content-Length") or "0"
+            if not declared.isdigit():
+                self._answer(400, "Content-Length must be a whole number of bytes")
+                return
+            length = int(declared)
             if length > _MAX_BODY:
                 self._answer(413, "too large")
                 return
-            body = self.rfile.read(length).decode("utf-8", errors="replace")
+            raw = self.rfile.read(length)
+            if len(raw) < length:  # the sender gave up before its declared length: nothing to keep
+                return
+            body = raw.decode("utf-8", errors="replace")
             try:
                 payload: Any = json.loads(body)
-            except json.JSONDecodeError:
+            except (json.JSONDecodeError, RecursionError):  # kept as the text that arrived
                 payload = body
             subject = payload.get("status", "") if isinstance(payload, dict) else ""
             title = f"POST {self.path} {subject}".strip()

@@ -89,6 +89,47 @@ def test_alerts_test_proves_both_channels_and_the_inbox_keeps_each_payload(
     json.dumps(received)  # kept as JSON in the store
 
 
+def test_the_catchers_answer_odd_senders_and_keep_what_arrived(running: tuple[str, int, int]) -> None:
+    """A sender with a bad Content-Length, chunked encoding or a deeply nested body gets an
+    answer (4xx or 200 with the text kept); a mail in a charset Python does not know, or
+    in HTML only, is kept as its text."""
+    import smtplib
+    import socket
+
+    url, smtp, webhook = running
+
+    def post(head: str, body: bytes = b"") -> bytes:
+        with socket.create_connection(("127.0.0.1", webhook), timeout=10) as raw:
+            raw.sendall(f"POST /alerts HTTP/1.1\r\nHost: x\r\n{head}\r\n".encode() + body)
+            return raw.recv(4096)
+
+    assert post("Content-Length: abc\r\n").startswith(b"HTTP/1.0 400")
+    assert post("Transfer-Encoding: chunked\r\n", b"2\r\n{}\r\n0\r\n\r\n").startswith(b"HTTP/1.0 411")
+    nested = b"[" * 50_000
+    assert post(f"Content-Length: {len(nested)}\r\n", nested).startswith(b"HTTP/1.0 200")
+    with smtplib.SMTP("127.0.0.1", smtp, timeout=10) as client:
+        client.sendmail(
+            "a@example.com",
+            ["b@example.com"],
+            "Subject: odd charset\r\nContent-Type: text/plain; charset=bogus-xyz\r\n\r\nspend is up\r\n",
+        )
+        client.sendmail(
+            "a@example.com",
+            ["b@example.com"],
+            "Subject: html only\r\nMIME-Version: 1.0\r\n"
+            "Content-Type: multipart/alternative; boundary=B\r\n\r\n"
+            "--B\r\nContent-Type: text/html\r\n\r\n<p>idle GPU</p>\r\n--B--\r\n",
+        )
+    store = open_store(url)
+    try:
+        received = (store.load_state(INBOX_KEY) or {})["received"]
+    finally:
+        store.close()
+    kept = {item["subject"]: item["payload"] for item in received}
+    assert kept["POST /alerts"] == nested.decode()
+    assert "spend is up" in kept["odd charset"] and "<p>idle GPU</p>" in kept["html only"]
+
+
 def test_alerts_test_fails_when_a_channel_cannot_deliver(tmp_path: Path) -> None:
     # Nothing listens on these ports: both attempts fail, and the command says so.
     text = example_config_text().replace("port: 1025", f"port: {free_port()}")
