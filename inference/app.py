@@ -17,7 +17,8 @@ from fastapi import Depends, FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from inference import responses
 from inference.schemas import ChatCompletionRequest, CompletionRequest, GenerateRequest
@@ -28,6 +29,8 @@ __all__ = ["create_app"]
 
 
 class DrainRequest(BaseModel):
+    model_config = ConfigDict(strict=True)  # "exit": "yes" is not a yes
+
     exit: bool = False
 
 
@@ -249,9 +252,21 @@ def _add_error_handlers(app: FastAPI) -> None:
         body = responses.error_body(error.message, error.kind, error.param)
         return JSONResponse(body, status_code=error.status, headers=headers)
 
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        # Unknown paths, wrong methods and unparsable bodies: the OpenAI shape, like every error.
+        message = f"{error.detail}: {request.method} {request.url.path}"
+        body = responses.error_body(message, "invalid_request_error", None)
+        return JSONResponse(body, status_code=error.status_code, headers=getattr(error, "headers", None))
+
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
         problems = [_describe(problem) for problem in error.errors()]
+        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if "the body must be a JSON object" in problems and kind != "application/json":
+            problems = [
+                f"send the body as JSON with 'Content-Type: application/json' (got {kind or 'none'!r})"
+            ]
         message = "invalid request: " + "; ".join(problems)
         first = error.errors()[0] if error.errors() else {}
         param = ".".join(str(p) for p in first.get("loc", ())[1:]) or None

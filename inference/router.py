@@ -32,6 +32,7 @@ import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from inference.replica_pool import ReplicaFactory, ReplicaPool
 from inference.router_forward import error_response, forward
@@ -76,6 +77,11 @@ def create_router_app(
                 await pool.close()
 
     app = FastAPI(title="inferplane router", version="0.1.0", lifespan=lifespan)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        # Unknown paths and wrong methods: the OpenAI shape, like every other answer of ours.
+        return error_response(error.status_code, f"{error.detail}: {request.method} {request.url.path}")
 
     @app.get("/health")
     async def health() -> dict[str, str]:
@@ -137,7 +143,7 @@ def _parse_replicas(raw: bytes, maximum: int) -> tuple[int | None, str | None]:
     """(count, None) or (count or None, what is wrong with the body)."""
     try:
         body = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested too deep to be a count
         return None, 'the body must be JSON: {"replicas": <count>}'
     value = body.get("replicas") if isinstance(body, dict) else None
     if isinstance(value, bool) or not isinstance(value, int):
@@ -163,8 +169,9 @@ def _admin_key(settings: RouterSettings, environ: Mapping[str, str]) -> str | No
 def _check_key(request: Request, key: str | None) -> JSONResponse | None:
     if key is None:
         return None
-    given = request.headers.get("authorization", "")
-    if hmac.compare_digest(given.encode(), f"Bearer {key}".encode()):
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    # The scheme is case-insensitive (RFC 9110); the key is compared in constant time.
+    if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), key.encode()):
         return None
     response = error_response(401, "the admin API needs 'Authorization: Bearer <key>'")
     response.headers["WWW-Authenticate"] = "Bearer"

@@ -117,7 +117,9 @@ async def forward(
             pool.release(replica, tokens)
             log.warning("replica %s failed before answering: %r; not retried", replica.url, error)
             metrics.count("replica_error")
-            return error_response(502, f"the replica failed before answering ({type(error).__name__})")
+            # A replica too slow to answer is a gateway timeout; one that broke is a bad gateway.
+            status = 504 if isinstance(error, httpx.TimeoutException) else 502
+            return error_response(status, f"the replica failed before answering ({type(error).__name__})")
         else:
             metrics.count("forwarded")
             first = _Once(functools.partial(pool.first_byte, replica, tokens))
@@ -204,7 +206,9 @@ def error_response(status: int, message: str, retry_after: int | None = None) ->
         if status == 429
         else "service_unavailable"
         if status >= 500
-        else ("invalid_request_error")
+        else "authentication_error"
+        if status == 401
+        else "invalid_request_error"
     )
     body = {"error": {"message": message, "type": kind, "param": None, "code": None}}
     headers = {"Retry-After": str(retry_after)} if retry_after else None

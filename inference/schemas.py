@@ -37,7 +37,9 @@ _NEUTRAL_VALUES: dict[str, tuple[Any, ...]] = {
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # strict: "max_tokens": "5", "n": true or "stream": "yes" are refused as the OpenAI API
+    # refuses them, not read as 5, 1 and true (JSON integers still fill float fields).
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class TextPart(_Strict):

@@ -26,6 +26,9 @@ CASES = [
     ("zero max_tokens", CHAT, {"messages": USER, "max_tokens": 0}, 400, "max_tokens"),
     ("huge max_tokens", CHAT, {"messages": USER, "max_tokens": 10**12}, 400, "limit"),
     ("max_tokens a string", CHAT, {"messages": USER, "max_tokens": "many"}, 400, "max_tokens"),
+    ("max_tokens a number in a string", CHAT, {"messages": USER, "max_tokens": "5"}, 400, "max_tokens"),
+    ("max_tokens true", CHAT, {"messages": USER, "max_tokens": True}, 400, "max_tokens"),
+    ("stream a string", CHAT, {"messages": USER, "stream": "yes"}, 400, "stream"),
     ("temperature too hot", CHAT, {"messages": USER, "temperature": 9}, 400, "temperature"),
     ("top_p zero", CHAT, {"messages": USER, "top_p": 0}, 400, "top_p"),
     ("n above one", CHAT, {"messages": USER, "n": 3}, 400, "'n'"),
@@ -71,3 +74,20 @@ def test_the_replica_is_still_healthy_after_bad_input(service: ServiceProcess) -
     assert httpx.get(service.url + "/ready").status_code == 200
     ok = httpx.post(service.url + "/generate", json={"prompt": "Hello", "max_tokens": 2}, timeout=60)
     assert ok.status_code == 200
+
+
+def test_unknown_paths_wrong_methods_and_wrong_content_types_answer_in_the_openai_shape(
+    service: ServiceProcess,
+) -> None:
+    for reply, status, words in (
+        (httpx.get(service.url + CHAT), 405, "Method Not Allowed: GET /v1/chat/completions"),
+        (httpx.post(service.url + "/v1/nothing", json={}), 404, "Not Found: POST /v1/nothing"),
+        (
+            httpx.post(service.url + CHAT, data={"messages": "hi"}),  # a form, as curl -d sends
+            400,
+            "send the body as JSON with 'Content-Type: application/json'",
+        ),
+    ):
+        assert reply.status_code == status, reply.text
+        error = reply.json()["error"]
+        assert words in error["message"] and error["type"] == "invalid_request_error", error

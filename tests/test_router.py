@@ -315,6 +315,7 @@ def test_ready_seconds_charge_each_span_at_the_count_that_held() -> None:
         pytest.param({"replicas": True}, 400, "whole number", id="boolean"),
         pytest.param({}, 400, "whole number", id="missing"),
         pytest.param(b"replicas=2", 400, "must be JSON", id="not-json"),
+        pytest.param(b"[" * 50_000, 400, "must be JSON", id="nested-too-deep"),
     ],
 )
 def test_admin_refuses_bad_counts(body: Any, status: int, says: str) -> None:
@@ -332,8 +333,9 @@ def test_admin_key_when_configured() -> None:
         for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "s3cret"}):
             reply = httpx.get(url + "/admin/replicas", headers=headers)
             assert reply.status_code == 401 and reply.headers["www-authenticate"] == "Bearer"
-            assert "s3cret" not in reply.text
+            assert "s3cret" not in reply.text and reply.json()["error"]["type"] == "authentication_error"
         assert replicas(url, Authorization="Bearer s3cret")["desired"] == 1
+        assert replicas(url, Authorization="bearer s3cret")["desired"] == 1  # the scheme: any case
         assert httpx.put(url + "/admin/replicas", json={"replicas": 0}).status_code == 401
         assert chat(url).status_code == 200  # the OpenAI API is not behind the admin key
     with pytest.raises(ValueError, match="ROUTER_KEY is not set"):
@@ -388,6 +390,15 @@ def test_a_path_that_would_leave_v1_at_the_replica_is_refused(path: str) -> None
             assert raw.recv(4096).startswith(b"HTTP/1.1 400")
         assert fleet.started[0].drained == 0
         assert metric(url, "inferplane_router_requests_total", outcome="bad_path") == 2
+
+
+def test_unknown_paths_and_wrong_methods_answer_in_the_openai_shape() -> None:
+    with running_router(Fleet(), initial_replicas=0) as url:
+        for reply, status in ((httpx.get(url + "/nothing"), 404), (httpx.get(url + "/admin/drain"), 404)):
+            assert reply.status_code == status
+            assert reply.json()["error"]["message"].startswith("Not Found: GET ")
+        reply = httpx.delete(url + "/admin/replicas")
+        assert reply.status_code == 405 and "Method Not Allowed" in reply.json()["error"]["message"]
 
 
 def test_a_dead_replica_is_retried_around_and_replaced() -> None:
