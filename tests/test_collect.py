@@ -27,17 +27,19 @@ runner = CliRunner()
 T0 = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
 
-def write_config(path: Path, service_url: str, dead_url: str) -> None:
+def write_config(path: Path, service_url: str | None, dead_url: str) -> None:
+    """One endpoint read by a live source (left out when ``service_url`` is None) and a dead one."""
+    live = f"""
+  - kind: scrape
+    name: live
+    targets: [{{endpoint: chat, url: "{service_url}"}}]"""
     path.write_text(
         f"""
 endpoints:
   - name: chat
     target: {{kind: local, model: smollm2-135m-instruct}}
     price: {{gpu_per_hour_usd: 3.6}}
-sources:
-  - kind: scrape
-    name: live
-    targets: [{{endpoint: chat, url: "{service_url}"}}]
+sources:{live if service_url else ""}
   - kind: scrape
     name: dead
     retries: 1
@@ -86,20 +88,7 @@ def test_collect_once_stores_real_readings_and_survives_a_dead_source(
 def test_collect_once_fails_when_every_source_failed(tmp_path: Path) -> None:
     """The estimate still runs (it prices what is stored), but nothing was read: exit 1."""
     config = tmp_path / "inferplane.yaml"
-    config.write_text(
-        f"""
-endpoints:
-  - name: chat
-    target: {{kind: local, model: smollm2-135m-instruct}}
-    price: {{gpu_per_hour_usd: 3.6}}
-sources:
-  - kind: scrape
-    name: dead
-    retries: 1
-    timeout_s: 2
-    targets: [{{endpoint: chat, url: "http://127.0.0.1:{free_port()}"}}]
-"""
-    )
+    write_config(config, None, f"http://127.0.0.1:{free_port()}")
     result = runner.invoke(
         app, ["collect", "--once", "--config", str(config), "--store", f"sqlite:///{tmp_path / 's.db'}"]
     )
