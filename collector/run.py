@@ -239,6 +239,14 @@ class Collector:
                     self._unpriced_from = before
         return self._unpriced_from
 
+    def _lowered_mark(self, earliest: datetime | None) -> datetime | None:
+        """``earliest`` when writing it leaves samples older than the unpriced mark (so the
+        mark must come down to it), else None; None too without prices. Hold the lock."""
+        if not self.prices or earliest is None:
+            return None
+        unpriced = self._unpriced_locked()
+        return earliest if unpriced is None or earliest < unpriced else None
+
     def run_once(self, now: datetime | None = None) -> list[SourceReport]:
         """One full cycle: every metric source, every cost source, then the estimates."""
         at = now or self.clock()
@@ -270,14 +278,11 @@ class Collector:
             earliest = self._pending.earliest()
             states = [state] if state is not None else []
             try:
-                unpriced = self._unpriced_locked() if self.prices else None
-                lowers = (
-                    earliest is not None and bool(self.prices) and (unpriced is None or earliest < unpriced)
-                )
-                if lowers and earliest is not None:
+                mark = self._lowered_mark(earliest)
+                if mark is not None:
                     # In the samples' transaction: a crash cannot leave them written and unmarked.
                     states.append(
-                        (_UNPRICED_KEY, {"time": earliest.isoformat()}, states[0][2] if states else earliest)
+                        (_UNPRICED_KEY, {"time": mark.isoformat()}, states[0][2] if states else mark)
                     )
                 written = self._pending.flush(self.store, *states)
             except StoreError as error:
@@ -287,8 +292,8 @@ class Collector:
                     log.error("collector: %s", note)
                 self._store_failing = True
                 return 0
-            if lowers:
-                self._unpriced_from = earliest
+            if mark is not None:
+                self._unpriced_from = mark
         if self._store_failing:
             dropped = (
                 f" ({self._pending.dropped} oldest dropped by the bound)" if self._pending.dropped else ""

@@ -219,8 +219,7 @@ def bench_inference(
     from commands.bench_inference import BenchOptions, run_benchmark
     from inference.model_store import DEFAULT_MODEL
 
-    if output is not None:
-        check_writable(output, "--output")
+    check_writable(output, "--output")
     try:
         levels = [int(c) for c in concurrency.split(",")]
     except ValueError:
@@ -260,8 +259,7 @@ def bench_store(
     from commands.bench_store import run_store_benchmark
     from inferplane.store import StoreError
 
-    if output is not None:
-        check_writable(output, "--output")
+    check_writable(output, "--output")
     results: dict[str, object] = {}
     with tempfile.TemporaryDirectory(prefix="inferplane-bench-") as scratch:
         typer.echo("SQLite ...", err=True)
@@ -311,8 +309,7 @@ def bench_alerts(
             fail(f"{name} must be at least 1, got {value}")
     if not (math.isfinite(spike_factor) and spike_factor > 1):
         fail(f"--spike-factor must be a finite number above 1 (a spike rises), got {spike_factor}")
-    if output is not None:
-        check_writable(output, "--output")
+    check_writable(output, "--output")
     if injection not in ("scale", "surge"):
         fail(f"--injection must be scale or surge, got {injection!r}")
     if workload not in ("trace", "daily"):

@@ -75,8 +75,7 @@ def bench_replay(
     if not (math.isfinite(ttft_per_1k_prompt) and ttft_per_1k_prompt >= 0):
         fail(f"--ttft-per-1k-prompt must be a finite number >= 0, got {ttft_per_1k_prompt}")
     chosen_routing = routing_option(routing)
-    if output is not None:
-        check_writable(output, "--output")
+    check_writable(output, "--output")
     scales = load_scale or list(LOAD_SCALES)
     bad = [s for s in scales if not (math.isfinite(s) and s > 0)]
     if bad:

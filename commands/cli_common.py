@@ -64,10 +64,12 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(seconds=seconds)
 
 
-def check_writable(path: Path, option: str) -> None:
+def check_writable(path: Path | None, option: str) -> None:
     """Exit 2 naming ``option`` unless ``path`` can be written (the OS decides: a missing
     folder, a folder, no permission): before work that may take minutes, not after it.
-    Leaves no file behind that was not there."""
+    Leaves no file behind that was not there. No path (the option not given): nothing."""
+    if path is None:
+        return
     existed = path.exists()
     try:
         with path.open("a", encoding="utf-8"):

@@ -38,15 +38,18 @@ def keda(
 ) -> None:
     """Print a KEDA ScaledObject (Prometheus GPU and queue triggers, cron uptime windows)."""
     from autoscaler.export import GpuSource, keda_scaled_object
+    from inferplane.config.fields import check_http_url
 
     if gpu_source not in ("inferplane", "dcgm"):
         fail(f"--gpu-source {gpu_source!r} is not one of: inferplane, dcgm")
     parts = urlsplit(prometheus_url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        fail(f"--prometheus-url {prometheus_url!r}: expected an http:// or https:// URL")
     if parts.username is not None or parts.password is not None:
         # The manifest is a file people commit; KEDA takes credentials from a TriggerAuthentication.
         fail("--prometheus-url: no user:password in the URL; give KEDA a TriggerAuthentication instead")
+    try:
+        check_http_url(prometheus_url)  # the config's own rule for a URL
+    except ValueError as error:
+        fail(f"--prometheus-url {prometheus_url!r}: {error}")
     source = cast(GpuSource, gpu_source)
     _print(lambda e: keda_scaled_object(e, prometheus_url, gpu_source=source), endpoint, config)
 

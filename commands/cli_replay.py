@@ -107,8 +107,7 @@ def replay(
     chosen_routing = routing_option(routing)
     if not (ttft_per_1k_prompt >= 0 and math.isfinite(ttft_per_1k_prompt)):
         fail(f"--ttft-per-1k-prompt must be a finite number >= 0, got {ttft_per_1k_prompt}")
-    if timeline is not None:
-        check_writable(timeline, "--timeline")
+    check_writable(timeline, "--timeline")
     clock = time.perf_counter()
     try:
         rows = replay_rows(

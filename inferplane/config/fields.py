@@ -17,6 +17,7 @@ __all__ = [
     "Slug",
     "StrictModel",
     "SubscriptionId",
+    "check_http_url",
 ]
 
 
@@ -50,7 +51,8 @@ def _name(value: str) -> str:
     return value
 
 
-def _http_url(value: str) -> str:
+def check_http_url(value: str) -> str:
+    """``value`` if it is an http(s) URL with a host and no password; ValueError otherwise."""
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError("expected an http:// or https:// URL with a host")
@@ -95,7 +97,7 @@ def _scope(value: str) -> str:
 
 Slug = Annotated[str, AfterValidator(_slug)]
 Name = Annotated[str, AfterValidator(_name)]
-HttpUrl = Annotated[str, AfterValidator(_http_url)]
+HttpUrl = Annotated[str, AfterValidator(check_http_url)]
 EnvVarName = Annotated[str, AfterValidator(_env_name)]
 SubscriptionId = Annotated[str, AfterValidator(_subscription_id)]
 AzureResourceId = Annotated[str, AfterValidator(_resource_id)]

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from inferplane.store.engine import create_store_engine, migrate
+from inferplane.store.engine import create_store_engine, migrate, sqlite_file
 from inferplane.store.errors import URL_FIX, StoreError, first_line, safe_url, translate_errors
 from inferplane.store.store import Store
 
@@ -131,15 +131,12 @@ def open_store(url: str, *, existing: bool = False) -> Store:
 
 def _require_file(url: str) -> None:
     try:
-        parsed = make_url(url)
+        path = sqlite_file(make_url(url))
     except (ArgumentError, ValueError):
         return  # reported, with its fix, where the store is opened
-    database = parsed.database or ""
-    if parsed.get_backend_name() != "sqlite" or database in ("", ":memory:") or database.startswith("file:"):
-        return
-    if not Path(database).expanduser().is_file():
+    if path is not None and not path.is_file():
         raise StoreError(
-            f"store {safe_url(url)}: no store at {database}. Fix: check the path (--store, "
+            f"store {safe_url(url)}: no store at {path}. Fix: check the path (--store, "
             f"{STORE_URL_ENV}, store.url in the config), or collect into it first "
             "(inferplane up, inferplane collect)"
         )

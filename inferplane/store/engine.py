@@ -14,7 +14,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy.engine import URL, Engine, make_url
 
-__all__ = ["BUSY_TIMEOUT_MS", "create_store_engine", "migrate", "read_only"]
+__all__ = ["BUSY_TIMEOUT_MS", "create_store_engine", "migrate", "read_only", "sqlite_file"]
 
 BUSY_TIMEOUT_MS = 5000
 _MIGRATIONS = Path(__file__).parent / "migrations"
@@ -37,9 +37,18 @@ def create_store_engine(url: str | URL) -> Engine:
     return sa.create_engine(parsed, pool_pre_ping=True, connect_args=connect_args)
 
 
+def sqlite_file(url: URL) -> Path | None:
+    """The file a SQLite URL keeps its store in; None for other backends, an in-memory
+    database or a ``file:`` URI (which SQLite opens as it says)."""
+    database = url.database or ""
+    if url.get_backend_name() != "sqlite" or database in ("", ":memory:") or database.startswith("file:"):
+        return None
+    return Path(database).expanduser()
+
+
 def _sqlite_engine(url: URL) -> Engine:
-    if url.database and url.database != ":memory:" and not url.database.startswith("file:"):
-        Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    if (path := sqlite_file(url)) is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
     engine = sa.create_engine(url)
 
     @sa.event.listens_for(engine, "connect")
